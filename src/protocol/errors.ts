@@ -1,0 +1,74 @@
+/**
+ * The one registry of GoGrid error codes, shared by the wire `error` frame,
+ * the HTTP API and the CLI's one-line messages.
+ *
+ *   throw new GridError('GG_ERR_TOKEN_EXPIRED', 'token abc123 expired at 2026-01-01T00:00:00Z');
+ *
+ * `docs/errors.md` lists every code; a test keeps the two in sync both ways.
+ */
+
+interface ErrorCodeInfo {
+  /** HTTP status when the error crosses the HTTP API. */
+  status: number;
+  /** Whether trying the same thing again later can succeed (drives reconnect and retry). */
+  retryable: boolean;
+  /** Short description for the docs table. */
+  summary: string;
+}
+
+export const ERROR_CODES = {
+  GG_ERR_FRAME_TOO_LARGE: { status: 413, retryable: false, summary: 'A frame announced a length over the maximum frame size.' },
+  GG_ERR_FRAME_INVALID: { status: 400, retryable: false, summary: 'A frame was not valid JSON or did not match its message schema.' },
+  GG_ERR_MESSAGE_UNKNOWN: { status: 400, retryable: false, summary: 'A frame carried a message type this side does not know.' },
+  GG_ERR_MESSAGE_UNEXPECTED: { status: 400, retryable: false, summary: 'A known message arrived in a state where it is not allowed (e.g. heartbeat before hello).' },
+  GG_ERR_PROTOCOL_VERSION_UNSUPPORTED: { status: 426, retryable: false, summary: 'The peer speaks a protocol version this side does not support.' },
+  GG_ERR_TOO_MANY_CONNECTIONS: { status: 503, retryable: true, summary: 'The coordinator is at max_connections.' },
+  GG_ERR_UNAUTHENTICATED: { status: 401, retryable: false, summary: 'No valid client certificate or API key was presented.' },
+  GG_ERR_WORKER_REVOKED: { status: 403, retryable: false, summary: 'This worker was revoked by an administrator.' },
+  GG_ERR_WORKER_UNKNOWN: { status: 403, retryable: false, summary: 'The certificate is valid but names a worker the coordinator has no record of.' },
+  GG_ERR_SESSION_REPLACED: { status: 409, retryable: false, summary: 'Another connection presented the same worker certificate; the newest connection wins.' },
+  GG_ERR_HEARTBEAT_TIMEOUT: { status: 408, retryable: true, summary: 'No heartbeat arrived within heartbeat_timeout_secs.' },
+  GG_ERR_SHUTTING_DOWN: { status: 503, retryable: true, summary: 'The coordinator is stopping.' },
+  GG_ERR_TOKEN_MALFORMED: { status: 400, retryable: false, summary: 'The enrollment token is not of the form gg1.<id>.<secret>.<ca-fingerprint>.' },
+  GG_ERR_TOKEN_INVALID: { status: 401, retryable: false, summary: 'The enrollment token id or secret is wrong.' },
+  GG_ERR_TOKEN_EXPIRED: { status: 401, retryable: false, summary: 'The enrollment token is past its expiry.' },
+  GG_ERR_TOKEN_USED_UP: { status: 401, retryable: false, summary: 'The enrollment token has no uses left.' },
+  GG_ERR_TOKEN_REVOKED: { status: 401, retryable: false, summary: 'The enrollment token was revoked.' },
+  GG_ERR_CA_MISMATCH: { status: 400, retryable: false, summary: "The coordinator's CA does not match the fingerprint in the token; the secret was not sent." },
+  GG_ERR_CSR_INVALID: { status: 400, retryable: false, summary: 'The certificate signing request is malformed or its signature does not verify.' },
+  GG_ERR_NOT_ENROLLED: { status: 400, retryable: false, summary: 'The worker has no stored identity and no token was given.' },
+  GG_ERR_CONNECTION_CLOSED: { status: 503, retryable: true, summary: 'The QUIC connection or its control stream closed before the frame could be sent.' },
+  GG_ERR_COORDINATOR_UNREACHABLE: { status: 503, retryable: true, summary: 'The coordinator did not answer (network, firewall, or not running).' },
+  GG_ERR_CONFIG_INVALID: { status: 400, retryable: false, summary: 'A configuration file or option has a bad or unknown key or value.' },
+  GG_ERR_BAD_REQUEST: { status: 400, retryable: false, summary: 'An API request body or parameter is invalid.' },
+  GG_ERR_NOT_FOUND: { status: 404, retryable: false, summary: 'The named worker, token or resource does not exist.' },
+  GG_ERR_INTERNAL: { status: 500, retryable: true, summary: 'A bug: an invariant broke. The log has the details.' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
+
+/** An expected failure with a code, as opposed to a bug (plain Error) or a cancellation (AbortError). */
+export class GridError extends Error {
+  override readonly name = 'GridError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+export function isGridError(e: unknown, code?: ErrorCode): e is GridError {
+  return e instanceof GridError && (code === undefined || e.code === code);
+}

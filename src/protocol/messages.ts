@@ -1,0 +1,228 @@
+/**
+ * Every message on the control stream, as zod schemas; the TypeScript types
+ * are inferred from them. Both sides parse each incoming frame with
+ * `parseWorkerMessage` / `parseCoordinatorMessage` and nothing else.
+ *
+ *   const msg = parseWorkerMessage(JSON.parse(text)); // throws GridError on bad input
+ *   if (msg.type === 'hello') …
+ */
+import { z } from 'zod';
+import { GridError } from './errors.js';
+
+/** Bumped on any incompatible change to the messages below. */
+export const PROTOCOL_VERSION = 1;
+/** Versions this build accepts from a peer. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
+/** QUIC ALPN identifier. */
+export const ALPN = 'gogrid/1';
+
+const id = z.string().min(1).max(128);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
+const nonNegInt = z.number().int().nonnegative();
+
+// ---------------------------------------------------------------- hardware
+
+export const GpuInfo = z.object({
+  vendor: z.string().nullable(),
+  model: z.string().nullable(),
+  /** Dedicated memory in MiB, when the OS reports it. */
+  vramMiB: nonNegInt.nullable(),
+  /** Compute backends a runtime could use on it (cuda, metal, vulkan, directml…), when known. */
+  backends: z.array(z.string()).default([]),
+});
+
+export const HardwareReport = z.object({
+  cpu: z.object({
+    manufacturer: z.string().nullable(),
+    brand: z.string().nullable(),
+    /** Physical cores; null where the OS hides it (some VMs). */
+    physicalCores: nonNegInt.nullable(),
+    /** Logical processors (threads). */
+    threads: nonNegInt.nullable(),
+    speedGHz: z.number().nonnegative().nullable(),
+  }),
+  memory: z.object({ totalBytes: nonNegInt.nullable() }),
+  gpus: z.array(GpuInfo),
+  os: z.object({
+    platform: z.string(),
+    distro: z.string().nullable(),
+    release: z.string().nullable(),
+    arch: z.string(),
+    hostname: z.string().nullable(),
+  }),
+});
+
+// ---------------------------------------------------------------- jobs (used from the jobs issue on)
+
+export const ModelRef = z.object({ sha256: sha256Hex, size: nonNegInt, name: z.string().max(256) });
+
+export const JobRequirements = z.object({
+  minFreeMemoryBytes: nonNegInt.optional(),
+  gpu: z.object({ backend: z.string().optional(), minVramMiB: nonNegInt.optional() }).optional(),
+  os: z.array(z.string()).optional(),
+  arch: z.array(z.string()).optional(),
+  labels: z.array(z.string()).optional(),
+});
+
+export const JobSpec = z.object({
+  jobId: id,
+  kind: z.string().min(1).max(32),
+  model: ModelRef,
+  input: z.unknown(),
+  requirements: JobRequirements.default({}),
+  timeoutMs: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+});
+
+export const RunningJob = z.object({
+  jobId: id,
+  leaseId: id,
+  /** 0..1 when the executor reports it. */
+  progress: z.number().min(0).max(1).nullable(),
+});
+
+export const WorkerStatus = z.enum(['idle', 'working', 'paused', 'draining']);
+
+// ---------------------------------------------------------------- worker → coordinator
+
+export const Hello = z.object({
+  type: z.literal('hello'),
+  protocolVersion: z.number().int(),
+  /** Informational: the coordinator identifies the worker by its certificate and checks this matches. */
+  workerId: id,
+  name: z.string().min(1).max(256),
+  appVersion: z.string().max(64),
+  hardware: HardwareReport,
+  cachedModels: z.array(sha256Hex).max(10_000).default([]),
+  capabilities: z.object({
+    executors: z.array(z.string().max(32)).max(32),
+    slots: z.number().int().min(0).max(256),
+  }),
+});
+
+export const Heartbeat = z.object({
+  type: z.literal('heartbeat'),
+  status: WorkerStatus,
+  /** Why the worker is paused, in words a person understands; null when not paused. */
+  pausedReason: z.string().max(500).nullable().default(null),
+  load: z.object({
+    /** Whole-machine CPU use, 0..1, when known. */
+    cpu: z.number().min(0).max(1).nullable(),
+    freeMemoryBytes: nonNegInt.nullable(),
+  }),
+  runningJobs: z.array(RunningJob).max(256).default([]),
+});
+
+export const JobProgress = z.object({
+  type: z.literal('job.progress'),
+  jobId: id,
+  leaseId: id,
+  progress: z.number().min(0).max(1),
+  message: z.string().max(1000).optional(),
+});
+
+export const JobResult = z.object({
+  type: z.literal('job.result'),
+  jobId: id,
+  leaseId: id,
+  outcome: z.discriminatedUnion('ok', [
+    z.object({ ok: z.literal(true), output: z.unknown() }),
+    z.object({
+      ok: z.literal(false),
+      error: z.object({ code: z.string().max(64), message: z.string().max(4000), retryable: z.boolean() }),
+    }),
+  ]),
+});
+
+// ---------------------------------------------------------------- coordinator → worker
+
+export const Welcome = z.object({
+  type: z.literal('welcome'),
+  protocolVersion: z.number().int(),
+  workerId: id,
+  heartbeatIntervalSecs: z.number().positive(),
+  heartbeatTimeoutSecs: z.number().positive(),
+  /** Set when an administrator paused this worker; it stays paused across reconnects. */
+  pausedByAdmin: z.boolean().default(false),
+});
+
+export const JobAssign = z.object({
+  type: z.literal('job.assign'),
+  job: JobSpec,
+  /** Fencing token: results carrying an older lease are rejected. */
+  leaseId: id,
+  leaseExpiresAt: z.iso.datetime(),
+});
+
+export const JobCancel = z.object({ type: z.literal('job.cancel'), jobId: id, leaseId: id, reason: z.string().max(1000) });
+export const WorkerPause = z.object({ type: z.literal('worker.pause'), reason: z.string().max(500) });
+export const WorkerResume = z.object({ type: z.literal('worker.resume') });
+/** Finish running jobs, take no new ones. */
+export const WorkerDrain = z.object({ type: z.literal('worker.drain') });
+/** A fresh client certificate for the worker's existing key pair (the private key never leaves the worker). */
+export const CertRenew = z.object({ type: z.literal('cert.renew'), certPem: z.string().max(16_384) });
+
+// ---------------------------------------------------------------- both directions
+
+export const ErrorFrame = z.object({
+  type: z.literal('error'),
+  /** A GG_ERR_* code from protocol/errors.ts (kept open so a newer peer's codes still parse). */
+  code: z.string().max(64),
+  message: z.string().max(4000),
+  /** The sender closes the connection after a fatal error. */
+  fatal: z.boolean(),
+});
+
+export const WorkerMessage = z.discriminatedUnion('type', [Hello, Heartbeat, JobProgress, JobResult, ErrorFrame]);
+export const CoordinatorMessage = z.discriminatedUnion('type', [
+  Welcome,
+  JobAssign,
+  JobCancel,
+  WorkerPause,
+  WorkerResume,
+  WorkerDrain,
+  CertRenew,
+  ErrorFrame,
+]);
+
+export type GpuInfo = z.infer<typeof GpuInfo>;
+export type HardwareReport = z.infer<typeof HardwareReport>;
+export type ModelRef = z.infer<typeof ModelRef>;
+export type JobRequirements = z.infer<typeof JobRequirements>;
+export type JobSpec = z.infer<typeof JobSpec>;
+export type RunningJob = z.infer<typeof RunningJob>;
+export type WorkerStatus = z.infer<typeof WorkerStatus>;
+export type Hello = z.infer<typeof Hello>;
+export type Heartbeat = z.infer<typeof Heartbeat>;
+export type Welcome = z.infer<typeof Welcome>;
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+export type WorkerMessage = z.infer<typeof WorkerMessage>;
+export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
+/** What a sender writes: defaults may be left out. */
+export type WorkerMessageInput = z.input<typeof WorkerMessage>;
+export type CoordinatorMessageInput = z.input<typeof CoordinatorMessage>;
+
+const WORKER_TYPES = new Set<string>(WorkerMessage.options.map((o) => o.shape.type.value));
+const COORDINATOR_TYPES = new Set<string>(CoordinatorMessage.options.map((o) => o.shape.type.value));
+
+function parseWith<T>(schema: z.ZodType<T>, known: Set<string>, value: unknown): T {
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  if (typeof type !== 'string' || !known.has(type)) {
+    throw new GridError('GG_ERR_MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(type ?? null).slice(0, 80)}`);
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : '(root)';
+    throw new GridError('GG_ERR_FRAME_INVALID', `invalid ${type} message: ${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+export function parseWorkerMessage(value: unknown): WorkerMessage {
+  return parseWith(WorkerMessage, WORKER_TYPES, value);
+}
+
+export function parseCoordinatorMessage(value: unknown): CoordinatorMessage {
+  return parseWith(CoordinatorMessage, COORDINATOR_TYPES, value);
+}

@@ -1,0 +1,42 @@
+/**
+ * Enrollment tokens, modelled on `kubeadm join`: one string carries the token
+ * id, its secret, and the sha256 fingerprint of the coordinator's CA, so the
+ * worker can check it is talking to the right coordinator before it reveals
+ * the secret.
+ *
+ *   const t = parseEnrollmentToken('gg1.k3x9a2m4.<secret>.<fingerprint>');
+ *   formatEnrollmentToken({ id, secret, caFingerprint });
+ */
+import { GridError } from './errors.js';
+
+const PREFIX = 'gg1';
+const ID = /^[a-z0-9]{8}$/;
+const SECRET = /^[A-Za-z0-9_-]{22}$/; // 128 random bits, base64url
+const FINGERPRINT_B64 = /^[A-Za-z0-9_-]{43}$/; // 256 bits, base64url
+
+export interface EnrollmentToken {
+  id: string;
+  secret: string;
+  /** Lowercase hex sha256 of the coordinator CA certificate (DER). */
+  caFingerprint: string;
+}
+
+export function formatEnrollmentToken(t: EnrollmentToken): string {
+  const fp = Buffer.from(t.caFingerprint, 'hex').toString('base64url');
+  return [PREFIX, t.id, t.secret, fp].join('.');
+}
+
+export function parseEnrollmentToken(text: string): EnrollmentToken {
+  const parts = text.trim().split('.');
+  const [prefix, id, secret, fp] = parts;
+  if (parts.length !== 4 || prefix !== PREFIX || !ID.test(id!) || !SECRET.test(secret!) || !FINGERPRINT_B64.test(fp!)) {
+    throw new GridError(
+      'GG_ERR_TOKEN_MALFORMED',
+      'enrollment token is malformed: expected gg1.<8-char id>.<22-char secret>.<43-char CA fingerprint>, as printed by `gogrid token create`',
+    );
+  }
+  return { id: id!, secret: secret!, caFingerprint: Buffer.from(fp!, 'base64url').toString('hex') };
+}
+
+export const TOKEN_ID_PATTERN = ID;
+export const TOKEN_SECRET_PATTERN = SECRET;
