@@ -1,0 +1,122 @@
+/**
+ * A small JSON-over-HTTPS client for the coordinator's API, pinned to the
+ * coordinator's own CA. Node 20's global fetch cannot take a custom CA or a
+ * client certificate without importing undici's Agent, which is not a public
+ * module on Node 20, so this sits on `node:https` directly.
+ *
+ *   const body = await requestJson({ url: 'https://127.0.0.1:8443/v1/workers', ca: caPem, headers: { authorization } });
+ */
+import https from 'node:https';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { ApiErrorBody, GridError, isGridError, type ErrorCode, ERROR_CODES } from '../protocol/index.js';
+
+/** Every coordinator certificate carries this DNS name, so clients verify it whatever address they dial. */
+export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
+
+export interface HttpsRequest {
+  url: string;
+  method?: 'GET' | 'POST' | 'DELETE';
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** PEM of the CA the server certificate must chain to. Omit only with `insecureNoVerify`. */
+  ca?: string;
+  /** Client certificate (mTLS), when the route needs one. */
+  cert?: string;
+  key?: string;
+  /** Skip server verification: only for fetching the CA whose fingerprint the caller then checks itself. */
+  insecureNoVerify?: boolean;
+  timeoutMs?: number;
+  /** Largest response body accepted. */
+  maxBytes?: number;
+}
+
+export interface HttpsResponse {
+  status: number;
+  body: unknown;
+  peerCertificate: PeerCertificate | null;
+}
+
+/** Sends one request; a non-2xx answer with an API error body becomes a GridError with the server's code. */
+export async function requestJson(req: HttpsRequest): Promise<unknown> {
+  const res = await sendRequest(req);
+  if (res.status >= 200 && res.status < 300) return res.body;
+  const parsed = ApiErrorBody.safeParse(res.body);
+  if (parsed.success) {
+    const code = parsed.data.error.code;
+    throw new GridError(code in ERROR_CODES ? (code as ErrorCode) : 'GG_ERR_INTERNAL', parsed.data.error.message);
+  }
+  throw new GridError('GG_ERR_INTERNAL', `coordinator answered HTTP ${res.status} without an error body`);
+}
+
+export function sendRequest(req: HttpsRequest): Promise<HttpsResponse> {
+  const url = new URL(req.url);
+  if (url.protocol !== 'https:') {
+    return Promise.reject(new GridError('GG_ERR_CONFIG_INVALID', `API URL must start with https:// (got ${req.url})`));
+  }
+  const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  const maxBytes = req.maxBytes ?? 16 * 1024 * 1024;
+  return new Promise<HttpsResponse>((resolve, reject) => {
+    const r = https.request(
+      {
+        method: req.method ?? (payload ? 'POST' : 'GET'),
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port || 443,
+        path: url.pathname + url.search,
+        servername: COORDINATOR_SERVER_NAME,
+        ca: req.ca,
+        cert: req.cert,
+        key: req.key,
+        rejectUnauthorized: !req.insecureNoVerify,
+        agent: false,
+        timeout: req.timeoutMs ?? 10_000,
+        headers: {
+          accept: 'application/json',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+          ...req.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const peer = (res.socket as TLSSocket).getPeerCertificate?.(false) ?? null;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            res.destroy(new GridError('GG_ERR_BAD_REQUEST', `response exceeds ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = null;
+          if (text.length > 0) {
+            try {
+              body = JSON.parse(text);
+            } catch {
+              reject(new GridError('GG_ERR_INTERNAL', `coordinator answered HTTP ${res.statusCode} with a non-JSON body`));
+              return;
+            }
+          }
+          resolve({ status: res.statusCode ?? 0, body, peerCertificate: peer && 'raw' in peer ? peer : null });
+        });
+      },
+    );
+    r.on('timeout', () => r.destroy(new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `no answer from ${url.host} within ${req.timeoutMs ?? 10_000} ms`)));
+    r.on('error', (e) => reject(toNetworkError(e, url)));
+    r.end(payload);
+  });
+}
+
+function toNetworkError(e: Error, url: URL): Error {
+  if (isGridError(e)) return e;
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(code)) {
+    return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${url.host}: ${code}`, { cause: e });
+  }
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'EPROTO') {
+    return new GridError('GG_ERR_UNAUTHENTICATED', `TLS with ${url.host} failed: ${e.message}`, { cause: e });
+  }
+  return e;
+}

@@ -1,0 +1,113 @@
+/**
+ * The dialing side of GoGrid's QUIC transport: connect, verify the server's
+ * certificate against `tls.caPem` and `serverName`, open the control stream.
+ *
+ * A client whose own certificate the server refuses still connects: in TLS 1.3
+ * the client finishes its handshake before the server has checked the client
+ * certificate. The refusal arrives a round trip later, and `channel.frames()`
+ * then throws GG_ERR_UNAUTHENTICATED. Count a connection as up only once the
+ * server has answered on the channel.
+ */
+import { QUICClient, errors as quicErrors, type QUICStream } from '@matrixai/quic';
+import type { Logger as PinoLogger } from 'pino';
+import { GridError } from '../protocol/errors.js';
+import { openFrameChannel, type FrameChannel } from './frame-channel.js';
+import { baseConfig, clientCrypto, CLOSE_GRACE_MS, compileTiming, quicLogger, type QuicTimingOptions } from './quic-config.js';
+
+/** TLS alert 120, as a QUIC crypto error: the server speaks no protocol we offered (ALPN). */
+const TLS_NO_APPLICATION_PROTOCOL = 0x100 + 120;
+
+export interface QuicConnectOptions extends QuicTimingOptions {
+  /** An IP address or a name the OS resolver knows. */
+  host: string;
+  port: number;
+  /** Checked against the server certificate's DNS SAN; an IP SAN alone does not pass. */
+  serverName: string;
+  /** certPem and keyPem are omitted only before enrollment. */
+  tls: { caPem: string; certPem?: string; keyPem?: string };
+  /** The handshake must finish within this; without a limit a dead port is retried forever. */
+  connectTimeoutMs: number;
+  logger?: PinoLogger;
+}
+
+export interface QuicClientConnection {
+  /** The control stream. Nothing reaches the server until the first `send`. */
+  channel: FrameChannel;
+  /** Ends the control stream (briefly waiting for the server to end its half), then closes the connection. */
+  close(): Promise<void>;
+  /** Resolves when the connection is gone for any reason. */
+  closed: Promise<void>;
+}
+
+/**
+ * Rejects with GG_ERR_COORDINATOR_UNREACHABLE (no answer in time),
+ * GG_ERR_UNAUTHENTICATED (the server's certificate does not verify, or the
+ * server refused the handshake) or GG_ERR_PROTOCOL_VERSION_UNSUPPORTED (ALPN).
+ */
+export async function connectQuic(opts: QuicConnectOptions): Promise<QuicClientConnection> {
+  const timing = compileTiming(opts, 'client');
+  let client: QUICClient;
+  try {
+    client = await QUICClient.createQUICClient(
+      {
+        host: opts.host,
+        port: opts.port,
+        serverName: opts.serverName,
+        crypto: clientCrypto,
+        logger: quicLogger(opts.logger),
+        config: {
+          ...baseConfig(timing),
+          ca: opts.tls.caPem,
+          cert: opts.tls.certPem,
+          key: opts.tls.keyPem,
+          // The server never opens streams towards us.
+          initialMaxStreamsBidi: 0,
+          initialMaxStreamsUni: 0,
+        },
+      },
+      { timer: opts.connectTimeoutMs },
+    );
+  } catch (e) {
+    throw connectError(e, opts);
+  }
+  let stream: QUICStream;
+  try {
+    stream = client.connection.newStream('bidi');
+  } catch (e) {
+    // The server hung up between the handshake and this line.
+    await client.destroy({ force: true });
+    throw new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `${opts.host}:${opts.port} closed the connection right after the handshake`, { cause: e });
+  }
+  const channel = openFrameChannel(stream, { maxFrameBytes: timing.maxFrameBytes });
+  let closing: Promise<void> | null = null;
+  const shutdown = async (): Promise<void> => {
+    await channel.finish(CLOSE_GRACE_MS);
+    await client.destroy({ isApp: true, errorCode: 0, force: true });
+  };
+  return {
+    channel,
+    close: () => (closing ??= shutdown()),
+    closed: client.closedP,
+  };
+}
+
+function connectError(e: unknown, opts: QuicConnectOptions): GridError {
+  const where = `${opts.host}:${opts.port}`;
+  if (e instanceof quicErrors.ErrorQUICClientCreateTimeout) {
+    return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `no QUIC answer from ${where} within ${opts.connectTimeoutMs} ms`, { cause: e });
+  }
+  if (e instanceof quicErrors.ErrorQUICConnectionPeerTLS) {
+    if (e.data.errorCode === TLS_NO_APPLICATION_PROTOCOL) {
+      return new GridError('GG_ERR_PROTOCOL_VERSION_UNSUPPORTED', `${where} does not speak this GoGrid protocol (ALPN)`, { cause: e });
+    }
+    return new GridError('GG_ERR_UNAUTHENTICATED', `${where} refused the TLS handshake (alert ${e.data.errorCode - 0x100})`, { cause: e });
+  }
+  if (e instanceof quicErrors.ErrorQUICConnectionLocalTLS) {
+    return new GridError(
+      'GG_ERR_UNAUTHENTICATED',
+      `the certificate of ${where} does not verify against our CA for the name "${opts.serverName}" (alert ${e.data.errorCode - 0x100})`,
+      { cause: e },
+    );
+  }
+  return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `could not connect to ${where}: ${String(e)}`, { cause: e });
+}

@@ -1,0 +1,171 @@
+/**
+ * The accepting side of GoGrid's QUIC transport. Only clients whose
+ * certificate chains to `tls.caPem` get through: BoringSSL refuses the others
+ * during the handshake (no certificate: alert 116 certificate_required; another
+ * CA: alert 48 unknown_ca), before `onConnection` ever sees them, so a peer
+ * handed to `onConnection` always has a verified `peerCertificate`.
+ */
+import { QUICServer, events, utils, type QUICConnection } from '@matrixai/quic';
+import type { Logger as PinoLogger } from 'pino';
+import { GridError } from '../protocol/errors.js';
+import { openFrameChannel, type ControlChannel, type FrameChannel } from './frame-channel.js';
+import {
+  APP_ERROR_INTERNAL,
+  baseConfig,
+  CLOSE_GRACE_MS,
+  compileTiming,
+  quicLogger,
+  serverCrypto,
+  type CompiledTiming,
+  type QuicTimingOptions,
+} from './quic-config.js';
+
+export interface QuicPeer {
+  /** "host:port" ("[v6]:port" for IPv6). */
+  readonly remoteAddress: string;
+  /** DER of the client's leaf certificate. Never null in practice: see the file header. */
+  readonly peerCertificate: Uint8Array | null;
+  /**
+   * The first bidirectional stream the client opens, as a FrameChannel. QUIC
+   * announces a stream with its first bytes, so this resolves when the
+   * client's first frame arrives. Rejects with GG_ERR_CONNECTION_CLOSED if the
+   * connection closes first. Later streams are refused.
+   */
+  acceptChannel(): Promise<FrameChannel>;
+  /**
+   * Ends the control stream (flushing queued frames, waiting briefly for the
+   * client to end its half), then closes the connection with an application
+   * error code (default 0) and reason (by convention a GG_ERR_* code name).
+   */
+  close(opts?: { errorCode?: number; reason?: string }): Promise<void>;
+  /** Resolves when the connection is gone: peer close, idle timeout (a killed peer), or our close. */
+  readonly closed: Promise<void>;
+}
+
+export interface QuicServerOptions extends QuicTimingOptions {
+  /** Port 0 picks a free port; read the bound one from the result. */
+  host: string;
+  port: number;
+  /** Clients must present a certificate chaining to caPem. */
+  tls: { certPem: string; keyPem: string; caPem: string };
+  /** Called for each verified connection. A throw or rejection is logged and closes that connection. */
+  onConnection: (peer: QuicPeer) => void;
+  logger?: PinoLogger;
+}
+
+export interface QuicServerHandle {
+  host: string;
+  port: number;
+  connectionCount(): number;
+  /**
+   * Stops accepting and closes every connection. Graceful by default: each
+   * peer's control stream ends first (bounded by a short grace period);
+   * `force` closes at once.
+   */
+  stop(opts?: { force?: boolean }): Promise<void>;
+}
+
+export async function startQuicServer(opts: QuicServerOptions): Promise<QuicServerHandle> {
+  const timing = compileTiming(opts, 'server');
+  const server = new QUICServer({
+    crypto: serverCrypto(),
+    logger: quicLogger(opts.logger),
+    config: {
+      ...baseConfig(timing),
+      key: opts.tls.keyPem,
+      cert: opts.tls.certPem,
+      ca: opts.tls.caPem,
+      // One control stream per connection; bulk data goes over HTTPS.
+      initialMaxStreamsBidi: 1,
+      initialMaxStreamsUni: 0,
+    },
+  });
+  const peers = new Set<ServerPeer>();
+
+  server.addEventListener(events.EventQUICServerConnection.name, (evt: Event) => {
+    if (!(evt instanceof events.EventQUICServerConnection)) return;
+    const peer = new ServerPeer(evt.detail, timing);
+    peers.add(peer);
+    void peer.closed.then(() => peers.delete(peer));
+    const fail = (e: unknown): void => {
+      opts.logger?.error({ err: e, remote: peer.remoteAddress }, 'QUIC connection handler failed');
+      void peer.close({ errorCode: APP_ERROR_INTERNAL, reason: 'GG_ERR_INTERNAL' });
+    };
+    try {
+      // Typed as returning void, but an async handler must not become an unhandled rejection.
+      const result: unknown = opts.onConnection(peer);
+      if (result instanceof Promise) result.catch(fail);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+  await server.start({ host: opts.host, port: opts.port });
+  return {
+    host: server.host,
+    port: server.port,
+    connectionCount: () => peers.size,
+    async stop(stopOpts = {}) {
+      if (!stopOpts.force) {
+        await Promise.all([...peers].map((peer) => peer.close({ reason: 'GG_ERR_SHUTTING_DOWN' })));
+      }
+      await server.stop({ isApp: true, errorCode: 0, reason: Buffer.from('GG_ERR_SHUTTING_DOWN'), force: true });
+    },
+  };
+}
+
+class ServerPeer implements QuicPeer {
+  readonly remoteAddress: string;
+  readonly peerCertificate: Uint8Array | null;
+  readonly closed: Promise<void>;
+  private readonly channel: Promise<ControlChannel>;
+  private opened: ControlChannel | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly connection: QUICConnection,
+    timing: CompiledTiming,
+  ) {
+    this.remoteAddress = utils.buildAddress(connection.remoteHost, connection.remotePort);
+    this.peerCertificate = connection.getRemoteCertsChain()[0] ?? null;
+    this.closed = connection.closedP;
+    this.channel = new Promise<ControlChannel>((resolve, reject) => {
+      connection.addEventListener(events.EventQUICConnectionStream.name, (evt: Event) => {
+        if (!(evt instanceof events.EventQUICConnectionStream)) return;
+        const stream = evt.detail;
+        if (this.opened !== null || stream.type !== 'bidi') {
+          try {
+            stream.cancel(new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'only one control stream is allowed'));
+          } catch {
+            // The stream died on its own already.
+          }
+          return;
+        }
+        this.opened = openFrameChannel(stream, { maxFrameBytes: timing.maxFrameBytes });
+        resolve(this.opened);
+      });
+      void connection.closedP.then(() =>
+        reject(new GridError('GG_ERR_CONNECTION_CLOSED', `${this.remoteAddress} closed before opening a control stream`)),
+      );
+    });
+    // Nobody may ever ask for the channel of a connection that dies early.
+    this.channel.catch(() => undefined);
+  }
+
+  acceptChannel(): Promise<FrameChannel> {
+    return this.channel;
+  }
+
+  close(opts: { errorCode?: number; reason?: string } = {}): Promise<void> {
+    this.closing ??= this.shutdown(opts.errorCode ?? 0, opts.reason ?? '');
+    return this.closing;
+  }
+
+  private async shutdown(errorCode: number, reason: string): Promise<void> {
+    await this.opened?.finish(CLOSE_GRACE_MS);
+    await this.connection
+      .stop({ isApp: true, errorCode, reason: Buffer.from(reason), force: true })
+      // Already closed by the peer or an idle timeout: nothing left to do.
+      .catch(() => undefined);
+  }
+}
