@@ -1,0 +1,215 @@
+/**
+ * `coordinator.toml`, in the format of the deployed seed, read strictly: an unknown
+ * table or key, a value of the wrong type or out of range is an error that names
+ * the file and the key, and every problem is reported at once.
+ *
+ *   const { config, notices } = await loadCoordinatorConfig('/opt/gogrid/config/coordinator.toml', { port: 9443 });
+ *   for (const n of notices) log.warn(n);
+ *
+ * Every key is optional and falls back to DEFAULT_CONFIG; command-line overrides win over the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { z } from 'zod';
+import { GridError } from '../protocol/index.js';
+import { DATABASE_URL_FORMS, parseDatabaseUrl } from './store/url.js';
+
+export interface CoordinatorConfig {
+  server: {
+    bindAddr: string;
+    port: number;
+    maxConnections: number;
+    heartbeatIntervalSecs: number;
+    heartbeatTimeoutSecs: number;
+  };
+  /** url null: embedded PGlite in the coordinator's data dir (`<data>/db`). */
+  database: { url: string | null; maxConnections: number };
+  /** Accepted for compatibility with the seed's file; this coordinator does not use Redis. */
+  redis: { url: string | null };
+}
+
+export const DEFAULT_CONFIG: CoordinatorConfig = {
+  server: {
+    bindAddr: '0.0.0.0',
+    port: 8443,
+    maxConnections: 10_000,
+    heartbeatIntervalSecs: 30,
+    heartbeatTimeoutSecs: 90,
+  },
+  // Embedded PGlite in the data dir: nothing to set up, and a restart keeps
+  // enrolled workers and tokens (memory:// is there for throwaway runs).
+  database: { url: null, maxConnections: 10 },
+  redis: { url: null },
+};
+
+/** Command-line options; each one replaces the file's value. */
+export interface ConfigOverrides {
+  bindAddr?: string;
+  /** 0 (only here, not in the file) picks a free port: local test mode. */
+  port?: number;
+  databaseUrl?: string;
+  /** `[server] max_connections`. */
+  maxConnections?: number;
+  heartbeatIntervalSecs?: number;
+  heartbeatTimeoutSecs?: number;
+}
+
+const OVERRIDE_KEYS = {
+  bindAddr: ['server', 'bind_addr'],
+  port: ['server', 'port'],
+  databaseUrl: ['database', 'url'],
+  maxConnections: ['server', 'max_connections'],
+  heartbeatIntervalSecs: ['server', 'heartbeat_interval_secs'],
+  heartbeatTimeoutSecs: ['server', 'heartbeat_timeout_secs'],
+} as const satisfies Record<keyof ConfigOverrides, readonly [string, string]>;
+
+function kindOf(v: unknown): string {
+  // TOML's inf and nan are numbers to JavaScript; zod refuses them as a wrong type.
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Date) return 'a date';
+  if (v !== null && typeof v === 'object') return 'a table';
+  return `a ${typeof v}`;
+}
+
+const number = (expected: string) => z.number({ error: (iss) => `must be ${expected}, not ${kindOf(iss.input)}` });
+const positiveInt = number('a whole number greater than 0').int('must be a whole number').positive('must be greater than 0');
+const seconds = number('a number of seconds').positive('must be greater than 0');
+const string = (expected: string) => z.string({ error: (iss) => `must be ${expected}, not ${kindOf(iss.input)}` });
+const table = <T extends z.ZodRawShape>(shape: T) =>
+  z.strictObject(shape, { error: (iss) => (iss.code === 'invalid_type' ? `must be a table, not ${kindOf(iss.input)}` : undefined) });
+
+/** Port 0 (a free port) is only for the command line: a deployed file must name its port. */
+const fileSchema = (portZeroAllowed: boolean) => {
+  const portRange = portZeroAllowed ? 'from 0 to 65535' : 'from 1 to 65535';
+  return table({
+    server: table({
+      bind_addr: string('an IP address').refine((s) => isIP(s) !== 0, 'must be an IP address such as 0.0.0.0 or ::').optional(),
+      port: number('a port number')
+        .int('must be a whole number')
+        .min(portZeroAllowed ? 0 : 1, `must be ${portRange}`)
+        .max(65535, `must be ${portRange}`)
+        .optional(),
+      max_connections: positiveInt.optional(),
+      heartbeat_interval_secs: seconds.optional(),
+      heartbeat_timeout_secs: seconds.optional(),
+    }).optional(),
+    database: table({
+      url: string('a URL').refine((u) => parseDatabaseUrl(u) !== null, `must be ${DATABASE_URL_FORMS}`).optional(),
+      max_connections: positiveInt.optional(),
+    }).optional(),
+    redis: table({ url: string('a URL').min(1, 'must not be empty').optional() }).optional(),
+  });
+};
+type FileConfig = z.output<ReturnType<typeof fileSchema>>;
+
+/** Parses and checks `text`; `file` names it in messages. Throws GridError GG_ERR_CONFIG_INVALID. */
+export function parseCoordinatorConfig(
+  text: string,
+  file: string,
+  overrides: ConfigOverrides = {},
+): { config: CoordinatorConfig; notices: string[] } {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text);
+  } catch (e) {
+    if (!(e instanceof TomlError)) throw e;
+    // smol-toml's message is "Invalid TOML document: <reason>\n\n<code excerpt>".
+    const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+    throw new GridError('GG_ERR_CONFIG_INVALID', `${file}:${e.line}:${e.column}: invalid TOML: ${reason}`, { cause: e });
+  }
+
+  const fromCommandLine = applyOverrides(raw, overrides);
+  const where = (key: string) => (fromCommandLine.has(key) ? 'command line' : file);
+  const problems: string[] = [];
+
+  const parsed = fileSchema(overrides.port !== undefined).safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) problems.push(`${file}: ${[...issue.path, k].join('.')}: unknown key`);
+      } else {
+        const key = issue.path.join('.');
+        problems.push(`${where(key)}: ${key}: ${issue.message}`);
+      }
+    }
+  }
+  const order = heartbeatOrderProblem(raw);
+  if (order !== null) problems.push(`${where('server.heartbeat_timeout_secs')}: server.heartbeat_timeout_secs: ${order}`);
+  if (!parsed.success || problems.length > 0) throw new GridError('GG_ERR_CONFIG_INVALID', problems.join('\n'));
+  const config = withDefaults(parsed.data);
+
+  const notices: string[] = [];
+  if (config.redis.url !== null) {
+    notices.push(`${file}: redis.url is set, but this coordinator does not use Redis (worker state lives in the database); ignoring it`);
+  }
+  return { config, notices };
+}
+
+/** Reads `file` (undefined: no file, defaults) and parses it with `parseCoordinatorConfig`. */
+export async function loadCoordinatorConfig(
+  file: string | undefined,
+  overrides: ConfigOverrides = {},
+): Promise<{ config: CoordinatorConfig; notices: string[] }> {
+  if (file === undefined) return parseCoordinatorConfig('', 'defaults', overrides);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new GridError('GG_ERR_CONFIG_INVALID', `${file}: cannot read: ${reason}`, { cause: e });
+  }
+  return parseCoordinatorConfig(text, file, overrides);
+}
+
+/** Writes each given override into the raw TOML tables; returns the dotted keys it set. */
+function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides): Set<string> {
+  const set = new Set<string>();
+  for (const [name, [tableName, key]] of Object.entries(OVERRIDE_KEYS)) {
+    const value = overrides[name as keyof ConfigOverrides];
+    if (value === undefined) continue;
+    const existing = raw[tableName];
+    // A non-table here is already an error the schema reports; leave it for that.
+    if (existing !== undefined && (existing === null || typeof existing !== 'object' || Array.isArray(existing))) continue;
+    raw[tableName] = { ...(existing ?? {}), [key]: value };
+    set.add(`${tableName}.${key}`);
+  }
+  return set;
+}
+
+/**
+ * The timeout must exceed the interval, or a worker that heartbeats on time is
+ * dropped. Checked on the raw values, apart from the schema, so it is reported
+ * next to other problems (zod skips a table's refinements once a key in it fails).
+ */
+function heartbeatOrderProblem(raw: Record<string, unknown>): string | null {
+  const server = raw['server'];
+  if (server === null || typeof server !== 'object' || Array.isArray(server)) return null;
+  const values = server as Record<string, unknown>;
+  const interval = seconds.optional().safeParse(values['heartbeat_interval_secs']);
+  const timeout = seconds.optional().safeParse(values['heartbeat_timeout_secs']);
+  if (!interval.success || !timeout.success) return null;
+  const i = interval.data ?? DEFAULT_CONFIG.server.heartbeatIntervalSecs;
+  const t = timeout.data ?? DEFAULT_CONFIG.server.heartbeatTimeoutSecs;
+  if (t > i) return null;
+  return `must be greater than heartbeat_interval_secs (${i})` + (timeout.data === undefined ? ` (it defaults to ${t})` : '');
+}
+
+function withDefaults(f: FileConfig): CoordinatorConfig {
+  const d = DEFAULT_CONFIG;
+  return {
+    server: {
+      bindAddr: f.server?.bind_addr ?? d.server.bindAddr,
+      port: f.server?.port ?? d.server.port,
+      maxConnections: f.server?.max_connections ?? d.server.maxConnections,
+      heartbeatIntervalSecs: f.server?.heartbeat_interval_secs ?? d.server.heartbeatIntervalSecs,
+      heartbeatTimeoutSecs: f.server?.heartbeat_timeout_secs ?? d.server.heartbeatTimeoutSecs,
+    },
+    database: {
+      url: f.database?.url ?? d.database.url,
+      maxConnections: f.database?.max_connections ?? d.database.maxConnections,
+    },
+    redis: { url: f.redis?.url ?? d.redis.url },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The schema as an ordered list of migrations, applied once each and recorded in
+ * `schema_migrations`. Append new migrations; never edit one that has shipped.
+ *
+ *   const applied = await migrate(db); // versions applied now; [] when up to date
+ */
+import { z } from 'zod';
+import type { Db } from './db.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'workers, enrollment tokens, api keys',
+    up: `
+      CREATE TABLE workers (
+        id               text PRIMARY KEY,
+        name             text NOT NULL,
+        state            text NOT NULL DEFAULT 'offline' CHECK (state IN ('online', 'offline', 'revoked')),
+        -- Why an online worker is not taking jobs (admin pause or the worker's own policy); null = not paused.
+        paused_reason    text,
+        hardware         jsonb,
+        app_version      text,
+        cert_fingerprint text NOT NULL,
+        cert_not_after   timestamptz NOT NULL,
+        enrolled_at      timestamptz NOT NULL,
+        -- When the worker entered its current state ("offline since …").
+        state_changed_at timestamptz NOT NULL,
+        -- Last connect or heartbeat.
+        last_seen        timestamptz,
+        revoked_at       timestamptz,
+        -- The coordinator instance holding the worker's session, while online.
+        instance_id      text,
+        token_id         text,
+        CHECK ((state = 'revoked') = (revoked_at IS NOT NULL))
+      );
+      CREATE INDEX workers_enrolled_at_idx ON workers (enrolled_at, id);
+      CREATE INDEX workers_instance_id_idx ON workers (instance_id) WHERE instance_id IS NOT NULL;
+
+      CREATE TABLE enrollment_tokens (
+        id            text PRIMARY KEY,
+        secret_sha256 text NOT NULL CHECK (secret_sha256 ~ '^[0-9a-f]{64}$'),
+        description   text NOT NULL DEFAULT '',
+        created_at    timestamptz NOT NULL,
+        expires_at    timestamptz NOT NULL,
+        max_uses      integer NOT NULL CHECK (max_uses > 0),
+        uses          integer NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
+        revoked_at    timestamptz
+      );
+
+      CREATE TABLE api_keys (
+        id          text PRIMARY KEY,
+        key_sha256  text NOT NULL UNIQUE CHECK (key_sha256 ~ '^[0-9a-f]{64}$'),
+        created_at  timestamptz NOT NULL,
+        description text NOT NULL DEFAULT ''
+      );
+    `,
+  },
+];
+
+// Any fixed number, the same in every instance: serializes concurrent migrate() calls.
+const MIGRATION_LOCK_KEY = 0x6767_6d69;
+
+const AppliedRow = z.object({ version: z.number().int(), name: z.string(), applied_at: z.date() });
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  appliedAt: Date;
+}
+
+/**
+ * Applies every pending migration, each in its own transaction. On PostgreSQL an
+ * advisory lock makes coordinator instances that start together take turns, so
+ * exactly one applies each migration and the others find it recorded.
+ */
+export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const didApply = await db.transaction(async (tx) => {
+      if (tx.kind === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+      const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (done.length > 0) return false;
+      await tx.exec(m.up);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (didApply) applied.push(m.version);
+  }
+  return applied;
+}
+
+/** What `schema_migrations` records, oldest first; [] on a database never migrated. */
+export async function appliedMigrations(db: Db): Promise<AppliedMigration[]> {
+  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('schema_migrations')::text AS t`);
+  if (exists[0]?.t == null) return [];
+  const rows = await db.query('SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
+  return rows.map((r) => {
+    const row = AppliedRow.parse(r);
+    return { version: row.version, name: row.name, appliedAt: row.applied_at };
+  });
+}
