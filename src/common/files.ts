@@ -1,0 +1,118 @@
+/**
+ * Crash-safe file writes: each file is written to a temp file in the same
+ * directory with its final mode, fsynced, then renamed over the target, so a
+ * reader (or the next start after a power cut) sees the old content or the
+ * new, never half of either.
+ *
+ *   await writeFilesAtomic(dir, [{ name: 'worker.key', data: pem, mode: 0o600 }]);
+ *
+ * Several files are all staged first and renamed last, in the given order, so
+ * the window in which a crash leaves a mix of old and new files is a few
+ * renames long; put the file that marks the set as complete last.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export interface AtomicFile {
+  /** A plain file name inside the directory. */
+  name: string;
+  data: string;
+  /** Permission bits, applied exactly (the umask does not loosen or tighten them). */
+  mode: number;
+}
+
+/** One file: `writeFilesAtomic` for a full path. */
+export function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
+  return writeFilesAtomic(path.dirname(file), [{ name: path.basename(file), data, mode }]);
+}
+
+/**
+ * Creates a private directory (0700). An existing one keeps its mode: the
+ * user may have pointed us at a shared directory on purpose (`--data /tmp`).
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+export async function writeFilesAtomic(dir: string, files: readonly AtomicFile[]): Promise<void> {
+  const staged: Array<{ temp: string; target: string }> = [];
+  try {
+    for (const file of files) {
+      const temp = tempPath(dir, file.name);
+      staged.push({ temp, target: path.join(dir, file.name) });
+      await writeSynced(temp, file.data, file.mode);
+    }
+    for (const { temp, target } of staged) await fs.rename(temp, target);
+  } catch (error) {
+    // A renamed temp file is already gone; force ignores those.
+    await Promise.all(staged.map(({ temp }) => fs.rm(temp, { force: true })));
+    throw error;
+  }
+  await syncDirectory(dir);
+}
+
+/**
+ * Like `writeFilesAtomic` for one file, but only if `name` does not exist yet:
+ * of two processes racing to create it, exactly one wins and both then read
+ * the same content. Returns whether this call created it.
+ */
+export async function createFileAtomic(dir: string, file: AtomicFile): Promise<boolean> {
+  const temp = tempPath(dir, file.name);
+  const target = path.join(dir, file.name);
+  try {
+    await writeSynced(temp, file.data, file.mode);
+    try {
+      // link() fails with EEXIST instead of replacing, unlike rename().
+      await fs.link(temp, target);
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) return false;
+      // File systems without hard links (some network shares): check, then
+      // rename; a race in between is possible there, a lost file is not.
+      if (!['EPERM', 'ENOTSUP', 'ENOSYS'].some((code) => isErrno(error, code))) throw error;
+      if (await fs.stat(target).then(() => true, (e: unknown) => !isErrno(e, 'ENOENT'))) return false;
+      await fs.rename(temp, target);
+    }
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
+  await syncDirectory(dir);
+  return true;
+}
+
+/** Hidden, and unique per write so concurrent writers never share one. */
+function tempPath(dir: string, name: string): string {
+  return path.join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+async function writeSynced(file: string, data: string, mode: number): Promise<void> {
+  // 'wx': a leftover temp file of the same name is never reused.
+  const handle = await fs.open(file, 'wx', mode);
+  try {
+    // open() applies the umask; chmod sets the bits exactly.
+    await handle.chmod(mode);
+    await handle.writeFile(data, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes the renames themselves durable; POSIX only (Windows cannot open a directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems refuse fsync on a directory; the data itself is already synced.
+    if (!isErrno(error, 'EINVAL') && !isErrno(error, 'ENOTSUP')) throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}

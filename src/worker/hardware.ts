@@ -1,0 +1,188 @@
+/**
+ * What this machine has, for the `hello` frame, and how busy it is, for
+ * heartbeats; both via `systeminformation`.
+ *
+ *   const hardware = await collectHardware();            // never throws; unknowns are null
+ *   const { cpu, freeMemoryBytes } = await sampleLoad();
+ *
+ * Collecting (slow, runs OS tools) and mapping (pure) are split so the
+ * mapping can be tested on recorded raw output from machines we do not have.
+ */
+import os from 'node:os';
+import si from 'systeminformation';
+import { z } from 'zod';
+import { HardwareReport, type GpuInfo } from '../protocol/messages.js';
+
+export interface HardwareOptions {
+  /**
+   * Limit per probe, in ms. `si.graphics()` runs external tools
+   * (nvidia-smi, system_profiler, PowerShell) that can hang; a probe past the
+   * limit yields nulls for its part of the report.
+   * @default 5000
+   */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Raw probe results; a probe that failed or timed out is null. */
+export interface RawHardware {
+  /**
+   * From Node itself: instant, cannot hang, and `platform` uses the names job
+   * requirements match on (systeminformation says 'Windows' for win32).
+   */
+  node: { platform: string; arch: string; hostname: string };
+  cpu: unknown;
+  mem: unknown;
+  graphics: unknown;
+  osInfo: unknown;
+}
+
+export async function collectHardware(options: HardwareOptions = {}): Promise<HardwareReport> {
+  return toHardwareReport(await collectRawHardware(options));
+}
+
+/** The raw material of `collectHardware`, e.g. to record a fixture from a new machine. */
+export async function collectRawHardware(options: HardwareOptions = {}): Promise<RawHardware> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const [cpu, mem, graphics, osInfo] = await Promise.all([
+    boundedProbe(() => si.cpu(), timeoutMs),
+    boundedProbe(() => si.mem(), timeoutMs),
+    boundedProbe(() => si.graphics(), timeoutMs),
+    boundedProbe(() => si.osInfo(), timeoutMs),
+  ]);
+  return { node: { platform: process.platform, arch: process.arch, hostname: os.hostname() }, cpu, mem, graphics, osInfo };
+}
+
+/**
+ * Whole-machine CPU use (0..1) since the previous call, and available memory.
+ * `si.currentLoad()` keeps its previous sample in module state shared by the
+ * whole process: the first call in a process measures over 500 ms (so it
+ * takes that long), calls under 200 ms apart get the cached value.
+ */
+export async function sampleLoad(options: HardwareOptions = {}): Promise<{ cpu: number | null; freeMemoryBytes: number | null }> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const [load, mem] = await Promise.all([boundedProbe(() => si.currentLoad(), timeoutMs), boundedProbe(() => si.mem(), timeoutMs)]);
+  const percent = record(load).currentLoad;
+  return {
+    // Rounding in systeminformation can land a hair over 100.
+    cpu: typeof percent === 'number' && Number.isFinite(percent) && percent >= 0 ? Math.min(percent / 100, 1) : null,
+    // `available` counts reclaimable page cache as free, unlike `free`.
+    freeMemoryBytes: count(record(mem).available),
+  };
+}
+
+/** Resolves to the probe's value, or null if it rejects or outlasts `timeoutMs`. */
+export async function boundedProbe<T>(probe: () => Promise<T>, timeoutMs: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), timeoutMs);
+  });
+  // A probe that loses the race still settles later; catch() keeps its rejection handled.
+  const settled = Promise.resolve()
+    .then(probe)
+    .catch(() => null);
+  try {
+    return await Promise.race([settled, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------- pure mapping
+
+const AnyRecord = z.record(z.string(), z.unknown());
+
+export function toHardwareReport(raw: RawHardware): HardwareReport {
+  const cpu = record(raw.cpu);
+  const osInfo = record(raw.osInfo);
+  const platform = raw.node.platform;
+  const controllers = z.array(z.unknown()).catch([]).parse(record(raw.graphics).controllers);
+  return HardwareReport.parse({
+    cpu: {
+      manufacturer: text(cpu.manufacturer),
+      brand: text(cpu.brand),
+      physicalCores: count(cpu.physicalCores),
+      threads: count(cpu.cores),
+      speedGHz: positive(cpu.speed),
+    },
+    memory: { totalBytes: count(record(raw.mem).total) },
+    gpus: controllers.map((c) => toGpu(record(c), platform)).filter((gpu) => gpu.vendor !== null || gpu.model !== null),
+    os: {
+      platform,
+      distro: text(osInfo.distro),
+      release: text(osInfo.release),
+      arch: raw.node.arch,
+      hostname: text(raw.node.hostname),
+    },
+  });
+}
+
+function toGpu(controller: Record<string, unknown>, platform: string): GpuInfo {
+  const vendor = text(controller.vendor);
+  const model = text(controller.model);
+  // Shared memory (Apple Silicon, integrated GPUs) is not dedicated VRAM; the
+  // schema's vramMiB means dedicated. systeminformation reports MiB already.
+  const vramMiB = controller.vramDynamic === true ? null : round(positive(controller.vram) ?? positive(controller.memoryTotal));
+  return { vendor, model, vramMiB, backends: guessBackends(vendor, model, platform) };
+}
+
+type Vendor = 'nvidia' | 'amd' | 'intel' | 'apple';
+
+function vendorOf(vendor: string | null, model: string | null): Vendor | null {
+  // Vendor first: a model name like "Intel(R) Arc(TM)" is unambiguous, but
+  // lspci vendors are long ("Advanced Micro Devices, Inc. [AMD/ATI]").
+  for (const name of [vendor, model]) {
+    if (name === null) continue;
+    if (/nvidia/i.test(name)) return 'nvidia';
+    if (/\b(amd|ati|advanced micro devices)\b/i.test(name)) return 'amd';
+    if (/intel/i.test(name)) return 'intel';
+    if (/apple/i.test(name)) return 'apple';
+  }
+  return null;
+}
+
+/**
+ * A best guess from vendor and OS of the compute APIs a runtime could use;
+ * drivers decide the truth. Virtual adapters (virtio, VMware SVGA, Microsoft
+ * Basic Display) get none.
+ */
+export function guessBackends(vendor: string | null, model: string | null, platform: string): string[] {
+  const kind = vendorOf(vendor, model);
+  if (kind === null) return [];
+  // On macOS Metal is the only native GPU API, whatever the vendor.
+  if (platform === 'darwin') return ['metal'];
+  if (kind === 'apple') return [];
+  const backends = kind === 'nvidia' ? ['cuda', 'vulkan'] : ['vulkan'];
+  if (kind === 'amd' && platform === 'linux') backends.push('rocm');
+  // DirectML runs on any DX12 GPU, but only a discrete one is worth offering work to.
+  const discrete = kind === 'nvidia' || kind === 'amd' || /\barc\b/i.test(model ?? '');
+  if (platform === 'win32' && discrete) backends.push('directml');
+  return backends;
+}
+
+// Raw values are whatever the OS tools printed: empty strings, zeros for
+// "unknown", numbers as strings on some platforms. Everything unusable is null.
+
+function record(value: unknown): Record<string, unknown> {
+  const parsed = AnyRecord.safeParse(value);
+  return parsed.success ? parsed.data : {};
+}
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
+}
+
+function positive(value: unknown): number | null {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : null;
+}
+
+function count(value: unknown): number | null {
+  const n = positive(value);
+  return n !== null && Number.isInteger(n) ? n : null;
+}
+
+function round(value: number | null): number | null {
+  return value === null ? null : Math.round(value);
+}
