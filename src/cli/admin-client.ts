@@ -1,0 +1,69 @@
+/**
+ * Finds the coordinator an admin command talks to, then calls its API with
+ * every reply parsed by the shared schemas.
+ *
+ *   On the coordinator's machine:  --data DIR   (api.json, admin.key and ca.crt are read there)
+ *   From anywhere else:            --api URL --ca FILE, with GOGRID_API_KEY in the environment
+ *
+ *   const api = await AdminClient.resolve({ data, api, ca });
+ *   const workers = await api.call('GET', '/v1/workers', WorkerList);
+ */
+import { readFile } from 'node:fs/promises';
+import type { z } from 'zod';
+import { GridError } from '../protocol/index.js';
+import { requestJson } from '../transport/https-client.js';
+import { adminKeyPath, caCertPath, readApiInfo } from '../coordinator/local-files.js';
+import { coordinatorDefaultDataDir } from '../worker/paths.js';
+
+export interface AdminTargetOptions {
+  data?: string;
+  api?: string;
+  ca?: string;
+}
+
+export class AdminClient {
+  private constructor(
+    readonly apiUrl: string,
+    private readonly apiKey: string,
+    private readonly caPem: string,
+  ) {}
+
+  static async resolve(opts: AdminTargetOptions): Promise<AdminClient> {
+    if (opts.api) {
+      const key = process.env.GOGRID_API_KEY;
+      const caFile = opts.ca ?? process.env.GOGRID_CA_FILE;
+      if (!key) throw new GridError('GG_ERR_UNAUTHENTICATED', '--api needs the API key in the GOGRID_API_KEY environment variable');
+      if (!caFile) throw new GridError('GG_ERR_CONFIG_INVALID', "--api needs the coordinator's CA certificate: --ca FILE (its ca.crt) or GOGRID_CA_FILE");
+      return new AdminClient(opts.api.replace(/\/+$/, ''), key, await readText(caFile, 'CA file'));
+    }
+    const dataDir = opts.data ?? coordinatorDefaultDataDir();
+    const info = await readApiInfo(dataDir);
+    if (!info) {
+      throw new GridError(
+        'GG_ERR_CONFIG_INVALID',
+        `no coordinator has run with data dir ${dataDir}; pass --data DIR (the coordinator's) or --api URL`,
+      );
+    }
+    const key = process.env.GOGRID_API_KEY ?? (await readText(adminKeyPath(dataDir), 'admin key')).trim();
+    return new AdminClient(info.apiUrl, key, await readText(caCertPath(dataDir), 'CA certificate'));
+  }
+
+  async call<T extends z.ZodType>(method: 'GET' | 'POST' | 'DELETE', path: string, schema: T, body?: unknown): Promise<z.infer<T>> {
+    const reply = await requestJson({
+      url: `${this.apiUrl}${path}`,
+      method,
+      body,
+      ca: this.caPem,
+      headers: { authorization: `Bearer ${this.apiKey}` },
+    });
+    return schema.parse(reply);
+  }
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new GridError('GG_ERR_CONFIG_INVALID', `cannot read the ${what} at ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}

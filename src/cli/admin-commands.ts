@@ -1,0 +1,107 @@
+/**
+ * `gogrid token …` and `gogrid workers …`: thin calls of the admin API.
+ * `--json` prints exactly the API's shapes (protocol/api.ts), the stable form.
+ */
+import type { Command } from 'commander';
+import { CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList } from '../protocol/index.js';
+import { AdminClient, type AdminTargetOptions } from './admin-client.js';
+import { parseDurationSecs } from './duration.js';
+import { printJson, table } from './output.js';
+
+type TargetFlags = AdminTargetOptions & { json?: boolean };
+
+export function addTargetOptions(cmd: Command): Command {
+  return cmd
+    .option('--data <dir>', "the coordinator's data dir on this machine (default: the per-OS coordinator data dir)")
+    .option('--api <url>', 'a remote coordinator API, e.g. https://grid.example.com:8443 (key in GOGRID_API_KEY)')
+    .option('--ca <file>', "the remote coordinator's ca.crt (with --api)");
+}
+
+export function registerAdminCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  const token = program.command('token').description('enrollment tokens: create, list, revoke');
+
+  addTargetOptions(
+    token
+      .command('create')
+      .description('create an enrollment token; prints only the token on stdout')
+      .option('--ttl <duration>', 'time until it expires (90s, 30m, 24h, 7d)', '24h')
+      .option('--uses <n>', 'how many workers may enroll with it', '1')
+      .option('--description <text>', 'a note for `token list`', '')
+      .option('--json', 'print the token and its details as JSON'),
+  ).action((flags: TargetFlags & { ttl: string; uses: string; description: string }) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const created = await api.call('POST', '/v1/tokens', CreatedToken, {
+        ttlSecs: parseDurationSecs(flags.ttl, '--ttl'),
+        maxUses: Number(flags.uses),
+        description: flags.description,
+      });
+      if (flags.json) printJson(created);
+      else process.stdout.write(`${created.token}\n`);
+    }),
+  );
+
+  addTargetOptions(token.command('list').description('list enrollment tokens (secrets are never shown again)').option('--json', 'print JSON')).action(
+    (flags: TargetFlags) =>
+      run(async () => {
+        const api = await AdminClient.resolve(flags);
+        const tokens = await api.call('GET', '/v1/tokens', TokenList);
+        if (flags.json) return printJson(tokens);
+        process.stdout.write(
+          table(
+            ['ID', 'STATUS', 'USES', 'EXPIRES', 'DESCRIPTION'],
+            tokens.map((t) => [t.id, t.status, `${t.uses}/${t.maxUses}`, t.expiresAt, t.description]),
+          ),
+        );
+      }),
+  );
+
+  addTargetOptions(token.command('revoke').description('revoke an enrollment token').argument('<id>', 'token id').option('--json', 'print JSON')).action(
+    (id: string, flags: TargetFlags) =>
+      run(async () => {
+        const api = await AdminClient.resolve(flags);
+        const info = await api.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`, TokenInfo);
+        if (flags.json) printJson(info);
+        else process.stdout.write(`token ${info.id} revoked\n`);
+      }),
+  );
+
+  const workers = addTargetOptions(
+    program.command('workers').description('list enrolled workers, or revoke one').option('--json', 'print JSON'),
+  ).action((flags: TargetFlags) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const list = await api.call('GET', '/v1/workers', WorkerList);
+      if (flags.json) return printJson(list);
+      process.stdout.write(
+        table(
+          ['ID', 'NAME', 'STATE', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS'],
+          list.map((w) => [
+            w.id,
+            w.name,
+            w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state,
+            w.lastSeen ?? '-',
+            w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
+            w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-',
+            w.hardware ? String(w.hardware.gpus.length) : '-',
+          ]),
+        ),
+      );
+    }),
+  );
+
+  addTargetOptions(
+    workers
+      .command('revoke')
+      .description('revoke a worker: disconnects it now and refuses it from then on')
+      .argument('<id>', 'worker id')
+      .option('--json', 'print JSON'),
+  ).action((id: string, flags: TargetFlags) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const info = await api.call('POST', `/v1/workers/${encodeURIComponent(id)}/revoke`, WorkerInfo);
+      if (flags.json) printJson(info);
+      else process.stdout.write(`worker ${info.id} revoked\n`);
+    }),
+  );
+}

@@ -1,0 +1,45 @@
+/**
+ * `gogrid`: the one command for coordinators, workers and their admins.
+ *
+ *   gogrid local                                   # everything in one process
+ *   gogrid coordinator --config coordinator.toml --data /var/lib/gogrid
+ *   gogrid token create --data /var/lib/gogrid     # prints only the token
+ *   gogrid worker --coordinator grid.example.com:8443 --token gg1.…
+ *   gogrid workers --json
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerAdminCommands } from './admin-commands.js';
+import { registerServeCommands } from './serve-commands.js';
+import { failAndExit } from './output.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+async function run(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+    // Open handles of a finished one-shot command (sockets in keep-alive,
+    // systeminformation's child processes) must not keep the CLI alive.
+    process.exit(0);
+  } catch (e) {
+    failAndExit(e);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('gogrid')
+    .description('GoGrid: a private compute grid for AI inference on idle machines')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .enablePositionalOptions();
+  registerServeCommands(program, pkg.version, run);
+  registerAdminCommands(program, run);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((e: unknown) => {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    failAndExit(e);
+  });

@@ -1,0 +1,39 @@
+/**
+ * How the CLI talks to people: one line per failure on stderr with its code,
+ * logs on stderr (pretty on a terminal, JSON otherwise), results on stdout.
+ *
+ *   const logger = createLogger({ level: 'info', format: 'auto' });
+ *   failAndExit(err); // prints "gogrid: GG_ERR_TOKEN_EXPIRED: …" and exits 1
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { isGridError } from '../protocol/index.js';
+
+export type LogFormat = 'auto' | 'pretty' | 'json';
+
+export function createLogger(opts: { level: string; format: LogFormat }): Logger {
+  const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && process.stderr.isTTY === true);
+  if (!usePretty) return pino({ level: opts.level }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level: opts.level }, pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }));
+}
+
+/** Exit codes: 1 for an expected failure (bad token, unreachable…), 70 (EX_SOFTWARE) for a bug. */
+export function failAndExit(e: unknown): never {
+  if (isGridError(e)) {
+    process.stderr.write(`gogrid: ${e.code}: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`gogrid: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(70);
+}
+
+/** A plain aligned table; the --json form of each command is the stable interface. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,161 @@
+/**
+ * The long-running commands: `gogrid coordinator`, `gogrid worker` and
+ * `gogrid local` (both in one process, zero configuration). Each runs until
+ * SIGINT/SIGTERM and then shuts down cleanly.
+ */
+import type { Command } from 'commander';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { Logger } from 'pino';
+import { loadCoordinatorConfig, type ConfigOverrides } from '../coordinator/config.js';
+import { startCoordinator } from '../coordinator/coordinator.js';
+import { createEnrollmentToken } from '../coordinator/enrollment.js';
+import { startWorker } from '../worker/worker.js';
+import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
+import { createLogger, type LogFormat } from './output.js';
+
+interface LogFlags {
+  logLevel: string;
+  logFormat: LogFormat;
+}
+
+function addLogOptions(cmd: Command): Command {
+  return cmd
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
+    .option('--log-format <format>', 'auto (pretty on a terminal), pretty or json', 'auto');
+}
+
+/** Resolves when SIGINT or SIGTERM arrives. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+export function registerServeCommands(program: Command, version: string, run: (fn: () => Promise<void>) => Promise<void>): void {
+  addLogOptions(
+    program
+      .command('coordinator')
+      .description('run a coordinator: QUIC for workers on UDP PORT, the HTTPS API on TCP PORT')
+      .option('--config <file>', 'coordinator.toml')
+      .option('--data <dir>', 'data dir: CA, admin key, embedded database (default: the per-OS coordinator data dir)')
+      .option('--bind <addr>', 'overrides [server] bind_addr')
+      .option('--port <port>', 'overrides [server] port (0 = any free port)', toInt)
+      .option('--database <url>', 'overrides [database] url: memory://, pglite://DIR or postgres://…')
+      .option('--max-connections <n>', 'overrides [server] max_connections', toInt)
+      .option('--heartbeat-interval <secs>', 'overrides [server] heartbeat_interval_secs', Number)
+      .option('--heartbeat-timeout <secs>', 'overrides [server] heartbeat_timeout_secs', Number),
+  ).action(
+    (flags: LogFlags & { config?: string; data?: string; bind?: string; port?: number; database?: string; maxConnections?: number; heartbeatInterval?: number; heartbeatTimeout?: number }) =>
+      run(async () => {
+        const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+        const dataDir = flags.data ?? coordinatorDefaultDataDir();
+        const overrides: ConfigOverrides = {
+          bindAddr: flags.bind,
+          port: flags.port,
+          databaseUrl: flags.database,
+          maxConnections: flags.maxConnections,
+          heartbeatIntervalSecs: flags.heartbeatInterval,
+          heartbeatTimeoutSecs: flags.heartbeatTimeout,
+        };
+        const { config, notices } = await loadCoordinatorConfig(flags.config, overrides);
+        for (const n of notices) logger.warn(n);
+        const c = await startCoordinator({ config, dataDir, logger });
+        process.stdout.write(
+          [
+            `coordinator ${version} listening on ${config.server.bindAddr}:${c.port} (QUIC/UDP for workers, HTTPS/TCP for the API)`,
+            `  data dir:        ${dataDir}`,
+            `  CA fingerprint:  sha256:${c.ca.fingerprint}`,
+            `  API:             ${c.apiUrl}`,
+            ...(c.newAdminKey ? [`  admin API key:   ${c.newAdminKey}   (shown once; also in ${join(dataDir, 'admin.key')})`] : []),
+            `  enroll a worker: gogrid token create --data ${JSON.stringify(dataDir)}`,
+            '',
+          ].join('\n'),
+        );
+        await untilSignal();
+        logger.info('stopping');
+        await c.stop();
+      }),
+  );
+
+  addLogOptions(
+    program
+      .command('worker')
+      .description('run a headless worker; enroll it first with --coordinator and --token')
+      .option('--coordinator <host:port>', 'coordinator address (needed to enroll; later the stored one is used)')
+      .option('--token <token>', 'enrollment token from `gogrid token create`')
+      .option('--name <name>', 'display name (default: the host name)')
+      .option('--data <dir>', 'data dir: identity, settings (default: the per-OS worker data dir)'),
+  ).action((flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string }) =>
+    run(async () => {
+      const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      const dataDir = flags.data ?? defaultDataDir();
+      const w = await startWorker({ dataDir, coordinator: flags.coordinator, token: flags.token, name: flags.name, appVersion: version, logger });
+      logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
+      const outcome = await Promise.race([untilSignal(), w.agent.done.then(() => 'done' as const)]);
+      if (outcome !== 'done') await w.agent.stop();
+    }),
+  );
+
+  addLogOptions(
+    program
+      .command('local')
+      .description('start an embedded coordinator and one worker in this process, with zero configuration')
+      .option('--data <dir>', 'where both keep their files (default: a new temporary directory)')
+      .option('--port <port>', 'port for QUIC and HTTPS (default: any free port)', toInt),
+  ).action((flags: LogFlags & { data?: string; port?: number }) =>
+    run(async () => {
+      const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      await runLocal({ dataDir: flags.data ?? (await mkdtemp(join(tmpdir(), 'gogrid-local-'))), port: flags.port ?? 0, version, logger });
+    }),
+  );
+}
+
+async function runLocal(opts: { dataDir: string; port: number; version: string; logger: Logger }): Promise<void> {
+  const coordinatorDir = join(opts.dataDir, 'coordinator');
+  const workerDir = join(opts.dataDir, 'worker');
+  const { config } = await loadCoordinatorConfig(undefined, { bindAddr: '127.0.0.1', port: opts.port, databaseUrl: 'memory://' });
+  const c = await startCoordinator({ config, dataDir: coordinatorDir, logger: opts.logger.child({ side: 'coordinator' }) });
+  try {
+    const { token } = await createEnrollmentToken(c.db, c.ca, {
+      ttlSecs: 600,
+      maxUses: 1,
+      description: 'gogrid local',
+    });
+    const w = await startWorker({
+      dataDir: workerDir,
+      coordinator: `127.0.0.1:${c.port}`,
+      token,
+      appVersion: opts.version,
+      logger: opts.logger.child({ side: 'worker' }),
+    });
+    await w.agent.waitFor('online');
+    const dataFlag = JSON.stringify(coordinatorDir);
+    process.stdout.write(
+      [
+        `GoGrid local mode: a coordinator and one worker in this process.`,
+        `  coordinator:  127.0.0.1:${c.port} (QUIC/UDP), ${c.apiUrl} (HTTPS API)`,
+        `  worker:       ${w.identity.workerId} (${w.identity.name}), online`,
+        `  data:         ${opts.dataDir}`,
+        `  admin key:    ${join(coordinatorDir, 'admin.key')}`,
+        `Try, in another terminal:`,
+        `  gogrid workers --data ${dataFlag}`,
+        `  gogrid token create --data ${dataFlag}`,
+        `Press Ctrl+C to stop.`,
+        '',
+      ].join('\n'),
+    );
+    await Promise.race([untilSignal(), w.agent.done]);
+    await w.agent.stop();
+  } finally {
+    await c.stop();
+  }
+}
+
+function toInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new Error(`"${value}" is not a whole number`);
+  return n;
+}

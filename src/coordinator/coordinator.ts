@@ -1,0 +1,189 @@
+/**
+ * The embedded coordinator: wires the CA, the store, the QUIC server for
+ * worker sessions and the HTTPS API (same port number, UDP and TCP).
+ *
+ *   const c = await startCoordinator({ config, dataDir, logger });
+ *   console.log(c.apiUrl, c.port, c.adminKey);
+ *   await c.stop();
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { issueServerCert } from '../transport/pki.js';
+import { startQuicServer } from '../transport/quic.js';
+import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
+import type { CoordinatorConfig } from './config.js';
+import { loadOrCreateCa, serverDnsNames, type CoordinatorCa } from './ca.js';
+import { openDb, type Db } from './store/db.js';
+import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
+import { SessionManager, type SessionTiming } from './sessions.js';
+import { buildHttpApi } from './http.js';
+import { sha256Hex } from './enrollment.js';
+import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
+
+export interface StartCoordinatorOptions {
+  config: CoordinatorConfig;
+  dataDir: string;
+  logger: Logger;
+  /** Overrides for tests and benchmarks; production uses the defaults. */
+  timing?: Partial<Pick<SessionTiming, 'helloTimeoutMs' | 'certValidityDays'>>;
+}
+
+export interface Coordinator {
+  readonly port: number;
+  readonly host: string;
+  readonly apiUrl: string;
+  readonly ca: CoordinatorCa;
+  /** The API key created at first start; null when one already existed. */
+  readonly newAdminKey: string | null;
+  readonly db: Db;
+  readonly sessions: SessionManager;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_CERT_VALIDITY_DAYS = 30;
+
+export async function startCoordinator(opts: StartCoordinatorOptions): Promise<Coordinator> {
+  const { config, dataDir, logger } = opts;
+  await ensurePrivateDir(dataDir);
+  const ca = await loadOrCreateCa(dataDir);
+  if (ca.created) logger.info({ fingerprint: ca.fingerprint }, 'created a new coordinator CA');
+  const instanceId = await loadOrCreateInstanceId(dataDir);
+
+  const db = await openDb(config.database.url ?? `pglite://${resolve(dataDir, 'db')}`, { poolSize: config.database.maxConnections });
+  try {
+    await migrate(db);
+    await markInstanceWorkersOffline(db, instanceId, new Date());
+    const newAdminKey = await ensureAdminKey(db, dataDir);
+    const timing: SessionTiming = {
+      heartbeatIntervalSecs: config.server.heartbeatIntervalSecs,
+      heartbeatTimeoutSecs: config.server.heartbeatTimeoutSecs,
+      helloTimeoutMs: opts.timing?.helloTimeoutMs ?? 10_000,
+      certValidityDays: opts.timing?.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS,
+    };
+    const serverCert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 397 });
+    const listening = await listenBoth({ config, ca, db, serverCert, timing, instanceId, logger });
+    const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
+    await writeFileAtomic(
+      apiInfoPath(dataDir),
+      JSON.stringify({ apiUrl, port: listening.port, caFingerprint: ca.fingerprint, pid: process.pid } satisfies ApiInfo, null, 2),
+      0o600,
+    );
+    logger.info({ port: listening.port, apiUrl, fingerprint: ca.fingerprint }, 'coordinator listening (QUIC on UDP, HTTPS on TCP)');
+
+    let stopped = false;
+    return {
+      port: listening.port,
+      host: config.server.bindAddr,
+      apiUrl,
+      ca,
+      newAdminKey,
+      db,
+      sessions: listening.sessions,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await listening.sessions.stop();
+        await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
+        await db.close();
+      },
+    };
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+}
+
+async function listenBoth(args: {
+  config: CoordinatorConfig;
+  ca: CoordinatorCa;
+  db: Db;
+  serverCert: { certPem: string; keyPem: string };
+  timing: SessionTiming;
+  instanceId: string;
+  logger: Logger;
+}): Promise<{ port: number; sessions: SessionManager; quic: Awaited<ReturnType<typeof startQuicServer>>; http: Awaited<ReturnType<typeof buildHttpApi>> }> {
+  const { config, ca, db, serverCert, timing, logger } = args;
+  // With port 0 the UDP port is picked first and TCP must take the same
+  // number; another program may hold it on TCP, so try a few ports.
+  const attempts = config.server.port === 0 ? 5 : 1;
+  for (let attempt = 1; ; attempt++) {
+    let quic: Awaited<ReturnType<typeof startQuicServer>> | undefined;
+    let sessions: SessionManager | undefined;
+    try {
+      const connectionCount = () => quic?.connectionCount() ?? 0;
+      sessions = new SessionManager({
+        db,
+        ca,
+        instanceId: args.instanceId,
+        timing,
+        maxConnections: config.server.maxConnections,
+        connectionCount,
+        logger: logger.child({ component: 'sessions' }),
+      });
+      const s = sessions;
+      quic = await startQuicServer({
+        host: config.server.bindAddr,
+        port: config.server.port,
+        tls: { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.material.certPem },
+        // The application heartbeat is the keep-alive: any packet resets the
+        // idle timer, so the coordinator sends no pings of its own and a dead
+        // worker is dropped once heartbeat_timeout_secs pass in silence.
+        maxIdleTimeoutMs: timing.heartbeatTimeoutSecs * 1000,
+        onConnection: (peer) => s.handlePeer(peer),
+        logger: logger.child({ component: 'quic' }),
+      });
+      const http = await buildHttpApi({
+        db,
+        ca,
+        sessions,
+        tls: serverCert,
+        certValidityDays: timing.certValidityDays,
+        logger: logger.child({ component: 'http' }),
+      });
+      await http.listen({ host: config.server.bindAddr, port: quic.port });
+      sessions.start();
+      return { port: quic.port, sessions, quic, http };
+    } catch (e) {
+      await quic?.stop({ force: true }).catch(() => undefined);
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw e;
+    }
+  }
+}
+
+/**
+ * Makes sure an admin API key exists. The first key is written to
+ * `admin.key` (0600) so `gogrid` commands on this machine find it, and it is
+ * registered again from that file if the store is fresh (an in-memory store).
+ */
+async function ensureAdminKey(db: Db, dataDir: string): Promise<string | null> {
+  const path = adminKeyPath(dataDir);
+  const existing = await readFile(path, 'utf8').then((s) => s.trim(), () => null);
+  if (existing) {
+    if (!(await findApiKeyBySha256(db, sha256Hex(existing)))) {
+      await createApiKey(db, { id: 'admin', keySha256: sha256Hex(existing), description: 'admin key from admin.key', now: new Date() });
+    }
+    return null;
+  }
+  if ((await countApiKeys(db)) > 0) return null;
+  const key = `ggk_${randomBytes(32).toString('base64url')}`;
+  await createApiKey(db, { id: 'admin', keySha256: sha256Hex(key), description: 'created at first start', now: new Date() });
+  await writeFileAtomic(path, `${key}\n`, 0o600);
+  return key;
+}
+
+async function loadOrCreateInstanceId(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'instance-id');
+  const existing = await readFile(path, 'utf8').then((s) => s.trim(), () => '');
+  if (existing) return existing;
+  const id = `c-${randomBytes(8).toString('hex')}`;
+  await writeFileAtomic(path, `${id}\n`, 0o644);
+  return id;
+}
+
+function displayHost(bindAddr: string): string {
+  if (bindAddr === '0.0.0.0') return '127.0.0.1';
+  if (bindAddr === '::') return '[::1]';
+  return bindAddr.includes(':') ? `[${bindAddr}]` : bindAddr;
+}

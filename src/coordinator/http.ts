@@ -1,0 +1,168 @@
+/**
+ * The coordinator's HTTPS server (TCP, same port number as QUIC): enrollment,
+ * which a token authorizes, and the admin API, which an API key authorizes.
+ * Every body is parsed with the shared schemas in protocol/api.ts, and every
+ * failure answers `{ error: { code, message } }` with the code's HTTP status.
+ *
+ *   const app = await buildHttpApi({ db, ca, sessions, tls, logger });
+ *   await app.listen({ host, port });
+ */
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { timingSafeEqual } from 'node:crypto';
+import type { z } from 'zod';
+import {
+  CreateTokenRequest,
+  EnrollRequest,
+  type ERROR_CODES,
+  GridError,
+  isGridError,
+  type ApiErrorBody,
+  type CreatedToken,
+  type EnrollResponse,
+  type TokenInfo,
+  type WorkerInfo,
+} from '../protocol/index.js';
+import type { CoordinatorCa } from './ca.js';
+import type { Db } from './store/db.js';
+import { findApiKeyBySha256, getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
+import { createEnrollmentToken, enrollWorker, sha256Hex, toTokenInfo } from './enrollment.js';
+import type { SessionManager } from './sessions.js';
+
+export interface HttpApiOptions {
+  db: Db;
+  ca: CoordinatorCa;
+  sessions: SessionManager;
+  tls: { certPem: string; keyPem: string };
+  certValidityDays: number;
+  logger: Logger;
+}
+
+export async function buildHttpApi(opts: HttpApiOptions) {
+  const { db, ca, sessions } = opts;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // Per-request lines would be most of the log at fleet scale; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    https: {
+      key: opts.tls.keyPem,
+      cert: opts.tls.certPem,
+      // Ask for a client certificate without demanding one: enrollment has
+      // none yet, and routes that need mTLS (model files) check it themselves.
+      ca: ca.material.certPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    },
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const body = toErrorBody(err);
+    if (body.status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(body.status).send(body.payload);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
+  });
+
+  const requireApiKey = async (req: FastifyRequest) => {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer (\S+)$/.exec(header);
+    if (!match) throw new GridError('GG_ERR_UNAUTHENTICATED', 'missing API key: send "Authorization: Bearer <key>"');
+    const row = await findApiKeyBySha256(db, sha256Hex(match[1]!));
+    // The lookup is by hash; compare again in constant time so a timing
+    // difference in the index cannot leak how much of a hash matched.
+    const expected = row ? Buffer.from(row.keySha256, 'hex') : Buffer.alloc(32);
+    const actual = Buffer.from(sha256Hex(match[1]!), 'hex');
+    if (!row || !timingSafeEqual(expected, actual)) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
+  };
+
+  app.get('/healthz', async () => ({ ok: true, workersOnline: sessions.onlineCount }));
+
+  // ---------------------------------------------------------------- enrollment
+  app.get('/v1/enroll/ca', async () => ({ caPem: ca.material.certPem }));
+
+  app.post('/v1/enroll', async (req): Promise<EnrollResponse> => {
+    const body = parseBody(EnrollRequest, req.body);
+    const reply = await enrollWorker(db, ca, body, { certValidityDays: opts.certValidityDays });
+    req.log.info({ workerId: reply.workerId, tokenId: body.tokenId, name: body.name }, 'worker enrolled');
+    return reply;
+  });
+
+  // ---------------------------------------------------------------- admin
+  app.register(async (admin) => {
+    admin.addHook('onRequest', requireApiKey);
+
+    admin.get('/v1/workers', async (): Promise<WorkerInfo[]> => (await listWorkers(db)).map(toWorkerInfo));
+
+    admin.get<{ Params: { id: string } }>('/v1/workers/:id', async (req): Promise<WorkerInfo> => {
+      const row = await getWorker(db, req.params.id);
+      if (!row) throw new GridError('GG_ERR_NOT_FOUND', `no worker ${req.params.id}`);
+      return toWorkerInfo(row);
+    });
+
+    admin.post<{ Params: { id: string } }>('/v1/workers/:id/revoke', async (req): Promise<WorkerInfo> => {
+      const id = req.params.id;
+      if (!(await revokeWorker(db, id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no worker ${id}`);
+      await sessions.disconnect(id, 'GG_ERR_WORKER_REVOKED', `worker ${id} was revoked by an administrator`);
+      req.log.info({ workerId: id }, 'worker revoked');
+      return toWorkerInfo((await getWorker(db, id))!);
+    });
+
+    admin.get('/v1/tokens', async (): Promise<TokenInfo[]> => {
+      const now = new Date();
+      return (await listTokens(db)).map((t) => toTokenInfo(t, now));
+    });
+
+    admin.post('/v1/tokens', async (req): Promise<CreatedToken> => {
+      const body = parseBody(CreateTokenRequest, req.body ?? {});
+      return createEnrollmentToken(db, ca, body);
+    });
+
+    admin.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req): Promise<TokenInfo> => {
+      if (!(await revokeToken(db, req.params.id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no token ${req.params.id}`);
+      return toTokenInfo((await getToken(db, req.params.id))!);
+    });
+  });
+
+  return app;
+
+  function toWorkerInfo(row: WorkerRow): WorkerInfo {
+    const online = row.state === 'online' && sessions.isConnected(row.id);
+    const state = row.state === 'revoked' ? 'revoked' : !online ? 'offline' : row.pausedReason ? 'paused' : 'online';
+    return {
+      id: row.id,
+      name: row.name,
+      state,
+      pausedReason: state === 'paused' ? row.pausedReason : null,
+      lastSeen: row.lastSeen?.toISOString() ?? null,
+      enrolledAt: row.enrolledAt.toISOString(),
+      appVersion: row.appVersion,
+      hardware: row.hardware,
+      certNotAfter: row.certNotAfter.toISOString(),
+    };
+  }
+}
+
+function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.length ? issue.path.join('.') : '(body)';
+  throw new GridError('GG_ERR_BAD_REQUEST', `${field}: ${issue?.message ?? 'invalid'}`);
+}
+
+function errorPayload(code: keyof typeof ERROR_CODES, message: string): ApiErrorBody {
+  return { error: { code, message } };
+}
+
+function toErrorBody(err: unknown): { status: number; payload: ApiErrorBody } {
+  if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
+  const statusCode = (err as { statusCode?: unknown }).statusCode;
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    // fastify's own client errors: bad JSON, body too large, wrong content type.
+    return { status: statusCode, payload: errorPayload('GG_ERR_BAD_REQUEST', (err as Error).message) };
+  }
+  return { status: 500, payload: errorPayload('GG_ERR_INTERNAL', 'internal error; see the coordinator log') };
+}

@@ -1,0 +1,277 @@
+/**
+ * The worker's phone-home agent: an explicit state machine that holds one
+ * mTLS QUIC connection to the coordinator, says hello, heartbeats at the
+ * interval the coordinator chose, and reconnects with backoff.
+ *
+ *   const agent = new WorkerAgent({ dataDir, identity, appVersion, logger, probes });
+ *   agent.on('state', (s) => console.log(s.state, s.detail));
+ *   agent.start();
+ *   await agent.stop(); // or: await agent.done, which rejects on a fatal error
+ *
+ *   stopped ─start→ connecting ─welcome→ online ─lost→ waiting ─delay→ connecting …
+ *   any ─fatal error (revoked, replaced, unsupported version)→ failed
+ *   any ─stop()→ stopping → stopped
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  ERROR_CODES,
+  GridError,
+  isGridError,
+  parseCoordinatorMessage,
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+  type ErrorCode,
+  type HardwareReport,
+  type WorkerMessageInput,
+} from '../protocol/index.js';
+import { connectQuic, type FrameChannel } from '../transport/quic.js';
+import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
+import { backoffDelayMs } from './backoff.js';
+import { saveCertificate, type WorkerIdentity } from './identity.js';
+
+export type AgentState = 'stopped' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'failed';
+
+export interface AgentStateEvent {
+  state: AgentState;
+  /** One line for a person: why we are waiting, what failed. */
+  detail: string | null;
+  error: GridError | null;
+}
+
+export interface AgentProbes {
+  hardware(): Promise<HardwareReport>;
+  load(): Promise<{ cpu: number | null; freeMemoryBytes: number | null }>;
+}
+
+export interface AgentOptions {
+  dataDir: string;
+  identity: WorkerIdentity;
+  appVersion: string;
+  logger: Logger;
+  probes: AgentProbes;
+  /** @default 10_000 */
+  connectTimeoutMs?: number;
+  /**
+   * Upper bound on how long a silent coordinator goes unnoticed (the peers
+   * agree on the smaller of both sides' values).
+   * @default 90_000, the seed's heartbeat_timeout_secs
+   */
+  maxIdleTimeoutMs?: number;
+  /**
+   * QUIC pings on top of heartbeats, for NATs that drop UDP mappings faster
+   * than the heartbeat interval. Each ping costs coordinator CPU (BENCHMARKS.md).
+   * @default null: the heartbeats alone keep the connection alive
+   */
+  keepAliveIntervalMs?: number | null;
+  /** @default { baseMs: 1000, capMs: 60_000 } */
+  backoff?: { baseMs: number; capMs: number };
+}
+
+const ALLOWED: Record<AgentState, readonly AgentState[]> = {
+  stopped: ['connecting'],
+  connecting: ['online', 'waiting', 'stopping', 'failed'],
+  online: ['waiting', 'stopping', 'failed'],
+  waiting: ['connecting', 'stopping'],
+  stopping: ['stopped'],
+  failed: [],
+};
+
+export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcome: [{ heartbeatIntervalSecs: number }] }> {
+  private current: AgentStateEvent = { state: 'stopped', detail: null, error: null };
+  private readonly abort = new AbortController();
+  private closeConnection: (() => Promise<void>) | undefined;
+  private loop: Promise<void> | undefined;
+  private identity: WorkerIdentity;
+
+  constructor(private readonly opts: AgentOptions) {
+    super();
+    this.identity = opts.identity;
+  }
+
+  get state(): AgentStateEvent {
+    return this.current;
+  }
+
+  get workerId(): string {
+    return this.identity.workerId;
+  }
+
+  /** Settles when the agent stops: resolves after stop(), rejects with the GridError that made it fail. */
+  get done(): Promise<void> {
+    if (!this.loop) throw new Error('WorkerAgent.done read before start()');
+    return this.loop;
+  }
+
+  start(): void {
+    this.loop = this.run();
+    // Callers may only look at `state` events; a fatal error is also reported there.
+    this.loop.catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.current.state === 'stopped' || this.current.state === 'failed') return;
+    this.transition('stopping', null);
+    this.abort.abort();
+    await this.closeConnection?.();
+    await this.loop?.catch(() => undefined);
+  }
+
+  /** Resolves the next time the agent reaches `state`. */
+  waitFor(state: AgentState): Promise<AgentStateEvent> {
+    if (this.current.state === state) return Promise.resolve(this.current);
+    return new Promise((resolve) => {
+      const on = (e: AgentStateEvent) => {
+        if (e.state !== state) return;
+        this.off('state', on);
+        resolve(e);
+      };
+      this.on('state', on);
+    });
+  }
+
+  private transition(state: AgentState, detail: string | null, error: GridError | null = null): void {
+    if (!ALLOWED[this.current.state].includes(state)) {
+      throw new Error(`illegal agent transition ${this.current.state} → ${state}`);
+    }
+    this.current = { state, detail, error };
+    this.emit('state', this.current);
+  }
+
+  private async run(): Promise<void> {
+    const { logger } = this.opts;
+    const backoff = this.opts.backoff ?? { baseMs: 1000, capMs: 60_000 };
+    const hardware = await this.opts.probes.hardware();
+    let attempt = 0;
+    this.transition('connecting', `connecting to ${this.address()}`);
+    for (;;) {
+      try {
+        await this.session(hardware, () => {
+          attempt = 0;
+        });
+        if (this.abort.signal.aborted) break;
+        logger.warn('connection to the coordinator was lost');
+      } catch (e) {
+        if (this.abort.signal.aborted) break;
+        const err = toGridError(e);
+        if (!err.retryable) {
+          logger.error({ code: err.code }, err.message);
+          this.transition('failed', err.message, err);
+          throw err;
+        }
+        logger.warn({ code: err.code }, err.message);
+      }
+      const delay = backoffDelayMs(attempt++, backoff);
+      this.transition('waiting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
+      if (!(await abortableDelay(delay, this.abort.signal))) break;
+      this.transition('connecting', `connecting to ${this.address()}`);
+    }
+    this.transition('stopped', null);
+  }
+
+  /** One connection, from connect to loss. Resolves when the connection ends; throws on errors. */
+  private async session(hardware: HardwareReport, onWelcome: () => void): Promise<void> {
+    const { identity } = this;
+    const conn = await connectQuic({
+      host: identity.coordinator.host,
+      port: identity.coordinator.port,
+      serverName: COORDINATOR_SERVER_NAME,
+      tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? 90_000,
+      keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? null,
+      logger: this.opts.logger,
+    });
+    this.closeConnection = () => conn.close();
+    let heartbeat: NodeJS.Timeout | undefined;
+    try {
+      if (this.abort.signal.aborted) return;
+      await send(conn.channel, {
+        type: 'hello',
+        protocolVersion: PROTOCOL_VERSION,
+        workerId: identity.workerId,
+        name: identity.name,
+        appVersion: this.opts.appVersion,
+        hardware,
+        cachedModels: [],
+        capabilities: { executors: [], slots: 0 },
+      });
+      for await (const raw of conn.channel.frames()) {
+        const msg = parseCoordinatorMessage(raw);
+        if (msg.type === 'welcome') {
+          onWelcome();
+          heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs);
+          this.transition('online', `connected to ${this.address()}`);
+          this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
+        } else {
+          await this.handle(msg);
+        }
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.closeConnection = undefined;
+      await conn.close().catch(() => undefined);
+    }
+  }
+
+  private async handle(msg: CoordinatorMessage): Promise<void> {
+    switch (msg.type) {
+      case 'error':
+        throw new GridError(knownCode(msg.code), `coordinator: ${msg.message}`);
+      case 'cert.renew':
+        await saveCertificate(this.opts.dataDir, msg.certPem);
+        this.identity = { ...this.identity, certPem: msg.certPem };
+        this.opts.logger.info('client certificate renewed');
+        return;
+      case 'welcome':
+        throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'welcome received twice');
+      default:
+        // Jobs and pause/drain arrive with the jobs and policy work (issues #3, #5).
+        this.opts.logger.warn({ type: msg.type }, 'message not handled by this worker version');
+    }
+  }
+
+  private startHeartbeat(channel: FrameChannel, intervalSecs: number): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      this.opts.probes
+        .load()
+        .then((load) => send(channel, { type: 'heartbeat', status: 'idle', pausedReason: null, load, runningJobs: [] }))
+        .catch((e: unknown) => this.opts.logger.debug({ err: e }, 'heartbeat not sent'));
+    }, intervalSecs * 1000);
+    return timer;
+  }
+
+  private address(): string {
+    return `${this.identity.coordinator.host}:${this.identity.coordinator.port}`;
+  }
+}
+
+function send(channel: FrameChannel, msg: WorkerMessageInput): Promise<void> {
+  return channel.send(msg);
+}
+
+function knownCode(code: string): ErrorCode {
+  return code in ERROR_CODES ? (code as ErrorCode) : 'GG_ERR_INTERNAL';
+}
+
+function toGridError(e: unknown): GridError {
+  if (isGridError(e)) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `connection failed: ${message}`, { cause: e });
+}
+
+/** Resolves true after `ms`, or false at once when aborted. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * Test fixtures for a real grid on loopback: a coordinator (real QUIC, HTTPS,
+ * PGlite), in-process workers, and the `gogrid` CLI as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { parseCoordinatorConfig } from '../../src/coordinator/config.js';
+import { startCoordinator, type Coordinator } from '../../src/coordinator/coordinator.js';
+import { adminKeyPath } from '../../src/coordinator/local-files.js';
+import { requestJson } from '../../src/transport/https-client.js';
+import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import type { AgentProbes } from '../../src/worker/agent.js';
+import { CreatedToken } from '../../src/protocol/api.js';
+
+export const silent = pino({ level: 'silent' });
+
+/** Test timing: a dead worker is noticed in about 1.5 s instead of 90 s. */
+export const FAST = { heartbeatIntervalSecs: 0.3, heartbeatTimeoutSecs: 1.5 };
+
+const dirs: string[] = [];
+export async function tempDir(prefix = 'gogrid-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+}
+
+export interface TestCoordinator extends Coordinator {
+  dataDir: string;
+  adminKey: string;
+  api<T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  createToken(opts?: { ttlSecs?: number; maxUses?: number }): Promise<string>;
+}
+
+export async function startTestCoordinator(
+  opts: { dataDir?: string; port?: number; maxConnections?: number; databaseUrl?: string; certValidityDays?: number } = {},
+): Promise<TestCoordinator> {
+  const dataDir = opts.dataDir ?? (await tempDir());
+  const { config } = parseCoordinatorConfig('', 'test', {
+    bindAddr: '127.0.0.1',
+    port: opts.port ?? 0,
+    databaseUrl: opts.databaseUrl ?? 'memory://',
+    maxConnections: opts.maxConnections,
+    ...FAST,
+  });
+  const c = await startCoordinator({
+    config,
+    dataDir,
+    logger: silent,
+    timing: { helloTimeoutMs: 2000, ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}) },
+  });
+  const adminKey = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
+  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
+    requestJson({ url: `${c.apiUrl}${path}`, method, body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${adminKey}` } }) as Promise<T>;
+  return Object.assign(c, {
+    dataDir,
+    adminKey,
+    api,
+    async createToken(t: { ttlSecs?: number; maxUses?: number } = {}) {
+      return CreatedToken.parse(await api('POST', '/v1/tokens', { ttlSecs: t.ttlSecs ?? 600, maxUses: t.maxUses ?? 1 })).token;
+    },
+  });
+}
+
+export async function startTestWorker(
+  c: { port: number },
+  opts: { dataDir?: string; token?: string; name?: string; probes?: AgentProbes } = {},
+): Promise<RunningWorker & { dataDir: string }> {
+  const dataDir = opts.dataDir ?? (await tempDir('gogrid-worker-'));
+  const w = await startWorker({
+    dataDir,
+    coordinator: `127.0.0.1:${c.port}`,
+    token: opts.token,
+    name: opts.name,
+    appVersion: '0.0.0-test',
+    logger: silent,
+    agent: { maxIdleTimeoutMs: 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}) },
+  });
+  return Object.assign(w, { dataDir });
+}
+
+/** Resolves when the coordinator emits `event` for `workerId`. */
+export function sessionEvent(c: Coordinator, event: 'online' | 'offline', workerId: string): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (id: string) => {
+      if (id !== workerId) return;
+      c.sessions.off(event, on);
+      resolve();
+    };
+    c.sessions.on(event, on);
+  });
+}
+
+// ---------------------------------------------------------------- the CLI as a child process
+
+const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
+
+export interface CliProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Resolves when stderr or stdout has printed a line matching `re`. */
+  waitFor(re: RegExp): Promise<void>;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [...CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.re.test(out) || w.re.test(err)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    check();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    check();
+  });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitFor: (re) =>
+      new Promise<void>((resolve, reject) => {
+        waiters.push({ re, resolve });
+        check();
+        void exited.then((code) => reject(new Error(`CLI exited (${code}) before printing ${re}\nstderr: ${err}\nstdout: ${out}`)));
+      }),
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * The `gogrid` command as people run it: real processes, killed for real.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkerList, TokenList } from '../../src/protocol/api.js';
+import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
+
+const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
+
+let c: TestCoordinator;
+const children: CliProcess[] = [];
+function cli(args: string[], env?: Record<string, string>): CliProcess {
+  const p = runCli(args, env);
+  children.push(p);
+  return p;
+}
+
+beforeAll(async () => {
+  c = await startTestCoordinator();
+});
+afterAll(async () => {
+  for (const p of children) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await Promise.all(children.map((p) => p.exited));
+  await c.stop();
+  await removeTempDirs();
+});
+
+function nextOnline(): Promise<string> {
+  return new Promise((resolve) => c.sessions.once('online', resolve));
+}
+
+describe('gogrid worker', () => {
+  it('is marked offline within heartbeat_timeout_secs after kill -9', async () => {
+    const online = nextOnline();
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
+    const id = await online;
+    const offline = sessionEvent(c, 'offline', id);
+    const killedAt = Date.now();
+    w.child.kill('SIGKILL');
+    await offline;
+    // The sweep runs every timeout/4, so detection may overshoot by that much.
+    expect(Date.now() - killedAt).toBeLessThan(FAST.heartbeatTimeoutSecs * 1000 * 1.25 + 500);
+    const info = WorkerList.parse(await c.api('GET', '/v1/workers')).find((x) => x.id === id);
+    expect(info?.state).toBe('offline');
+  });
+
+  it('shuts down cleanly on SIGTERM, and the coordinator sees it leave at once', async () => {
+    const online = nextOnline();
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
+    const id = await online;
+    const offline = sessionEvent(c, 'offline', id);
+    const stoppedAt = Date.now();
+    w.child.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    await offline;
+    expect(Date.now() - stoppedAt).toBeLessThan(FAST.heartbeatTimeoutSecs * 1000);
+  });
+
+  it('exits non-zero with the reason for a used-up token, without retrying', async () => {
+    const token = await c.createToken({ maxUses: 1 });
+    const first = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', token, '--data', await tempDir(), '--log-format', 'json']);
+    await first.waitFor(/"msg":"worker started"/);
+    const second = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', token, '--data', await tempDir(), '--log-format', 'json']);
+    expect(await second.exited).toBe(1);
+    expect(second.stderr()).toMatch(/^gogrid: GG_ERR_TOKEN_USED_UP: /m);
+    first.child.kill('SIGTERM');
+    await first.exited;
+  });
+
+  it('says in one line how to enroll when it has no identity and no token', async () => {
+    const w = cli(['worker', '--data', await tempDir(), '--log-format', 'json']);
+    expect(await w.exited).toBe(1);
+    expect(w.stderr().trim().split('\n')).toHaveLength(1);
+    expect(w.stderr()).toMatch(/GG_ERR_NOT_ENROLLED: .*gogrid worker --coordinator HOST:PORT --token TOKEN/);
+  });
+
+  it('stops with GG_ERR_WORKER_REVOKED when revoked with `gogrid workers revoke`', async () => {
+    const online = nextOnline();
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
+    const id = await online;
+    const revoke = cli(['workers', 'revoke', id, '--data', c.dataDir]);
+    expect(await revoke.exited).toBe(0);
+    expect(revoke.stdout()).toBe(`worker ${id} revoked\n`);
+    expect(await w.exited).toBe(1);
+    expect(w.stderr()).toMatch(/GG_ERR_WORKER_REVOKED/);
+  });
+});
+
+describe('gogrid coordinator', () => {
+  it('rejects a bad coordinator.toml naming the file and every bad key', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'coordinator.toml');
+    await writeFile(file, '[server]\nport = 70000\nheartbeat_interval_sec = 30\n');
+    const p = cli(['coordinator', '--config', file, '--data', dir, '--log-format', 'json']);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain(`${file}: server.port`);
+    expect(p.stderr()).toContain(`${file}: server.heartbeat_interval_sec: unknown key`);
+  });
+
+  it('keeps its workers across a crash and restart: the worker reconnects with the same id, no new enrollment', async () => {
+    const dataDir = await tempDir();
+    const first = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', ...fastFlags, '--log-format', 'json']);
+    await first.waitFor(/listening on 127\.0\.0\.1:\d+/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())![1]);
+    expect(first.stdout()).toMatch(/admin API key: +ggk_/);
+
+    // `token create` prints the token alone on stdout.
+    const tokenCmd = cli(['token', 'create', '--data', dataDir, '--uses', '3']);
+    expect(await tokenCmd.exited).toBe(0);
+    expect(tokenCmd.stdout()).toMatch(/^gg1\.[a-z0-9]{8}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\n$/);
+
+    const w = await startTestWorker({ port }, { token: tokenCmd.stdout().trim() });
+    await w.agent.waitFor('online');
+    await listed(dataDir, w.identity.workerId, 'online');
+
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await w.agent.waitFor('waiting');
+
+    const second = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', String(port), ...fastFlags, '--log-format', 'json']);
+    await second.waitFor(/listening on/);
+    expect(second.stdout()).not.toMatch(/admin API key/);
+    await w.agent.waitFor('online');
+    await listed(dataDir, w.identity.workerId, 'online');
+
+    const tokens = cli(['token', 'list', '--data', dataDir, '--json']);
+    expect(await tokens.exited).toBe(0);
+    expect(TokenList.parse(JSON.parse(tokens.stdout()))[0]?.uses).toBe(1);
+    await w.agent.stop();
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+});
+
+describe('gogrid --help', () => {
+  it.each([[[]], [['coordinator']], [['worker']], [['local']], [['token', 'create']], [['workers']], [['workers', 'revoke']]])('documents %j', async (args) => {
+    const p = cli([...args, '--help']);
+    expect(await p.exited).toBe(0);
+    expect(p.stdout()).toMatch(/^Usage: gogrid/);
+  });
+});
+
+/** `gogrid workers --json` shows the worker in `state`. */
+async function listed(dataDir: string, id: string, state: string): Promise<void> {
+  const p = cli(['workers', '--data', dataDir, '--json']);
+  expect(await p.exited).toBe(0);
+  expect(WorkerList.parse(JSON.parse(p.stdout())).find((x) => x.id === id)?.state).toBe(state);
+}

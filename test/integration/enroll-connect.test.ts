@@ -1,0 +1,174 @@
+/**
+ * The foundation end to end on loopback: enrollment over HTTPS, the mTLS QUIC
+ * session, heartbeats, revocation, duplicate sessions, max_connections.
+ */
+import { stat, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkerInfo, WorkerList, TokenList } from '../../src/protocol/api.js';
+import { enroll } from '../../src/worker/enroll.js';
+import { WorkerAgent } from '../../src/worker/agent.js';
+import { loadIdentity } from '../../src/worker/identity.js';
+import { collectHardware, sampleLoad } from '../../src/worker/hardware.js';
+import { removeTempDirs, sessionEvent, silent, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+
+let c: TestCoordinator;
+
+beforeAll(async () => {
+  c = await startTestCoordinator();
+});
+afterAll(async () => {
+  await c.stop();
+  await removeTempDirs();
+});
+
+async function workerInfo(id: string): Promise<WorkerInfo> {
+  return WorkerInfo.parse(await c.api('GET', `/v1/workers/${id}`));
+}
+
+describe('enroll and connect', () => {
+  it('enrolls with a token, connects over mTLS QUIC and shows online with its hardware', async () => {
+    const token = await c.createToken();
+    const w = await startTestWorker(c, { token, name: 'bench-box' });
+    await w.agent.waitFor('online');
+    const info = await workerInfo(w.identity.workerId);
+    expect(info).toMatchObject({ state: 'online', name: 'bench-box', appVersion: '0.0.0-test' });
+    expect(info.hardware?.cpu.threads).toBeGreaterThan(0);
+    expect(info.hardware?.memory.totalBytes).toBeGreaterThan(0);
+    expect(info.hardware?.os.platform).toBe(process.platform);
+    const listed = WorkerList.parse(await c.api('GET', '/v1/workers'));
+    expect(listed.map((x) => x.id)).toContain(w.identity.workerId);
+
+    // The private key and certificate are the worker's alone.
+    for (const f of ['worker.key', 'worker.crt']) {
+      expect((await stat(join(w.dataDir, f))).mode & 0o777, f).toBe(0o600);
+    }
+    // The heartbeat keeps last_seen moving.
+    const before = info.lastSeen!;
+    await expect.poll(async () => (await workerInfo(w.identity.workerId)).lastSeen, { timeout: 5000 }).not.toBe(before);
+    await w.agent.stop();
+    await expect.poll(async () => (await workerInfo(w.identity.workerId)).state).toBe('offline');
+  });
+
+  it('reconnects with the stored identity without a token and without spending one', async () => {
+    const token = await c.createToken({ maxUses: 5 });
+    const first = await startTestWorker(c, { token });
+    await first.agent.waitFor('online');
+    await first.agent.stop();
+
+    const again = await startTestWorker(c, { dataDir: first.dataDir });
+    expect(again.enrolled).toBe(false);
+    await again.agent.waitFor('online');
+    expect(again.identity.workerId).toBe(first.identity.workerId);
+
+    // The same command with the token again (a service unit) does not enroll twice either.
+    await again.agent.stop();
+    const third = await startTestWorker(c, { dataDir: first.dataDir, token });
+    expect(third.enrolled).toBe(false);
+    await third.agent.waitFor('online');
+    await third.agent.stop();
+    const tokens = TokenList.parse(await c.api('GET', '/v1/tokens'));
+    expect(tokens.find((t) => token.includes(`.${t.id}.`))?.uses).toBe(1);
+  });
+
+  it('gives a fresh id when the proposed one belongs to another worker', async () => {
+    const a = await startTestWorker(c, { token: await c.createToken() });
+    await a.agent.waitFor('online');
+    // A copy of a's worker.json without its key: a second machine claiming a's id.
+    const b = await tempDir();
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(b, 'worker.json'), await readFile(join(a.dataDir, 'worker.json'), 'utf8'), { mode: 0o600 });
+    const id = await enroll({ dataDir: b, coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
+    expect(id.workerId).not.toBe(a.identity.workerId);
+    expect((await workerInfo(a.identity.workerId)).state).toBe('online');
+    await a.agent.stop();
+  });
+});
+
+describe('revocation', () => {
+  it('disconnects a revoked worker within a second and refuses it afterwards', async () => {
+    const w = await startTestWorker(c, { token: await c.createToken() });
+    await w.agent.waitFor('online');
+    const failed = w.agent.waitFor('failed');
+    const started = Date.now();
+    const revoked = WorkerInfo.parse(await c.api('POST', `/v1/workers/${w.identity.workerId}/revoke`));
+    expect(revoked.state).toBe('revoked');
+    const event = await failed;
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(event.error?.code).toBe('GG_ERR_WORKER_REVOKED');
+
+    const again = await startTestWorker(c, { dataDir: w.dataDir });
+    const refused = await again.agent.waitFor('failed');
+    expect(refused.error?.code).toBe('GG_ERR_WORKER_REVOKED');
+    expect((await workerInfo(w.identity.workerId)).state).toBe('revoked');
+  });
+
+  it('answers 404 for revoking an unknown worker', async () => {
+    await expect(c.api('POST', '/v1/workers/w-nope/revoke')).rejects.toMatchObject({ code: 'GG_ERR_NOT_FOUND' });
+  });
+});
+
+describe('a second connection with the same certificate', () => {
+  it('replaces the first: the newest connection wins and the old agent stops for good', async () => {
+    const w = await startTestWorker(c, { token: await c.createToken() });
+    await w.agent.waitFor('online');
+    const identity = (await loadIdentity(w.dataDir))!;
+    const twin = new WorkerAgent({
+      dataDir: w.dataDir,
+      identity,
+      appVersion: 'twin',
+      logger: silent,
+      probes: { hardware: () => collectHardware(), load: () => sampleLoad() },
+      maxIdleTimeoutMs: 1500,
+    });
+    const replaced = w.agent.waitFor('failed');
+    twin.start();
+    await twin.waitFor('online');
+    expect((await replaced).error?.code).toBe('GG_ERR_SESSION_REPLACED');
+    const info = await workerInfo(identity.workerId);
+    expect(info).toMatchObject({ state: 'online', appVersion: 'twin' });
+    await twin.stop();
+  });
+});
+
+describe('heartbeat timeout', () => {
+  it('marks a worker offline once heartbeats stop, and the worker reconnects', async () => {
+    // A hung load probe stops the heartbeats while the QUIC connection stays up.
+    let hung = false;
+    const w = await startTestWorker(c, {
+      token: await c.createToken(),
+      probes: { hardware: () => collectHardware(), load: () => (hung ? new Promise(() => undefined) : sampleLoad()) },
+    });
+    await w.agent.waitFor('online');
+    const offline = sessionEvent(c, 'offline', w.identity.workerId);
+    hung = true;
+    const started = Date.now();
+    await offline;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect((await workerInfo(w.identity.workerId)).state).toBe('offline');
+    // The coordinator's error is retryable: the worker comes back by itself.
+    hung = false;
+    await sessionEvent(c, 'online', w.identity.workerId);
+    await w.agent.stop();
+  });
+});
+
+describe('max_connections', () => {
+  it('refuses connections over the limit with GG_ERR_TOO_MANY_CONNECTIONS and keeps serving the others', async () => {
+    const small = await startTestCoordinator({ maxConnections: 1 });
+    try {
+      const a = await startTestWorker(small, { token: await small.createToken() });
+      await a.agent.waitFor('online');
+      const b = await startTestWorker(small, { token: await small.createToken() });
+      const waiting = await b.agent.waitFor('waiting');
+      expect(waiting.detail).toMatch(/reconnecting/);
+      expect(b.agent.state.state).not.toBe('online');
+      // Once a leaves, b gets in.
+      await a.agent.stop();
+      await b.agent.waitFor('online');
+      await b.agent.stop();
+    } finally {
+      await small.stop();
+    }
+  });
+});
