@@ -134,6 +134,20 @@ describe('gogrid coordinator', () => {
   });
 });
 
+describe('gogrid local', () => {
+  it('starts a coordinator and a worker with zero configuration, and admin commands find them', async () => {
+    const dir = await tempDir();
+    const local = cli(['local', '--data', dir, '--log-format', 'json']);
+    await local.waitFor(/Press Ctrl\+C to stop/);
+    expect(local.stdout()).toMatch(/worker: +w-[a-z0-9]+ .*online/);
+    const workers = cli(['workers', '--data', join(dir, 'coordinator'), '--json']);
+    expect(await workers.exited).toBe(0);
+    expect(WorkerList.parse(JSON.parse(workers.stdout())).map((x) => x.state)).toEqual(['online']);
+    local.child.kill('SIGINT');
+    expect(await local.exited).toBe(0);
+  });
+});
+
 describe('gogrid --help', () => {
   it.each([[[]], [['coordinator']], [['worker']], [['local']], [['token', 'create']], [['workers']], [['workers', 'revoke']]])('documents %j', async (args) => {
     const p = cli([...args, '--help']);

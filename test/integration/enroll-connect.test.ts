@@ -153,6 +153,31 @@ describe('heartbeat timeout', () => {
   });
 });
 
+describe('certificate renewal', () => {
+  it('renews a client certificate past half its life over the authenticated channel', async () => {
+    // 20 s certificates: at connect the worker's has less than half its life left (notBefore is back-dated a minute for clock skew).
+    const short = await startTestCoordinator({ certValidityDays: 20 / 86_400 });
+    try {
+      const w = await startTestWorker(short, { token: await short.createToken() });
+      const enrolledCert = w.identity.certPem;
+      await w.agent.waitFor('online');
+      await expect.poll(async () => (await readFile(join(w.dataDir, 'worker.crt'), 'utf8')) !== enrolledCert, { timeout: 5000 }).toBe(true);
+      const renewed = await readFile(join(w.dataDir, 'worker.crt'), 'utf8');
+      const { readCert } = await import('../../src/transport/pki.js');
+      const info = WorkerInfo.parse(await short.api('GET', `/v1/workers/${w.identity.workerId}`));
+      expect(info.certNotAfter).toBe(readCert(renewed).notAfter.toISOString());
+      expect(readCert(renewed).subjectCommonName).toBe(w.identity.workerId);
+      // The renewed certificate is good for the next connection.
+      await w.agent.stop();
+      const again = await startTestWorker(short, { dataDir: w.dataDir });
+      await again.agent.waitFor('online');
+      await again.agent.stop();
+    } finally {
+      await short.stop();
+    }
+  });
+});
+
 describe('max_connections', () => {
   it('refuses connections over the limit with GG_ERR_TOO_MANY_CONNECTIONS and keeps serving the others', async () => {
     const small = await startTestCoordinator({ maxConnections: 1 });
