@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   layer(['src/protocol/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'preload', 'renderer'], 'protocol/ imports nothing of ours'),
-  layer(['src/common/**'], ['protocol', 'transport', 'coordinator', 'worker', 'cli', 'main', 'preload', 'renderer'], 'common/ holds leaf helpers only'),
+  layer(['src/common/**'], ['transport', 'coordinator', 'worker', 'cli', 'main', 'preload', 'renderer'], 'common/ holds leaf helpers: only protocol/ below it'),
   layer(['src/transport/**'], ['coordinator', 'worker', 'cli', 'main', 'preload', 'renderer'], 'transport/ knows bytes and streams, only protocol/ below it'),
   layer(['src/coordinator/**'], ['worker', 'cli', 'main', 'preload', 'renderer'], 'coordinator/ and worker/ never import each other'),
   layer(['src/worker/**'], ['coordinator', 'cli', 'main', 'preload', 'renderer', 'electron'], 'worker/ is the Electron-free core; coordinator/ and worker/ never import each other'),

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { issueServerCert } from '../transport/pki.js';
 import { startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
+import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import type { CoordinatorConfig } from './config.js';
 import { loadOrCreateCa, serverDnsNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
@@ -45,8 +46,19 @@ export interface Coordinator {
 const DEFAULT_CERT_VALIDITY_DAYS = 30;
 
 export async function startCoordinator(opts: StartCoordinatorOptions): Promise<Coordinator> {
-  const { config, dataDir, logger } = opts;
+  const { dataDir } = opts;
   await ensurePrivateDir(dataDir);
+  const lock = await lockDataDir(dataDir, 'coordinator');
+  try {
+    return await start(opts, lock);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
+  const { config, dataDir, logger } = opts;
   const ca = await loadOrCreateCa(dataDir);
   if (ca.created) logger.info({ fingerprint: ca.fingerprint }, 'created a new coordinator CA');
   const instanceId = await loadOrCreateInstanceId(dataDir);
@@ -87,6 +99,7 @@ export async function startCoordinator(opts: StartCoordinatorOptions): Promise<C
         await listening.sessions.stop();
         await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
         await db.close();
+        await lock.release();
       },
     };
   } catch (e) {

@@ -8,6 +8,8 @@
  */
 import type { Logger } from 'pino';
 import { GridError, parseEnrollmentToken } from '../protocol/index.js';
+import { ensurePrivateDir } from '../common/files.js';
+import { lockDataDir } from '../common/lock.js';
 import { WorkerAgent, type AgentOptions } from './agent.js';
 import { parseCoordinatorAddress } from './address.js';
 import { enroll } from './enroll.js';
@@ -33,7 +35,16 @@ export interface RunningWorker {
 }
 
 export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
-  const { identity, enrolled } = await resolveIdentity(opts);
+  await ensurePrivateDir(opts.dataDir);
+  const lock = await lockDataDir(opts.dataDir, 'worker');
+  let resolved: Awaited<ReturnType<typeof resolveIdentity>>;
+  try {
+    resolved = await resolveIdentity(opts);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  const { identity, enrolled } = resolved;
   const agent = new WorkerAgent({
     dataDir: opts.dataDir,
     identity,
@@ -43,6 +54,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     ...opts.agent,
   });
   agent.start();
+  void agent.done.finally(() => lock.release()).catch(() => undefined);
   return { agent, identity, enrolled };
 }
 
