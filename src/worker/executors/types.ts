@@ -1,0 +1,33 @@
+/**
+ * The executor plugin interface: one per job kind (`onnx` now, `llm` next).
+ * The agent never runs a model itself; it picks the executor by `job.kind`
+ * and the executor's code runs in a child process (see child-runner.ts), so a
+ * crash, leak or hang in a native runtime cannot take the worker down.
+ *
+ *   const executor = executors.get(job.kind);
+ *   if (!executor?.canRun(hardware)) refuse(…);
+ *   const output = await runJob(executor.kind, job, { modelPath, signal, timeoutMs, onProgress, threads });
+ */
+import type { HardwareReport, JobSpec } from '../../protocol/index.js';
+
+export interface Executor {
+  /** The job kind it runs, e.g. `onnx`. */
+  readonly kind: string;
+  /** Whether this machine can run jobs of this kind at all (runtime present, platform supported). */
+  canRun(hardware: HardwareReport): boolean;
+  /**
+   * Runs one job inside the job process. Returns the output JSON; throws a
+   * GridError (GG_ERR_INPUT_INVALID, GG_ERR_MODEL_UNSUPPORTED, …) for an
+   * expected failure. Must honour `signal` where the runtime allows.
+   */
+  run(job: JobSpec, ctx: ExecutorContext): Promise<unknown>;
+}
+
+export interface ExecutorContext {
+  /** A verified, content-addressed model file from the model cache. */
+  modelPath: string;
+  /** CPU threads the runtime may use (onnxruntime intra-op threads, llama.cpp threads). */
+  threads: number;
+  signal: AbortSignal;
+  onProgress(progress: number, message?: string): void;
+}
