@@ -7,7 +7,7 @@
  *   const workers = WorkerList.parse(await api.get('/v1/workers'));
  */
 import { z } from 'zod';
-import { HardwareReport } from './messages.js';
+import { HardwareReport, JobRequirements, ModelRef } from './messages.js';
 import { TOKEN_ID_PATTERN, TOKEN_SECRET_PATTERN } from './token.js';
 
 const isoDate = z.iso.datetime();
@@ -78,7 +78,84 @@ export const WorkerInfo = z.object({
 
 export const WorkerList = z.array(WorkerInfo);
 
+// ---------------------------------------------------------------- jobs
+
+export const JOB_STATES = ['queued', 'leased', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export const JobState = z.enum(JOB_STATES);
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'canceled'];
+
+export const SubmitJobRequest = z.object({
+  kind: z.string().min(1).max(32).default('onnx'),
+  /** The model by content hash; it must already be stored (`gogrid models add`). */
+  model: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256') }),
+  input: z.unknown().refine((v) => v !== undefined, 'required'),
+  requirements: JobRequirements.default({}),
+  timeoutMs: z.number().int().positive().max(7 * 24 * 3600 * 1000).default(60_000),
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  /** Higher runs first. */
+  priority: z.number().int().min(-1000).max(1000).default(0),
+});
+
+export const JobError = z.object({ code: z.string(), message: z.string() });
+
+export const JobEvent = z.object({
+  at: isoDate,
+  state: JobState,
+  attempt: z.number().int(),
+  workerId: z.string().nullable(),
+  detail: z.string().nullable(),
+});
+
+export const JobInfo = z.object({
+  id: z.string(),
+  kind: z.string(),
+  model: ModelRef,
+  state: JobState,
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  priority: z.number().int(),
+  timeoutMs: z.number().int(),
+  requirements: JobRequirements,
+  workerId: z.string().nullable(),
+  progress: z.number().nullable(),
+  /** Why a queued job is not running yet, in words. */
+  waitingReason: z.string().nullable(),
+  /** The last failure (also set while a retried job is queued again). */
+  error: JobError.nullable(),
+  submittedAt: isoDate,
+  startedAt: isoDate.nullable(),
+  finishedAt: isoDate.nullable(),
+  /** Only in single-job reads. */
+  output: z.unknown().optional(),
+  events: z.array(JobEvent).optional(),
+});
+export const JobList = z.array(JobInfo);
+
+// ---------------------------------------------------------------- models
+
+/** A model stored on the coordinator (`POST /v1/models`, `GET /v1/models[/SHA256/info]`). */
+export const ModelInfo = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256'),
+  size: z.number().int().nonnegative(),
+  /** What the uploader called it (e.g. the file name); empty when none was given. Not unique. */
+  name: z.string().max(256),
+  addedAt: isoDate,
+});
+export const ModelList = z.array(ModelInfo);
+
+/** `POST /v1/models?name=NAME`; the body is the raw bytes (`application/octet-stream`). */
+export const ModelUploadQuery = z.object({ name: z.string().min(1).max(256).optional() });
+/** Optional on upload: the sha256 the bytes must have, else 400 GG_ERR_MODEL_HASH_MISMATCH and nothing is stored. */
+export const MODEL_SHA256_HEADER = 'x-gogrid-sha256';
+
 export type ApiErrorBody = z.infer<typeof ApiErrorBody>;
+export type JobState = z.infer<typeof JobState>;
+export type SubmitJobRequest = z.infer<typeof SubmitJobRequest>;
+export type JobError = z.infer<typeof JobError>;
+export type JobEvent = z.infer<typeof JobEvent>;
+export type JobInfo = z.infer<typeof JobInfo>;
+export type ModelInfo = z.infer<typeof ModelInfo>;
+export type ModelList = z.infer<typeof ModelList>;
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 export type CreateTokenRequest = z.infer<typeof CreateTokenRequest>;

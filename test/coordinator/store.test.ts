@@ -3,7 +3,7 @@
  * GOGRID_TEST_PG_URL is set (`eval "$(scripts/postgres.sh start)"`). Each PostgreSQL
  * run works in a schema of its own, dropped afterwards, so reruns start clean.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,43 +37,7 @@ import {
 } from '../../src/coordinator/store/index.js';
 import type { HardwareReport } from '../../src/protocol/index.js';
 
-const PG_URL = process.env['GOGRID_TEST_PG_URL'];
-
-interface Backend {
-  name: string;
-  /** A fresh, empty database and how to get rid of it. */
-  open(): Promise<{ db: Db; dispose(): Promise<void> }>;
-}
-
-const pglite: Backend = {
-  name: 'PGlite (memory)',
-  async open() {
-    const db = await openDb('memory://');
-    return { db, dispose: () => db.close() };
-  },
-};
-
-const postgres = (url: string): Backend => ({
-  name: 'PostgreSQL',
-  async open() {
-    const schema = `gg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-    const admin = await openDb(url, { poolSize: 1 });
-    await admin.exec(`CREATE SCHEMA ${schema}`);
-    const scoped = new URL(url);
-    scoped.searchParams.set('options', `-c search_path=${schema}`);
-    const db = await openDb(scoped.toString(), { poolSize: 10 });
-    return {
-      db,
-      async dispose() {
-        await db.close();
-        await admin.exec(`DROP SCHEMA ${schema} CASCADE`);
-        await admin.close();
-      },
-    };
-  },
-});
-
-const backends: Backend[] = PG_URL === undefined ? [pglite] : [pglite, postgres(PG_URL)];
+import { backends, PG_URL } from '../helpers/backends.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const at = (iso: string) => new Date(iso);

@@ -14,3 +14,4 @@ export { migrate, appliedMigrations, MIGRATIONS, type Migration, type AppliedMig
 export * from './workers.js';
 export * from './tokens.js';
 export * from './apiKeys.js';
+export * from './jobs.js';

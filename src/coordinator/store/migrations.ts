@@ -61,6 +61,56 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'jobs and their state history',
+    up: `
+      CREATE TABLE jobs (
+        id               text PRIMARY KEY,
+        kind             text NOT NULL,
+        model_sha256     text NOT NULL CHECK (model_sha256 ~ '^[0-9a-f]{64}$'),
+        model_size       bigint NOT NULL,
+        model_name       text NOT NULL,
+        input            jsonb NOT NULL,
+        requirements     jsonb NOT NULL,
+        timeout_ms       integer NOT NULL CHECK (timeout_ms > 0),
+        max_attempts     integer NOT NULL CHECK (max_attempts > 0),
+        priority         integer NOT NULL DEFAULT 0,
+        state            text NOT NULL CHECK (state IN ('queued', 'leased', 'running', 'succeeded', 'failed', 'canceled')),
+        -- Attempts started so far; the lease of attempt N is the only one whose result counts.
+        attempt          integer NOT NULL DEFAULT 0,
+        lease_id         text,
+        lease_expires_at timestamptz,
+        worker_id        text,
+        -- The instance whose session holds the lease (its worker's connection).
+        instance_id      text,
+        progress         real,
+        -- Why a queued job is still waiting, in words (no eligible worker, all busy).
+        waiting_reason   text,
+        output           jsonb,
+        error            jsonb,
+        submitted_at     timestamptz NOT NULL,
+        updated_at       timestamptz NOT NULL,
+        started_at       timestamptz,
+        finished_at      timestamptz,
+        CHECK ((state IN ('leased', 'running')) = (lease_id IS NOT NULL))
+      );
+      CREATE INDEX jobs_queue_idx ON jobs (priority DESC, submitted_at, id) WHERE state = 'queued';
+      CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state IN ('leased', 'running');
+      CREATE INDEX jobs_submitted_idx ON jobs (submitted_at DESC, id);
+
+      CREATE TABLE job_events (
+        job_id    text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq       bigserial,
+        at        timestamptz NOT NULL,
+        state     text NOT NULL,
+        attempt   integer NOT NULL,
+        worker_id text,
+        detail    text,
+        PRIMARY KEY (job_id, seq)
+      );
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.

@@ -1,0 +1,170 @@
+/**
+ * Job state changes in the store, on every backend: each transition is one
+ * conditional statement, so stale leases and concurrent instances cannot
+ * move a job twice.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cancelJob,
+  completeJob,
+  expireLeases,
+  getJob,
+  getJobEvents,
+  insertJob,
+  leaseJobs,
+  listJobs,
+  listQueued,
+  markRunning,
+  migrate,
+  releaseWorkerLeases,
+  renewLeases,
+  setWaitingReasons,
+  type Db,
+  type Lease,
+} from '../../src/coordinator/store/index.js';
+import { backends } from '../helpers/backends.js';
+
+const T0 = new Date('2026-01-01T00:00:00.000Z');
+const at = (s: number) => new Date(T0.getTime() + s * 1000);
+const model = { sha256: 'a'.repeat(64), size: 10, name: 'm.onnx' };
+let seq = 0;
+
+async function job(db: Db, opts: { maxAttempts?: number; priority?: number; now?: Date } = {}) {
+  return insertJob(db, {
+    id: `j-${++seq}`,
+    kind: 'onnx',
+    model,
+    input: { inputs: {} },
+    requirements: {},
+    timeoutMs: 1000,
+    maxAttempts: opts.maxAttempts ?? 3,
+    priority: opts.priority ?? 0,
+    now: opts.now ?? T0,
+  });
+}
+
+const lease = (jobId: string, leaseId: string, o: Partial<Lease> = {}): Lease => ({
+  jobId,
+  leaseId,
+  workerId: 'w-1',
+  instanceId: 'c-1',
+  expiresAt: at(90),
+  ...o,
+});
+
+describe.each(backends)('jobs on $name', (backend) => {
+  let db: Db;
+  let dispose: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, dispose } = await backend.open());
+    await migrate(db);
+  });
+  afterAll(() => dispose());
+
+  it('walks queued → leased → running → succeeded and records each step', async () => {
+    const j = await job(db);
+    expect(j).toMatchObject({ state: 'queued', attempt: 0, leaseId: null });
+    const [leased] = await leaseJobs(db, [lease(j.id, 'L1')], at(1));
+    expect(leased).toMatchObject({ state: 'leased', attempt: 1, leaseId: 'L1', workerId: 'w-1', input: { inputs: {} } });
+    expect(await markRunning(db, j.id, 'L1', at(2))).toBe(true);
+    const done = await completeJob(db, j.id, 'L1', { ok: true, output: { outputs: { y: 1 } } }, at(3));
+    expect(done).toMatchObject({ state: 'succeeded', progress: 1, finishedAt: at(3), startedAt: at(2) });
+    expect((await getJob(db, j.id))?.output).toEqual({ outputs: { y: 1 } });
+    expect((await getJobEvents(db, j.id)).map((e) => [e.state, e.attempt])).toEqual([
+      ['queued', 0],
+      ['leased', 1],
+      ['running', 1],
+      ['succeeded', 1],
+    ]);
+  });
+
+  it('accepts exactly one result: a second one, or one for an old lease, is stale', async () => {
+    const j = await job(db);
+    await leaseJobs(db, [lease(j.id, 'old')], at(1));
+    await releaseWorkerLeases(db, 'w-1', 'c-1', { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected' }, at(2));
+    await leaseJobs(db, [lease(j.id, 'new', { workerId: 'w-2' })], at(3));
+    expect(await completeJob(db, j.id, 'old', { ok: true, output: 'late' }, at(4))).toBeNull();
+    expect(await markRunning(db, j.id, 'old', at(4))).toBe(false);
+    expect(await completeJob(db, j.id, 'new', { ok: true, output: 'fresh' }, at(5))).not.toBeNull();
+    expect(await completeJob(db, j.id, 'new', { ok: true, output: 'again' }, at(6))).toBeNull();
+    expect(await getJob(db, j.id)).toMatchObject({ state: 'succeeded', output: 'fresh', attempt: 2, workerId: 'w-2' });
+  });
+
+  it('leases a job once when two instances try at the same moment', async () => {
+    const j = await job(db);
+    const results = await Promise.all(
+      ['A', 'B', 'C', 'D'].map((x) => leaseJobs(db, [lease(j.id, `L-${x}`, { instanceId: `c-${x}` })], at(1))),
+    );
+    expect(results.flat()).toHaveLength(1);
+  });
+
+  it('requeues a retryable failure while attempts remain, then fails with the last error', async () => {
+    const j = await job(db, { maxAttempts: 2 });
+    const error = { code: 'GG_ERR_EXECUTOR_CRASHED', message: 'exit 3', retryable: true };
+    await leaseJobs(db, [lease(j.id, 'L1')], at(1));
+    expect(await completeJob(db, j.id, 'L1', { ok: false, error }, at(2))).toMatchObject({ state: 'queued', error: { code: 'GG_ERR_EXECUTOR_CRASHED' } });
+    await leaseJobs(db, [lease(j.id, 'L2')], at(3));
+    const failed = await completeJob(db, j.id, 'L2', { ok: false, error: { ...error, message: 'exit 4' } }, at(4));
+    expect(failed).toMatchObject({ state: 'failed', attempt: 2, error: { message: 'exit 4' }, finishedAt: at(4) });
+  });
+
+  it('fails a non-retryable error at once', async () => {
+    const j = await job(db, { maxAttempts: 5 });
+    await leaseJobs(db, [lease(j.id, 'L1')], at(1));
+    const r = await completeJob(db, j.id, 'L1', { ok: false, error: { code: 'GG_ERR_INPUT_INVALID', message: 'x', retryable: false } }, at(2));
+    expect(r).toMatchObject({ state: 'failed', attempt: 1 });
+  });
+
+  it('releases every lease of a worker that went away, and only that worker on that instance', async () => {
+    const [a, b, c] = [await job(db), await job(db), await job(db)];
+    await leaseJobs(db, [lease(a.id, 'La', { workerId: 'w-gone' }), lease(b.id, 'Lb', { workerId: 'w-gone' }), lease(c.id, 'Lc', { workerId: 'w-stays' })], at(1));
+    const released = await releaseWorkerLeases(db, 'w-gone', 'c-1', { code: 'GG_ERR_CONNECTION_CLOSED', message: 'gone' }, at(2));
+    expect(released.map((r) => r.id).sort()).toEqual([a.id, b.id].sort());
+    expect(released.every((r) => r.state === 'queued')).toBe(true);
+    expect((await getJob(db, c.id))?.state).toBe('leased');
+  });
+
+  it('expires leases nobody renewed, and renewal keeps a lease alive', async () => {
+    const [kept, lost] = [await job(db), await job(db)];
+    await leaseJobs(db, [lease(kept.id, 'Lk', { expiresAt: at(10) }), lease(lost.id, 'Ll', { expiresAt: at(10) })], at(1));
+    await renewLeases(db, [{ jobId: kept.id, leaseId: 'Lk', progress: 0.5 }, { jobId: lost.id, leaseId: 'wrong', progress: 0.9 }], at(100));
+    const expired = await expireLeases(db, at(50));
+    expect(expired.map((r) => r.id)).toContain(lost.id);
+    expect(expired.map((r) => r.id)).not.toContain(kept.id);
+    expect(await getJob(db, kept.id)).toMatchObject({ state: 'leased', progress: 0.5, leaseExpiresAt: at(100) });
+  });
+
+  it('cancels queued and running jobs, returning who ran it; a result after cancel is stale', async () => {
+    const queued = await job(db);
+    expect(await cancelJob(db, queued.id, at(1))).toMatchObject({ state: 'queued' });
+    expect((await getJob(db, queued.id))?.state).toBe('canceled');
+    expect(await cancelJob(db, queued.id, at(2))).toBeNull();
+
+    const running = await job(db);
+    await leaseJobs(db, [lease(running.id, 'L1', { workerId: 'w-9' })], at(1));
+    await markRunning(db, running.id, 'L1', at(2));
+    expect(await cancelJob(db, running.id, at(3))).toMatchObject({ state: 'running', workerId: 'w-9', leaseId: 'L1' });
+    expect(await completeJob(db, running.id, 'L1', { ok: true, output: 1 }, at(4))).toBeNull();
+    expect(await getJob(db, running.id)).toMatchObject({ state: 'canceled', error: { code: 'GG_ERR_JOB_CANCELED' } });
+    expect(await cancelJob(db, 'j-unknown', at(5))).toBeNull();
+  });
+
+  it('serves the queue by priority, then age, and keeps waiting reasons', async () => {
+    const fresh = await backend.open();
+    try {
+      await migrate(fresh.db);
+      const low = await job(fresh.db, { priority: 0, now: at(1) });
+      const high = await job(fresh.db, { priority: 5, now: at(2) });
+      const older = await job(fresh.db, { priority: 0, now: at(0) });
+      expect((await listQueued(fresh.db, 10)).map((j) => j.id)).toEqual([high.id, older.id, low.id]);
+      await setWaitingReasons(fresh.db, [{ jobId: low.id, reason: 'no worker runs onnx jobs' }]);
+      expect((await getJob(fresh.db, low.id))?.waitingReason).toBe('no worker runs onnx jobs');
+      const [leased] = await leaseJobs(fresh.db, [lease(low.id, 'L')], at(3));
+      expect(leased?.waitingReason).toBeNull();
+      expect((await listJobs(fresh.db, { state: 'queued', limit: 10 })).map((j) => j.id).sort()).toEqual([high.id, older.id].sort());
+      expect((await listJobs(fresh.db, { limit: 10 }))[0]).not.toHaveProperty('input', expect.anything());
+    } finally {
+      await fresh.dispose();
+    }
+  });
+});

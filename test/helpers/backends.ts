@@ -1,0 +1,45 @@
+/**
+ * The store backends every store test runs on: embedded PGlite always,
+ * PostgreSQL when GOGRID_TEST_PG_URL is set (`eval "$(scripts/postgres.sh start)"`).
+ * Each PostgreSQL run works in a schema of its own, dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { openDb, type Db } from '../../src/coordinator/store/index.js';
+
+export const PG_URL = process.env['GOGRID_TEST_PG_URL'];
+
+export interface Backend {
+  name: string;
+  /** A fresh, empty database and how to get rid of it. */
+  open(): Promise<{ db: Db; dispose(): Promise<void> }>;
+}
+
+const pglite: Backend = {
+  name: 'PGlite (memory)',
+  async open() {
+    const db = await openDb('memory://');
+    return { db, dispose: () => db.close() };
+  },
+};
+
+const postgres = (url: string): Backend => ({
+  name: 'PostgreSQL',
+  async open() {
+    const schema = `gg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const admin = await openDb(url, { poolSize: 1 });
+    await admin.exec(`CREATE SCHEMA ${schema}`);
+    const scoped = new URL(url);
+    scoped.searchParams.set('options', `-c search_path=${schema}`);
+    const db = await openDb(scoped.toString(), { poolSize: 10 });
+    return {
+      db,
+      async dispose() {
+        await db.close();
+        await admin.exec(`DROP SCHEMA ${schema} CASCADE`);
+        await admin.close();
+      },
+    };
+  },
+});
+
+export const backends: Backend[] = PG_URL === undefined ? [pglite] : [pglite, postgres(PG_URL)];
