@@ -1,0 +1,122 @@
+/**
+ * Which worker gets which job: a pure function of the queue and the workers'
+ * state, so every rule is tested as a table. The dispatcher does the I/O.
+ *
+ *   const plan = planAssignments(queuedJobs, workerViews);
+ *   plan.assignments // [{ jobId, workerId }] — lease these
+ *   plan.waiting     // [{ jobId, reason }]  — "no connected worker has a GPU with backend cuda"
+ *
+ * Rules: requirements must fit; among the workers that fit and have a free
+ * slot and are not paused, prefer one that already caches the model, then the
+ * least loaded (running / slots, then CPU load), then the lowest id so the
+ * choice is deterministic. Jobs are served in queue order (priority, age).
+ */
+import type { HardwareReport, JobRequirements } from '../protocol/index.js';
+
+export interface SchedulableJob {
+  id: string;
+  kind: string;
+  model: { sha256: string };
+  requirements: JobRequirements;
+}
+
+export interface WorkerView {
+  id: string;
+  hardware: HardwareReport;
+  /** Job kinds its executors run. */
+  executors: readonly string[];
+  labels: readonly string[];
+  slots: number;
+  running: number;
+  /** Paused (by its owner's policy or an admin) or draining: takes no new jobs. */
+  paused: boolean;
+  cachedModels: ReadonlySet<string>;
+  /** Whole-machine CPU use 0..1, when reported. */
+  cpuLoad: number | null;
+  freeMemoryBytes: number | null;
+}
+
+export interface Plan {
+  assignments: { jobId: string; workerId: string }[];
+  waiting: { jobId: string; reason: string }[];
+}
+
+/** Null when the worker could run the job (slots and pauses aside); else why not, as a phrase about the worker. */
+export function misfit(job: SchedulableJob, w: WorkerView): string | null {
+  const r = job.requirements;
+  if (!w.executors.includes(job.kind)) return `runs no ${job.kind} jobs`;
+  if (r.os?.length && !r.os.includes(w.hardware.os.platform)) return `is ${w.hardware.os.platform}, not ${r.os.join(' or ')}`;
+  if (r.arch?.length && !r.arch.includes(w.hardware.os.arch)) return `is ${w.hardware.os.arch}, not ${r.arch.join(' or ')}`;
+  if (r.minFreeMemoryBytes !== undefined) {
+    const total = w.hardware.memory.totalBytes;
+    if (total === null) return 'does not report its memory';
+    if (total < r.minFreeMemoryBytes) return `has ${gib(total)} of memory, less than the ${gib(r.minFreeMemoryBytes)} needed`;
+  }
+  if (r.gpu) {
+    const { backend, minVramMiB } = r.gpu;
+    const gpus = w.hardware.gpus.filter((g) => backend === undefined || g.backends.includes(backend));
+    if (gpus.length === 0) return backend ? `has no GPU with backend ${backend}` : 'has no GPU';
+    if (minVramMiB !== undefined && !gpus.some((g) => (g.vramMiB ?? 0) >= minVramMiB)) return `has no GPU with ${minVramMiB} MiB of VRAM`;
+  }
+  const missing = (r.labels ?? []).filter((l) => !w.labels.includes(l));
+  if (missing.length > 0) return `lacks the label${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  return null;
+}
+
+/** Whether the worker can take the job right now (on top of `misfit` being null). */
+function hasRoomNow(job: SchedulableJob, w: WorkerView, running: number): boolean {
+  if (w.paused || running >= w.slots) return false;
+  const need = job.requirements.minFreeMemoryBytes;
+  return need === undefined || w.freeMemoryBytes === null || w.freeMemoryBytes >= need;
+}
+
+export function planAssignments(jobs: readonly SchedulableJob[], workers: readonly WorkerView[]): Plan {
+  const running = new Map(workers.map((w) => [w.id, w.running]));
+  const plan: Plan = { assignments: [], waiting: [] };
+  for (const job of jobs) {
+    const fitting = workers.filter((w) => misfit(job, w) === null);
+    const ready = fitting.filter((w) => hasRoomNow(job, w, running.get(w.id)!));
+    if (ready.length === 0) {
+      plan.waiting.push({ jobId: job.id, reason: whyWaiting(job, workers, fitting) });
+      continue;
+    }
+    const best = ready.reduce((a, b) => (better(job, b, a, running) ? b : a));
+    running.set(best.id, running.get(best.id)! + 1);
+    plan.assignments.push({ jobId: job.id, workerId: best.id });
+  }
+  return plan;
+}
+
+/** True when `a` is a better choice than `b` for the job. */
+function better(job: SchedulableJob, a: WorkerView, b: WorkerView, running: Map<string, number>): boolean {
+  const cachedA = a.cachedModels.has(job.model.sha256);
+  const cachedB = b.cachedModels.has(job.model.sha256);
+  if (cachedA !== cachedB) return cachedA;
+  const loadA = running.get(a.id)! / a.slots;
+  const loadB = running.get(b.id)! / b.slots;
+  if (loadA !== loadB) return loadA < loadB;
+  const cpuA = a.cpuLoad ?? 0.5;
+  const cpuB = b.cpuLoad ?? 0.5;
+  if (cpuA !== cpuB) return cpuA < cpuB;
+  return a.id < b.id;
+}
+
+function whyWaiting(job: SchedulableJob, workers: readonly WorkerView[], fitting: readonly WorkerView[]): string {
+  if (workers.length === 0) return 'no worker is connected';
+  if (fitting.length === 0) {
+    const counts = new Map<string, number>();
+    for (const w of workers) {
+      const why = misfit(job, w)!;
+      counts.set(why, (counts.get(why) ?? 0) + 1);
+    }
+    const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([why, n]) => `${why} (${n} ${n === 1 ? 'worker' : 'workers'})`);
+    return `no connected worker can run this job: ${parts.join('; ')}`;
+  }
+  const noun = fitting.length === 1 ? 'eligible worker is' : `${fitting.length} eligible workers are`;
+  if (fitting.every((w) => w.paused)) return `the ${noun} paused`;
+  return `waiting for a free slot: the ${noun} busy or short of free memory`;
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { misfit, planAssignments, type SchedulableJob, type WorkerView } from '../../src/coordinator/scheduler.js';
+import type { HardwareReport, JobRequirements } from '../../src/protocol/index.js';
+
+const GiB = 2 ** 30;
+const hw = (o: { platform?: string; arch?: string; mem?: number | null; gpus?: HardwareReport['gpus'] } = {}): HardwareReport => ({
+  cpu: { manufacturer: null, brand: null, physicalCores: 4, threads: 8, speedGHz: null },
+  memory: { totalBytes: o.mem === undefined ? 16 * GiB : o.mem },
+  gpus: o.gpus ?? [],
+  os: { platform: o.platform ?? 'linux', distro: null, release: null, arch: o.arch ?? 'x64', hostname: null },
+});
+const cuda = { vendor: 'NVIDIA', model: 'RTX 4070', vramMiB: 12_288, backends: ['cuda', 'vulkan'] };
+const metal = { vendor: 'Apple', model: 'M2', vramMiB: null, backends: ['metal'] };
+
+const worker = (id: string, o: Partial<WorkerView> = {}): WorkerView => ({
+  id,
+  hardware: hw(),
+  executors: ['onnx'],
+  labels: [],
+  slots: 1,
+  running: 0,
+  paused: false,
+  cachedModels: new Set(),
+  cpuLoad: null,
+  freeMemoryBytes: null,
+  ...o,
+});
+const job = (id: string, requirements: JobRequirements = {}, o: Partial<SchedulableJob> = {}): SchedulableJob => ({
+  id,
+  kind: 'onnx',
+  model: { sha256: 'm1' },
+  requirements,
+  ...o,
+});
+
+describe('misfit: can this worker ever run this job?', () => {
+  it.each<[string, JobRequirements, Partial<WorkerView>, string | null]>([
+    ['no requirements', {}, {}, null],
+    ['another kind', {}, { executors: ['llm'] }, 'runs no onnx jobs'],
+    ['os matches', { os: ['linux', 'darwin'] }, {}, null],
+    ['os differs', { os: ['win32'] }, {}, 'is linux, not win32'],
+    ['arch matches', { arch: ['x64'] }, {}, null],
+    ['arch differs', { arch: ['arm64'] }, {}, 'is x64, not arm64'],
+    ['memory enough, exactly', { minFreeMemoryBytes: 16 * GiB }, {}, null],
+    ['memory short', { minFreeMemoryBytes: 32 * GiB }, {}, 'has 16.0 GiB of memory, less than the 32.0 GiB needed'],
+    ['memory unknown', { minFreeMemoryBytes: 1 }, { hardware: hw({ mem: null }) }, 'does not report its memory'],
+    ['any GPU, none there', { gpu: {} }, {}, 'has no GPU'],
+    ['any GPU, one there', { gpu: {} }, { hardware: hw({ gpus: [metal] }) }, null],
+    ['cuda wanted, cuda there', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal, cuda] }) }, null],
+    ['cuda wanted, metal there', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal] }) }, 'has no GPU with backend cuda'],
+    ['VRAM enough, exactly', { gpu: { backend: 'cuda', minVramMiB: 12_288 } }, { hardware: hw({ gpus: [cuda] }) }, null],
+    ['VRAM short', { gpu: { minVramMiB: 16_000 } }, { hardware: hw({ gpus: [cuda] }) }, 'has no GPU with 16000 MiB of VRAM'],
+    ['VRAM unknown counts as none', { gpu: { minVramMiB: 1 } }, { hardware: hw({ gpus: [metal] }) }, 'has no GPU with 1 MiB of VRAM'],
+    ['labels present', { labels: ['lab', 'fast'] }, { labels: ['fast', 'lab', 'x'] }, null],
+    ['one label missing', { labels: ['lab', 'fast'] }, { labels: ['lab'] }, 'lacks the label fast'],
+    ['two labels missing', { labels: ['a', 'b'] }, {}, 'lacks the labels a, b'],
+  ])('%s', (_name, requirements, w, expected) => {
+    expect(misfit(job('j', requirements), worker('w', w))).toBe(expected);
+  });
+});
+
+describe('planAssignments', () => {
+  it('prefers a worker that caches the model over a less loaded one', () => {
+    const plan = planAssignments([job('j')], [worker('a', { slots: 4 }), worker('b', { slots: 4, running: 3, cachedModels: new Set(['m1']) })]);
+    expect(plan.assignments).toEqual([{ jobId: 'j', workerId: 'b' }]);
+  });
+
+  it('then the least loaded by slot use, then by CPU, then the lowest id', () => {
+    expect(planAssignments([job('j')], [worker('a', { slots: 2, running: 1 }), worker('b', { slots: 4, running: 1 })]).assignments[0]?.workerId).toBe('b');
+    expect(planAssignments([job('j')], [worker('a', { cpuLoad: 0.9 }), worker('b', { cpuLoad: 0.1 })]).assignments[0]?.workerId).toBe('b');
+    expect(planAssignments([job('j')], [worker('b'), worker('a')]).assignments[0]?.workerId).toBe('a');
+    // An unknown CPU load sits between busy and idle.
+    expect(planAssignments([job('j')], [worker('a', { cpuLoad: 0.9 }), worker('b')]).assignments[0]?.workerId).toBe('b');
+  });
+
+  it('respects slot counts across the whole plan and spreads jobs', () => {
+    const plan = planAssignments(
+      ['1', '2', '3', '4', '5'].map((i) => job(i)),
+      [worker('a', { slots: 2 }), worker('b', { slots: 1 })],
+    );
+    expect(plan.assignments).toEqual([
+      { jobId: '1', workerId: 'a' },
+      { jobId: '2', workerId: 'b' },
+      { jobId: '3', workerId: 'a' },
+    ]);
+    expect(plan.waiting.map((w) => w.jobId)).toEqual(['4', '5']);
+    expect(plan.waiting[0]?.reason).toBe('waiting for a free slot: the 2 eligible workers are busy or short of free memory');
+  });
+
+  it('serves jobs in the given queue order, so a later job cannot take an earlier one’s slot', () => {
+    const plan = planAssignments([job('first'), job('second')], [worker('a')]);
+    expect(plan.assignments).toEqual([{ jobId: 'first', workerId: 'a' }]);
+  });
+
+  it('never assigns to a paused worker, and says so', () => {
+    const plan = planAssignments([job('j')], [worker('a', { paused: true })]);
+    expect(plan).toEqual({ assignments: [], waiting: [{ jobId: 'j', reason: 'the eligible worker is paused' }] });
+  });
+
+  it('skips a worker short of free memory right now, but keeps it eligible', () => {
+    const plan = planAssignments([job('j', { minFreeMemoryBytes: 4 * GiB })], [worker('a', { freeMemoryBytes: 1 * GiB })]);
+    expect(plan.waiting[0]?.reason).toMatch(/^waiting for a free slot/);
+    expect(planAssignments([job('j', { minFreeMemoryBytes: 4 * GiB })], [worker('a', { freeMemoryBytes: 8 * GiB })]).assignments).toHaveLength(1);
+  });
+
+  it('explains a job no connected worker can ever run, counting the reasons', () => {
+    const plan = planAssignments(
+      [job('j', { gpu: { backend: 'cuda' } })],
+      [worker('a'), worker('b'), worker('c', { executors: [] }), worker('d', { hardware: hw({ gpus: [cuda] }), paused: true })],
+    );
+    expect(plan.assignments).toEqual([]);
+    expect(plan.waiting[0]?.reason).toBe('the eligible worker is paused');
+    const none = planAssignments([job('j', { gpu: { backend: 'cuda' } })], [worker('a'), worker('b'), worker('c', { executors: [] })]);
+    expect(none.waiting[0]?.reason).toBe('no connected worker can run this job: has no GPU with backend cuda (2 workers); runs no onnx jobs (1 worker)');
+  });
+
+  it('says when no worker is connected at all', () => {
+    expect(planAssignments([job('j')], []).waiting).toEqual([{ jobId: 'j', reason: 'no worker is connected' }]);
+  });
+
+  it('plans nothing for an empty queue', () => {
+    expect(planAssignments([], [worker('a')])).toEqual({ assignments: [], waiting: [] });
+  });
+});
