@@ -1,0 +1,24 @@
+/**
+ * Executors, as the worker agent sees them: which job kinds this worker can
+ * run, and `runJob` to run one in a job process of its own.
+ *
+ *   if (!canRunKind(job.kind, hardware)) refuse(job, 'GG_ERR_EXECUTOR_UNAVAILABLE');
+ *   const output = await runJob(job.kind, job, { modelPath, threads, timeoutMs: job.timeoutMs, signal, onProgress });
+ *   hello.capabilities.executors = executorKinds().filter((k) => canRunKind(k, hardware));
+ */
+import type { HardwareReport } from '../../protocol/messages.js';
+import { EXECUTORS } from './registry.js';
+
+export { runJob, type RunJobOptions } from './child-runner.js';
+export type { JobExit, JobExitReason, JobLogger } from './job-child.js';
+export type { Executor, ExecutorContext } from './types.js';
+
+/** Every job kind this build has an executor for, whether or not this machine can run it. */
+export function executorKinds(): string[] {
+  return [...EXECUTORS.keys()];
+}
+
+/** Whether this machine can run jobs of `kind` (an executor exists and supports the platform). */
+export function canRunKind(kind: string, hardware: HardwareReport): boolean {
+  return EXECUTORS.get(kind)?.canRun(hardware) ?? false;
+}

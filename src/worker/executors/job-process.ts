@@ -1,0 +1,83 @@
+/**
+ * Entry point of a job process, forked by job-child.ts; never imported. It
+ * receives `run` messages over IPC, runs each with its executor, and answers
+ * with progress, then a result or a failure (src/worker/executors/ipc.ts).
+ *
+ *   fork('job-process.js', [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }).send({ type: 'run', … });
+ *
+ * The process is killed on cancel and timeout, and exits when the worker
+ * closes the channel (after the result, or because the worker died), so it
+ * never outlives its job. It installs no SIGTERM handler: the default action
+ * ends it at once even while native code holds the thread.
+ */
+import { isGridError } from '../../protocol/errors.js';
+import { ToJobProcess, type FromJobProcess } from './ipc.js';
+import { EXECUTORS } from './registry.js';
+import type { Executor } from './types.js';
+
+const MAX_MESSAGE = 4000;
+
+const channel = process.send?.bind(process);
+if (!channel) {
+  console.error('job-process is started by the worker (child-runner.ts) over IPC, not by hand');
+  process.exit(2);
+}
+
+const disconnected = new AbortController();
+process.on('disconnect', () => {
+  disconnected.abort();
+  process.exit(0);
+});
+process.on('message', (raw: unknown) => void handle(raw));
+
+function send(msg: FromJobProcess): void {
+  channel!(msg);
+}
+
+async function handle(raw: unknown): Promise<void> {
+  const parsed = ToJobProcess.safeParse(raw);
+  if (!parsed.success) {
+    // The worker and this process come from one build; a bad message is a bug, and the exit code says so.
+    console.error(`invalid message from the worker: ${parsed.error.message}`);
+    process.exit(70);
+  }
+  const { kind, job, modelPath, threads } = parsed.data;
+  const executor = (await executorsHere()).get(kind);
+  if (!executor) {
+    send({ type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` });
+    return;
+  }
+  try {
+    const output = await executor.run(job, {
+      modelPath,
+      threads,
+      signal: disconnected.signal,
+      onProgress(progress, message) {
+        if (!Number.isFinite(progress)) return;
+        const p = Math.min(1, Math.max(0, progress));
+        send({ type: 'progress', jobId: job.jobId, progress: p, ...(message !== undefined && { message: message.slice(0, 1000) }) });
+      },
+    });
+    send({ type: 'result', jobId: job.jobId, output });
+  } catch (err) {
+    if (isGridError(err)) {
+      send({ type: 'failed', jobId: job.jobId, code: err.code, message: err.message.slice(0, MAX_MESSAGE) });
+    } else {
+      console.error(err);
+      const message = `${kind} executor failed: ${err instanceof Error ? err.message : String(err)}`;
+      send({ type: 'failed', jobId: job.jobId, code: 'GG_ERR_INTERNAL', message: message.slice(0, MAX_MESSAGE) });
+    }
+  }
+}
+
+let loaded: Promise<ReadonlyMap<string, Executor>> | undefined;
+
+/** The real executors, plus the test-only ones (crash, hang, …) when GOGRID_TEST_EXECUTORS=1. */
+function executorsHere(): Promise<ReadonlyMap<string, Executor>> {
+  loaded ??= (async () => {
+    if (process.env['GOGRID_TEST_EXECUTORS'] !== '1') return EXECUTORS;
+    const { TEST_EXECUTORS } = await import('./test-executors.js');
+    return new Map([...EXECUTORS, ...TEST_EXECUTORS.map((e) => [e.kind, e] as const)]);
+  })();
+  return loaded;
+}

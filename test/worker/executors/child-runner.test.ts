@@ -1,0 +1,132 @@
+/**
+ * runJob and the job process, with the test-only executors (test-executors.ts)
+ * that crash, hang, throw and break the IPC contract on purpose.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
+import { runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import { JobChild } from '../../../src/worker/executors/job-child.js';
+import { isAlive, makeJob, pidRecorder } from './helpers.js';
+
+const log = pidRecorder();
+
+function opts(over: Partial<RunJobOptions> = {}): RunJobOptions {
+  return { modelPath: '/models/none', threads: 1, timeoutMs: 30_000, signal: new AbortController().signal, onProgress: () => {}, logger: log, ...over };
+}
+
+async function rejection(p: Promise<unknown>): Promise<GridError> {
+  const e = await p.then(
+    () => expect.fail('the job succeeded'),
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(GridError);
+  return e as GridError;
+}
+
+describe('runJob in a job process', () => {
+  beforeAll(() => {
+    process.env['GOGRID_TEST_EXECUTORS'] = '1';
+  });
+  afterAll(() => {
+    delete process.env['GOGRID_TEST_EXECUTORS'];
+  });
+  afterEach(() => {
+    // No job process outlives runJob, whatever happened to it.
+    expect(log.pids.filter(isAlive)).toEqual([]);
+  });
+
+  it('runs a job and reports its progress and result; measures the cost of a fork per job', async () => {
+    const progress: [number, string | undefined][] = [];
+    const job = makeJob('test-echo', { hello: ['world', 1] });
+    const out = await runJob('test-echo', job, opts({ threads: 3, onProgress: (p, m) => progress.push([p, m]) }));
+    expect(out).toMatchObject({ echo: { hello: ['world', 1] }, threads: 3, modelPath: '/models/none' });
+    expect(progress).toEqual([[0.5, 'halfway']]);
+    expect((out as { pid: number }).pid).not.toBe(process.pid);
+
+    const n = 3;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await runJob('test-echo', makeJob('test-echo', i), opts());
+    console.log(`fork + trivial job from TypeScript source (node --import tsx): ${((performance.now() - t0) / n).toFixed(0)} ms per job`);
+  });
+
+  it.each<[string, ErrorCode | undefined, ErrorCode]>([
+    ['a GridError keeps its code and message', 'GG_ERR_MODEL_UNSUPPORTED', 'GG_ERR_MODEL_UNSUPPORTED'],
+    ['a plain Error (a bug) arrives as GG_ERR_INTERNAL', undefined, 'GG_ERR_INTERNAL'],
+  ])('%s', async (_name, code, want) => {
+    const e = await rejection(runJob('test-throw', makeJob('test-throw', { code, message: 'the model has 3 heads' }), opts()));
+    expect(e.code).toBe(want);
+    expect(e.message).toBe(code ? 'the model has 3 heads' : 'test-throw executor failed: the model has 3 heads');
+  });
+
+  it('refuses a kind with no executor', async () => {
+    const e = await rejection(runJob('no-such-kind', makeJob('no-such-kind', {}), opts()));
+    expect(e.code).toBe('GG_ERR_EXECUTOR_UNAVAILABLE');
+    expect(e.message).toContain('"no-such-kind"');
+  });
+
+  it.each([
+    ['process.exit(3)', 'exit', /exited with code 3 without a result/],
+    ['process.abort()', 'abort', /was killed by SIGABRT without a result; last output: .*stack trace/s],
+  ])('reports a job process that ends by %s as GG_ERR_EXECUTOR_CRASHED', async (_name, how, message) => {
+    const e = await rejection(runJob('test-crash', makeJob('test-crash', { how }), opts()));
+    expect(e.code).toBe('GG_ERR_EXECUTOR_CRASHED');
+    expect(e.message).toMatch(message);
+  });
+
+  it('kills a job that runs past its timeout: GG_ERR_JOB_TIMEOUT', async () => {
+    const t0 = performance.now();
+    const e = await rejection(runJob('test-hang', makeJob('test-hang', {}), opts({ timeoutMs: 1500 })));
+    expect(e.code).toBe('GG_ERR_JOB_TIMEOUT');
+    expect(e.message).toContain('1500 ms');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1490);
+  });
+
+  it('cancels within a second, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED', async () => {
+    const controller = new AbortController();
+    let abortedAt = 0;
+    const running = runJob(
+      'test-hang',
+      makeJob('test-hang', { ignoreSigterm: true }),
+      opts({
+        signal: controller.signal,
+        onProgress: (_p, msg) => {
+          if (!msg?.startsWith('hanging')) return;
+          abortedAt = performance.now();
+          controller.abort();
+        },
+      }),
+    );
+    const e = await rejection(running);
+    expect(e.code).toBe('GG_ERR_JOB_CANCELED');
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(performance.now() - abortedAt).toBeLessThan(1000);
+  });
+
+  it('does not start a job whose signal is already aborted', async () => {
+    const before = log.pids.length;
+    const e = await rejection(runJob('test-echo', makeJob('test-echo', {}), opts({ signal: AbortSignal.abort() })));
+    expect(e.code).toBe('GG_ERR_JOB_CANCELED');
+    expect(log.pids.length).toBe(before);
+  });
+
+  it('kills a job process that sends a message outside the IPC schema', async () => {
+    const e = await rejection(runJob('test-rogue', makeJob('test-rogue', {}), opts()));
+    expect(e.code).toBe('GG_ERR_EXECUTOR_CRASHED');
+    expect(e.message).toContain('sent an invalid message');
+  });
+
+  it('escalates to SIGKILL when SIGTERM is ignored, and reports the reason it was given', async () => {
+    const child = JobChild.fork({ label: 'job escalate', logger: log, killGraceMs: 100 });
+    const job = makeJob('test-hang', { ignoreSigterm: true });
+    child.on('message', (msg) => {
+      if (msg.type === 'progress') child.kill('timeout', 'test');
+    });
+    child.send({ type: 'run', kind: job.kind, job, modelPath: '/models/none', threads: 1 });
+    expect(await child.exited).toEqual({ reason: 'timeout', code: null, signal: 'SIGKILL', detail: 'test' });
+  });
+
+  it('keeps the worker (this process) able to run jobs after all of the above', async () => {
+    await expect(runJob('test-echo', makeJob('test-echo', 'still here'), opts())).resolves.toMatchObject({ echo: 'still here' });
+    expect(log.pids.length).toBeGreaterThanOrEqual(10);
+  });
+});

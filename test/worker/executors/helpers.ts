@@ -1,0 +1,54 @@
+/**
+ * Shared by the executor tests: job specs, a logger that remembers every job
+ * process it saw start, and a check that none of them is still alive.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { JobSpec } from '../../../src/protocol/messages.js';
+import type { JobLogger } from '../../../src/worker/executors/index.js';
+import { writeOnnxFixtures, type OnnxFixtures } from '../../fixtures/make-onnx.js';
+
+let seq = 0;
+
+export function makeJob(kind: string, input: unknown, overrides: Partial<JobSpec> = {}): JobSpec {
+  seq += 1;
+  return {
+    jobId: `job-${process.pid}-${seq}`,
+    kind,
+    model: { sha256: '0'.repeat(64), size: 0, name: 'fixture' },
+    input,
+    requirements: {},
+    timeoutMs: 30_000,
+    attempt: 1,
+    ...overrides,
+  };
+}
+
+/** A JobLogger that records the pid of every job process from its `started` line. */
+export function pidRecorder(): JobLogger & { pids: number[]; lines: string[] } {
+  const pids: number[] = [];
+  const lines: string[] = [];
+  const record = (msg: unknown) => {
+    const line = String(msg);
+    lines.push(line);
+    const m = /^\[job \S+ pid (\d+)\] started$/.exec(line);
+    if (m) pids.push(Number(m[1]));
+  };
+  return { pids, lines, debug: record, info: record, warn: record };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes the ONNX fixtures to a fresh temp dir; `dispose` removes it. */
+export function onnxFixtures(): OnnxFixtures & { dir: string; dispose(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'gogrid-onnx-'));
+  return { ...writeOnnxFixtures(dir), dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
