@@ -1,0 +1,220 @@
+/**
+ * The coordinator's model store on a real directory, the range parser, and
+ * the model routes on a real HTTPS server with real client certificates.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GridError, isGridError, ModelInfo, ModelList } from '../../src/protocol/index.js';
+import { addModelFromStream, getModelInfo, listModels, ModelTooLargeError, prepareModelDir } from '../../src/coordinator/models.js';
+import { modelRoutes } from '../../src/coordinator/http-models.js';
+import { parseRange } from '../../src/coordinator/http-range.js';
+import { toErrorBody } from '../../src/coordinator/http-errors.js';
+import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
+import { rawRequest, type RawRequest } from '../helpers/https-raw.js';
+import { removeTempDirs, tempDir } from '../helpers/grid.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const chunksOf = (b: Buffer, size = 64 * 1024) => Readable.from(Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size)));
+
+afterAll(removeTempDirs);
+
+describe('model store', () => {
+  it('stores bytes under their sha256 with a sidecar, and adding them again keeps the first record', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const bytes = randomBytes(300_000);
+    const info = await addModelFromStream(dir, chunksOf(bytes), { name: 'mlp.onnx', now: new Date('2026-01-01T00:00:00Z') });
+    expect(info).toEqual({ sha256: sha(bytes), size: bytes.length, name: 'mlp.onnx', addedAt: '2026-01-01T00:00:00.000Z' });
+    expect((await readdir(dir)).sort()).toEqual([sha(bytes), `${sha(bytes)}.json`]);
+
+    const again = await addModelFromStream(dir, chunksOf(bytes), { name: 'other-name.onnx', expectedSha256: sha(bytes).toUpperCase() });
+    expect(again).toEqual(info);
+    expect(await listModels(dir)).toEqual([info]);
+    expect(await getModelInfo(dir, sha(Buffer.from('nope')))).toBeNull();
+  });
+
+  it('stores nothing when the bytes do not match the expected sha256, are too large, or the source breaks', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const bytes = randomBytes(200_000);
+    const mismatch = await addModelFromStream(dir, chunksOf(bytes), { expectedSha256: sha(Buffer.from('other')) }).catch((e: unknown) => e);
+    expect(isGridError(mismatch, 'GG_ERR_MODEL_HASH_MISMATCH')).toBe(true);
+
+    const tooLarge = await addModelFromStream(dir, chunksOf(bytes), { maxBytes: 100_000 }).catch((e: unknown) => e);
+    expect(tooLarge).toBeInstanceOf(ModelTooLargeError);
+
+    async function* broken() {
+      yield bytes.subarray(0, 1000);
+      throw new Error('connection reset');
+    }
+    await expect(addModelFromStream(dir, broken())).rejects.toThrow('connection reset');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('lists a model whose sidecar is missing, and clears half-written uploads at start', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const bytes = Buffer.from('copied in by hand');
+    await writeFile(join(dir, sha(bytes)), bytes);
+    await writeFile(join(dir, '.upload-0123abcd.tmp'), 'half');
+    await prepareModelDir(dir);
+    expect(await readdir(dir)).toEqual([sha(bytes)]);
+    expect(await listModels(dir)).toEqual([expect.objectContaining({ sha256: sha(bytes), size: bytes.length, name: '' })]);
+  });
+});
+
+describe('parseRange', () => {
+  it.each([
+    [undefined, { kind: 'full' }],
+    ['bytes=0-', { kind: 'partial', start: 0, end: 99 }],
+    ['bytes=40-', { kind: 'partial', start: 40, end: 99 }],
+    ['bytes=10-19', { kind: 'partial', start: 10, end: 19 }],
+    ['bytes=90-500', { kind: 'partial', start: 90, end: 99 }],
+    ['bytes=-30', { kind: 'partial', start: 70, end: 99 }],
+    ['bytes=-500', { kind: 'partial', start: 0, end: 99 }],
+    ['bytes=100-', { kind: 'unsatisfiable' }],
+    ['bytes=100-200', { kind: 'unsatisfiable' }],
+    ['bytes=-0', { kind: 'unsatisfiable' }],
+    ['bytes=20-10', { kind: 'full' }],
+    ['bytes=0-1,5-9', { kind: 'full' }],
+    ['items=0-1', { kind: 'full' }],
+    ['bytes=-', { kind: 'full' }],
+  ])('%s of 100 bytes → %o', (header, expected) => {
+    expect(parseRange(header, 100)).toEqual(expected);
+  });
+
+  it('has nothing to give from an empty file', () => {
+    expect(parseRange('bytes=0-', 0)).toEqual({ kind: 'unsatisfiable' });
+    expect(parseRange('bytes=-1', 0)).toEqual({ kind: 'unsatisfiable' });
+  });
+});
+
+describe('model routes over HTTPS', () => {
+  const ADMIN_KEY = 'test-admin-key';
+  const MAX_UPLOAD = 4 * 1024 * 1024;
+  let app: FastifyInstance;
+  let base: string;
+  let ca: CaMaterial;
+  let dir: string;
+  const workers: Record<'active' | 'revoked' | 'foreign', { certPem: string; keyPem: string }> = {} as never;
+  const model = randomBytes(3 * 1024 * 1024 + 17); // over fastify's 1 MiB body limit
+  const req = (r: Omit<RawRequest, 'ca' | 'url'> & { path: string }) => rawRequest({ ...r, url: `${base}${r.path}`, ca: ca.certPem });
+  const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+
+  async function workerCert(issuer: CaMaterial, workerId: string) {
+    const { keyPem, csrPem } = await createKeyAndCsr(workerId);
+    return { keyPem, certPem: await signCsr(issuer, csrPem, { workerId, validityDays: 1 }) };
+  }
+
+  beforeAll(async () => {
+    ca = await createCa({ commonName: 'test CA' });
+    const server = await issueServerCert(ca, { dnsNames: ['gogrid-coordinator'] });
+    workers.active = await workerCert(ca, 'w-active');
+    workers.revoked = await workerCert(ca, 'w-revoked');
+    workers.foreign = await workerCert(await createCa({ commonName: 'another CA' }), 'w-active');
+    dir = join(await tempDir(), 'models');
+    // The same TLS settings as buildHttpApi: a client certificate is asked for, not demanded.
+    app = Fastify({ https: { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' } });
+    app.setErrorHandler((err, _req, reply) => {
+      const body = toErrorBody(err);
+      void reply.status(body.status).send(body.payload);
+    });
+    const requireApiKey = async (r: FastifyRequest) => {
+      if (r.headers.authorization !== `Bearer ${ADMIN_KEY}`) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
+    };
+    await app.register(modelRoutes, { dir, requireApiKey, isWorkerAllowed: async (id) => id === 'w-active', maxUploadBytes: MAX_UPLOAD });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no port');
+    base = `https://127.0.0.1:${addr.port}`;
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('uploads as a stream, then lists and describes the model', async () => {
+    const res = await req({ method: 'POST', path: '/v1/models?name=big.onnx', headers: { ...admin, 'content-type': 'application/octet-stream', 'x-gogrid-sha256': sha(model) }, body: model });
+    expect(res.status).toBe(200);
+    const info = ModelInfo.parse(res.json());
+    expect(info).toMatchObject({ sha256: sha(model), size: model.length, name: 'big.onnx' });
+
+    const list = ModelList.parse((await req({ path: '/v1/models', headers: admin })).json());
+    expect(list).toEqual([info]);
+    expect(ModelInfo.parse((await req({ path: `/v1/models/${info.sha256}/info`, headers: admin })).json())).toEqual(info);
+
+    const unknown = await req({ path: `/v1/models/${sha(Buffer.from('x'))}/info`, headers: admin });
+    expect([unknown.status, unknown.json()]).toEqual([404, { error: expect.objectContaining({ code: 'GG_ERR_MODEL_NOT_FOUND' }) }]);
+    expect((await req({ path: '/v1/models/NOT-A-HASH/info', headers: admin })).status).toBe(400);
+    expect((await req({ path: '/v1/models' })).status).toBe(401);
+  });
+
+  it('refuses an upload whose bytes do not match x-gogrid-sha256 and stores nothing', async () => {
+    const before = await readdir(dir);
+    const bytes = randomBytes(100_000);
+    const res = await req({ method: 'POST', path: '/v1/models', headers: { ...admin, 'content-type': 'application/octet-stream', 'x-gogrid-sha256': sha(Buffer.from('something else')) }, body: bytes });
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error: expect.objectContaining({ code: 'GG_ERR_MODEL_HASH_MISMATCH' }) });
+    expect(await readdir(dir)).toEqual(before);
+  });
+
+  it('refuses uploads over the maximum, declared or streamed, and uploads without a key or a body', async () => {
+    const before = await readdir(dir);
+    const headers = { ...admin, 'content-type': 'application/octet-stream' };
+    // Declared too large: answered before any byte of the body is read.
+    const declared = await req({ method: 'POST', path: '/v1/models', headers: { ...headers, 'content-length': String(MAX_UPLOAD + 1) } });
+    expect(declared.status).toBe(413);
+    // Chunked, no length: refused once the bytes pass the maximum.
+    const streamed = await req({ method: 'POST', path: '/v1/models', headers, body: [randomBytes(MAX_UPLOAD / 2), randomBytes(MAX_UPLOAD / 2), randomBytes(1000)] });
+    expect(streamed.status).toBe(413);
+    const noKey = await req({ method: 'POST', path: '/v1/models', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(10) });
+    expect(noKey.status).toBe(401);
+    const noBody = await req({ method: 'POST', path: '/v1/models', headers: admin });
+    expect(noBody.status).toBe(400);
+    expect(await readdir(dir)).toEqual(before);
+  });
+
+  it('serves the bytes to an enrolled worker by its client certificate, with ETag and ranges', async () => {
+    const path = `/v1/models/${sha(model)}`;
+    const asWorker = { cert: workers.active.certPem, key: workers.active.keyPem };
+    const full = await req({ path, ...asWorker });
+    expect(full.status).toBe(200);
+    expect(full.body.equals(model)).toBe(true);
+    expect(full.headers).toMatchObject({ etag: `"${sha(model)}"`, 'accept-ranges': 'bytes', 'content-length': String(model.length), 'content-type': 'application/octet-stream' });
+
+    const tail = await req({ path, ...asWorker, headers: { range: 'bytes=1000000-' } });
+    expect(tail.status).toBe(206);
+    expect(tail.headers['content-range']).toBe(`bytes 1000000-${model.length - 1}/${model.length}`);
+    expect(tail.body.equals(model.subarray(1_000_000))).toBe(true);
+
+    const middle = await req({ path, ...asWorker, headers: { range: 'bytes=5-14' } });
+    expect([middle.status, middle.headers['content-range'], middle.body.equals(model.subarray(5, 15))]).toEqual([206, `bytes 5-14/${model.length}`, true]);
+
+    const beyond = await req({ path, ...asWorker, headers: { range: `bytes=${model.length}-` } });
+    expect([beyond.status, beyond.headers['content-range']]).toEqual([416, `bytes */${model.length}`]);
+
+    const head = await req({ method: 'HEAD', path, ...asWorker });
+    expect([head.status, head.headers['content-length'], head.body.length]).toEqual([200, String(model.length), 0]);
+
+    const missing = await req({ path: `/v1/models/${sha(Buffer.from('missing'))}`, ...asWorker });
+    expect([missing.status, missing.json()]).toEqual([404, { error: expect.objectContaining({ code: 'GG_ERR_MODEL_NOT_FOUND' }) }]);
+  });
+
+  it('refuses downloads without a certificate or key, with a certificate from another CA, and from a revoked worker', async () => {
+    const path = `/v1/models/${sha(model)}`;
+    const codeOf = async (r: Promise<{ status: number; json(): unknown }>) => {
+      const res = await r;
+      return [res.status, (res.json() as { error: { code: string } }).error.code];
+    };
+    expect(await codeOf(req({ path }))).toEqual([401, 'GG_ERR_UNAUTHENTICATED']);
+    expect(await codeOf(req({ path, cert: workers.foreign.certPem, key: workers.foreign.keyPem }))).toEqual([401, 'GG_ERR_UNAUTHENTICATED']);
+    expect(await codeOf(req({ path, cert: workers.revoked.certPem, key: workers.revoked.keyPem }))).toEqual([403, 'GG_ERR_WORKER_REVOKED']);
+    expect(await codeOf(req({ path, headers: { authorization: 'Bearer wrong' } }))).toEqual([401, 'GG_ERR_UNAUTHENTICATED']);
+    // An administrator's key works too (e.g. to copy a model elsewhere).
+    const byKey = await req({ path, headers: admin });
+    expect([byKey.status, byKey.body.length]).toEqual([200, model.length]);
+  });
+});
