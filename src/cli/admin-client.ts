@@ -48,13 +48,23 @@ export class AdminClient {
     return new AdminClient(info.apiUrl, key, await readText(caCertPath(dataDir), 'CA certificate'));
   }
 
-  async call<T extends z.ZodType>(method: 'GET' | 'POST' | 'DELETE', path: string, schema: T, body?: unknown): Promise<z.infer<T>> {
+  async call<T extends z.ZodType>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    schema: T,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    bodyLength?: number,
+  ): Promise<z.infer<T>> {
     const reply = await requestJson({
       url: `${this.apiUrl}${path}`,
       method,
       body,
+      bodyLength,
       ca: this.caPem,
-      headers: { authorization: `Bearer ${this.apiKey}` },
+      // --wait long-polls for up to 25 s.
+      timeoutMs: 60_000,
+      headers: { authorization: `Bearer ${this.apiKey}`, ...headers },
     });
     return schema.parse(reply);
   }

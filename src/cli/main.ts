@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerServeCommands } from './serve-commands.js';
+import { registerJobCommands } from './job-commands.js';
 import { failAndExit } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   registerServeCommands(program, pkg.version, run);
   registerAdminCommands(program, run);
+  registerJobCommands(program, run);
   return program;
 }
 

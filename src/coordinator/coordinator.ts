@@ -19,6 +19,8 @@ import { loadOrCreateCa, serverDnsNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
 import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
 import { SessionManager, type SessionTiming } from './sessions.js';
+import { Dispatcher } from './dispatcher.js';
+import { getModelInfo, modelsDir } from './models.js';
 import { buildHttpApi } from './http.js';
 import { sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
@@ -40,6 +42,7 @@ export interface Coordinator {
   readonly newAdminKey: string | null;
   readonly db: Db;
   readonly sessions: SessionManager;
+  readonly dispatcher: Dispatcher;
   stop(): Promise<void>;
 }
 
@@ -75,7 +78,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       certValidityDays: opts.timing?.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS,
     };
     const serverCert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 397 });
-    const listening = await listenBoth({ config, ca, db, serverCert, timing, instanceId, logger });
+    const listening = await listenBoth({ config, ca, db, serverCert, timing, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
     await writeFileAtomic(
       apiInfoPath(dataDir),
@@ -93,10 +96,12 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       newAdminKey,
       db,
       sessions: listening.sessions,
+      dispatcher: listening.dispatcher,
       async stop() {
         if (stopped) return;
         stopped = true;
         await listening.sessions.stop();
+        await listening.dispatcher.stop();
         await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
         await db.close();
         await lock.release();
@@ -115,8 +120,15 @@ async function listenBoth(args: {
   serverCert: { certPem: string; keyPem: string };
   timing: SessionTiming;
   instanceId: string;
+  dataDir: string;
   logger: Logger;
-}): Promise<{ port: number; sessions: SessionManager; quic: Awaited<ReturnType<typeof startQuicServer>>; http: Awaited<ReturnType<typeof buildHttpApi>> }> {
+}): Promise<{
+  port: number;
+  sessions: SessionManager;
+  dispatcher: Dispatcher;
+  quic: Awaited<ReturnType<typeof startQuicServer>>;
+  http: Awaited<ReturnType<typeof buildHttpApi>>;
+}> {
   const { config, ca, db, serverCert, timing, logger } = args;
   // With port 0 the UDP port is picked first and TCP must take the same
   // number; another program may hold it on TCP, so try a few ports.
@@ -136,6 +148,15 @@ async function listenBoth(args: {
         logger: logger.child({ component: 'sessions' }),
       });
       const s = sessions;
+      const dispatcher = new Dispatcher({
+        db,
+        sessions,
+        instanceId: args.instanceId,
+        // A lease outlives a missed heartbeat or two; a worker that really went
+        // away is caught sooner, by its session ending.
+        leaseTtlMs: 2 * timing.heartbeatTimeoutSecs * 1000,
+        logger: logger.child({ component: 'dispatcher' }),
+      });
       quic = await startQuicServer({
         host: config.server.bindAddr,
         port: config.server.port,
@@ -151,13 +172,17 @@ async function listenBoth(args: {
         db,
         ca,
         sessions,
+        dispatcher,
+        models: { info: (sha256) => getModelInfo(modelsDir(args.dataDir), sha256) },
+        modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
         certValidityDays: timing.certValidityDays,
         logger: logger.child({ component: 'http' }),
       });
       await http.listen({ host: config.server.bindAddr, port: quic.port });
       sessions.start();
-      return { port: quic.port, sessions, quic, http };
+      await dispatcher.start();
+      return { port: quic.port, sessions, dispatcher, quic, http };
     } catch (e) {
       await quic?.stop({ force: true }).catch(() => undefined);
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw e;

@@ -10,14 +10,10 @@
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { timingSafeEqual } from 'node:crypto';
-import type { z } from 'zod';
 import {
   CreateTokenRequest,
   EnrollRequest,
-  type ERROR_CODES,
   GridError,
-  isGridError,
-  type ApiErrorBody,
   type CreatedToken,
   type EnrollResponse,
   type TokenInfo,
@@ -28,11 +24,19 @@ import type { Db } from './store/db.js';
 import { findApiKeyBySha256, getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
 import { createEnrollmentToken, enrollWorker, sha256Hex, toTokenInfo } from './enrollment.js';
 import type { SessionManager } from './sessions.js';
+import type { Dispatcher } from './dispatcher.js';
+import { errorPayload, parseBody, toErrorBody } from './http-errors.js';
+import { registerJobRoutes, type ModelCatalog } from './http-jobs.js';
+import { activeWorkerCheck, modelRoutes } from './http-models.js';
 
 export interface HttpApiOptions {
   db: Db;
   ca: CoordinatorCa;
   sessions: SessionManager;
+  dispatcher: Dispatcher;
+  models: ModelCatalog;
+  /** Where model files are stored (`modelsDir(dataDir)`). */
+  modelsDir: string;
   tls: { certPem: string; keyPem: string };
   certValidityDays: number;
   logger: Logger;
@@ -90,6 +94,9 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     return reply;
   });
 
+  // ---------------------------------------------------------------- models (API key, or a worker's client certificate to download)
+  await app.register(modelRoutes, { dir: opts.modelsDir, requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
+
   // ---------------------------------------------------------------- admin
   app.register(async (admin) => {
     admin.addHook('onRequest', requireApiKey);
@@ -120,6 +127,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       return createEnrollmentToken(db, ca, body);
     });
 
+    registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
+
     admin.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req): Promise<TokenInfo> => {
       if (!(await revokeToken(db, req.params.id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no token ${req.params.id}`);
       return toTokenInfo((await getToken(db, req.params.id))!);
@@ -143,26 +152,4 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       certNotAfter: row.certNotAfter.toISOString(),
     };
   }
-}
-
-function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue?.path.length ? issue.path.join('.') : '(body)';
-  throw new GridError('GG_ERR_BAD_REQUEST', `${field}: ${issue?.message ?? 'invalid'}`);
-}
-
-function errorPayload(code: keyof typeof ERROR_CODES, message: string): ApiErrorBody {
-  return { error: { code, message } };
-}
-
-function toErrorBody(err: unknown): { status: number; payload: ApiErrorBody } {
-  if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
-  const statusCode = (err as { statusCode?: unknown }).statusCode;
-  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
-    // fastify's own client errors: bad JSON, body too large, wrong content type.
-    return { status: statusCode, payload: errorPayload('GG_ERR_BAD_REQUEST', (err as Error).message) };
-  }
-  return { status: 500, payload: errorPayload('GG_ERR_INTERNAL', 'internal error; see the coordinator log') };
 }

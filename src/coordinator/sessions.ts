@@ -27,8 +27,10 @@ import {
   type ErrorCode,
   type Heartbeat,
   type Hello,
+  type WorkerMessage,
   type WorkerStatus,
 } from '../protocol/index.js';
+import type { WorkerView } from './scheduler.js';
 import type { Db } from './store/db.js';
 import { getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert } from './store/index.js';
 import type { CoordinatorCa } from './ca.js';
@@ -57,15 +59,32 @@ interface Session {
   readonly workerId: string;
   readonly peer: QuicPeer;
   readonly channel: FrameChannel;
+  readonly hello: Hello;
   lastHeartbeatAt: number;
   status: WorkerStatus;
   pausedReason: string | null;
+  cachedModels: ReadonlySet<string>;
+  load: Heartbeat['load'] | null;
+  /** Jobs leased to this worker through this session: jobId → leaseId. */
+  readonly leases: Map<string, string>;
+}
+
+/** A message about a job, from the worker that holds its lease (or claims to). */
+export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.result' }>;
+
+export interface SessionEvents {
+  online: [workerId: string];
+  offline: [workerId: string];
+  job: [workerId: string, msg: JobMessage];
+  heartbeat: [workerId: string, hb: Heartbeat];
+  /** Something the scheduler looks at changed: paused/resumed, cached models. */
+  capacity: [workerId: string];
 }
 
 /** Close frames are flushed before the connection goes; a peer that does not hang up is cut off after this. */
 const CLOSE_GRACE_MS = 1000;
 
-export class SessionManager extends EventEmitter<{ online: [workerId: string]; offline: [workerId: string] }> {
+export class SessionManager extends EventEmitter<SessionEvents> {
   private readonly sessions = new Map<string, Session>();
   private readonly pendingLastSeen = new Map<string, Date>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -178,7 +197,18 @@ export class SessionManager extends EventEmitter<{ online: [workerId: string]; o
     if (!online) return refuse('GG_ERR_WORKER_REVOKED', `worker ${workerId} was revoked by an administrator`);
 
     // Seeded from the store so the first heartbeat clears a reason left by an earlier session.
-    const session: Session = { workerId, peer, channel, lastHeartbeatAt: Date.now(), status: 'idle', pausedReason: online.pausedReason };
+    const session: Session = {
+      workerId,
+      peer,
+      channel,
+      hello,
+      lastHeartbeatAt: Date.now(),
+      status: 'idle',
+      pausedReason: online.pausedReason,
+      cachedModels: new Set(hello.cachedModels),
+      load: null,
+      leases: new Map(),
+    };
     const previous = this.sessions.get(workerId);
     this.sessions.set(workerId, session);
     if (previous) {
@@ -202,7 +232,7 @@ export class SessionManager extends EventEmitter<{ online: [workerId: string]; o
         if (msg.type === 'heartbeat') await this.onHeartbeat(session, msg);
         else if (msg.type === 'error') log.warn({ workerId, code: msg.code }, `worker reported: ${msg.message}`);
         else if (msg.type === 'hello') throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'hello sent twice');
-        else log.warn({ workerId, type: msg.type }, 'job message ignored: this coordinator has no job store yet');
+        else this.emit('job', workerId, msg);
       }
     } catch (e) {
       if (!isGridError(e)) throw e;
@@ -217,11 +247,63 @@ export class SessionManager extends EventEmitter<{ online: [workerId: string]; o
     session.lastHeartbeatAt = Date.now();
     this.pendingLastSeen.set(session.workerId, new Date(session.lastHeartbeatAt));
     const reason = hb.status === 'paused' ? (hb.pausedReason ?? 'Paused') : null;
+    const statusChanged = hb.status !== session.status;
     session.status = hb.status;
+    session.load = hb.load;
+    if (hb.cachedModels) session.cachedModels = new Set(hb.cachedModels);
     if (reason !== session.pausedReason) {
       session.pausedReason = reason;
       await setPausedReason(this.opts.db, session.workerId, reason);
     }
+    this.emit('heartbeat', session.workerId, hb);
+    if (statusChanged || hb.cachedModels) this.emit('capacity', session.workerId);
+  }
+
+  // ---------------------------------------------------------------- the dispatcher's view
+
+  /** Connected workers as the scheduler sees them. */
+  views(): WorkerView[] {
+    return [...this.sessions.values()].map((s) => ({
+      id: s.workerId,
+      hardware: s.hello.hardware,
+      executors: s.hello.capabilities.executors,
+      labels: s.hello.capabilities.labels,
+      slots: s.hello.capabilities.slots,
+      running: s.leases.size,
+      paused: s.status === 'paused' || s.status === 'draining',
+      cachedModels: s.cachedModels,
+      cpuLoad: s.load?.cpu ?? null,
+      freeMemoryBytes: s.load?.freeMemoryBytes ?? null,
+    }));
+  }
+
+  /** The lease the worker holds for a job through its current session, if any. */
+  leaseOf(workerId: string, jobId: string): string | undefined {
+    return this.sessions.get(workerId)?.leases.get(jobId);
+  }
+
+  /** Sends a job to a connected worker and records its lease; false if the worker is gone. */
+  async assign(workerId: string, msg: Extract<CoordinatorMessageInput, { type: 'job.assign' }>): Promise<boolean> {
+    const session = this.sessions.get(workerId);
+    if (!session) return false;
+    session.leases.set(msg.job.jobId, msg.leaseId);
+    try {
+      await send(session.channel, msg);
+      return true;
+    } catch (e) {
+      session.leases.delete(msg.job.jobId);
+      this.opts.logger.warn({ err: e, workerId, jobId: msg.job.jobId }, 'could not send job.assign');
+      return false;
+    }
+  }
+
+  /** Forgets a lease (result taken, lease released); with `cancel`, also tells the worker to stop the job. */
+  async endLease(workerId: string, jobId: string, cancel?: { reason: string }): Promise<void> {
+    const session = this.sessions.get(workerId);
+    const leaseId = session?.leases.get(jobId);
+    if (!session || leaseId === undefined) return;
+    session.leases.delete(jobId);
+    if (cancel) await send(session.channel, { type: 'job.cancel', jobId, leaseId, reason: cancel.reason }).catch(() => undefined);
   }
 
   private async maybeRenewCert(session: Session, certDer: Uint8Array): Promise<void> {

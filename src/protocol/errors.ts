@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   GG_ERR_JOB_CANCELED: { status: 409, retryable: false, summary: 'The job was canceled.' },
   GG_ERR_JOB_LEASE_STALE: { status: 409, retryable: false, summary: 'A result or progress report named a lease that is no longer current; it was ignored.' },
   GG_ERR_EXECUTOR_CRASHED: { status: 500, retryable: true, summary: 'The job process exited without a result (crash, out of memory, killed).' },
+  GG_ERR_WORKER_BUSY: { status: 503, retryable: true, summary: 'The worker had no free slot for an assigned job; it goes back to the queue.' },
   GG_ERR_EXECUTOR_UNAVAILABLE: { status: 400, retryable: false, summary: 'No executor for this job kind on this worker.' },
   GG_ERR_INPUT_INVALID: { status: 400, retryable: false, summary: "The job input does not match the model's inputs (names, types or shapes), or a tensor's data does not match its dims." },
   GG_ERR_MODEL_UNSUPPORTED: { status: 400, retryable: false, summary: 'The model cannot be run by this executor (e.g. inputs that are not tensors), or the runtime could not load it.' },

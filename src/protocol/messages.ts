@@ -97,6 +97,8 @@ export const Hello = z.object({
   capabilities: z.object({
     executors: z.array(z.string().max(32)).max(32),
     slots: z.number().int().min(0).max(256),
+    /** Set by the worker's owner; jobs can require them. */
+    labels: z.array(z.string().max(64)).max(64).default([]),
   }),
 });
 
@@ -111,6 +113,8 @@ export const Heartbeat = z.object({
     freeMemoryBytes: nonNegInt.nullable(),
   }),
   runningJobs: z.array(RunningJob).max(256).default([]),
+  /** The verified models in the worker's cache, sent when the set changed since the last report. */
+  cachedModels: z.array(sha256Hex).max(10_000).optional(),
 });
 
 export const JobProgress = z.object({

@@ -16,7 +16,10 @@ export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
 export interface HttpsRequest {
   url: string;
   method?: 'GET' | 'POST' | 'DELETE';
+  /** JSON, or a raw byte stream sent as application/octet-stream (uploads). */
   body?: unknown;
+  /** Byte length of a stream body, when known (sent as content-length). */
+  bodyLength?: number;
   headers?: Record<string, string>;
   /** PEM of the CA the server certificate must chain to. Omit only with `insecureNoVerify`. */
   ca?: string;
@@ -53,12 +56,13 @@ export function sendRequest(req: HttpsRequest): Promise<HttpsResponse> {
   if (url.protocol !== 'https:') {
     return Promise.reject(new GridError('GG_ERR_CONFIG_INVALID', `API URL must start with https:// (got ${req.url})`));
   }
-  const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  const stream = isByteStream(req.body) ? req.body : undefined;
+  const payload = req.body === undefined || stream ? undefined : Buffer.from(JSON.stringify(req.body));
   const maxBytes = req.maxBytes ?? 16 * 1024 * 1024;
   return new Promise<HttpsResponse>((resolve, reject) => {
     const r = https.request(
       {
-        method: req.method ?? (payload ? 'POST' : 'GET'),
+        method: req.method ?? (payload || stream ? 'POST' : 'GET'),
         host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port || 443,
         path: url.pathname + url.search,
@@ -72,6 +76,7 @@ export function sendRequest(req: HttpsRequest): Promise<HttpsResponse> {
         headers: {
           accept: 'application/json',
           ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+          ...(stream ? { 'content-type': 'application/octet-stream', ...(req.bodyLength !== undefined ? { 'content-length': String(req.bodyLength) } : {}) } : {}),
           ...req.headers,
         },
       },
@@ -105,8 +110,17 @@ export function sendRequest(req: HttpsRequest): Promise<HttpsResponse> {
     );
     r.on('timeout', () => r.destroy(new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `no answer from ${url.host} within ${req.timeoutMs ?? 10_000} ms`)));
     r.on('error', (e) => reject(toNetworkError(e, url)));
-    r.end(payload);
+    if (stream) {
+      stream.on('error', (e) => r.destroy(e));
+      stream.pipe(r);
+    } else {
+      r.end(payload);
+    }
   });
+}
+
+function isByteStream(body: unknown): body is NodeJS.ReadableStream {
+  return typeof body === 'object' && body !== null && typeof (body as NodeJS.ReadableStream).pipe === 'function';
 }
 
 function toNetworkError(e: Error, url: URL): Error {

@@ -8,7 +8,7 @@
  * then throws GG_ERR_UNAUTHENTICATED. Count a connection as up only once the
  * server has answered on the channel.
  */
-import { QUICClient, errors as quicErrors, type QUICStream } from '@matrixai/quic';
+import { QUICClient, errors as quicErrors, type QUICSocket, type QUICStream } from '@matrixai/quic';
 import type { Logger as PinoLogger } from 'pino';
 import { GridError } from '../protocol/errors.js';
 import { openFrameChannel, type FrameChannel } from './frame-channel.js';
@@ -28,6 +28,13 @@ export interface QuicConnectOptions extends QuicTimingOptions {
   /** The handshake must finish within this; without a limit a dead port is retried forever. */
   connectTimeoutMs: number;
   logger?: PinoLogger;
+  /**
+   * A started UDP socket to share with other connections, for a process that
+   * holds many of them (the fleet simulator in bench/). The caller starts and
+   * stops it; closing this connection leaves it open.
+   * @default none: the connection binds and closes a socket of its own
+   */
+  socket?: QUICSocket;
 }
 
 export interface QuicClientConnection {
@@ -48,25 +55,26 @@ export async function connectQuic(opts: QuicConnectOptions): Promise<QuicClientC
   const timing = compileTiming(opts, 'client');
   let client: QUICClient;
   try {
-    client = await QUICClient.createQUICClient(
-      {
-        host: opts.host,
-        port: opts.port,
-        serverName: opts.serverName,
-        crypto: clientCrypto,
-        logger: quicLogger(opts.logger),
-        config: {
-          ...baseConfig(timing),
-          ca: opts.tls.caPem,
-          cert: opts.tls.certPem,
-          key: opts.tls.keyPem,
-          // The server never opens streams towards us.
-          initialMaxStreamsBidi: 0,
-          initialMaxStreamsUni: 0,
-        },
+    const clientOpts = {
+      host: opts.host,
+      port: opts.port,
+      serverName: opts.serverName,
+      crypto: clientCrypto,
+      logger: quicLogger(opts.logger),
+      config: {
+        ...baseConfig(timing),
+        ca: opts.tls.caPem,
+        cert: opts.tls.certPem,
+        key: opts.tls.keyPem,
+        // The server never opens streams towards us.
+        initialMaxStreamsBidi: 0,
+        initialMaxStreamsUni: 0,
       },
-      { timer: opts.connectTimeoutMs },
-    );
+    };
+    const ctx = { timer: opts.connectTimeoutMs };
+    client = await (opts.socket
+      ? QUICClient.createQUICClient({ ...clientOpts, socket: opts.socket }, ctx)
+      : QUICClient.createQUICClient(clientOpts, ctx));
   } catch (e) {
     throw connectError(e, opts);
   }

@@ -23,12 +23,14 @@ import {
   type CoordinatorMessage,
   type ErrorCode,
   type HardwareReport,
+  type Heartbeat,
   type WorkerMessageInput,
 } from '../protocol/index.js';
-import { connectQuic, type FrameChannel } from '../transport/quic.js';
+import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
 import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
+import type { JobRunner } from './job-runner.js';
 
 export type AgentState = 'stopped' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'failed';
 
@@ -66,6 +68,14 @@ export interface AgentOptions {
   keepAliveIntervalMs?: number | null;
   /** @default { baseMs: 1000, capMs: 60_000 } */
   backoff?: { baseMs: number; capMs: number };
+  /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
+  socket?: QuicConnectOptions['socket'];
+  /** Runs assigned jobs; without one the worker offers no executors (a connection-only worker, as in the fleet benchmark). */
+  jobs?: {
+    runner: JobRunner;
+    models: { cached(): string[] };
+    capabilities: { executors: string[]; slots: number; labels: string[] };
+  };
 }
 
 const ALLOWED: Record<AgentState, readonly AgentState[]> = {
@@ -83,6 +93,8 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
   private closeConnection: (() => Promise<void>) | undefined;
   private loop: Promise<void> | undefined;
   private identity: WorkerIdentity;
+  /** The cached-model list as last sent, to send it again only when it changes. */
+  private reportedModels = '';
 
   constructor(private readonly opts: AgentOptions) {
     super();
@@ -95,6 +107,11 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
 
   get workerId(): string {
     return this.identity.workerId;
+  }
+
+  /** The identity in use, with a renewed certificate once the coordinator sent one. */
+  get currentIdentity(): WorkerIdentity {
+    return this.identity;
   }
 
   /** Settles when the agent stops: resolves after stop(), rejects with the GridError that made it fail. */
@@ -181,11 +198,15 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
       maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? 90_000,
       keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? null,
       logger: this.opts.logger,
+      socket: this.opts.socket,
     });
     this.closeConnection = () => conn.close();
     let heartbeat: NodeJS.Timeout | undefined;
+    const jobs = this.opts.jobs;
     try {
       if (this.abort.signal.aborted) return;
+      const cachedModels = jobs?.models.cached() ?? [];
+      this.reportedModels = cachedModels.join();
       await send(conn.channel, {
         type: 'hello',
         protocolVersion: PROTOCOL_VERSION,
@@ -193,13 +214,14 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
         name: identity.name,
         appVersion: this.opts.appVersion,
         hardware,
-        cachedModels: [],
-        capabilities: { executors: [], slots: 0 },
+        cachedModels,
+        capabilities: jobs?.capabilities ?? { executors: [], slots: 0, labels: [] },
       });
       for await (const raw of conn.channel.frames()) {
         const msg = parseCoordinatorMessage(raw);
         if (msg.type === 'welcome') {
           onWelcome();
+          jobs?.runner.attach((m) => send(conn.channel, m));
           heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs);
           this.transition('online', `connected to ${this.address()}`);
           this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
@@ -210,6 +232,7 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
     } finally {
       clearInterval(heartbeat);
       this.closeConnection = undefined;
+      await jobs?.runner.detach();
       await conn.close().catch(() => undefined);
     }
   }
@@ -225,8 +248,15 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
         return;
       case 'welcome':
         throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'welcome received twice');
+      case 'job.assign':
+        if (this.opts.jobs) this.opts.jobs.runner.accept(msg);
+        else this.opts.logger.warn({ jobId: msg.job.jobId }, 'job assigned to a worker that runs no jobs');
+        return;
+      case 'job.cancel':
+        this.opts.jobs?.runner.cancel(msg.jobId, msg.leaseId);
+        return;
       default:
-        // Jobs and pause/drain arrive with the jobs and policy work (issues #3, #5).
+        // Pause, resume and drain arrive with the polite-worker policy (issue #5).
         this.opts.logger.warn({ type: msg.type }, 'message not handled by this worker version');
     }
   }
@@ -235,10 +265,26 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
     const timer = setInterval(() => {
       this.opts.probes
         .load()
-        .then((load) => send(channel, { type: 'heartbeat', status: 'idle', pausedReason: null, load, runningJobs: [] }))
+        .then((load) => send(channel, this.heartbeat(load)))
         .catch((e: unknown) => this.opts.logger.debug({ err: e }, 'heartbeat not sent'));
     }, intervalSecs * 1000);
     return timer;
+  }
+
+  private heartbeat(load: Heartbeat['load']): WorkerMessageInput {
+    const runner = this.opts.jobs?.runner;
+    const models = this.opts.jobs?.models.cached();
+    // The cache list can be long; it goes out only when it changed.
+    const changed = models !== undefined && models.join() !== this.reportedModels;
+    if (changed) this.reportedModels = models.join();
+    return {
+      type: 'heartbeat',
+      status: runner && runner.busy > 0 ? 'working' : 'idle',
+      pausedReason: null,
+      load,
+      runningJobs: runner?.running() ?? [],
+      ...(changed ? { cachedModels: models } : {}),
+    };
   }
 
   private address(): string {

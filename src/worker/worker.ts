@@ -15,6 +15,12 @@ import { parseCoordinatorAddress } from './address.js';
 import { enroll } from './enroll.js';
 import { collectHardware, sampleLoad } from './hardware.js';
 import { loadIdentity, type WorkerIdentity } from './identity.js';
+import { JobRunner } from './job-runner.js';
+import { ModelCache } from './model-cache.js';
+import { httpsModelDownloader } from './model-download.js';
+import { canRunKind, executorKinds, runJob } from './executors/index.js';
+import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 
 export interface StartWorkerOptions {
   dataDir: string;
@@ -25,10 +31,24 @@ export interface StartWorkerOptions {
   appVersion: string;
   logger: Logger;
   agent?: Partial<Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes'>>;
+  jobs?: WorkerJobOptions;
+}
+
+export interface WorkerJobOptions {
+  /** Jobs run at once. @default 1 */
+  slots?: number;
+  /** Runtime threads per job. @default the machine's logical processors */
+  threads?: number;
+  /** Labels jobs may require. @default [] */
+  labels?: string[];
+  /** Size cap of the model cache. @default 10 GiB */
+  modelCacheBytes?: number;
 }
 
 export interface RunningWorker {
   agent: WorkerAgent;
+  /** The jobs running now (for status displays). */
+  jobs: JobRunner;
   identity: WorkerIdentity;
   /** True when this start enrolled the worker. */
   enrolled: boolean;
@@ -37,25 +57,52 @@ export interface RunningWorker {
 export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
   await ensurePrivateDir(opts.dataDir);
   const lock = await lockDataDir(opts.dataDir, 'worker');
-  let resolved: Awaited<ReturnType<typeof resolveIdentity>>;
   try {
-    resolved = await resolveIdentity(opts);
+    const running = await start(opts);
+    void running.agent.done.finally(() => lock.release()).catch(() => undefined);
+    return running;
   } catch (e) {
     await lock.release();
     throw e;
   }
-  const { identity, enrolled } = resolved;
+}
+
+async function start(opts: StartWorkerOptions): Promise<RunningWorker> {
+  const { identity, enrolled } = await resolveIdentity(opts);
+  const probes = opts.agent?.probes ?? { hardware: () => collectHardware(), load: () => sampleLoad() };
+  const hardware = await probes.hardware();
+  const jobsOpts = opts.jobs ?? {};
+  // The agent is created below; the downloader reads its identity at each
+  // request so a renewed certificate is used from the next download on.
+  let current: () => WorkerIdentity = () => identity;
+  const models = await ModelCache.open({
+    dir: join(opts.dataDir, 'models'),
+    maxBytes: jobsOpts.modelCacheBytes ?? 10 * 2 ** 30,
+    download: httpsModelDownloader({ baseUrl: `https://${hostForUrl(identity.coordinator.host)}:${identity.coordinator.port}`, tls: () => current() }),
+    logger: opts.logger,
+  });
+  const executors = executorKinds().filter((k) => canRunKind(k, hardware));
+  const slots = jobsOpts.slots ?? 1;
+  const runner = new JobRunner({
+    slots,
+    threads: jobsOpts.threads ?? availableParallelism(),
+    models,
+    run: runJob,
+    canRun: (kind) => executors.includes(kind),
+    logger: opts.logger.child({ component: 'jobs' }),
+  });
   const agent = new WorkerAgent({
     dataDir: opts.dataDir,
     identity,
     appVersion: opts.appVersion,
     logger: opts.logger,
-    probes: { hardware: () => collectHardware(), load: () => sampleLoad() },
     ...opts.agent,
+    probes: { hardware: async () => hardware, load: probes.load },
+    jobs: { runner, models, capabilities: { executors, slots, labels: jobsOpts.labels ?? [] } },
   });
+  current = () => agent.currentIdentity;
   agent.start();
-  void agent.done.finally(() => lock.release()).catch(() => undefined);
-  return { agent, identity, enrolled };
+  return { agent, jobs: runner, identity, enrolled };
 }
 
 async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean }> {
@@ -82,6 +129,10 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
     );
   }
   return { identity: withAddress(stored, address), enrolled: false };
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** An explicit --coordinator overrides the stored address (the coordinator moved), never the pinned CA. */

@@ -323,7 +323,7 @@ describe('PGlite data directory', () => {
     const url = `pglite://${join(dir, 'db')}`;
     const first = await openDb(url);
     try {
-      expect(await migrate(first)).toEqual([1]);
+      expect(await migrate(first)).toEqual(MIGRATIONS.map((m) => m.version));
       await newWorker(first, 'persisted');
       await markOnline(first, 'persisted', online('run-1', later(1)));
     } finally {

@@ -12,9 +12,12 @@ import { parseCoordinatorConfig } from '../../src/coordinator/config.js';
 import { startCoordinator, type Coordinator } from '../../src/coordinator/coordinator.js';
 import { adminKeyPath } from '../../src/coordinator/local-files.js';
 import { requestJson } from '../../src/transport/https-client.js';
-import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import { startWorker, type RunningWorker, type WorkerJobOptions } from '../../src/worker/worker.js';
 import type { AgentProbes } from '../../src/worker/agent.js';
-import { CreatedToken } from '../../src/protocol/api.js';
+import { CreatedToken, JobInfo, ModelInfo, TERMINAL_JOB_STATES } from '../../src/protocol/api.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 export const silent = pino({ level: 'silent' });
 
@@ -36,6 +39,10 @@ export interface TestCoordinator extends Coordinator {
   adminKey: string;
   api<T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
   createToken(opts?: { ttlSecs?: number; maxUses?: number }): Promise<string>;
+  /** Stores a model file through the API; returns its sha256. */
+  addModel(file: string): Promise<string>;
+  /** The job once final (long-polls). */
+  finished(jobId: string): Promise<JobInfo>;
 }
 
 export async function startTestCoordinator(
@@ -57,7 +64,7 @@ export async function startTestCoordinator(
   });
   const adminKey = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
   const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
-    requestJson({ url: `${c.apiUrl}${path}`, method, body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${adminKey}` } }) as Promise<T>;
+    requestJson({ url: `${c.apiUrl}${path}`, method, body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${adminKey}` }, timeoutMs: 60_000 }) as Promise<T>;
   return Object.assign(c, {
     dataDir,
     adminKey,
@@ -65,12 +72,30 @@ export async function startTestCoordinator(
     async createToken(t: { ttlSecs?: number; maxUses?: number } = {}) {
       return CreatedToken.parse(await api('POST', '/v1/tokens', { ttlSecs: t.ttlSecs ?? 600, maxUses: t.maxUses ?? 1 })).token;
     },
+    async addModel(file: string) {
+      const size = (await stat(file)).size;
+      const info = await requestJson({
+        url: `${c.apiUrl}/v1/models?name=${encodeURIComponent(basename(file))}`,
+        method: 'POST',
+        body: createReadStream(file),
+        bodyLength: size,
+        ca: c.ca.material.certPem,
+        headers: { authorization: `Bearer ${adminKey}` },
+      });
+      return ModelInfo.parse(info).sha256;
+    },
+    async finished(jobId: string) {
+      for (;;) {
+        const job = JobInfo.parse(await api('GET', `/v1/jobs/${jobId}?wait=20`));
+        if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+      }
+    },
   });
 }
 
 export async function startTestWorker(
   c: { port: number },
-  opts: { dataDir?: string; token?: string; name?: string; probes?: AgentProbes } = {},
+  opts: { dataDir?: string; token?: string; name?: string; probes?: AgentProbes; jobs?: WorkerJobOptions } = {},
 ): Promise<RunningWorker & { dataDir: string }> {
   const dataDir = opts.dataDir ?? (await tempDir('gogrid-worker-'));
   const w = await startWorker({
@@ -81,6 +106,8 @@ export async function startTestWorker(
     appVersion: '0.0.0-test',
     logger: silent,
     agent: { maxIdleTimeoutMs: 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}) },
+    // One runtime thread per job: the test machine has two cores for everything.
+    jobs: { threads: 1, ...opts.jobs },
   });
   return Object.assign(w, { dataDir });
 }

@@ -223,6 +223,11 @@ export async function releaseWorkerLeases(db: Db, workerId: string, instanceId: 
   return release(db, `worker_id = $1 AND instance_id = $2`, [workerId, instanceId], reason, true, now);
 }
 
+/** Every lease an instance held: at its start, none of them can still be running (its sessions died with it). */
+export async function releaseInstanceLeases(db: Db, instanceId: string, reason: JobError, now: Date): Promise<JobRow[]> {
+  return release(db, `instance_id = $1`, [instanceId], reason, true, now);
+}
+
 /** Leases whose expiry passed: their worker's coordinator instance died, or the worker stopped renewing them. */
 export async function expireLeases(db: Db, now: Date): Promise<JobRow[]> {
   return release(db, `lease_expires_at < $1`, [now], { code: 'GG_ERR_HEARTBEAT_TIMEOUT', message: 'lease expired: no heartbeat renewed it' }, true, now);

@@ -1,0 +1,248 @@
+/**
+ * `gogrid submit`, `job`, `jobs`, `cancel` and `models`: thin calls of the
+ * jobs and models API. `--json` prints the API's shapes (protocol/api.ts).
+ *
+ *   gogrid models add mlp.onnx
+ *   gogrid submit --model mlp.onnx --input input.json --wait
+ *   gogrid jobs --state queued
+ */
+import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import {
+  ERROR_CODES,
+  GridError,
+  isGridError,
+  type ErrorCode,
+  JobInfo,
+  JobList,
+  JobState,
+  MODEL_SHA256_HEADER,
+  ModelInfo,
+  ModelList,
+  TERMINAL_JOB_STATES,
+  type JobRequirements,
+} from '../protocol/index.js';
+import { AdminClient } from './admin-client.js';
+import { addTargetOptions } from './admin-commands.js';
+import { parseDurationSecs } from './duration.js';
+import { printJson, table } from './output.js';
+
+type Target = { data?: string; api?: string; ca?: string; json?: boolean };
+
+interface SubmitFlags extends Target {
+  model: string;
+  input: string;
+  kind: string;
+  timeout: string;
+  attempts: string;
+  priority: string;
+  label: string[];
+  gpu?: string;
+  os?: string;
+  arch?: string;
+  minMemoryGib?: string;
+  wait?: boolean;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+export function registerJobCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  addTargetOptions(
+    program
+      .command('submit')
+      .description('submit a job; prints its id (with --wait: its output)')
+      .requiredOption('--model <sha256|file>', 'a stored model by sha256, or a file (uploaded unless already stored)')
+      .requiredOption('--input <file.json>', 'the job input, e.g. {"inputs": {"x": {"dtype": "float32", "dims": [1, 4], "data": [1, 2, 3, 4]}}}; - for stdin')
+      .option('--kind <kind>', 'executor kind', 'onnx')
+      .option('--timeout <duration>', 'run time limit per attempt (90s, 30m, 2h)', '60s')
+      .option('--attempts <n>', 'attempts before the job fails', '3')
+      .option('--priority <n>', 'higher runs first (-1000..1000)', '0')
+      .option('--label <label>', 'a label the worker must have (repeatable)', (v: string, all: string[]) => [...all, v], [])
+      .option('--gpu <backend>', 'needs a GPU with this backend (cuda, metal, vulkan, …)')
+      .option('--os <platform>', 'needs this OS (linux, darwin, win32)')
+      .option('--arch <arch>', 'needs this CPU architecture (x64, arm64)')
+      .option('--min-memory-gib <n>', 'needs this much free memory')
+      .option('--wait', 'wait for the job to finish and print its output')
+      .option('--json', 'print the job (with --wait: when finished) as JSON'),
+  ).action((flags: SubmitFlags) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const input = await readInput(flags.input);
+      const sha256 = await resolveModel(api, flags.model);
+      const job = await api.call('POST', '/v1/jobs', JobInfo, {
+        kind: flags.kind,
+        model: { sha256 },
+        input,
+        requirements: requirementsOf(flags),
+        timeoutMs: parseDurationSecs(flags.timeout, '--timeout') * 1000,
+        maxAttempts: Number(flags.attempts),
+        priority: Number(flags.priority),
+      });
+      if (!flags.wait) {
+        if (flags.json) printJson(job);
+        else process.stdout.write(`${job.id}\n`);
+        return;
+      }
+      const done = await waitFor(api, job.id);
+      if (flags.json) printJson(done);
+      else if (done.state === 'succeeded') printJson(done.output);
+      if (done.state !== 'succeeded') {
+        // The job's own error code, so scripts can tell a bad input from a crash.
+        const code = done.error && done.error.code in ERROR_CODES ? (done.error.code as ErrorCode) : 'GG_ERR_JOB_CANCELED';
+        throw new GridError(code, `job ${done.id} ${done.state}${done.error ? `: ${done.error.message}` : ''}`);
+      }
+    }),
+  );
+
+  addTargetOptions(program.command('job').description('show one job: state, attempts, history, output').argument('<id>', 'job id').option('--json', 'print JSON')).action(
+    (id: string, flags: Target) =>
+      run(async () => {
+        const api = await AdminClient.resolve(flags);
+        const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}`, JobInfo);
+        if (flags.json) return printJson(job);
+        const lines = [
+          `job ${job.id} (${job.kind}, model ${job.model.name} ${job.model.sha256.slice(0, 12)}…)`,
+          `  state:     ${job.state}${job.progress !== null && job.state === 'running' ? ` ${Math.round(job.progress * 100)} %` : ''}`,
+          `  attempts:  ${job.attempt} of ${job.maxAttempts}${job.workerId ? `, last on ${job.workerId}` : ''}`,
+          ...(job.waitingReason ? [`  waiting:   ${job.waitingReason}`] : []),
+          ...(job.error ? [`  error:     ${job.error.code}: ${job.error.message}`] : []),
+          '  history:',
+          ...(job.events ?? []).map((e) => `    ${e.at}  ${e.state.padEnd(9)} attempt ${e.attempt}${e.workerId ? ` on ${e.workerId}` : ''}${e.detail ? `  (${e.detail})` : ''}`),
+          ...(job.state === 'succeeded' ? ['  output:    (gogrid job ID --json shows it)'] : []),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+  );
+
+  addTargetOptions(
+    program
+      .command('jobs')
+      .description('list jobs, newest first')
+      .option('--state <state>', `only this state (${JobState.options.join(', ')})`)
+      .option('--limit <n>', 'at most this many', '100')
+      .option('--json', 'print JSON'),
+  ).action((flags: Target & { state?: string; limit: string }) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const q = new URLSearchParams({ limit: flags.limit, ...(flags.state ? { state: flags.state } : {}) });
+      const jobs = await api.call('GET', `/v1/jobs?${q}`, JobList);
+      if (flags.json) return printJson(jobs);
+      process.stdout.write(
+        table(
+          ['ID', 'STATE', 'KIND', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'NOTE'],
+          jobs.map((j) => [
+            j.id,
+            j.state,
+            j.kind,
+            `${j.attempt}/${j.maxAttempts}`,
+            j.workerId ?? '-',
+            j.submittedAt,
+            j.waitingReason ?? (j.error && j.state !== 'succeeded' ? j.error.code : ''),
+          ]),
+        ),
+      );
+    }),
+  );
+
+  addTargetOptions(program.command('cancel').description('cancel a job; a running one is stopped within a second').argument('<id>', 'job id').option('--json', 'print JSON')).action(
+    (id: string, flags: Target) =>
+      run(async () => {
+        const api = await AdminClient.resolve(flags);
+        const job = await api.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, JobInfo);
+        if (flags.json) printJson(job);
+        else process.stdout.write(`job ${job.id} canceled\n`);
+      }),
+  );
+
+  const models = addTargetOptions(program.command('models').description('models stored on the coordinator; `models add FILE` stores one').option('--json', 'print JSON')).action(
+    (flags: Target) =>
+      run(async () => {
+        const api = await AdminClient.resolve(flags);
+        const list = await api.call('GET', '/v1/models', ModelList);
+        if (flags.json) return printJson(list);
+        process.stdout.write(table(['SHA256', 'SIZE', 'NAME', 'ADDED'], list.map((m) => [m.sha256, String(m.size), m.name, m.addedAt])));
+      }),
+  );
+
+  addTargetOptions(
+    models
+      .command('add')
+      .description('store a model file, content-addressed by its sha256; prints the sha256')
+      .argument('<file>', 'model file, e.g. model.onnx')
+      .option('--name <name>', 'a name to show (default: the file name)')
+      .option('--json', 'print JSON'),
+  ).action((file: string, flags: Target & { name?: string }) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const info = await uploadModel(api, file, flags.name);
+      if (flags.json) printJson(info);
+      else process.stdout.write(`${info.sha256}\n`);
+    }),
+  );
+}
+
+async function readInput(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (e) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `--input: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `--input: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A sha256 as given, or a file's: uploaded first unless the coordinator already has it. */
+async function resolveModel(api: AdminClient, model: string): Promise<string> {
+  if (SHA256.test(model)) return model;
+  return (await uploadModel(api, model)).sha256;
+}
+
+async function uploadModel(api: AdminClient, file: string, name?: string) {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (e) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  const sha256 = hash.digest('hex');
+  try {
+    return await api.call('GET', `/v1/models/${sha256}/info`, ModelInfo);
+  } catch (e) {
+    if (!isGridError(e, 'GG_ERR_MODEL_NOT_FOUND')) throw e;
+  }
+  const q = new URLSearchParams({ name: name ?? basename(file) });
+  return api.call('POST', `/v1/models?${q}`, ModelInfo, createReadStream(file), { [MODEL_SHA256_HEADER]: sha256 }, size);
+}
+
+function requirementsOf(f: SubmitFlags): JobRequirements {
+  return {
+    ...(f.label.length ? { labels: f.label } : {}),
+    ...(f.gpu ? { gpu: { backend: f.gpu } } : {}),
+    ...(f.os ? { os: [f.os] } : {}),
+    ...(f.arch ? { arch: [f.arch] } : {}),
+    ...(f.minMemoryGib ? { minFreeMemoryBytes: Math.round(Number(f.minMemoryGib) * 2 ** 30) } : {}),
+  };
+}
+
+/** Long-polls until the job is final. */
+async function waitFor(api: AdminClient, id: string): Promise<JobInfo> {
+  for (;;) {
+    const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}?wait=25`, JobInfo);
+    if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Moves jobs between the store and the workers: leases queued jobs to the
+ * workers the scheduler picks, takes progress and results (only for the
+ * current lease), renews leases from heartbeats, and puts jobs back in the
+ * queue when a worker goes away or a lease expires.
+ *
+ *   const d = new Dispatcher({ db, sessions, instanceId, leaseTtlMs, logger });
+ *   d.start();
+ *   const job = await d.submit(request, model);     // queued, and a pass is on its way
+ *   d.on('finished', (row) => …);                    // succeeded, failed or canceled here
+ *
+ * Passes are event-driven (submit, worker online, slot freed, resume) and
+ * coalesced; a slow poll also runs them, so jobs submitted through another
+ * coordinator instance sharing the database still reach this one's workers.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { TERMINAL_JOB_STATES, type JobRequirements, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
+import type { Db } from './store/db.js';
+import {
+  cancelJob,
+  completeJob,
+  expireLeases,
+  insertJob,
+  leaseJobs,
+  listQueued,
+  markRunning,
+  releaseInstanceLeases,
+  releaseWorkerLeases,
+  renewLeases,
+  setWaitingReasons,
+  type JobRow,
+} from './store/index.js';
+import { planAssignments } from './scheduler.js';
+import type { JobMessage, SessionManager } from './sessions.js';
+
+export interface DispatcherOptions {
+  db: Db;
+  sessions: SessionManager;
+  instanceId: string;
+  /** How long a lease lasts without a heartbeat renewing it. */
+  leaseTtlMs: number;
+  /** How often the queue is looked at without an event (jobs from other instances). @default 1000 */
+  pollMs?: number;
+  /** Queued jobs considered per pass. @default 500 */
+  batch?: number;
+  logger: Logger;
+}
+
+export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Progress and lease renewals from heartbeats, written in one statement per flush. */
+  private readonly renewals = new Map<string, { jobId: string; leaseId: string; progress: number | null }>();
+  private readonly unsubscribe: (() => void)[] = [];
+  /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
+  private serial: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: DispatcherOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    const { sessions } = this.opts;
+    const stale = await releaseInstanceLeases(this.opts.db, this.opts.instanceId, { code: 'GG_ERR_SHUTTING_DOWN', message: 'coordinator restarted' }, new Date());
+    this.afterRelease(stale);
+    const on = <E extends 'online' | 'capacity' | 'offline' | 'job' | 'heartbeat'>(event: E, fn: (...args: never[]) => void) => {
+      sessions.on(event, fn as never);
+      this.unsubscribe.push(() => sessions.off(event, fn as never));
+    };
+    // A new session starts with no leases: any this instance recorded for the
+    // worker belong to an earlier session (replaced, or before a restart).
+    on('online', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected')).then(() => this.kick())));
+    on('capacity', () => this.kick());
+    on('offline', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected'))));
+    on('job', (workerId: string, msg: JobMessage) => this.guard(this.onJobMessage(workerId, msg)));
+    on('heartbeat', (workerId: string, hb: { runningJobs: { jobId: string; leaseId: string; progress: number | null }[] }) => {
+      for (const r of hb.runningJobs) if (sessions.leaseOf(workerId, r.jobId) === r.leaseId) this.renewals.set(r.jobId, r);
+    });
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.opts.pollMs ?? 1000, () => this.kick());
+    every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const u of this.unsubscribe) u();
+    await this.serial;
+    await this.flushRenewals();
+  }
+
+  async submit(req: SubmitJobRequest, model: ModelRef): Promise<JobRow> {
+    const row = await insertJob(this.opts.db, {
+      id: `j-${randomBytes(8).toString('hex')}`,
+      kind: req.kind,
+      model,
+      input: req.input,
+      requirements: req.requirements as JobRequirements,
+      timeoutMs: req.timeoutMs,
+      maxAttempts: req.maxAttempts,
+      priority: req.priority,
+      now: new Date(),
+    });
+    this.kick();
+    return row;
+  }
+
+  /** Cancels a job; a running one is told to stop if its worker is connected here. Null if unknown or already final. */
+  async cancel(jobId: string): Promise<JobRow | null> {
+    const before = await cancelJob(this.opts.db, jobId, new Date());
+    if (!before) return null;
+    if (before.workerId && before.state !== 'queued') {
+      await this.opts.sessions.endLease(before.workerId, jobId, { reason: 'canceled by an administrator' });
+    }
+    this.emit('finished', { ...before, state: 'canceled' });
+    this.kick();
+    return before;
+  }
+
+  /** Asks for a scheduling pass soon; passes never overlap. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    setImmediate(() => {
+      this.exclusive(() => this.pass())
+        .catch((e: unknown) => this.opts.logger.error({ err: e }, 'scheduling pass failed'))
+        .finally(() => {
+          this.running = false;
+          if (this.again) {
+            this.again = false;
+            this.kick();
+          }
+        });
+    });
+  }
+
+  private async pass(): Promise<void> {
+    if (this.stopped) return;
+    const { db, sessions } = this.opts;
+    const batch = this.opts.batch ?? 500;
+    const queued = await listQueued(db, batch);
+    if (queued.length === 0) return;
+    const plan = planAssignments(queued, sessions.views());
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + this.opts.leaseTtlMs);
+    const leased = await leaseJobs(
+      db,
+      plan.assignments.map((a) => ({ jobId: a.jobId, workerId: a.workerId, leaseId: `l-${randomBytes(12).toString('hex')}`, instanceId: this.opts.instanceId, expiresAt })),
+      now,
+    );
+    await Promise.all(
+      leased.map(async (row) => {
+        const sent = await sessions.assign(row.workerId!, {
+          type: 'job.assign',
+          job: { jobId: row.id, kind: row.kind, model: row.model, input: row.input, requirements: row.requirements, timeoutMs: row.timeoutMs, attempt: row.attempt },
+          leaseId: row.leaseId!,
+          leaseExpiresAt: row.leaseExpiresAt!.toISOString(),
+        });
+        // The worker left between planning and sending: its offline handler
+        // may have run before this lease existed, so release it here.
+        if (!sent) await releaseWorkerLeases(db, row.workerId!, this.opts.instanceId, { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected before the job reached it' }, new Date());
+      }),
+    );
+    await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
+    // A full batch means more may be waiting behind it.
+    if (queued.length === batch && leased.length > 0) this.kick();
+  }
+
+  private async onJobMessage(workerId: string, msg: JobMessage): Promise<void> {
+    const { db, sessions, logger } = this.opts;
+    if (sessions.leaseOf(workerId, msg.jobId) !== msg.leaseId) {
+      logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
+      return;
+    }
+    if (msg.type === 'job.progress') {
+      if (await markRunning(db, msg.jobId, msg.leaseId, new Date())) return;
+      this.renewals.set(msg.jobId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
+      return;
+    }
+    const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
+    const row = await completeJob(db, msg.jobId, msg.leaseId, outcome, new Date());
+    await sessions.endLease(workerId, msg.jobId);
+    this.renewals.delete(msg.jobId);
+    if (!row) {
+      logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId }, 'result for a lease that is no longer current: rejected');
+    } else {
+      logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
+      if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+    }
+    this.kick();
+  }
+
+  private async workerGone(workerId: string, what: string): Promise<void> {
+    const released = await releaseWorkerLeases(this.opts.db, workerId, this.opts.instanceId, { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` }, new Date());
+    this.afterRelease(released);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.serial.then(fn, fn);
+    this.serial = next.catch(() => undefined);
+    return next;
+  }
+
+  private async maintainLeases(): Promise<void> {
+    await this.flushRenewals();
+    const expired = await expireLeases(this.opts.db, new Date());
+    for (const row of expired) {
+      // Stale on the worker too, if it is still connected here: stop it.
+      if (row.workerId) await this.opts.sessions.endLease(row.workerId, row.id, { reason: 'lease expired' });
+    }
+    this.afterRelease(expired);
+  }
+
+  private afterRelease(rows: JobRow[]): void {
+    for (const row of rows) {
+      this.renewals.delete(row.id);
+      if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+    }
+    if (rows.length > 0) {
+      this.opts.logger.warn({ jobs: rows.map((r) => `${r.id}:${r.state}`) }, 'leases released');
+      this.kick();
+    }
+  }
+
+  private async flushRenewals(): Promise<void> {
+    if (this.renewals.size === 0) return;
+    const batch = [...this.renewals.values()];
+    this.renewals.clear();
+    await renewLeases(this.opts.db, batch, new Date(Date.now() + this.opts.leaseTtlMs));
+  }
+
+  private guard(p: Promise<void>): void {
+    p.catch((e: unknown) => this.opts.logger.error({ err: e }, 'dispatcher error'));
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The jobs API (API key): submit, list, read (optionally waiting for the end),
+ * cancel. Registered by buildHttpApi inside its authenticated scope.
+ *
+ *   POST /v1/jobs                 SubmitJobRequest → JobInfo (201)
+ *   GET  /v1/jobs?state=&limit=   → JobInfo[] (newest first, without outputs)
+ *   GET  /v1/jobs/:id?wait=SECS   → JobInfo with output and history; waits up to SECS for a final state
+ *   POST /v1/jobs/:id/cancel      → JobInfo
+ */
+import { once } from 'node:events';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  checkTensorJson,
+  GridError,
+  JobState,
+  OnnxJobInput,
+  SubmitJobRequest,
+  TERMINAL_JOB_STATES,
+  type JobInfo,
+  type ModelInfo,
+} from '../protocol/index.js';
+import type { Db } from './store/db.js';
+import { getJob, getJobEvents, listJobs, type JobEventRow, type JobRow } from './store/index.js';
+import type { Dispatcher } from './dispatcher.js';
+import { parseBody } from './http-errors.js';
+
+/**
+ * Inputs travel inline in the `job.assign` frame, whose limit is 1 MiB; the
+ * rest of the frame needs a little room.
+ */
+export const MAX_INLINE_INPUT_BYTES = 900 * 1024;
+
+export interface ModelCatalog {
+  info(sha256: string): Promise<ModelInfo | null>;
+}
+
+const ListQuery = z.object({ state: JobState.optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) });
+const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(300).default(0) });
+
+export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatcher: Dispatcher; models: ModelCatalog }): void {
+  const { db, dispatcher, models } = deps;
+
+  app.post('/v1/jobs', async (req, reply) => {
+    const body = parseBody(SubmitJobRequest, req.body);
+    checkInput(body.kind, body.input);
+    const model = await models.info(body.model.sha256);
+    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `model.sha256: no model ${body.model.sha256} is stored; add it with \`gogrid models add FILE\``);
+    const row = await dispatcher.submit(body, { sha256: model.sha256, size: model.size, name: model.name });
+    void reply.status(201);
+    return toJobInfo(row);
+  });
+
+  app.get('/v1/jobs', async (req) => {
+    const q = parseBody(ListQuery, req.query, 'query');
+    return (await listJobs(db, q)).map((r) => toJobInfo(r));
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+    const { wait } = parseBody(WaitQuery, req.query, 'query');
+    const row = await waitForEnd(req.params.id, wait * 1000);
+    return toJobInfo(row, await getJobEvents(db, row.id));
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (req) => {
+    const before = await dispatcher.cancel(req.params.id);
+    const row = await getJob(db, req.params.id);
+    if (!row) throw new GridError('GG_ERR_JOB_NOT_FOUND', `no job ${req.params.id}`);
+    if (!before) throw new GridError('GG_ERR_BAD_REQUEST', `job ${row.id} already ${row.state}; nothing to cancel`);
+    return toJobInfo(row);
+  });
+
+  /** The job once it is final, or as it is when `ms` run out. */
+  async function waitForEnd(id: string, ms: number): Promise<JobRow> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const row = await getJob(db, id);
+      if (!row) throw new GridError('GG_ERR_JOB_NOT_FOUND', `no job ${id}`);
+      const left = deadline - Date.now();
+      if (TERMINAL_JOB_STATES.includes(row.state) || left <= 0) return row;
+      // Woken by this instance's dispatcher; the 1 s cap catches jobs that
+      // finished through another instance sharing the database.
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), Math.min(left, 1000));
+      await waitFinished(dispatcher, id, ac.signal);
+      clearTimeout(timer);
+      ac.abort();
+    }
+  }
+}
+
+async function waitFinished(dispatcher: Dispatcher, id: string, signal: AbortSignal): Promise<void> {
+  try {
+    for (;;) {
+      const [row] = await once(dispatcher, 'finished', { signal });
+      if ((row as JobRow).id === id) return;
+    }
+  } catch {
+    // Aborted: time to look again.
+  }
+}
+
+/** Refuses an input that cannot work before it takes a queue slot; names the bad field. */
+function checkInput(kind: string, input: unknown): void {
+  const size = Buffer.byteLength(JSON.stringify(input));
+  if (size > MAX_INLINE_INPUT_BYTES) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `input: ${size} bytes is over the ${MAX_INLINE_INPUT_BYTES}-byte limit for inline inputs`);
+  }
+  if (kind !== 'onnx') return;
+  const parsed = parseBody(OnnxJobInput, input, 'input');
+  for (const [name, tensor] of Object.entries(parsed.inputs)) {
+    const problem = checkTensorJson(tensor);
+    if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `input.inputs.${name}: ${problem}`);
+  }
+}
+
+export function toJobInfo(row: JobRow, events?: JobEventRow[]): JobInfo {
+  return {
+    id: row.id,
+    kind: row.kind,
+    model: row.model,
+    state: row.state,
+    attempt: row.attempt,
+    maxAttempts: row.maxAttempts,
+    priority: row.priority,
+    timeoutMs: row.timeoutMs,
+    requirements: row.requirements,
+    workerId: row.workerId,
+    progress: row.progress,
+    waitingReason: row.state === 'queued' ? row.waitingReason : null,
+    error: row.error,
+    submittedAt: row.submittedAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    ...(events ? { output: row.output ?? null, events: events.map((e) => ({ ...e, at: e.at.toISOString() })) } : {}),
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Jobs end to end on loopback: real QUIC, real HTTPS model downloads, real
+ * onnxruntime in job processes. Outputs are checked against answers computed
+ * here; faults are injected for real (bad bytes on disk, killed processes).
+ */
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobInfo } from '../../src/protocol/api.js';
+import { sendRequest } from '../../src/transport/https-client.js';
+import { MLP, SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
+import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
+
+let fixtures: OnnxFixtures;
+const children: CliProcess[] = [];
+
+beforeAll(async () => {
+  fixtures = writeOnnxFixtures(await tempDir());
+});
+afterAll(async () => {
+  for (const p of children) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await Promise.all(children.map((p) => p.exited));
+  await removeTempDirs();
+});
+
+/** y = relu(x · w1 + b1) · w2 + b2, in float64. */
+function mlp(x: number[]): number[] {
+  const h = MLP.b1.map((b, j) => Math.max(0, b + x.reduce((s, xi, i) => s + xi * MLP.w1[i]![j]!, 0)));
+  return MLP.b2.map((b, k) => b + h.reduce((s, hj, j) => s + hj * MLP.w2[j]![k]!, 0));
+}
+
+const mlpInput = (x: number[]) => ({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: x } } });
+const slowInput = { inputs: { x: { dtype: 'float32', dims: [1, 1], data: [1] } } };
+
+async function submit(c: TestCoordinator, body: Record<string, unknown>): Promise<JobInfo> {
+  return JobInfo.parse(await c.api('POST', '/v1/jobs', body));
+}
+
+async function untilState(c: TestCoordinator, id: string, state: string): Promise<void> {
+  await expect.poll(async () => JobInfo.parse(await c.api('GET', `/v1/jobs/${id}`)).state, { timeout: 30_000, interval: 50 }).toBe(state);
+}
+
+describe('three workers, a hundred jobs', () => {
+  it('runs every job once and every output equals the known answer', { timeout: 180_000 }, async () => {
+    const c = await startTestCoordinator();
+    const workers = await Promise.all([1, 2, 3].map(async () => startTestWorker(c, { token: await c.createToken() })));
+    try {
+      await Promise.all(workers.map((w) => w.agent.waitFor('online')));
+      const sha256 = await c.addModel(fixtures.mlp);
+      const xs = Array.from({ length: 100 }, (_, i) => [i / 10, -i / 20, 1 - i / 50, (i % 7) - 3]);
+      const jobs = await Promise.all(xs.map((x) => submit(c, { model: { sha256 }, input: mlpInput(x) })));
+      const done = await Promise.all(jobs.map((j) => c.finished(j.id)));
+      for (const [i, job] of done.entries()) {
+        expect(job.state, job.error?.message).toBe('succeeded');
+        const y = (job.output as { outputs: { y: { dtype: string; dims: number[]; data: number[] } } }).outputs.y;
+        expect(y.dtype).toBe('float32');
+        expect(y.dims).toEqual([1, 3]);
+        mlp(xs[i]!).forEach((want, k) => expect(y.data[k]).toBeCloseTo(want, 4));
+        expect(job.attempt).toBe(1);
+      }
+      // Work was shared, and each worker downloaded the model at most once.
+      expect(new Set(done.map((j) => j.workerId)).size).toBeGreaterThan(1);
+    } finally {
+      await Promise.all(workers.map((w) => w.agent.stop()));
+      await c.stop();
+    }
+  });
+});
+
+describe('faults', () => {
+  let c: TestCoordinator;
+  let w: Awaited<ReturnType<typeof startTestWorker>>;
+  let mlpSha: string;
+  beforeAll(async () => {
+    c = await startTestCoordinator();
+    w = await startTestWorker(c, { token: await c.createToken() });
+    await w.agent.waitFor('online');
+    mlpSha = await c.addModel(fixtures.mlp);
+  });
+  afterAll(async () => {
+    await w.agent.stop();
+    await c.stop();
+  });
+
+  it('answers a malformed job body with 400 naming the field', async () => {
+    const call = (body: unknown) => sendRequest({ url: `${c.apiUrl}/v1/jobs`, method: 'POST', body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${c.adminKey}` } });
+    expect(await call({ model: { sha256: 'nope' }, input: {} })).toMatchObject({ status: 400, body: { error: { code: 'GG_ERR_BAD_REQUEST', message: expect.stringMatching(/^model\.sha256:/) } } });
+    expect(await call({ model: { sha256: mlpSha } })).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/^input:/) } } });
+    expect(await call({ model: { sha256: mlpSha }, input: { inputs: { x: { dtype: 'float32', dims: [2, 2], data: [1] } } } })).toMatchObject({
+      status: 400,
+      body: { error: { message: 'input.inputs.x: dims [2, 2] need 4 values, data has 1' } },
+    });
+    expect(await call({ model: { sha256: mlpSha }, input: mlpInput([1, 2, 3, 4]), timeoutMs: -1 })).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/^timeoutMs:/) } } });
+  });
+
+  it('refuses an unknown model sha256', async () => {
+    await expect(submit(c, { model: { sha256: 'e'.repeat(64) }, input: mlpInput([1, 2, 3, 4]) })).rejects.toMatchObject({ code: 'GG_ERR_MODEL_NOT_FOUND' });
+  });
+
+  it('never runs a model whose bytes do not match its hash, and fails the job with that reason after its attempts', async () => {
+    const file = join(await tempDir(), 'tiny.onnx');
+    await writeFile(file, slowModel(4, 1));
+    const sha256 = await c.addModel(file);
+    // Corrupt the stored copy: same size, other bytes.
+    const stored = join(c.dataDir, 'models', sha256);
+    const bytes = slowModel(4, 1);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    await writeFile(stored, bytes);
+    const job = await submit(c, { model: { sha256 }, input: slowInput, maxAttempts: 2 });
+    const done = await c.finished(job.id);
+    expect(done).toMatchObject({ state: 'failed', attempt: 2, error: { code: 'GG_ERR_MODEL_HASH_MISMATCH' } });
+    expect(await readdir(join(w.dataDir, 'models'))).not.toContain(sha256);
+  });
+
+  it('fails an input that does not fit the model, and the worker carries on', async () => {
+    const bad = await submit(c, { model: { sha256: mlpSha }, input: { inputs: { z: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } } });
+    expect(await c.finished(bad.id)).toMatchObject({ state: 'failed', attempt: 1, error: { code: 'GG_ERR_INPUT_INVALID', message: expect.stringContaining('"z"') } });
+    const good = await submit(c, { model: { sha256: mlpSha }, input: mlpInput([1, 2, 3, 4]) });
+    expect((await c.finished(good.id)).state).toBe('succeeded');
+    expect(w.agent.state.state).toBe('online');
+  });
+
+  it('kills a job past its timeout, retries it, then fails it with GG_ERR_JOB_TIMEOUT', async () => {
+    const sha256 = await c.addModel(fixtures.slow);
+    const job = await submit(c, { model: { sha256 }, input: slowInput, timeoutMs: 300, maxAttempts: 2 });
+    expect(await c.finished(job.id)).toMatchObject({ state: 'failed', attempt: 2, error: { code: 'GG_ERR_JOB_TIMEOUT' } });
+    await expect.poll(() => w.jobs.busy).toBe(0);
+  });
+
+  it('stops a running job within a second of a cancel', async () => {
+    const sha256 = await c.addModel(fixtures.slow);
+    const job = await submit(c, { model: { sha256 }, input: slowInput, timeoutMs: 60_000 });
+    await untilState(c, job.id, 'running');
+    const canceledAt = Date.now();
+    const canceled = JobInfo.parse(await c.api('POST', `/v1/jobs/${job.id}/cancel`));
+    expect(canceled.state).toBe('canceled');
+    await expect.poll(() => w.jobs.busy, { timeout: 1000, interval: 10 }).toBe(0);
+    expect(Date.now() - canceledAt).toBeLessThan(1000);
+    await expect(c.api('POST', `/v1/jobs/${job.id}/cancel`)).rejects.toMatchObject({ code: 'GG_ERR_BAD_REQUEST' });
+  });
+});
+
+describe('a worker killed mid-job', () => {
+  it('loses the job to another worker, which finishes it; only that result counts', { timeout: 120_000 }, async () => {
+    const c = await startTestCoordinator();
+    try {
+      const online = new Promise<string>((resolve) => c.sessions.once('online', resolve));
+      const a = runCli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
+      children.push(a);
+      const aId = await online;
+      const sha256 = await c.addModel(fixtures.slow);
+      const job = await submit(c, { model: { sha256 }, input: slowInput, timeoutMs: 60_000 });
+      await untilState(c, job.id, 'running');
+      a.child.kill('SIGKILL');
+      await a.exited;
+
+      const b = await startTestWorker(c, { token: await c.createToken() });
+      try {
+        const done = await c.finished(job.id);
+        expect(done).toMatchObject({ state: 'succeeded', attempt: 2, workerId: b.identity.workerId });
+        expect(done.output).toMatchObject({ outputs: { y: { data: [SLOW.n * SLOW.n] } } });
+        const history = done.events!.map((e) => [e.state, e.workerId]);
+        expect(history).toEqual([
+          ['queued', null],
+          ['leased', aId],
+          ['running', aId],
+          ['queued', aId],
+          ['leased', b.identity.workerId],
+          ['running', b.identity.workerId],
+          ['succeeded', b.identity.workerId],
+        ]);
+      } finally {
+        await b.agent.stop();
+      }
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('a coordinator restarted mid-job', () => {
+  it('loses nothing: finished jobs stay finished, queued stay queued, the running one is requeued and completes', { timeout: 120_000 }, async () => {
+    const dataDir = await tempDir();
+    const flags = ['--data', dataDir, '--bind', '127.0.0.1', '--heartbeat-interval', '0.3', '--heartbeat-timeout', '1.5', '--log-format', 'json'];
+    const first = runCli(['coordinator', ...flags, '--port', '0']);
+    children.push(first);
+    await first.waitFor(/listening on 127\.0\.0\.1:\d+/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())![1]);
+    // Admin calls through a TestCoordinator-like view of the child's data dir.
+    const api = await adminOf(dataDir);
+    const w = await startTestWorker({ port }, { token: await api.createToken() });
+    try {
+      await w.agent.waitFor('online');
+      const mlpSha = await api.addModel(fixtures.mlp);
+      const slowSha = await api.addModel(fixtures.slow);
+      const finished = await api.finished((await submitTo(api, { model: { sha256: mlpSha }, input: mlpInput([1, 2, 3, 4]) })).id);
+      expect(finished.state).toBe('succeeded');
+      const running = await submitTo(api, { model: { sha256: slowSha }, input: slowInput, timeoutMs: 60_000 });
+      await expect.poll(async () => (await api.job(running.id)).state, { timeout: 30_000, interval: 50 }).toBe('running');
+      const queued = await submitTo(api, { model: { sha256: mlpSha }, input: mlpInput([4, 3, 2, 1]) });
+      expect((await api.job(queued.id)).state).toBe('queued');
+
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const second = runCli(['coordinator', ...flags, '--port', String(port)]);
+      children.push(second);
+      await second.waitFor(/listening on/);
+
+      expect(await api.job(finished.id)).toMatchObject({ state: 'succeeded', output: finished.output });
+      const [r, q] = await Promise.all([api.finished(running.id), api.finished(queued.id)]);
+      expect(r).toMatchObject({ state: 'succeeded', attempt: 2, output: { outputs: { y: { data: [SLOW.n * SLOW.n] } } } });
+      expect(r.events!.some((e) => e.state === 'queued' && e.detail?.includes('coordinator restarted'))).toBe(true);
+      expect(q).toMatchObject({ state: 'succeeded', attempt: 1 });
+      second.child.kill('SIGTERM');
+      await second.exited;
+    } finally {
+      await w.agent.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- a coordinator in another process, by its data dir
+
+async function adminOf(dataDir: string) {
+  const { readFile } = await import('node:fs/promises');
+  const { readApiInfo, adminKeyPath, caCertPath } = await import('../../src/coordinator/local-files.js');
+  const { requestJson } = await import('../../src/transport/https-client.js');
+  const { CreatedToken, ModelInfo } = await import('../../src/protocol/api.js');
+  const { createReadStream } = await import('node:fs');
+  const { stat } = await import('node:fs/promises');
+  const info = (await readApiInfo(dataDir))!;
+  const key = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
+  const ca = await readFile(caCertPath(dataDir), 'utf8');
+  const call = (method: 'GET' | 'POST', path: string, body?: unknown, bodyLength?: number) =>
+    requestJson({ url: `${info.apiUrl}${path}`, method, body, bodyLength, ca, headers: { authorization: `Bearer ${key}` }, timeoutMs: 30_000 });
+  const api = {
+    call,
+    createToken: async () => CreatedToken.parse(await call('POST', '/v1/tokens', {})).token,
+    addModel: async (file: string) => ModelInfo.parse(await call('POST', '/v1/models?name=m', createReadStream(file), (await stat(file)).size)).sha256,
+    job: async (id: string) => JobInfo.parse(await call('GET', `/v1/jobs/${id}`)),
+    finished: async (id: string): Promise<JobInfo> => {
+      for (;;) {
+        const job = JobInfo.parse(await call('GET', `/v1/jobs/${id}?wait=20`));
+        if (['succeeded', 'failed', 'canceled'].includes(job.state)) return job;
+      }
+    },
+  };
+  return api;
+}
+
+async function submitTo(api: Awaited<ReturnType<typeof adminOf>>, body: Record<string, unknown>): Promise<JobInfo> {
+  return JobInfo.parse(await api.call('POST', '/v1/jobs', body));
+}
