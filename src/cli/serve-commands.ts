@@ -4,12 +4,16 @@
  * SIGINT/SIGTERM and then shuts down cleanly.
  */
 import type { Command } from 'commander';
-import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { loadCoordinatorConfig, type ConfigOverrides } from '../coordinator/config.js';
-import { startCoordinator } from '../coordinator/coordinator.js';
+import { startCoordinator, type Coordinator } from '../coordinator/coordinator.js';
+import { addModelFromStream, modelsDir } from '../coordinator/models.js';
+import { getJob, type JobRow } from '../coordinator/store/index.js';
+import { GridError, OnnxJobInput } from '../protocol/index.js';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { createEnrollmentToken } from '../coordinator/enrollment.js';
 import { startWorker } from '../worker/worker.js';
 import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
@@ -132,6 +136,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
       logger: opts.logger.child({ side: 'worker' }),
     });
     await w.agent.waitFor('online');
+    const sample = await runSampleJob(c);
     const dataFlag = JSON.stringify(coordinatorDir);
     process.stdout.write(
       [
@@ -140,9 +145,12 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
         `  worker:       ${w.identity.workerId} (${w.identity.name}), online`,
         `  data:         ${opts.dataDir}`,
         `  admin key:    ${join(coordinatorDir, 'admin.key')}`,
+        `Sample job ${sample.id}: samples/mlp.onnx on samples/mlp-input.json ran on ${sample.workerId} in ${sample.ms} ms:`,
+        `  y = ${JSON.stringify(sample.y)}`,
         `Try, in another terminal:`,
-        `  gogrid workers --data ${dataFlag}`,
-        `  gogrid token create --data ${dataFlag}`,
+        `  npx gogrid workers --data ${dataFlag}`,
+        `  npx gogrid submit --data ${dataFlag} --model samples/mlp.onnx --input samples/mlp-input.json --wait`,
+        `  npx gogrid jobs --data ${dataFlag}`,
         `Press Ctrl+C to stop.`,
         '',
       ].join('\n'),
@@ -152,6 +160,31 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
   } finally {
     await c.stop();
   }
+}
+
+/** Runs samples/mlp.onnx on samples/mlp-input.json through the grid, so a newcomer sees the whole loop. */
+async function runSampleJob(c: Coordinator): Promise<{ id: string; workerId: string | null; ms: number; y: unknown }> {
+  const model = await addModelFromStream(modelsDir(c.dataDir), createReadStream(new URL('../../samples/mlp.onnx', import.meta.url)), { name: 'mlp.onnx' });
+  const input = OnnxJobInput.parse(JSON.parse(await readFile(new URL('../../samples/mlp-input.json', import.meta.url), 'utf8')));
+  const started = Date.now();
+  const finished = new Promise<JobRow>((resolve) => {
+    const on = (row: JobRow) => {
+      if (row.id !== job.id) return;
+      c.dispatcher.off('finished', on);
+      resolve(row);
+    };
+    c.dispatcher.on('finished', on);
+  });
+  const job = await c.dispatcher.submit(
+    { kind: 'onnx', model: { sha256: model.sha256 }, input, requirements: {}, timeoutMs: 60_000, maxAttempts: 1, priority: 0 },
+    { sha256: model.sha256, size: model.size, name: model.name },
+  );
+  const row = await finished;
+  const done = await getJob(c.db, row.id);
+  if (done?.state !== 'succeeded') {
+    throw new GridError('GG_ERR_INTERNAL', `the sample job ${row.id} ${row.state}: ${row.error?.code ?? ''} ${row.error?.message ?? ''}`);
+  }
+  return { id: done.id, workerId: done.workerId, ms: Date.now() - started, y: (done.output as { outputs: { y: { data: unknown } } }).outputs.y.data };
 }
 
 function toInt(value: string): number {

@@ -37,6 +37,7 @@ export interface Coordinator {
   readonly port: number;
   readonly host: string;
   readonly apiUrl: string;
+  readonly dataDir: string;
   readonly ca: CoordinatorCa;
   /** The API key created at first start; null when one already existed. */
   readonly newAdminKey: string | null;
@@ -92,6 +93,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       port: listening.port,
       host: config.server.bindAddr,
       apiUrl,
+      dataDir,
       ca,
       newAdminKey,
       db,

@@ -135,11 +135,14 @@ describe('gogrid coordinator', () => {
 });
 
 describe('gogrid local', () => {
-  it('starts a coordinator and a worker with zero configuration, and admin commands find them', async () => {
+  it('starts a coordinator and a worker with zero configuration, runs a sample job, and admin commands find them', async () => {
     const dir = await tempDir();
     const local = cli(['local', '--data', dir, '--log-format', 'json']);
     await local.waitFor(/Press Ctrl\+C to stop/);
     expect(local.stdout()).toMatch(/worker: +w-[a-z0-9]+ .*online/);
+    // Its sample job went through the whole loop; y's first value is the MLP on [1, 2, 3, 4].
+    expect(local.stdout()).toMatch(/Sample job j-[0-9a-f]+: .* ran on w-/);
+    expect(local.stdout()).toMatch(/y = \[11\.397500\d*,/);
     const workers = cli(['workers', '--data', join(dir, 'coordinator'), '--json']);
     expect(await workers.exited).toBe(0);
     expect(WorkerList.parse(JSON.parse(workers.stdout())).map((x) => x.state)).toEqual(['online']);
