@@ -1,15 +1,24 @@
 /**
  * Executors, as the worker agent sees them: which job kinds this worker can
- * run, and `runJob` to run one in a job process of its own.
+ * run, and `runJob` (or a JobProcessPool of one's own) to run one in a job
+ * process, a warm one where one is idle.
  *
  *   if (!canRunKind(job.kind, hardware)) refuse(job, 'GG_ERR_EXECUTOR_UNAVAILABLE');
  *   const output = await runJob(job.kind, job, { modelPath, threads, timeoutMs: job.timeoutMs, signal, onProgress });
  *   hello.capabilities.executors = executorKinds().filter((k) => canRunKind(k, hardware));
+ *   await closeJobProcesses(); // at shutdown
  */
 import type { HardwareReport } from '../../protocol/messages.js';
 import { EXECUTORS } from './registry.js';
 
-export { runJob, type RunJobOptions } from './child-runner.js';
+export {
+  closeJobProcesses,
+  JobProcessPool,
+  runJob,
+  type JobProcessInfo,
+  type JobProcessPoolOptions,
+  type RunJobOptions,
+} from './child-runner.js';
 export type { JobExit, JobExitReason, JobLogger } from './job-child.js';
 export type { Executor, ExecutorContext } from './types.js';
 

@@ -6,8 +6,8 @@
  *   child.send({ type: 'run', kind: 'onnx', job, modelPath, threads: 2 } satisfies ToJobProcess);
  *   const msg = FromJobProcess.parse(raw); // in the worker
  *
- * Every message after `run` names its job, so one process could run several
- * jobs in turn (a warm process per kind) without a protocol change.
+ * Every message after `run` names its job: a warm process runs many jobs in
+ * turn (job-pool.ts), and a report on any job but the current one is a bug.
  */
 import { z } from 'zod';
 import { ERROR_CODE_LIST } from '../../protocol/errors.js';

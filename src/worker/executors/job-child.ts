@@ -1,12 +1,15 @@
 /**
  * The worker's handle on one job process: a forked Node process with typed
  * exits, after VS Code's utilityProcess. Knows processes, not jobs; see
- * child-runner.ts for the job logic.
+ * job-attempt.ts for one job on it and job-pool.ts for keeping it warm.
  *
  *   const child = JobChild.fork({ label: `job ${jobId}`, logger });
  *   child.on('message', (msg) => …);               // parsed FromJobProcess messages only
  *   child.send({ type: 'run', … });
+ *   child.assign(`job ${nextJobId}`, logger);       // a warm process takes its next job
+ *   child.hold(false);                              // idle: it no longer keeps the worker's event loop alive
  *   child.kill('canceled');                         // SIGTERM, then SIGKILL after the grace
+ *   child.finish('idle for 60000 ms');              // or: close the channel, the process exits on its own
  *   const exit = await child.exited;                // { reason: 'canceled', code: null, signal: 'SIGTERM' }
  *
  * Log lines (the child's stdout and stderr included) are prefixed
@@ -14,15 +17,17 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
+import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { FromJobProcess, type ToJobProcess } from './ipc.js';
 
 /**
- * Why the process ended: `done` after `finish()`, `timeout`/`canceled`/`killed`
- * after `kill(reason)`, `crashed` when it ended on its own (a segfault, an
- * abort, `process.exit`, the OOM killer) or could not start.
+ * Why the process ended: `done` after `finish()` (no more jobs for it),
+ * `timeout`/`canceled`/`killed` after `kill(reason)`, `crashed` when it ended
+ * on its own (a segfault, an abort, `process.exit`, the OOM killer) or could
+ * not start.
  */
 export type JobExitReason = 'done' | 'crashed' | 'timeout' | 'canceled' | 'killed';
 
@@ -62,11 +67,12 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './job-process.ts' : './job-process.js', import.meta.url));
 const EXEC_ARGV = FROM_SOURCE ? ['--import', 'tsx'] : [];
 
-export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
-  /** Settles once the process is gone and its output has been read; never rejects. */
+export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [JobExit] }> {
+  /** Settles once the process is gone and its output has been read; never rejects. The `exit` event fires just before. */
   readonly exited: Promise<JobExit>;
   private readonly proc: ChildProcess;
-  private readonly prefix: string;
+  private prefix: string;
+  private logger: JobLogger | undefined;
   private readonly stderrTail: string[] = [];
   private ending: { reason: JobExitReason; detail?: string } | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -77,6 +83,7 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
 
   private constructor(private readonly options: JobChildOptions) {
     super();
+    this.logger = options.logger;
     this.proc = fork(ENTRY, [], {
       execArgv: EXEC_ARGV,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -105,16 +112,51 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
     return this.proc.pid;
   }
 
+  /** Alive, connected, and neither finishing nor being killed: it can take a job. */
+  get usable(): boolean {
+    return this.alive && this.proc.connected && !this.ending;
+  }
+
+  /** `finish()` or `kill()` was called: whatever it sends now, its exit decides. */
+  get stopping(): boolean {
+    return this.ending !== undefined;
+  }
+
+  /** Names the process after the job it runs now and sends its lines to that job's logger; forgets the last job's stderr. */
+  assign(label: string, logger: JobLogger | undefined): void {
+    this.prefix = `[${label} pid ${this.proc.pid ?? '?'}]`;
+    this.logger = logger;
+    this.stderrTail.length = 0;
+  }
+
+  /**
+   * Whether this process keeps the worker's event loop alive: yes while it
+   * runs a job, no while it waits for one, so idle job processes never hold
+   * a worker (or a script) open. When the worker exits, the channel closes
+   * and an idle job process exits with it.
+   */
+  hold(on: boolean): void {
+    const method = on ? 'ref' : 'unref';
+    this.proc[method]();
+    this.proc.channel?.[method]();
+    for (const stream of [this.proc.stdout, this.proc.stderr]) if (stream instanceof Socket) stream[method]();
+  }
+
   send(msg: ToJobProcess): void {
     if (!this.proc.connected) return;
     // An EPIPE here means the process is already dying; its exit says why.
     this.proc.send(msg, (err) => err && this.log('debug', `send failed: ${err.message}`));
   }
 
-  /** The job is over: close the channel (the process exits on disconnect), kill it if it lingers. */
-  finish(): void {
+  /**
+   * No more jobs for it: close the channel (the process exits on disconnect),
+   * kill it if it lingers. `detail` says why (`idle for 60000 ms`).
+   */
+  finish(detail?: string): void {
     if (this.ending) return;
-    this.ending = { reason: 'done' };
+    this.ending = { reason: 'done', ...(detail !== undefined && { detail }) };
+    // Whoever awaits `exited` now needs the exit event, even from an idle process.
+    this.hold(true);
     if (this.proc.connected) this.proc.disconnect();
     if (this.alive) this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.options.finishGraceMs ?? 2000);
   }
@@ -125,6 +167,7 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
     if (!this.alive || (this.ending && this.ending.reason !== 'done')) return;
     clearTimeout(this.killTimer);
     this.ending = { reason, detail };
+    this.hold(true);
     this.signal('SIGTERM');
     this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.options.killGraceMs ?? 300);
   }
@@ -149,7 +192,9 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
     const reason = startError ? 'crashed' : (this.ending?.reason ?? 'crashed');
     const detail = startError ?? this.ending?.detail;
     this.log(reason === 'done' ? 'debug' : 'info', `exited: ${reason}, code ${code}, signal ${signal}${detail ? `, ${detail}` : ''}`);
-    return { reason, code, signal, ...(detail !== undefined && { detail }) };
+    const exit: JobExit = { reason, code, signal, ...(detail !== undefined && { detail }) };
+    this.emit('exit', exit);
+    return exit;
   }
 
   /** Pipes and channel closed, or STDIO_DRAIN_MS after exit (a grandchild may hold the pipes open). */
@@ -184,6 +229,6 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess] }> {
   }
 
   private log(level: 'debug' | 'info' | 'warn', msg: string): void {
-    this.options.logger?.[level](`${this.prefix} ${msg}`);
+    this.logger?.[level](`${this.prefix} ${msg}`);
   }
 }

@@ -1,16 +1,20 @@
 /**
  * Entry point of a job process, forked by job-child.ts; never imported. It
- * receives `run` messages over IPC, runs each with its executor, and answers
- * with progress, then a result or a failure (src/worker/executors/ipc.ts).
+ * receives `run` messages over IPC, runs each with its executor, one at a
+ * time, and answers with progress, then a result or a failure
+ * (src/worker/executors/ipc.ts). Between jobs it waits, warm, for the next
+ * job of its kind (job-pool.ts); executors may keep caches across jobs (the
+ * ONNX executor keeps its last sessions).
  *
  *   fork('job-process.js', [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }).send({ type: 'run', … });
  *
  * The process is killed on cancel and timeout, and exits when the worker
- * closes the channel (after the result, or because the worker died), so it
- * never outlives its job. It installs no SIGTERM handler: the default action
- * ends it at once even while native code holds the thread.
+ * closes the channel (idle too long, recycled, shut down, or the worker
+ * died). It installs no SIGTERM handler: the default action ends it at once
+ * even while native code holds the thread.
  */
 import { isGridError } from '../../protocol/errors.js';
+import type { JobSpec } from '../../protocol/messages.js';
 import { ToJobProcess, type FromJobProcess } from './ipc.js';
 import { EXECUTORS } from './registry.js';
 import type { Executor } from './types.js';
@@ -19,7 +23,7 @@ const MAX_MESSAGE = 4000;
 
 const channel = process.send?.bind(process);
 if (!channel) {
-  console.error('job-process is started by the worker (child-runner.ts) over IPC, not by hand');
+  console.error('job-process is started by the worker (job-pool.ts) over IPC, not by hand');
   process.exit(2);
 }
 
@@ -29,6 +33,9 @@ process.on('disconnect', () => {
   process.exit(0);
 });
 process.on('message', (raw: unknown) => void handle(raw));
+
+/** The job running now: the worker sends the next one only after this one's result. */
+let running: string | undefined;
 
 function send(msg: FromJobProcess): void {
   channel!(msg);
@@ -42,11 +49,22 @@ async function handle(raw: unknown): Promise<void> {
     process.exit(70);
   }
   const { kind, job, modelPath, threads } = parsed.data;
-  const executor = (await executorsHere()).get(kind);
-  if (!executor) {
-    send({ type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` });
-    return;
+  if (running !== undefined) {
+    console.error(`job ${job.jobId} sent while job ${running} is still running`);
+    process.exit(70);
   }
+  running = job.jobId;
+  try {
+    send(await outcome(kind, job, modelPath, threads));
+  } finally {
+    running = undefined;
+  }
+}
+
+/** The job's last message: its result, or why it failed. */
+async function outcome(kind: string, job: JobSpec, modelPath: string, threads: number): Promise<FromJobProcess> {
+  const executor = (await executorsHere()).get(kind);
+  if (!executor) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` };
   try {
     const output = await executor.run(job, {
       modelPath,
@@ -58,15 +76,12 @@ async function handle(raw: unknown): Promise<void> {
         send({ type: 'progress', jobId: job.jobId, progress: p, ...(message !== undefined && { message: message.slice(0, 1000) }) });
       },
     });
-    send({ type: 'result', jobId: job.jobId, output });
+    return { type: 'result', jobId: job.jobId, output };
   } catch (err) {
-    if (isGridError(err)) {
-      send({ type: 'failed', jobId: job.jobId, code: err.code, message: err.message.slice(0, MAX_MESSAGE) });
-    } else {
-      console.error(err);
-      const message = `${kind} executor failed: ${err instanceof Error ? err.message : String(err)}`;
-      send({ type: 'failed', jobId: job.jobId, code: 'GG_ERR_INTERNAL', message: message.slice(0, MAX_MESSAGE) });
-    }
+    if (isGridError(err)) return { type: 'failed', jobId: job.jobId, code: err.code, message: err.message.slice(0, MAX_MESSAGE) };
+    console.error(err);
+    const message = `${kind} executor failed: ${err instanceof Error ? err.message : String(err)}`;
+    return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_INTERNAL', message: message.slice(0, MAX_MESSAGE) };
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * The ONNX executor (`kind: 'onnx'`): onnxruntime-node on the CPU, inside the
  * job process. The runtime is imported in `run` only, so the worker process,
- * which imports this file for `canRun`, never loads the native library.
+ * which imports this file for `canRun`, never loads the native library. A
+ * warm job process keeps its two most recently used sessions (by model path
+ * and threads), so a repeated model skips session creation.
  *
  *   const output = await onnxExecutor.run(job, { modelPath, threads: 2, signal, onProgress });
  *   // job.input  = { inputs:  { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }
@@ -15,8 +17,12 @@
 import type * as Ort from 'onnxruntime-node';
 import { GridError } from '../../protocol/errors.js';
 import { OnnxJobInput, type OnnxJobOutput, type TensorMap } from '../../protocol/tensor.js';
+import { SessionCache } from './session-cache.js';
 import { decodeTensor, encodeTensor, type RawTensor } from './tensor-codec.js';
 import type { Executor } from './types.js';
+
+/** Two: a job process alternating between two models (a pipeline's stages) keeps both warm. */
+const sessions = new SessionCache<Ort.InferenceSession>(2);
 
 /** Platforms onnxruntime-node 1.30 ships CPU binaries for (no darwin-x64 since 1.24). */
 const PLATFORMS = new Set(['linux/x64', 'linux/arm64', 'darwin/arm64', 'win32/x64', 'win32/arm64']);
@@ -29,14 +35,17 @@ export const onnxExecutor: Executor = {
     const input = parseInput(job.input);
     ctx.onProgress(0, 'loading model');
     const ort = await import('onnxruntime-node');
-    const session = await ort.InferenceSession.create(ctx.modelPath, {
-      intraOpNumThreads: ctx.threads,
-      interOpNumThreads: 1,
-      executionProviders: ['cpu'],
-    }).catch((e: unknown) => {
-      throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `onnxruntime could not load the model: ${errorMessage(e)}`, { cause: e });
-    });
+    const lease = await sessions.acquire(`${ctx.modelPath}\0${ctx.threads}`, () =>
+      ort.InferenceSession.create(ctx.modelPath, {
+        intraOpNumThreads: ctx.threads,
+        interOpNumThreads: 1,
+        executionProviders: ['cpu'],
+      }).catch((e: unknown) => {
+        throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `onnxruntime could not load the model: ${errorMessage(e)}`, { cause: e });
+      }),
+    );
     try {
+      const { session } = lease;
       refuseNonTensors(session);
       const feeds: Record<string, Ort.Tensor> = {};
       for (const [name, raw] of Object.entries(checkInputs(session.inputMetadata, input.inputs))) feeds[name] = toOrtTensor(ort, raw);
@@ -50,7 +59,7 @@ export const onnxExecutor: Executor = {
       ctx.onProgress(1, 'done');
       return { outputs } satisfies OnnxJobOutput;
     } finally {
-      await session.release();
+      lease.release();
     }
   },
 };

@@ -22,14 +22,19 @@ const echo: Executor = {
   },
 };
 
-/** Ends the process without a result: `process.exit(3)` or `process.abort()` (SIGABRT, as a native crash would). */
+/**
+ * Ends the process without a result: `process.exit(3)` or `process.abort()`
+ * (SIGABRT, as a native crash would); with `none`, returns its pid instead,
+ * so a test can warm a process of this kind and watch it crash.
+ */
 const crash: Executor = {
   kind: 'test-crash',
   canRun: always,
   async run(job) {
-    const { how } = z.object({ how: z.enum(['exit', 'abort']) }).parse(job.input);
+    const { how } = z.object({ how: z.enum(['exit', 'abort', 'none']) }).parse(job.input);
     if (how === 'abort') process.abort();
-    process.exit(3);
+    if (how === 'exit') process.exit(3);
+    return { pid: process.pid };
   },
 };
 
@@ -65,4 +70,18 @@ const rogue: Executor = {
   },
 };
 
-export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue];
+/** What `test-leak` never gives back. */
+const leaked: Buffer[] = [];
+
+/** Keeps `mib` MiB for good on every job (written, so it counts in RSS): the leak that recycling a process bounds. */
+const leak: Executor = {
+  kind: 'test-leak',
+  canRun: always,
+  async run(job) {
+    const { mib } = z.object({ mib: z.number().int().min(0).max(256) }).parse(job.input);
+    leaked.push(Buffer.alloc(mib * 2 ** 20, 1));
+    return { pid: process.pid, rss: process.memoryUsage.rss() };
+  },
+};
+
+export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak];

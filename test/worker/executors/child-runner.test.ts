@@ -1,10 +1,12 @@
 /**
  * runJob and the job process, with the test-only executors (test-executors.ts)
- * that crash, hang, throw and break the IPC contract on purpose.
+ * that crash, hang, throw and break the IPC contract on purpose. Warm reuse is
+ * checked here through runJob's shared pool; the pool's own settings (idle
+ * timeout, recycling, close) in job-pool.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
-import { runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
 import { isAlive, makeJob, pidRecorder } from './helpers.js';
 
@@ -30,23 +32,33 @@ describe('runJob in a job process', () => {
   afterAll(() => {
     delete process.env['GOGRID_TEST_EXECUTORS'];
   });
-  afterEach(() => {
-    // No job process outlives runJob, whatever happened to it.
+  afterEach(async () => {
+    // No job process outlives closeJobProcesses, whatever happened to it.
+    await closeJobProcesses();
     expect(log.pids.filter(isAlive)).toEqual([]);
   });
 
-  it('runs a job and reports its progress and result; measures the cost of a fork per job', async () => {
+  it('runs a job and reports its progress and result', async () => {
     const progress: [number, string | undefined][] = [];
     const job = makeJob('test-echo', { hello: ['world', 1] });
     const out = await runJob('test-echo', job, opts({ threads: 3, onProgress: (p, m) => progress.push([p, m]) }));
     expect(out).toMatchObject({ echo: { hello: ['world', 1] }, threads: 3, modelPath: '/models/none' });
     expect(progress).toEqual([[0.5, 'halfway']]);
     expect((out as { pid: number }).pid).not.toBe(process.pid);
+  });
 
-    const n = 3;
+  it('runs the next job of a kind on the same warm process; measures cold and warm', async () => {
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) await runJob('test-echo', makeJob('test-echo', i), opts());
-    console.log(`fork + trivial job from TypeScript source (node --import tsx): ${((performance.now() - t0) / n).toFixed(0)} ms per job`);
+    const first = (await runJob('test-echo', makeJob('test-echo', 0), opts())) as { pid: number };
+    const cold = performance.now() - t0;
+    const n = 50;
+    const t1 = performance.now();
+    const pids = new Set<number>();
+    for (let i = 1; i <= n; i++) pids.add(((await runJob('test-echo', makeJob('test-echo', i), opts())) as { pid: number }).pid);
+    const warm = (performance.now() - t1) / n;
+    expect([...pids]).toEqual([first.pid]);
+    expect(isAlive(first.pid)).toBe(true);
+    console.log(`trivial job from TypeScript source (node --import tsx): cold (fork) ${cold.toFixed(0)} ms, warm ${warm.toFixed(2)} ms per job`);
   });
 
   it.each<[string, ErrorCode | undefined, ErrorCode]>([
@@ -67,23 +79,34 @@ describe('runJob in a job process', () => {
   it.each([
     ['process.exit(3)', 'exit', /exited with code 3 without a result/],
     ['process.abort()', 'abort', /was killed by SIGABRT without a result; last output: .*stack trace/s],
-  ])('reports a job process that ends by %s as GG_ERR_EXECUTOR_CRASHED', async (_name, how, message) => {
-    const e = await rejection(runJob('test-crash', makeJob('test-crash', { how }), opts()));
+  ])('reports a job process that ends by %s as GG_ERR_EXECUTOR_CRASHED; the next job gets a new process', async (_name, how, message) => {
+    const crashKind = (input: unknown) => runJob('test-crash', makeJob('test-crash', input), opts());
+    const { pid: warm } = (await crashKind({ how: 'none' })) as { pid: number };
+    const e = await rejection(crashKind({ how }));
     expect(e.code).toBe('GG_ERR_EXECUTOR_CRASHED');
     expect(e.message).toMatch(message);
+    expect(isAlive(warm)).toBe(false); // the warm process took the job and crashed
+    const { pid: next } = (await crashKind({ how: 'none' })) as { pid: number };
+    expect(next).not.toBe(warm);
   });
 
-  it('kills a job that runs past its timeout: GG_ERR_JOB_TIMEOUT', async () => {
+  it('kills a job that runs past its timeout: GG_ERR_JOB_TIMEOUT; its process is not reused', async () => {
+    let hangingPid = 0;
+    const onProgress = (_p: number, msg?: string) => (hangingPid = Number(/pid (\d+)/.exec(msg ?? '')?.[1]));
     const t0 = performance.now();
-    const e = await rejection(runJob('test-hang', makeJob('test-hang', {}), opts({ timeoutMs: 1500 })));
+    const e = await rejection(runJob('test-hang', makeJob('test-hang', {}), opts({ timeoutMs: 1500, onProgress })));
     expect(e.code).toBe('GG_ERR_JOB_TIMEOUT');
     expect(e.message).toContain('1500 ms');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(1490);
+    // Settled only once the process was gone.
+    expect(hangingPid).toBeGreaterThan(0);
+    expect(isAlive(hangingPid)).toBe(false);
   });
 
-  it('cancels within a second, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED', async () => {
+  it('cancels within a second, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED; its process is not reused', async () => {
     const controller = new AbortController();
     let abortedAt = 0;
+    let hangingPid = 0;
     const running = runJob(
       'test-hang',
       makeJob('test-hang', { ignoreSigterm: true }),
@@ -91,6 +114,7 @@ describe('runJob in a job process', () => {
         signal: controller.signal,
         onProgress: (_p, msg) => {
           if (!msg?.startsWith('hanging')) return;
+          hangingPid = Number(/pid (\d+)/.exec(msg)?.[1]);
           abortedAt = performance.now();
           controller.abort();
         },
@@ -100,6 +124,8 @@ describe('runJob in a job process', () => {
     expect(e.code).toBe('GG_ERR_JOB_CANCELED');
     expect(abortedAt).toBeGreaterThan(0);
     expect(performance.now() - abortedAt).toBeLessThan(1000);
+    // Settled only once the process was gone, so it cannot be reused.
+    expect(isAlive(hangingPid)).toBe(false);
   });
 
   it('does not start a job whose signal is already aborted', async () => {

@@ -18,6 +18,7 @@ export function makeJob(kind: string, input: unknown, overrides: Partial<JobSpec
     kind,
     model: { sha256: '0'.repeat(64), size: 0, name: 'fixture' },
     input,
+    inputByReference: false,
     requirements: {},
     timeoutMs: 30_000,
     attempt: 1,

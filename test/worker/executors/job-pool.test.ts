@@ -1,0 +1,166 @@
+/**
+ * The pool's own settings on real job processes (test-only executors): how
+ * many idle processes it keeps, when they exit (idle timeout, recycling after
+ * N jobs, close), and that an idle one never holds its worker open.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { GridError } from '../../../src/protocol/errors.js';
+import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { JobExit } from '../../../src/worker/executors/index.js';
+import { isAlive, makeJob } from './helpers.js';
+
+type ExitEvent = JobProcessInfo & { exit: JobExit };
+
+const pools: JobProcessPool[] = [];
+const spawned: number[] = [];
+
+function newPool(options: JobProcessPoolOptions = {}): JobProcessPool {
+  const pool = new JobProcessPool(options);
+  pool.on('spawn', ({ pid }) => spawned.push(pid!));
+  pools.push(pool);
+  return pool;
+}
+
+function opts(over: Partial<RunJobOptions> = {}): RunJobOptions {
+  return { modelPath: '/models/none', threads: 1, timeoutMs: 30_000, signal: new AbortController().signal, onProgress: () => {}, ...over };
+}
+
+async function echo(pool: JobProcessPool): Promise<number> {
+  const out = (await pool.run('test-echo', makeJob('test-echo', null), opts())) as { pid: number };
+  return out.pid;
+}
+
+async function nextExit(pool: JobProcessPool): Promise<ExitEvent> {
+  const [event] = (await once(pool, 'exit')) as [ExitEvent];
+  return event;
+}
+
+async function rejection(p: Promise<unknown>): Promise<GridError> {
+  const e = await p.then(
+    () => expect.fail('the job succeeded'),
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(GridError);
+  return e as GridError;
+}
+
+describe('JobProcessPool', () => {
+  beforeAll(() => {
+    process.env['GOGRID_TEST_EXECUTORS'] = '1';
+  });
+  afterAll(() => {
+    delete process.env['GOGRID_TEST_EXECUTORS'];
+  });
+  afterEach(async () => {
+    await Promise.all(pools.splice(0).map((p) => p.close()));
+    expect(spawned.filter(isAlive)).toEqual([]);
+  });
+
+  it('lets an idle process exit after the idle timeout', async () => {
+    const pool = newPool({ idleTimeoutMs: 200 });
+    const exited = nextExit(pool);
+    const pid = await echo(pool);
+    const idleSince = performance.now();
+    expect(pool.idleCount('test-echo')).toBe(1);
+    const { exit, ...info } = await exited;
+    expect(performance.now() - idleSince).toBeGreaterThanOrEqual(190);
+    expect(info).toEqual({ pid, kind: 'test-echo', jobs: 1 });
+    expect(exit).toEqual({ reason: 'done', code: 0, signal: null, detail: 'idle for 200 ms' });
+    expect(isAlive(pid)).toBe(false);
+    expect(pool.idleCount('test-echo')).toBe(0);
+  });
+
+  it('keeps at most maxIdle idle processes per kind; the others exit when their job ends', async () => {
+    const pool = newPool({ maxIdle: 1 });
+    const exited = nextExit(pool);
+    const [a, b] = await Promise.all([echo(pool), echo(pool)]);
+    expect(a).not.toBe(b);
+    const { pid, exit } = await exited;
+    expect([a, b]).toContain(pid);
+    expect(exit.detail).toBe('1 idle test-echo process already');
+    expect(pool.idleCount('test-echo')).toBe(1);
+  });
+
+  it('forks a process per job with maxIdle 0', async () => {
+    const pool = newPool({ maxIdle: 0 });
+    const first = await echo(pool);
+    expect(await echo(pool)).not.toBe(first);
+  });
+
+  it('recycles a process after maxJobsPerProcess jobs, so a leak stays bounded', async () => {
+    const pool = newPool({ maxJobsPerProcess: 3 });
+    const exited = nextExit(pool);
+    const results: { pid: number; rss: number }[] = [];
+    for (let i = 0; i < 4; i++) results.push((await pool.run('test-leak', makeJob('test-leak', { mib: 16 }), opts())) as { pid: number; rss: number });
+    const [a, b, c, d] = results.map((r) => r.pid);
+    expect([b, c]).toEqual([a, a]);
+    expect(d).not.toBe(a);
+    expect(await exited).toMatchObject({ pid: a, jobs: 3, exit: { reason: 'done', detail: 'recycled after 3 jobs' } });
+    // 48 MiB held by the old process, 16 by the new one.
+    expect(results[3]!.rss).toBeLessThan(results[2]!.rss - 16 * 2 ** 20);
+  });
+
+  it("reuses a process after an executor's GridError, not after a bug (GG_ERR_INTERNAL)", async () => {
+    const before = spawned.length;
+    const pool = newPool();
+    const thrown = (input: unknown) => rejection(pool.run('test-throw', makeJob('test-throw', input), opts()));
+    expect((await thrown({ code: 'GG_ERR_INPUT_INVALID', message: 'no' })).code).toBe('GG_ERR_INPUT_INVALID');
+    expect((await thrown({ code: 'GG_ERR_MODEL_UNSUPPORTED', message: 'no' })).code).toBe('GG_ERR_MODEL_UNSUPPORTED');
+    expect(spawned.length - before).toBe(1);
+    const exited = nextExit(pool);
+    expect((await thrown({ message: 'a bug' })).code).toBe('GG_ERR_INTERNAL');
+    expect(await exited).toMatchObject({ pid: spawned[before], jobs: 3, exit: { reason: 'done', detail: 'not reused after a failure that was not a GridError' } });
+    await thrown({ code: 'GG_ERR_INPUT_INVALID', message: 'no' });
+    expect(spawned.length - before).toBe(2);
+  });
+
+  it('close(): idle processes exit at once, a running job keeps its process until it ends; the pool stays usable', async () => {
+    const before = spawned.length;
+    const pool = newPool();
+    const idlePid = await echo(pool);
+    const controller = new AbortController();
+    let started!: () => void;
+    const hanging = new Promise<void>((resolve) => (started = resolve));
+    const running = pool.run('test-hang', makeJob('test-hang', {}), opts({ signal: controller.signal, onProgress: () => started() }));
+    await hanging;
+    let closed = false;
+    const exited = nextExit(pool);
+    const closing = pool.close().then(() => (closed = true));
+    expect(await exited).toMatchObject({ pid: idlePid, exit: { reason: 'done', detail: 'the pool is closing' } });
+    expect(closed).toBe(false);
+    controller.abort();
+    expect((await rejection(running)).code).toBe('GG_ERR_JOB_CANCELED');
+    await closing;
+    expect(spawned.slice(before).filter(isAlive)).toEqual([]);
+    expect(await echo(pool)).not.toBe(idlePid);
+  });
+
+  it('never keeps a script alive: it exits right after its job, and its idle job process with it', async () => {
+    const script = [
+      `import { runJob } from './src/worker/executors/index.ts';`,
+      `import { makeJob } from './test/worker/executors/helpers.ts';`,
+      `const out = await runJob('test-echo', makeJob('test-echo', null), { modelPath: '/m', threads: 1, timeoutMs: 30000, signal: new AbortController().signal, onProgress() {} });`,
+      `console.log(out.pid);`,
+    ].join('\n');
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, GOGRID_TEST_EXECUTORS: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    // Well inside the 60 s idle timeout: nothing of the pool held the event loop.
+    expect(performance.now() - t0).toBeLessThan(15_000);
+    const pid = Number(stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    // A grandchild: its exit cannot be awaited from here, only observed.
+    await expect.poll(() => isAlive(pid), { timeout: 5000, interval: 20 }).toBe(false);
+  });
+});
