@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { TERMINAL_JOB_STATES, type JobRequirements, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
+import { MAX_INLINE_PAYLOAD_BYTES, TERMINAL_JOB_STATES, type JobRequirements, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import {
   cancelJob,
@@ -76,7 +76,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     on('online', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected')).then(() => this.kick())));
     on('capacity', () => this.kick());
     on('offline', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected'))));
-    on('job', (workerId: string, msg: JobMessage) => this.guard(this.onJobMessage(workerId, msg)));
+    on('job', (workerId: string, msg: JobMessage) => this.guard(this.takeJobMessage(workerId, msg).then(() => undefined)));
     on('heartbeat', (workerId: string, hb: { runningJobs: { jobId: string; leaseId: string; progress: number | null }[] }) => {
       for (const r of hb.runningJobs) if (sessions.leaseOf(workerId, r.jobId) === r.leaseId) this.renewals.set(r.jobId, r);
     });
@@ -163,9 +163,19 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     );
     await Promise.all(
       leased.map(async (row) => {
+        const inline = Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
         const sent = await sessions.assign(row.workerId!, {
           type: 'job.assign',
-          job: { jobId: row.id, kind: row.kind, model: row.model, input: row.input, requirements: row.requirements, timeoutMs: row.timeoutMs, attempt: row.attempt },
+          job: {
+            jobId: row.id,
+            kind: row.kind,
+            model: row.model,
+            input: inline ? row.input : null,
+            inputByReference: !inline,
+            requirements: row.requirements,
+            timeoutMs: row.timeoutMs,
+            attempt: row.attempt,
+          },
           leaseId: row.leaseId!,
           leaseExpiresAt: row.leaseExpiresAt!.toISOString(),
         });
@@ -179,28 +189,44 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (queued.length === batch && leased.length > 0) this.kick();
   }
 
-  private async onJobMessage(workerId: string, msg: JobMessage): Promise<void> {
-    const { db, sessions, logger } = this.opts;
-    if (sessions.leaseOf(workerId, msg.jobId) !== msg.leaseId) {
+  /** Whether `leaseId` is the lease the worker holds for the job through its session here. */
+  holdsLease(workerId: string, jobId: string, leaseId: string): boolean {
+    return this.opts.sessions.leaseOf(workerId, jobId) === leaseId;
+  }
+
+  /**
+   * Progress or a result from a worker, over its control stream or (large
+   * results) HTTPS. Returns whether it was taken: false for a lease that is
+   * not current.
+   */
+  async takeJobMessage(workerId: string, msg: JobMessage): Promise<boolean> {
+    const { db, logger } = this.opts;
+    if (!this.holdsLease(workerId, msg.jobId, msg.leaseId)) {
       logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
-      return;
+      return false;
     }
     if (msg.type === 'job.progress') {
-      if (await markRunning(db, msg.jobId, msg.leaseId, new Date())) return;
+      if (await markRunning(db, msg.jobId, msg.leaseId, new Date())) return true;
       this.renewals.set(msg.jobId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
-      return;
+      return true;
     }
+    return this.takeResult(workerId, msg);
+  }
+
+  private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>): Promise<boolean> {
+    const { db, sessions, logger } = this.opts;
     const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
     const row = await completeJob(db, msg.jobId, msg.leaseId, outcome, new Date());
     await sessions.endLease(workerId, msg.jobId);
     this.renewals.delete(msg.jobId);
+    this.kick();
     if (!row) {
       logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId }, 'result for a lease that is no longer current: rejected');
-    } else {
-      logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
-      if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+      return false;
     }
-    this.kick();
+    logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
+    if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+    return true;
   }
 
   private async workerGone(workerId: string, what: string): Promise<void> {

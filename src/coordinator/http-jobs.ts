@@ -1,19 +1,28 @@
 /**
- * The jobs API (API key): submit, list, read (optionally waiting for the end),
- * cancel. Registered by buildHttpApi inside its authenticated scope.
+ * The jobs API. For admins (API key; registered inside buildHttpApi's
+ * authenticated scope):
  *
  *   POST /v1/jobs                 SubmitJobRequest → JobInfo (201)
  *   GET  /v1/jobs?state=&limit=   → JobInfo[] (newest first, without outputs)
  *   GET  /v1/jobs/:id?wait=SECS   → JobInfo with output and history; waits up to SECS for a final state
  *   POST /v1/jobs/:id/cancel      → JobInfo
+ *
+ * For workers (client certificate, and the lease in `x-gogrid-lease`), for
+ * inputs and outputs too large for a control frame:
+ *
+ *   GET  /v1/jobs/:id/input       → { input }
+ *   POST /v1/jobs/:id/result      a job.result message → { accepted }
  */
 import { once } from 'node:events';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   checkTensorJson,
   GridError,
+  JobResult,
   JobState,
+  LEASE_HEADER,
+  MAX_PAYLOAD_BYTES,
   OnnxJobInput,
   SubmitJobRequest,
   TERMINAL_JOB_STATES,
@@ -24,12 +33,8 @@ import type { Db } from './store/db.js';
 import { getJob, getJobEvents, listJobs, type JobEventRow, type JobRow } from './store/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import { parseBody } from './http-errors.js';
+import { workerFromCertificate } from './http-auth.js';
 
-/**
- * Inputs travel inline in the `job.assign` frame, whose limit is 1 MiB; the
- * rest of the frame needs a little room.
- */
-export const MAX_INLINE_INPUT_BYTES = 900 * 1024;
 
 export interface ModelCatalog {
   info(sha256: string): Promise<ModelInfo | null>;
@@ -41,7 +46,7 @@ const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(300).default(0) 
 export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatcher: Dispatcher; models: ModelCatalog }): void {
   const { db, dispatcher, models } = deps;
 
-  app.post('/v1/jobs', async (req, reply) => {
+  app.post('/v1/jobs', { bodyLimit: MAX_PAYLOAD_BYTES + 64 * 1024 }, async (req, reply) => {
     const body = parseBody(SubmitJobRequest, req.body);
     checkInput(body.kind, body.input);
     const model = await models.info(body.model.sha256);
@@ -103,9 +108,7 @@ async function waitFinished(dispatcher: Dispatcher, id: string, signal: AbortSig
 /** Refuses an input that cannot work before it takes a queue slot; names the bad field. */
 function checkInput(kind: string, input: unknown): void {
   const size = Buffer.byteLength(JSON.stringify(input));
-  if (size > MAX_INLINE_INPUT_BYTES) {
-    throw new GridError('GG_ERR_BAD_REQUEST', `input: ${size} bytes is over the ${MAX_INLINE_INPUT_BYTES}-byte limit for inline inputs`);
-  }
+  if (size > MAX_PAYLOAD_BYTES) throw new GridError('GG_ERR_BAD_REQUEST', `input: ${size} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
   if (kind !== 'onnx') return;
   const parsed = parseBody(OnnxJobInput, input, 'input');
   for (const [name, tensor] of Object.entries(parsed.inputs)) {
@@ -113,6 +116,40 @@ function checkInput(kind: string, input: unknown): void {
     if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `input.inputs.${name}: ${problem}`);
   }
 }
+
+/** The routes a worker uses for inputs and results too large for a control frame. */
+export const workerJobRoutes: FastifyPluginAsync<{ db: Db; dispatcher: Dispatcher; isWorkerAllowed: (workerId: string) => Promise<boolean> }> = async (
+  app,
+  deps,
+) => {
+  const { db, dispatcher } = deps;
+  const lease = (req: FastifyRequest) => {
+    const value = req.headers[LEASE_HEADER];
+    if (typeof value !== 'string' || value === '') throw new GridError('GG_ERR_BAD_REQUEST', `send the lease id in ${LEASE_HEADER}`);
+    return value;
+  };
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/input', async (req) => {
+    const workerId = await workerFromCertificate(req, deps.isWorkerAllowed);
+    if (!dispatcher.holdsLease(workerId, req.params.id, lease(req))) {
+      throw new GridError('GG_ERR_JOB_LEASE_STALE', `worker ${workerId} holds no current lease ${lease(req)} on job ${req.params.id}`);
+    }
+    const row = await getJob(db, req.params.id);
+    if (!row) throw new GridError('GG_ERR_JOB_NOT_FOUND', `no job ${req.params.id}`);
+    return { input: row.input };
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/result', { bodyLimit: MAX_PAYLOAD_BYTES + 64 * 1024 }, async (req) => {
+    const workerId = await workerFromCertificate(req, deps.isWorkerAllowed);
+    const msg = parseBody(JobResult, req.body);
+    if (msg.jobId !== req.params.id || msg.leaseId !== lease(req)) {
+      throw new GridError('GG_ERR_BAD_REQUEST', 'the result names another job or lease than the request');
+    }
+    const accepted = await dispatcher.takeJobMessage(workerId, msg);
+    if (!accepted) throw new GridError('GG_ERR_JOB_LEASE_STALE', `lease ${msg.leaseId} on job ${msg.jobId} is no longer current; result ignored`);
+    return { accepted };
+  });
+};
 
 export function toJobInfo(row: JobRow, events?: JobEventRow[]): JobInfo {
   return {

@@ -13,13 +13,13 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { GridError, MODEL_SHA256_HEADER, ModelUploadQuery, type ModelInfo, type ModelList } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import { getWorker } from './store/index.js';
 import { addModelFromStream, DEFAULT_MAX_MODEL_BYTES, findModelFile, getModelInfo, isSha256Hex, listModels, ModelTooLargeError, prepareModelDir } from './models.js';
 import { parseRange } from './http-range.js';
+import { workerFromCertificate } from './http-auth.js';
 import { errorPayload, parseBody } from './http-errors.js';
 
 export interface ModelRoutesOptions {
@@ -114,19 +114,7 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, o
   /** A worker's own client certificate, checked against the coordinator CA by TLS, or an admin API key. */
   async function authorizeDownload(req: FastifyRequest): Promise<void> {
     if (req.headers.authorization !== undefined) return requireApiKey(req);
-    const socket = req.raw.socket;
-    const peer = socket instanceof TLSSocket ? socket.getPeerCertificate() : null;
-    if (!(socket instanceof TLSSocket) || !peer?.subject) {
-      throw new GridError('GG_ERR_UNAUTHENTICATED', 'send a worker client certificate, or "Authorization: Bearer <key>"');
-    }
-    if (!socket.authorized) {
-      throw new GridError('GG_ERR_UNAUTHENTICATED', `client certificate refused: ${String(socket.authorizationError ?? 'not issued by this coordinator')}`);
-    }
-    const workerId: unknown = peer.subject.CN;
-    if (typeof workerId !== 'string' || workerId === '') throw new GridError('GG_ERR_UNAUTHENTICATED', 'client certificate names no worker');
-    if (!(await opts.isWorkerAllowed(workerId))) {
-      throw new GridError('GG_ERR_WORKER_REVOKED', `worker ${workerId} is revoked or no longer enrolled; enroll it again with a new token`);
-    }
+    await workerFromCertificate(req, opts.isWorkerAllowed);
   }
 };
 

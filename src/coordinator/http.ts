@@ -26,7 +26,7 @@ import { createEnrollmentToken, enrollWorker, sha256Hex, toTokenInfo } from './e
 import type { SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
 import { errorPayload, parseBody, toErrorBody } from './http-errors.js';
-import { registerJobRoutes, type ModelCatalog } from './http-jobs.js';
+import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
 
 export interface HttpApiOptions {
@@ -96,6 +96,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
 
   // ---------------------------------------------------------------- models (API key, or a worker's client certificate to download)
   await app.register(modelRoutes, { dir: opts.modelsDir, requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
+  await app.register(workerJobRoutes, { db, dispatcher: opts.dispatcher, isWorkerAllowed: activeWorkerCheck(db) });
 
   // ---------------------------------------------------------------- admin
   app.register(async (admin) => {

@@ -64,11 +64,25 @@ export const JobRequirements = z.object({
   labels: z.array(z.string()).optional(),
 });
 
+/**
+ * Job inputs and outputs up to this size (as JSON) travel inside control
+ * frames; larger ones go over HTTPS (GET /v1/jobs/:id/input, POST
+ * /v1/jobs/:id/result), since the frame limit is 1 MiB and QUIC moves bulk
+ * bytes slowly here.
+ */
+export const MAX_INLINE_PAYLOAD_BYTES = 512 * 1024;
+/** The largest input or output a job may have at all. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
+/** HTTP header naming the lease a worker's input or result request is for. */
+export const LEASE_HEADER = 'x-gogrid-lease';
+
 export const JobSpec = z.object({
   jobId: id,
   kind: z.string().min(1).max(32),
   model: ModelRef,
+  /** The input itself, or null when `inputByReference` says to fetch it. */
   input: z.unknown(),
+  inputByReference: z.boolean().default(false),
   requirements: JobRequirements.default({}),
   timeoutMs: z.number().int().positive(),
   attempt: z.number().int().positive(),
@@ -124,6 +138,8 @@ export const JobProgress = z.object({
   progress: z.number().min(0).max(1),
   message: z.string().max(1000).optional(),
 });
+
+export const JobInputResponse = z.object({ input: z.unknown() });
 
 export const JobResult = z.object({
   type: z.literal('job.result'),
@@ -199,6 +215,7 @@ export type WorkerStatus = z.infer<typeof WorkerStatus>;
 export type Hello = z.infer<typeof Hello>;
 export type Heartbeat = z.infer<typeof Heartbeat>;
 export type Welcome = z.infer<typeof Welcome>;
+export type JobResult = z.infer<typeof JobResult>;
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

@@ -18,6 +18,7 @@ import {
   ERROR_CODES,
   GridError,
   isGridError,
+  MAX_INLINE_PAYLOAD_BYTES,
   type ErrorCode,
   type JobSpec,
   type ModelRef,
@@ -33,6 +34,11 @@ export interface JobRunnerOptions {
   models: { acquire(ref: ModelRef, signal?: AbortSignal): Promise<{ path: string; release(): void }> };
   run(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown>;
   canRun(kind: string): boolean;
+  /** Inputs and results too large for a control frame go over HTTPS. */
+  transfer: {
+    fetchInput(jobId: string, leaseId: string): Promise<unknown>;
+    postResult(msg: Extract<WorkerMessageInput, { type: 'job.result' }>): Promise<void>;
+  };
   logger: Logger;
 }
 
@@ -123,9 +129,10 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
     progress(0, 'fetching the model', true);
     let model: { path: string; release(): void } | undefined;
     try {
+      const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
       model = await this.opts.models.acquire(job.model, entry.controller.signal);
       progress(0, 'starting', true);
-      const output = await this.opts.run(job.kind, job, {
+      const output = await this.opts.run(job.kind, { ...job, input, inputByReference: false }, {
         modelPath: model.path,
         threads: this.opts.threads,
         timeoutMs: job.timeoutMs,
@@ -133,7 +140,9 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
         onProgress: (p, message) => progress(p, message),
       });
       log.info('job succeeded');
-      this.report({ type: 'job.result', jobId, leaseId: entry.leaseId, outcome: { ok: true, output } });
+      const result = { type: 'job.result' as const, jobId, leaseId: entry.leaseId, outcome: { ok: true as const, output } };
+      if (Buffer.byteLength(JSON.stringify(output)) <= MAX_INLINE_PAYLOAD_BYTES) this.report(result);
+      else await this.postLarge(result);
     } catch (e) {
       if (entry.controller.signal.aborted) {
         log.info('job stopped');
@@ -149,6 +158,22 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
       });
     } finally {
       model?.release();
+    }
+  }
+
+  /** A result too large for a frame, over HTTPS; one that cannot be sent is reported as a failure the coordinator can show. */
+  private async postLarge(result: Extract<WorkerMessageInput, { type: 'job.result' }>): Promise<void> {
+    try {
+      await this.opts.transfer.postResult(result);
+    } catch (e) {
+      const err = isGridError(e) ? e : new GridError('GG_ERR_INTERNAL', String(e));
+      if (err.code === 'GG_ERR_JOB_LEASE_STALE') return;
+      this.report({
+        type: 'job.result',
+        jobId: result.jobId,
+        leaseId: result.leaseId,
+        outcome: { ok: false, error: { code: err.code, message: `could not upload the result: ${err.message}`, retryable: err.retryable } },
+      });
     }
   }
 

@@ -7,7 +7,8 @@
  *   await w.agent.stop();
  */
 import type { Logger } from 'pino';
-import { GridError, parseEnrollmentToken } from '../protocol/index.js';
+import { GridError, JobInputResponse, LEASE_HEADER, MAX_PAYLOAD_BYTES, parseEnrollmentToken } from '../protocol/index.js';
+import { requestJson } from '../transport/https-client.js';
 import { ensurePrivateDir } from '../common/files.js';
 import { lockDataDir } from '../common/lock.js';
 import { WorkerAgent, type AgentOptions } from './agent.js';
@@ -18,7 +19,7 @@ import { loadIdentity, type WorkerIdentity } from './identity.js';
 import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
-import { canRunKind, executorKinds, runJob } from './executors/index.js';
+import { canRunKind, executorKinds, JobProcessPool } from './executors/index.js';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 
@@ -58,8 +59,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   await ensurePrivateDir(opts.dataDir);
   const lock = await lockDataDir(opts.dataDir, 'worker');
   try {
-    const running = await start(opts);
-    void running.agent.done.finally(() => lock.release()).catch(() => undefined);
+    const { processes, ...running } = await start(opts);
+    // Job processes go before the lock does: the next worker on this data dir starts with none of ours left.
+    void running.agent.done
+      .catch(() => undefined)
+      .then(() => processes.close())
+      .finally(() => lock.release())
+      .catch(() => undefined);
     return running;
   } catch (e) {
     await lock.release();
@@ -67,7 +73,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   }
 }
 
-async function start(opts: StartWorkerOptions): Promise<RunningWorker> {
+async function start(opts: StartWorkerOptions): Promise<RunningWorker & { processes: JobProcessPool }> {
   const { identity, enrolled } = await resolveIdentity(opts);
   const probes = opts.agent?.probes ?? { hardware: () => collectHardware(), load: () => sampleLoad() };
   const hardware = await probes.hardware();
@@ -75,20 +81,42 @@ async function start(opts: StartWorkerOptions): Promise<RunningWorker> {
   // The agent is created below; the downloader reads its identity at each
   // request so a renewed certificate is used from the next download on.
   let current: () => WorkerIdentity = () => identity;
+  const baseUrl = `https://${hostForUrl(identity.coordinator.host)}:${identity.coordinator.port}`;
   const models = await ModelCache.open({
     dir: join(opts.dataDir, 'models'),
     maxBytes: jobsOpts.modelCacheBytes ?? 10 * 2 ** 30,
-    download: httpsModelDownloader({ baseUrl: `https://${hostForUrl(identity.coordinator.host)}:${identity.coordinator.port}`, tls: () => current() }),
+    download: httpsModelDownloader({ baseUrl, tls: () => current() }),
     logger: opts.logger,
   });
   const executors = executorKinds().filter((k) => canRunKind(k, hardware));
   const slots = jobsOpts.slots ?? 1;
+  // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
+  const processes = new JobProcessPool({ maxIdle: slots, logger: opts.logger.child({ component: 'job-process' }) });
+  const worker = (path: string, leaseId: string, body?: unknown) => {
+    const { caPem, certPem, keyPem } = current();
+    return requestJson({
+      url: `${baseUrl}${path}`,
+      ...(body === undefined ? {} : { method: 'POST' as const, body }),
+      ca: caPem,
+      cert: certPem,
+      key: keyPem,
+      headers: { [LEASE_HEADER]: leaseId },
+      timeoutMs: 60_000,
+      maxBytes: MAX_PAYLOAD_BYTES + 64 * 1024,
+    });
+  };
   const runner = new JobRunner({
     slots,
     threads: jobsOpts.threads ?? availableParallelism(),
     models,
-    run: runJob,
+    run: (kind, job, runOpts) => processes.run(kind, job, runOpts),
     canRun: (kind) => executors.includes(kind),
+    transfer: {
+      fetchInput: async (jobId, leaseId) => JobInputResponse.parse(await worker(`/v1/jobs/${encodeURIComponent(jobId)}/input`, leaseId)).input,
+      postResult: async (msg) => {
+        await worker(`/v1/jobs/${encodeURIComponent(msg.jobId)}/result`, msg.leaseId, msg);
+      },
+    },
     logger: opts.logger.child({ component: 'jobs' }),
   });
   const agent = new WorkerAgent({
@@ -102,7 +130,7 @@ async function start(opts: StartWorkerOptions): Promise<RunningWorker> {
   });
   current = () => agent.currentIdentity;
   agent.start();
-  return { agent, jobs: runner, identity, enrolled };
+  return { agent, jobs: runner, identity, enrolled, processes };
 }
 
 async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean }> {

@@ -7,6 +7,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobInfo } from '../../src/protocol/api.js';
+import { TENSOR_DTYPES } from '../../src/protocol/tensor.js';
 import { sendRequest } from '../../src/transport/https-client.js';
 import { MLP, SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
@@ -125,6 +126,32 @@ describe('faults', () => {
     const job = await submit(c, { model: { sha256 }, input: slowInput, timeoutMs: 300, maxAttempts: 2 });
     expect(await c.finished(job.id)).toMatchObject({ state: 'failed', attempt: 2, error: { code: 'GG_ERR_JOB_TIMEOUT' } });
     await expect.poll(() => w.jobs.busy).toBe(0);
+  });
+
+  it('moves inputs and outputs too large for a control frame over HTTPS', async () => {
+    const sha256 = await c.addModel(fixtures.identity);
+    // 1 MiB of uint8 in b64 is 1.4 MB of JSON in, and about 3.5 MB of JSON numbers out.
+    const bytes = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251;
+    const inputs: Record<string, unknown> = Object.fromEntries(TENSOR_DTYPES.map((t) => [`x_${t}`, { dtype: t, dims: [0], data: [] }]));
+    inputs['x_uint8'] = { dtype: 'uint8', dims: [bytes.length], b64: bytes.toString('base64') };
+    const job = await submit(c, { model: { sha256 }, input: { inputs } });
+    const done = await c.finished(job.id);
+    expect(done.state, done.error?.message).toBe('succeeded');
+    const y = (done.output as { outputs: Record<string, { data: number[] }> }).outputs['y_uint8']!;
+    expect(y.data).toHaveLength(bytes.length);
+    expect(Buffer.from(y.data).equals(bytes)).toBe(true);
+  });
+
+  it('refuses input and result requests without a certificate or with a stale lease', async () => {
+    const noCert = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/input`, ca: c.ca.material.certPem, headers: { 'x-gogrid-lease': 'l' } });
+    expect(noCert).toMatchObject({ status: 401, body: { error: { code: 'GG_ERR_UNAUTHENTICATED' } } });
+    const id = w.agent.currentIdentity;
+    const stale = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/input`, ca: id.caPem, cert: id.certPem, key: id.keyPem, headers: { 'x-gogrid-lease': 'l-old' } });
+    expect(stale).toMatchObject({ status: 409, body: { error: { code: 'GG_ERR_JOB_LEASE_STALE' } } });
+    const result = { type: 'job.result', jobId: 'j-x', leaseId: 'l-old', outcome: { ok: true, output: 1 } };
+    const late = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/result`, method: 'POST', body: result, ca: id.caPem, cert: id.certPem, key: id.keyPem, headers: { 'x-gogrid-lease': 'l-old' } });
+    expect(late).toMatchObject({ status: 409, body: { error: { code: 'GG_ERR_JOB_LEASE_STALE' } } });
   });
 
   it('stops a running job within a second of a cancel', async () => {
