@@ -99,8 +99,8 @@ async function writeSynced(file: string, data: string, mode: number): Promise<vo
   }
 }
 
-/** Makes the renames themselves durable; POSIX only (Windows cannot open a directory). */
-async function syncDirectory(dir: string): Promise<void> {
+/** Makes renames in `dir` durable; POSIX only (Windows cannot open a directory). */
+export async function syncDirectory(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   const handle = await fs.open(dir, 'r');
   try {

@@ -21,10 +21,8 @@
  * arrive. The file is flushed every 64 MiB in the background, so the fsync
  * at the end (which a trusted file needs) is short.
  */
-import fs from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
-import { isErrno } from './files.js';
 
 const BATCH_BYTES = 1024 * 1024;
 const MAX_IN_FLIGHT = 4;
@@ -242,19 +240,5 @@ export class HashingWriter {
   private onThreadGone(e: Error): void {
     this.gone ??= e;
     for (const waiter of this.replies.splice(0)) waiter.reject(e);
-  }
-}
-
-/** Makes renames in `dir` durable; POSIX only (Windows cannot open a directory). */
-export async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some file systems refuse fsync on a directory; the data itself is already synced.
-    if (!isErrno(error, 'EINVAL') && !isErrno(error, 'ENOTSUP')) throw error;
-  } finally {
-    await handle.close();
   }
 }

@@ -26,8 +26,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { GridError, isGridError, type ModelRef } from '../protocol/index.js';
-import { HashingWriter, syncDirectory } from '../common/hashing-writer.js';
-import { ensurePrivateDir, isErrno } from '../common/files.js';
+import { HashingWriter } from '../common/hashing-writer.js';
+import { ensurePrivateDir, isErrno, syncDirectory } from '../common/files.js';
 import type { ModelDownloader } from './model-download.js';
 
 export interface ModelCacheOptions {

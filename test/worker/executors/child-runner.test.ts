@@ -5,10 +5,10 @@
  * timeout, recycling, close) in job-pool.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
+import type { ErrorCode } from '../../../src/protocol/errors.js';
 import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
-import { isAlive, makeJob, pidRecorder } from './helpers.js';
+import { isAlive, makeJob, pidRecorder, rejection } from './helpers.js';
 
 const log = pidRecorder();
 
@@ -16,14 +16,6 @@ function opts(over: Partial<RunJobOptions> = {}): RunJobOptions {
   return { modelPath: '/models/none', threads: 1, timeoutMs: 30_000, signal: new AbortController().signal, onProgress: () => {}, logger: log, ...over };
 }
 
-async function rejection(p: Promise<unknown>): Promise<GridError> {
-  const e = await p.then(
-    () => expect.fail('the job succeeded'),
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(GridError);
-  return e as GridError;
-}
 
 describe('runJob in a job process', () => {
   beforeAll(() => {

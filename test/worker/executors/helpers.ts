@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { JobSpec } from '../../../src/protocol/messages.js';
 import type { JobLogger } from '../../../src/worker/executors/index.js';
 import { writeOnnxFixtures, type OnnxFixtures } from '../../fixtures/make-onnx.js';
+import { expect } from 'vitest';
+import { GridError } from '../../../src/protocol/errors.js';
 
 let seq = 0;
 
@@ -52,4 +54,14 @@ export function isAlive(pid: number): boolean {
 export function onnxFixtures(): OnnxFixtures & { dir: string; dispose(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'gogrid-onnx-'));
   return { ...writeOnnxFixtures(dir), dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The GridError a job's promise rejects with; fails the test if it succeeds or rejects otherwise. */
+export async function rejection(p: Promise<unknown>): Promise<GridError> {
+  const e = await p.then(
+    () => expect.fail('the job succeeded'),
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(GridError);
+  return e as GridError;
 }

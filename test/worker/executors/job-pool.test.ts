@@ -6,10 +6,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { GridError } from '../../../src/protocol/errors.js';
 import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import type { JobExit } from '../../../src/worker/executors/index.js';
-import { isAlive, makeJob } from './helpers.js';
+import { isAlive, makeJob, rejection } from './helpers.js';
 
 type ExitEvent = JobProcessInfo & { exit: JobExit };
 
@@ -37,14 +36,6 @@ async function nextExit(pool: JobProcessPool): Promise<ExitEvent> {
   return event;
 }
 
-async function rejection(p: Promise<unknown>): Promise<GridError> {
-  const e = await p.then(
-    () => expect.fail('the job succeeded'),
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(GridError);
-  return e as GridError;
-}
 
 describe('JobProcessPool', () => {
   beforeAll(() => {
