@@ -1,0 +1,225 @@
+/**
+ * The owner's policy settings (a preset, or custom knobs), the administrator's
+ * override pushed from the coordinator, and `compilePolicy`, which turns both
+ * into the one fully-required `Policy` that `decide` reads. Every default
+ * lives in `PRESETS`; a custom setting left out takes the desktop preset's.
+ *
+ *   const policy = compilePolicy({ preset: 'custom', runOnBattery: true, minBatteryPercent: 30 });
+ *   const policy = compilePolicy({ preset: 'desktop' }, { limits: { maxCores: 2 } }); // from the coordinator
+ */
+import { z } from 'zod';
+import { GridError } from '../../protocol/errors.js';
+import { compileSchedule, ScheduleWindow, type CompiledWindow } from './schedule.js';
+
+const limitFields = {
+  /** Most CPU cores a job may use (its runtime's thread count); null: all of them. @default null */
+  maxCores: z.int().min(1).max(1024).nullable().optional(),
+  /** Most jobs at once. @default 1 */
+  slots: z.int().min(1).max(256).optional(),
+};
+
+/** `away`: only while you are away (idle or screen locked); `always`: also while you use the computer. */
+export const GpuUse = z.enum(['away', 'always', 'never']);
+export type GpuUse = z.infer<typeof GpuUse>;
+
+/** Start after 5 min without input, stop at once on input, never on battery, pause above 50 % CPU from other programs, GPU only while away. The default on a desktop. */
+export const DesktopSettings = z.strictObject({ preset: z.literal('desktop'), ...limitFields });
+
+/** Always run: a server or a machine given to the grid. The default headless. */
+export const DedicatedSettings = z.strictObject({ preset: z.literal('dedicated'), ...limitFields });
+
+export const CustomSettings = z.strictObject({
+  preset: z.literal('custom'),
+  /** Minutes without input (or a locked screen) before you count as away. @default 5 */
+  idleMinutes: z.int().min(1).max(1440).optional(),
+  /** Run while you use the computer, too; the GPU still waits unless `gpu` is `always`. @default false */
+  runWhileInUse: z.boolean().optional(),
+  /** Run on battery power. @default false */
+  runOnBattery: z.boolean().optional(),
+  /** On battery: pause below this charge, and stay paused until the charger is connected. @default 50 */
+  minBatteryPercent: z.int().min(0).max(100).optional(),
+  /** Pause while other programs use more than this share of the CPU; null: ignore their load. @default 50 */
+  cpuThresholdPercent: z.int().min(1).max(100).nullable().optional(),
+  /** Weekly windows in which the worker may run; empty: any time. @default [] */
+  schedule: z.array(ScheduleWindow).max(64).optional(),
+  /** When jobs may use the GPU. @default 'away' */
+  gpu: GpuUse.optional(),
+  ...limitFields,
+});
+
+export const PolicySettings = z.discriminatedUnion('preset', [DesktopSettings, DedicatedSettings, CustomSettings]);
+export type PolicySettings = z.infer<typeof PolicySettings>;
+export type PresetName = PolicySettings['preset'];
+
+/** What an administrator pushes from the coordinator, for one worker or all; shown to the owner as such. */
+export const AdminOverride = z.strictObject({
+  /** Paused by the administrator; the owner cannot resume. @default false */
+  paused: z.boolean().optional(),
+  /** Shown after "Paused by the administrator". */
+  message: z.string().trim().min(1).max(200).optional(),
+  /** Replaces the owner's settings entirely. */
+  settings: PolicySettings.optional(),
+  /** Ceilings on whichever settings apply; the owner may still choose less. */
+  limits: z.strictObject(limitFields).optional(),
+});
+export type AdminOverride = z.infer<typeof AdminOverride>;
+
+interface Rules {
+  idleMinutes: number;
+  runWhileInUse: boolean;
+  runOnBattery: boolean;
+  minBatteryPercent: number;
+  cpuThresholdPercent: number | null;
+  schedule: ScheduleWindow[];
+  gpu: GpuUse;
+  maxCores: number | null;
+  slots: number;
+}
+
+/**
+ * Every default. Desktop follows the peers (ANCHORS.md): HTCondor and BOINC
+ * start after minutes without input and suspend on input; BOINC and the
+ * original GoGrid never run on battery; BOINC's "not in use" CPU limit is 50 %.
+ * The 50 % battery minimum (custom, on battery) leaves the owner at least half
+ * a charge. Dedicated switches every rule off except the owner's and the
+ * administrator's pause.
+ */
+export const PRESETS: Readonly<Record<'desktop' | 'dedicated', Readonly<Rules>>> = {
+  desktop: {
+    idleMinutes: 5,
+    runWhileInUse: false,
+    runOnBattery: false,
+    minBatteryPercent: 50,
+    cpuThresholdPercent: 50,
+    schedule: [],
+    gpu: 'away',
+    maxCores: null,
+    slots: 1,
+  },
+  dedicated: {
+    idleMinutes: 5,
+    runWhileInUse: true,
+    runOnBattery: true,
+    minBatteryPercent: 0,
+    cpuThresholdPercent: null,
+    schedule: [],
+    gpu: 'always',
+    maxCores: null,
+    slots: 1,
+  },
+};
+
+/**
+ * Timings of the anti-flap rules; fixed, not knobs, but here so every number
+ * the decision uses is in one place.
+ */
+export const TIMINGS = {
+  /**
+   * After other programs' CPU use went over the threshold, resume only once
+   * it has stayed at or under it this long. A hold time rather than a margin:
+   * it bounds how often the worker can switch (at most one resume per 30 s)
+   * whatever shape the load has, where a margin (pause > 50 %, resume < 40 %)
+   * still flaps on every sample of a load swinging wider than the margin, and
+   * it keeps the one threshold the owner set as the only number in the rule.
+   */
+  cpuCalmSeconds: 30,
+  /**
+   * A battery reading stays valid this long when the next one is unknown, so
+   * a sensor hiccup on a laptop on battery does not start a job for one poll.
+   */
+  batteryHoldSeconds: 60,
+} as const;
+
+/** The compiled policy: every value present, in the units `decide` uses. */
+export interface Policy {
+  preset: PresetName;
+  /** Input-free time after which the owner counts as away, ms. */
+  idleMs: number;
+  runWhileInUse: boolean;
+  runOnBattery: boolean;
+  minBatteryPercent: number;
+  /** Other programs' CPU use, in whole percent, above which the worker pauses; null: rule off. */
+  cpuThresholdPercent: number | null;
+  cpuCalmMs: number;
+  batteryHoldMs: number;
+  schedule: readonly CompiledWindow[];
+  gpu: GpuUse;
+  maxCores: number | null;
+  slots: number;
+  admin: {
+    paused: boolean;
+    message: string | null;
+    /** The rules are the administrator's, not the owner's. */
+    setRules: boolean;
+    /** An administrator's ceiling is below what the owner chose. */
+    setLimits: boolean;
+  };
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `${[what, ...i.path].join('.')}: ${i.message}`);
+  throw new GridError('GG_ERR_CONFIG_INVALID', problems.join('\n'));
+}
+
+function rulesOf(settings: PolicySettings): Rules {
+  const { preset, ...rest } = settings;
+  const given: Partial<Rules> = rest;
+  const base = PRESETS[preset === 'custom' ? 'desktop' : preset];
+  // `!== undefined`, not `??`: null is a real choice ("no CPU rule", "all cores").
+  const or = <K extends keyof Rules>(key: K): Rules[K] => {
+    const value = given[key];
+    return value === undefined ? base[key] : value;
+  };
+  return {
+    idleMinutes: or('idleMinutes'),
+    runWhileInUse: or('runWhileInUse'),
+    runOnBattery: or('runOnBattery'),
+    minBatteryPercent: or('minBatteryPercent'),
+    cpuThresholdPercent: or('cpuThresholdPercent'),
+    schedule: or('schedule'),
+    gpu: or('gpu'),
+    maxCores: or('maxCores'),
+    slots: or('slots'),
+  };
+}
+
+/** A ceiling only tightens: null (no limit) loses to any number. */
+function lower(own: number | null, ceiling: number | null | undefined): number | null {
+  if (ceiling === undefined || ceiling === null) return own;
+  return own === null ? ceiling : Math.min(own, ceiling);
+}
+
+/**
+ * Validates both layers and compiles them; once per change, not per decision.
+ * Throws GridError GG_ERR_CONFIG_INVALID naming every bad key.
+ */
+export function compilePolicy(settings: PolicySettings, admin: AdminOverride = {}): Policy {
+  const own = parse(PolicySettings, settings, 'policy');
+  const override = parse(AdminOverride, admin, 'admin');
+  const effective = override.settings ?? own;
+  const rules = rulesOf(effective);
+  const maxCores = lower(rules.maxCores, override.limits?.maxCores);
+  const slots = lower(rules.slots, override.limits?.slots) ?? rules.slots;
+  return {
+    preset: effective.preset,
+    idleMs: rules.idleMinutes * 60_000,
+    runWhileInUse: rules.runWhileInUse,
+    runOnBattery: rules.runOnBattery,
+    minBatteryPercent: rules.minBatteryPercent,
+    cpuThresholdPercent: rules.cpuThresholdPercent,
+    cpuCalmMs: TIMINGS.cpuCalmSeconds * 1000,
+    batteryHoldMs: TIMINGS.batteryHoldSeconds * 1000,
+    schedule: compileSchedule(rules.schedule),
+    gpu: rules.gpu,
+    maxCores,
+    slots,
+    admin: {
+      paused: override.paused ?? false,
+      message: override.message ?? null,
+      setRules: override.settings !== undefined,
+      setLimits: maxCores !== rules.maxCores || slots !== rules.slots,
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * What the policy knows about the machine and its owner at one moment. The
+ * adapters (Electron's powerMonitor in the app, systeminformation headless)
+ * fill it in later; the policy never asks the system itself. Every reading
+ * can be unknown (null), and `decide` says what it does with each unknown.
+ *
+ *   const signals: Signals = { ...UNKNOWN_SIGNALS, idleSeconds: powerMonitor.getSystemIdleTime(), onBattery: false };
+ */
+import { z } from 'zod';
+
+/** The owner's own pause controls (tray, status window, `gogrid worker pause|resume|snooze|finish`). */
+export const UserControl = z.discriminatedUnion('state', [
+  /** No pause requested: the rules decide. */
+  z.strictObject({ state: z.literal('active') }),
+  /** "Pause" until "Resume". */
+  z.strictObject({ state: z.literal('paused') }),
+  /** Paused until `untilMs` (epoch ms), then the rules decide again; nothing needs to clear it. */
+  z.strictObject({ state: z.literal('snoozed'), untilMs: z.number().finite() }),
+  /** Folding@home's "finish": let the running job end, take no new one, then stay paused. */
+  z.strictObject({ state: z.literal('finishing') }),
+]);
+export type UserControl = z.infer<typeof UserControl>;
+
+export const Signals = z.strictObject({
+  /** Seconds since the last keyboard or pointer input; null where no idle source works (Wayland, headless). */
+  idleSeconds: z.number().min(0).nullable(),
+  /** The session's screen is locked: the owner is away whatever the idle time says. */
+  screenLocked: z.boolean().nullable(),
+  /** Running on battery; a machine without a battery reports false or null, never true. */
+  onBattery: z.boolean().nullable(),
+  /** Charge, 0..100. */
+  batteryPercent: z.number().min(0).max(100).nullable(),
+  /** CPU used by processes other than this worker's jobs, 0..1 of the whole machine. */
+  otherCpu: z.number().min(0).max(1).nullable(),
+  control: UserControl,
+  /** A job is running (or suspended) on this worker right now. */
+  jobRunning: z.boolean(),
+});
+export type Signals = z.infer<typeof Signals>;
+
+/** Nothing known, nothing requested: a base to fill in. */
+export const UNKNOWN_SIGNALS: Readonly<Signals> = Object.freeze<Signals>({
+  idleSeconds: null,
+  screenLocked: null,
+  onBattery: null,
+  batteryPercent: null,
+  otherCpu: null,
+  control: { state: 'active' },
+  jobRunning: false,
+});
