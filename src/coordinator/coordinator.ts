@@ -21,6 +21,8 @@ import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWo
 import { SessionManager, type SessionTiming } from './sessions.js';
 import { Dispatcher } from './dispatcher.js';
 import { getModelInfo, modelsDir } from './models.js';
+import type { ModelCatalog } from './http-jobs.js';
+import type { ModelInfo } from '../protocol/index.js';
 import { buildHttpApi } from './http.js';
 import { sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
@@ -175,7 +177,7 @@ async function listenBoth(args: {
         ca,
         sessions,
         dispatcher,
-        models: { info: (sha256) => getModelInfo(modelsDir(args.dataDir), sha256) },
+        models: catalog(modelsDir(args.dataDir)),
         modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
         certValidityDays: timing.certValidityDays,
@@ -220,6 +222,23 @@ async function loadOrCreateInstanceId(dataDir: string): Promise<string> {
   const id = `c-${randomBytes(8).toString('hex')}`;
   await writeFileAtomic(path, `${id}\n`, 0o644);
   return id;
+}
+
+/**
+ * Model lookups for job submissions. A stored model never changes under its
+ * hash, so a found one is remembered instead of reading its sidecar per submit.
+ */
+function catalog(dir: string): ModelCatalog {
+  const found = new Map<string, ModelInfo>();
+  return {
+    async info(sha256) {
+      const known = found.get(sha256);
+      if (known) return known;
+      const info = await getModelInfo(dir, sha256);
+      if (info) found.set(sha256, info);
+      return info;
+    },
+  };
 }
 
 function displayHost(bindAddr: string): string {

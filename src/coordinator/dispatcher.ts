@@ -56,6 +56,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   /** Progress and lease renewals from heartbeats, written in one statement per flush. */
   private readonly renewals = new Map<string, { jobId: string; leaseId: string; progress: number | null }>();
   private readonly unsubscribe: (() => void)[] = [];
+  /** jobId → the lease under which this instance already marked the job running. */
+  private readonly started = new Map<string, string>();
   /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
   private serial: Promise<unknown> = Promise.resolve();
 
@@ -118,6 +120,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   async cancel(jobId: string): Promise<JobRow | null> {
     const before = await cancelJob(this.opts.db, jobId, new Date());
     if (!before) return null;
+    this.started.delete(jobId);
     if (before.workerId && before.state !== 'queued') {
       await this.opts.sessions.endLease(before.workerId, jobId, { reason: 'canceled by an administrator' });
     }
@@ -206,7 +209,13 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       return false;
     }
     if (msg.type === 'job.progress') {
-      if (await markRunning(db, msg.jobId, msg.leaseId, new Date())) return true;
+      // Only the first progress of a lease changes the job's state; later ones
+      // ride along with the next lease renewal instead of a write each.
+      if (this.started.get(msg.jobId) !== msg.leaseId) {
+        this.started.set(msg.jobId, msg.leaseId);
+        await markRunning(db, msg.jobId, msg.leaseId, new Date());
+        return true;
+      }
       this.renewals.set(msg.jobId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
       return true;
     }
@@ -217,6 +226,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     const { db, sessions, logger } = this.opts;
     const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
     const row = await completeJob(db, msg.jobId, msg.leaseId, outcome, new Date());
+    this.started.delete(msg.jobId);
     await sessions.endLease(workerId, msg.jobId);
     this.renewals.delete(msg.jobId);
     this.kick();
@@ -253,6 +263,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private afterRelease(rows: JobRow[]): void {
     for (const row of rows) {
       this.renewals.delete(row.id);
+      this.started.delete(row.id);
       if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
     }
     if (rows.length > 0) {

@@ -126,12 +126,13 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
       lastSent = now;
       this.report({ type: 'job.progress', jobId, leaseId: entry.leaseId, progress: p, ...(message ? { message } : {}) });
     };
-    progress(0, 'fetching the model', true);
+    // One message marks the job running; a model download shows up later as
+    // the time between this and the first executor progress.
+    progress(0, 'starting', true);
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
       model = await this.opts.models.acquire(job.model, entry.controller.signal);
-      progress(0, 'starting', true);
       const output = await this.opts.run(job.kind, { ...job, input, inputByReference: false }, {
         modelPath: model.path,
         threads: this.opts.threads,
