@@ -1,0 +1,396 @@
+/**
+ * The fleet suite: what one coordinator pays per connected worker.
+ *
+ *   const result = await runFleet(fleetConfig({ quick: false }), console.error, 'bench/results/fleet-…');
+ *
+ * For each fleet size N a fresh `gogrid coordinator` child (memory:// store)
+ * enrolls N workers held by a few simulator processes (bench/sim-worker.ts:
+ * shipped WorkerAgents, one shared UDP socket per process), then sits through
+ * an idle window of whole heartbeat intervals. Its own CPU (process.cpuUsage,
+ * all threads) and settled RSS (measure.ts, minus the same reading with 0
+ * workers) are divided by N, and a line fitted over the sizes splits each
+ * into a fixed and a per-worker part. The baseline, in the same run: the same
+ * N identities over node:tls with the same frames to bench/tls-server.ts.
+ *
+ * At one size (1000 by default) the same coordinator then runs a CPU profile
+ * of the idle window, Error.stackTraceLimit = 0, a 10 s QUIC keep-alive, and
+ * a UDP socket per worker under a sampling heap profiler.
+ * Detection of a killed worker is timed on small coordinators of their own
+ * while the rest runs.
+ */
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadOrCreateCa, serverDnsNames } from '../src/coordinator/ca.js';
+import { issueServerCert } from '../src/transport/pki.js';
+import { Done, Enrolled, HellosAt, Listening, Online, type RpcChild, type SimCommand, type Stats, type TlsServerCommand } from './ipc.js';
+import { fitLine, fmt, measureWindow, memoryPerWorker, perWorker, settledMemory, type Measure, type SettleWait, type WindowOnly } from './measure.js';
+import { armKill, type KillOptions, type KillResult } from './kill.js';
+import { Procs, type CoordinatorProc } from './procs.js';
+import { summarizeHeapProfile, summarizeProfile, type HeapSummary, type ProfileSummary } from './profile.js';
+
+export interface FleetConfig {
+  quick: boolean;
+  sizes: number[];
+  /** The size at which the variants and profiles run. */
+  variantN: number;
+  heartbeatIntervalSecs: number;
+  heartbeatTimeoutSecs: number;
+  /**
+   * Idle windows are whole heartbeat intervals, so each worker sends the same
+   * number of heartbeats in one whatever its timer's phase: two for each
+   * fleet size, one for the TLS baseline, the profile and the variants.
+   */
+  windowSecs: number;
+  shortWindowSecs: number;
+  /** How long settledMemory() waits (see measure.ts); the CPU with 0 workers is read during the reducer's wait. */
+  memorySettle: SettleWait;
+  /** Quiet time between connecting and an idle window. */
+  settleSecs: number;
+  keepAliveMs: number;
+  sims: number;
+  /** Per simulator: connections being set up at once, closed at once, enrollments in flight at once. */
+  connectConcurrency: number;
+  stopConcurrency: number;
+  enrollConcurrency: number;
+  /** Workers in the process that is killed. */
+  probeWorkers: number;
+  /** A second kill test with short timeouts, to show detection tracks heartbeat_timeout_secs. */
+  shortTimeout: { intervalSecs: number; timeoutSecs: number } | null;
+  profileIntervalUs: number;
+  heapSamplingBytes: number;
+}
+
+export function fleetConfig(opts: { quick: boolean; sizes?: number[] }): FleetConfig {
+  const sizes = [...new Set(opts.sizes ?? (opts.quick ? [50] : [100, 500, 1000, 2000]))].sort((a, b) => a - b);
+  const variantN = sizes.includes(1000) ? 1000 : ([...sizes].reverse().find((n) => n <= 1000) ?? sizes[0]!);
+  const interval = opts.quick ? 1 : 30;
+  return {
+    quick: opts.quick,
+    sizes,
+    variantN,
+    heartbeatIntervalSecs: interval,
+    heartbeatTimeoutSecs: interval * 3,
+    windowSecs: 2 * interval,
+    shortWindowSecs: interval,
+    // Quick mode does not wait for it: its memory figures are not settled.
+    memorySettle: opts.quick ? { reducerSecs: 1, unmapSecs: 0.2 } : { reducerSecs: 10, unmapSecs: 2 },
+    settleSecs: opts.quick ? 1 : 5,
+    // Scaled with quick mode's 1 s heartbeat: 10 s would be past its 3 s idle timeout.
+    keepAliveMs: opts.quick ? 500 : 10_000,
+    sims: 3,
+    connectConcurrency: 16,
+    stopConcurrency: 48,
+    enrollConcurrency: 4,
+    probeWorkers: 4,
+    shortTimeout: opts.quick ? null : { intervalSecs: 1, timeoutSecs: 3 },
+    profileIntervalUs: 1000,
+    heapSamplingBytes: 16 * 1024,
+  };
+}
+
+export interface FleetRow {
+  n: number;
+  enrollSecs: number;
+  /** The coordinator's CPU with every worker enrolled and none connected. */
+  idleCpuUsPerSecAt0: number;
+  quic: Measure & { warnings: number };
+  tls: Measure;
+  /** QUIC coordinator / TLS baseline, per worker, same run. */
+  ratio: { cpu: number; rss: number };
+}
+
+export interface Variants {
+  n: number;
+  /** Same coordinator and fleet as the row's window, Error.stackTraceLimit = 0 (what --stack-trace-limit=0 sets). */
+  stackTraceLimit0: WindowOnly;
+  /** Fleet reconnected with a QUIC keep-alive on every worker. */
+  keepAlive: WindowOnly & { keepAliveMs: number };
+  /** Fleet reconnected with a UDP socket per worker instead of one per simulator process. */
+  socketPerWorker: WindowOnly;
+}
+
+export interface Profiles {
+  cpu: ProfileSummary & { file: string; windowSecs: number; cpuUsPerWorkerSecProfiled: number };
+  /** Live after the fleet connected, one heartbeat and a full GC, by allocating stack; per worker: liveKiB / n. */
+  heap: HeapSummary & { file: string; kiBPerWorker: number };
+}
+
+export interface CostFit {
+  /** Idle CPU: total µs/s = fixedCpuUsPerSec + N × cpuUsPerWorkerSec. */
+  fixedCpuUsPerSec: number;
+  cpuUsPerWorkerSec: number;
+  /** Settled RSS = baseMiB + N × kiBPerWorker. */
+  baseMiB: number;
+  kiBPerWorker: number;
+}
+
+export interface FleetResult {
+  rows: FleetRow[];
+  variants: Variants | null;
+  profiles: Profiles | null;
+  kill: KillResult[];
+  /** Over all sizes (null with one): what each server costs with 0 workers and per added worker. */
+  fit: { quic: CostFit | null; tls: CostFit | null };
+}
+
+interface Ctx {
+  cfg: FleetConfig;
+  procs: Procs;
+  root: string;
+  coordDir: string;
+  sims: RpcChild<SimCommand>[];
+  log: (line: string) => void;
+  artifactBase: string;
+}
+
+/** `artifactBase`: path prefix for the profiles (`.cpuprofile`, `.heapprofile`). */
+export async function runFleet(cfg: FleetConfig, log: (line: string) => void, artifactBase: string): Promise<FleetResult> {
+  const procs = new Procs();
+  const root = await mkdtemp(join(tmpdir(), 'gogrid-bench-'));
+  // On a signal (process.exit) the finally below never runs.
+  const onExit = () => {
+    procs.killAllNow();
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  try {
+    const sims = Array.from({ length: cfg.sims }, (_, i) => procs.fork<SimCommand>('sim-worker.ts', `sim ${i + 1}`));
+    const ctx: Ctx = { cfg, procs, root, coordDir: join(root, 'coordinator'), sims, log, artifactBase };
+    const result: FleetResult = { rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tls: null } };
+    // A killed worker takes heartbeat_timeout_secs (90 s) to be noticed. Each
+    // kill test has a small coordinator of its own, armed (started, its
+    // workers killed) between two measurements and awaited at the end: an
+    // idle coordinator holding four dead connections costs the windows
+    // meanwhile nothing measurable, and the run saves the wait.
+    const kills = [
+      { label: 'default', intervalSecs: cfg.heartbeatIntervalSecs, timeoutSecs: cfg.heartbeatTimeoutSecs },
+      ...(cfg.shortTimeout ? [{ label: 'short', ...cfg.shortTimeout }] : []),
+    ];
+    const armed: Promise<KillResult>[] = [];
+    // Made before any coordinator starts, so the TLS servers can load it while one is starting.
+    await mkdir(ctx.coordDir, { recursive: true, mode: 0o700 });
+    await loadOrCreateCa(ctx.coordDir);
+    for (const n of cfg.sizes) {
+      const tlsReady = startTlsServer(ctx, n);
+      // Awaited below; a failure meanwhile must not surface as an unhandled rejection.
+      tlsReady.catch(() => undefined);
+      const q = await quicPhase(ctx, n);
+      if (q.extras) ({ variants: result.variants, profiles: result.profiles } = q.extras);
+      const k = kills.shift();
+      if (k) armed.push((await armKill({ ...killCtx(ctx), ...k })).noticed);
+      const tls = await tlsPhase(ctx, n, tlsReady);
+      result.rows.push({
+        n,
+        enrollSecs: q.enrollSecs,
+        idleCpuUsPerSecAt0: q.idleCpuUsPerSecAt0,
+        quic: q.measure,
+        tls,
+        ratio: { cpu: q.measure.cpuUsPerWorkerSec / tls.cpuUsPerWorkerSec, rss: q.measure.rssKiBPerWorker / tls.rssKiBPerWorker },
+      });
+    }
+    for (const k of kills) armed.push((await armKill({ ...killCtx(ctx), ...k })).noticed);
+    result.kill = await Promise.all(armed);
+    result.fit = { quic: costFit(result.rows.map((r) => r.quic)), tls: costFit(result.rows.map((r) => r.tls)) };
+    return result;
+  } finally {
+    await procs.killAll();
+    process.off('exit', onExit);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+function killCtx(ctx: Ctx): Pick<KillOptions, 'procs' | 'root' | 'workers' | 'log'> {
+  return { procs: ctx.procs, root: ctx.root, workers: ctx.cfg.probeWorkers, log: ctx.log };
+}
+
+function costFit(rows: Measure[]): CostFit | null {
+  const cpu = fitLine(rows.map((m) => ({ x: m.workers, y: m.cpuUsPerWorkerSec * m.workers })));
+  const rss = fitLine(rows.map((m) => ({ x: m.workers, y: m.rssMiB })));
+  if (!cpu || !rss) return null;
+  return { fixedCpuUsPerSec: cpu.intercept, cpuUsPerWorkerSec: cpu.slope, baseMiB: rss.intercept, kiBPerWorker: rss.slope * 1024 };
+}
+
+// ---------------------------------------------------------------- QUIC: the coordinator under test
+
+interface Fleet {
+  connect(keepAliveMs: number | null, shareSocket: boolean): Promise<number>;
+  disconnect(): Promise<void>;
+}
+
+async function quicPhase(
+  ctx: Ctx,
+  n: number,
+): Promise<{ enrollSecs: number; idleCpuUsPerSecAt0: number; measure: FleetRow['quic']; extras: { variants: Variants; profiles: Profiles } | null }> {
+  const { cfg, procs, sims, log } = ctx;
+  const label = `quic N=${n}`;
+  log(`${label}: starting the coordinator`);
+  const c = await procs.coordinator({
+    dataDir: ctx.coordDir,
+    label: `N=${n}`,
+    heartbeatIntervalSecs: cfg.heartbeatIntervalSecs,
+    heartbeatTimeoutSecs: cfg.heartbeatTimeoutSecs,
+  });
+  try {
+    const token = await procs.token(ctx.coordDir, n);
+    const enrollSecs = await enrollFleet(ctx, c.port, token, n);
+    log(`${label}: enrolled in ${enrollSecs.toFixed(1)} s`);
+
+    // settledMemory() by hand, to read the CPU with 0 workers while the memory reducer runs.
+    await c.gc();
+    const zero = await measureWindow(c, [], cfg.memorySettle.reducerSecs);
+    const base = { sampledKiB: zero.rssMedianKiB, settled: await settledMemory(c, { reducerSecs: 0, unmapSecs: cfg.memorySettle.unmapSecs }) };
+
+    const fleet = fleetOf(ctx, c, n);
+    const connectSecs = await fleet.connect(null, true);
+    log(`${label}: ${n} workers online in ${connectSecs.toFixed(1)} s; idle window ${cfg.windowSecs} s`);
+    // The connection storm leaves garbage and GC work behind; let it settle as the memory reading does.
+    await settledMemory(c, cfg.memorySettle);
+    const w = await measureWindow(c, sims, cfg.windowSecs);
+    const after = { sampledKiB: w.rssMedianKiB, settled: await settledMemory(c, cfg.memorySettle) };
+    const measure = { ...perWorker(n, connectSecs, w), ...memoryPerWorker(n, base, after), warnings: c.warnings.count };
+    log(`${label}: ${fmt(measure.cpuUsPerWorkerSec)} µs/worker/s, ${fmt(measure.rssKiBPerWorker)} KiB/worker`);
+
+    const extras = n === cfg.variantN ? await variantsAndProfiles(ctx, c, fleet, n, connectSecs) : null;
+    await fleet.disconnect();
+    return { enrollSecs, idleCpuUsPerSecAt0: zero.cpuUs / zero.wallSecs, measure, extras };
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Runs after the row's window, on the same coordinator with the same fleet connected. */
+async function variantsAndProfiles(ctx: Ctx, c: CoordinatorProc, fleet: Fleet, n: number, connectSecs: number): Promise<{ variants: Variants; profiles: Profiles }> {
+  const { cfg, sims, log } = ctx;
+  const label = `quic N=${n}`;
+
+  log(`${label}: CPU profile over ${cfg.shortWindowSecs} s`);
+  const cpuFile = `${ctx.artifactBase}.cpuprofile`;
+  await c.call({ type: 'profile-start', intervalUs: cfg.profileIntervalUs });
+  const profiled = await measureWindow(c, sims, cfg.shortWindowSecs);
+  await c.call({ type: 'profile-stop', path: cpuFile });
+  const cpu = {
+    ...summarizeProfile(JSON.parse(await readFile(cpuFile, 'utf8')), 15),
+    file: cpuFile,
+    windowSecs: profiled.wallSecs,
+    cpuUsPerWorkerSecProfiled: profiled.cpuUs / (n * profiled.wallSecs),
+  };
+
+  log(`${label}: Error.stackTraceLimit = 0, idle window ${cfg.shortWindowSecs} s`);
+  await c.call({ type: 'stack-trace-limit', value: 0 });
+  const stackTraceLimit0 = perWorker(n, connectSecs, await measureWindow(c, sims, cfg.shortWindowSecs));
+  await c.call({ type: 'stack-trace-limit', value: 10 });
+
+  await fleet.disconnect();
+  const kaConnect = await fleet.connect(cfg.keepAliveMs, true);
+  await sleep(cfg.settleSecs * 1000);
+  log(`${label}: keep-alive ${cfg.keepAliveMs} ms, idle window ${cfg.shortWindowSecs} s`);
+  const keepAlive = { ...perWorker(n, kaConnect, await measureWindow(c, sims, cfg.shortWindowSecs)), keepAliveMs: cfg.keepAliveMs };
+
+  // The sampling heap profiler costs next to nothing between samples (one every 16 KiB allocated),
+  // so this window's CPU still compares; it runs past the first heartbeat, which releases
+  // what each connection's handshake left behind.
+  await fleet.disconnect();
+  await c.gc();
+  const heapFile = `${ctx.artifactBase}.heapprofile`;
+  await c.call({ type: 'heap-start', intervalBytes: cfg.heapSamplingBytes });
+  const spConnect = await fleet.connect(null, false);
+  await sleep(cfg.settleSecs * 1000);
+  log(`${label}: a UDP socket per worker, idle window ${cfg.shortWindowSecs} s, heap profiler on`);
+  const socketPerWorker = perWorker(n, spConnect, await measureWindow(c, sims, cfg.shortWindowSecs));
+  await c.call({ type: 'heap-stop', path: heapFile });
+  const heapSummary = summarizeHeapProfile(JSON.parse(await readFile(heapFile, 'utf8')), 15);
+  const heap = { ...heapSummary, file: heapFile, kiBPerWorker: heapSummary.liveKiB / n };
+  return { variants: { n, stackTraceLimit0, keepAlive, socketPerWorker }, profiles: { cpu, heap } };
+}
+
+/** The simulators' workers as one fleet on coordinator `c`; connect resolves with seconds to the n-th "worker online". */
+function fleetOf(ctx: Ctx, c: CoordinatorProc, n: number): Fleet {
+  let online = 0;
+  let offline = 0;
+  return {
+    async connect(keepAliveMs, shareSocket) {
+      const t0 = Date.now();
+      await Promise.all(ctx.sims.map((s) => s.call({ type: 'quic', keepAliveMs, shareSocket, concurrency: ctx.cfg.connectConcurrency }, Online)));
+      online += n;
+      return ((await c.onlineAt(online)) - t0) / 1000;
+    },
+    async disconnect() {
+      await Promise.all(ctx.sims.map((s) => s.call({ type: 'stop', concurrency: ctx.cfg.stopConcurrency }, Done)));
+      offline += n;
+      await c.offlineAt(offline);
+    },
+  };
+}
+
+async function enrollFleet(ctx: Ctx, port: number, token: string, n: number): Promise<number> {
+  const started = performance.now();
+  const dirs = Array.from({ length: n }, (_, i) => join(ctx.root, 'workers', String(i)));
+  await Promise.all(
+    ctx.sims.map((s, j) =>
+      s.call(
+        {
+          type: 'enroll',
+          coordinator: { host: '127.0.0.1', port },
+          token,
+          dirs: dirs.filter((_, i) => i % ctx.sims.length === j),
+          concurrency: ctx.cfg.enrollConcurrency,
+        },
+        Enrolled,
+      ),
+    ),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+// ---------------------------------------------------------------- TLS: the baseline
+
+interface TlsServer {
+  rpc: RpcChild<TlsServerCommand>;
+  port: number;
+  target: { pid: number; stats(): Promise<Stats>; gc(): Promise<Stats> };
+  base: { sampledKiB: number; settled: Stats };
+}
+
+/**
+ * Forks the baseline server and takes its settled 0-connection reading. Runs
+ * while the coordinator of the same size starts and enrolls (nothing is
+ * measured then), and then idles at no cost until its turn.
+ */
+async function startTlsServer(ctx: Ctx, n: number): Promise<TlsServer> {
+  const ca = await loadOrCreateCa(ctx.coordDir);
+  const cert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 2 });
+  const rpc = ctx.procs.fork<TlsServerCommand>('tls-server.ts', `tls N=${n}`, ['--expose-gc']);
+  const { port } = await rpc.call(
+    { type: 'listen', tls: { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.material.certPem }, heartbeatIntervalSecs: ctx.cfg.heartbeatIntervalSecs },
+    Listening,
+  );
+  const target = { pid: rpc.child.pid!, stats: () => rpc.stats(), gc: () => rpc.gc() };
+  const settled = await settledMemory(target, ctx.cfg.memorySettle);
+  return { rpc, port, target, base: { sampledKiB: settled.rssKiB, settled } };
+}
+
+/** Uses the identities the simulators enrolled last: they chain to the same CA, which is all node:tls checks. */
+async function tlsPhase(ctx: Ctx, n: number, ready: Promise<TlsServer>): Promise<Measure> {
+  const { cfg, procs, sims, log } = ctx;
+  const label = `tls N=${n}`;
+  const { rpc, port, target, base } = await ready;
+  try {
+    const t0 = Date.now();
+    await Promise.all(sims.map((s) => s.call({ type: 'tls', server: { host: '127.0.0.1', port }, concurrency: cfg.connectConcurrency }, Online)));
+    const connectSecs = ((await rpc.call({ type: 'hellos', count: n }, HellosAt)).at - t0) / 1000;
+    log(`${label}: ${n} connections in ${connectSecs.toFixed(1)} s; idle window ${cfg.shortWindowSecs} s`);
+    await rpc.gc();
+    await sleep(cfg.settleSecs * 1000);
+    const w = await measureWindow(target, sims, cfg.shortWindowSecs);
+    const after = { sampledKiB: w.rssMedianKiB, settled: await settledMemory(target, cfg.memorySettle) };
+    const measure = { ...perWorker(n, connectSecs, w), ...memoryPerWorker(n, base, after) };
+    await Promise.all(sims.map((s) => s.call({ type: 'stop', concurrency: cfg.stopConcurrency }, Done)));
+    log(`${label}: ${fmt(measure.cpuUsPerWorkerSec, 1)} µs/worker/s, ${fmt(measure.rssKiBPerWorker, 1)} KiB/worker`);
+    return measure;
+  } finally {
+    await procs.stop(rpc.child, 'SIGTERM', 5000);
+  }
+}

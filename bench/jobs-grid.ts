@@ -1,0 +1,338 @@
+/**
+ * The processes of the jobs benchmark (bench/jobs.ts): the `gogrid
+ * coordinator` from a built dist/ in a child process, its admin API over
+ * keep-alive HTTPS, the worker simulators (bench/sim-job-worker.ts) and
+ * `gogrid worker` processes. Everything started goes into one `Grid`, which
+ * kills it and deletes its temp dirs when the run ends or fails
+ * (bench/jobs-proc.ts reads their CPU and memory).
+ *
+ *   const grid = new Grid((await ensureBuilt()).distDir);
+ *   try {
+ *     const c = await grid.coordinator({ heartbeatSecs: 30 });
+ *     const sim = await grid.sim('sim 1');
+ *     await sim.call({ type: 'start', distDir: grid.distDir, coordinator: `127.0.0.1:${c.port}`, token, dirs, slots: 1, concurrency: 8 }, Started);
+ *     const job = await c.api.call('POST', '/v1/jobs', JobInfo, body);
+ *   } finally {
+ *     await grid.close();
+ *   }
+ */
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import type { z } from 'zod';
+import { ApiErrorBody, CreatedToken, ModelInfo } from '../src/protocol/index.js';
+import { COORDINATOR_SERVER_NAME } from '../src/transport/https-client.js';
+import { adminKeyPath, caCertPath, readApiInfo } from '../src/coordinator/local-files.js';
+import { Frames, SimReply, type SimCommand } from './sim-job-ipc.js';
+
+export const ROOT = join(import.meta.dirname, '..');
+const execFileP = promisify(execFile);
+
+// ---------------------------------------------------------------- the build under test
+
+export interface Build {
+  distDir: string;
+  /** How dist/ came to be current: it already was, or this run built it. */
+  how: 'up to date' | 'built now' | 'given';
+}
+
+/**
+ * dist/ of this checkout, rebuilt when any file under src/ is newer than it,
+ * so the measured processes run plain JavaScript (no tsx transpiling on load)
+ * of the code as it is now. `given` (a --dist DIR) is used as is: an A/B run.
+ */
+export async function ensureBuilt(given?: string): Promise<Build> {
+  if (given) return { distDir: given, how: 'given' };
+  const distDir = join(ROOT, 'dist');
+  const entry = join(distDir, 'cli/main.js');
+  let builtAt = 0;
+  try {
+    builtAt = statSync(entry).mtimeMs;
+  } catch {
+    // not built yet
+  }
+  if (builtAt > 0 && newestMtime(join(ROOT, 'src')) <= builtAt) return { distDir, how: 'up to date' };
+  await execFileP(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT }).catch(
+    (e: { stdout?: string }) => {
+      // tsc emits despite type errors; only a missing entry point is fatal.
+      if (!statSync(entry, { throwIfNoEntry: false })) throw new Error(`npm run build failed:\n${e.stdout ?? String(e)}`);
+    },
+  );
+  return { distDir, how: 'built now' };
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+// ---------------------------------------------------------------- the admin API
+
+/** Admin calls over one keep-alive agent, as a busy API client would make them (the CLI's client opens a connection per call). */
+export class ApiClient {
+  private readonly agent: https.Agent;
+
+  constructor(
+    readonly apiUrl: string,
+    private readonly apiKey: string,
+    private readonly caPem: string,
+    maxSockets = 16,
+  ) {
+    this.agent = new https.Agent({ keepAlive: true, maxSockets, ca: caPem, servername: COORDINATOR_SERVER_NAME });
+  }
+
+  static async ofDataDir(dataDir: string): Promise<ApiClient> {
+    const info = await readApiInfo(dataDir);
+    if (!info) throw new Error(`no api.json in ${dataDir}`);
+    const key = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
+    return new ApiClient(info.apiUrl, key, await readFile(caCertPath(dataDir), 'utf8'));
+  }
+
+  async call<T extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: T, body?: unknown): Promise<z.infer<T>> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {};
+    return schema.parse(await this.send(method, path, headers, payload));
+  }
+
+  async createToken(uses: number): Promise<string> {
+    return (await this.call('POST', '/v1/tokens', CreatedToken, { ttlSecs: 3600, maxUses: uses })).token;
+  }
+
+  /** Stores a model file; returns its sha256. */
+  async addModel(file: string, name: string): Promise<string> {
+    const size = (await stat(file)).size;
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
+    return ModelInfo.parse(await this.send('POST', `/v1/models?name=${encodeURIComponent(name)}`, headers, createReadStream(file))).sha256;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(method: string, path: string, headers: Record<string, string>, body?: Buffer | Readable): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(path, this.apiUrl);
+      const req = https.request(
+        { method, host: url.hostname, port: url.port, path: url.pathname + url.search, agent: this.agent, timeout: 60_000, headers: { accept: 'application/json', authorization: `Bearer ${this.apiKey}`, ...headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              reject(new Error(`${method} ${path}: HTTP ${res.statusCode}, not JSON: ${text.slice(0, 200)}`));
+              return;
+            }
+            if ((res.statusCode ?? 500) < 300) resolve(parsed);
+            else reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${ApiErrorBody.safeParse(parsed).data?.error.message ?? text.slice(0, 200)}`));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
+      req.on('error', reject);
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      else body.pipe(req);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- processes
+
+export interface CoordinatorProc {
+  pid: number;
+  port: number;
+  api: ApiClient;
+  /** Lines at warn level or above (a healthy run has none), the last few kept. */
+  warnings: { count: number; last: string[] };
+  /** Resolves when the coordinator prints `line` on stdout (the profile hook's messages). */
+  printed(line: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CoordinatorOptions {
+  heartbeatSecs?: number;
+  /** Node flags before the entry point (a profiler preload). */
+  execArgv?: string[];
+  env?: Record<string, string>;
+}
+
+export interface SimProc {
+  pid: number;
+  call<T extends z.ZodType>(cmd: SimCommand, schema: T): Promise<z.infer<T>>;
+  frames(): Promise<Frames>;
+}
+
+export class Grid {
+  private readonly children = new Set<ChildProcess>();
+  private readonly dirs: string[] = [];
+  private readonly clients: ApiClient[] = [];
+
+  /** `coordinatorFlags`: Node flags for every coordinator (an A/B run, e.g. --stack-trace-limit=0). */
+  constructor(
+    readonly distDir: string,
+    private readonly coordinatorFlags: readonly string[] = [],
+  ) {}
+
+  async tempDir(prefix: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), `gogrid-bench-jobs-${prefix}-`));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  /** `gogrid coordinator` from dist/, in-memory store, on a free port, JSON logs at warn. */
+  async coordinator(opts: CoordinatorOptions = {}): Promise<CoordinatorProc> {
+    const dataDir = await this.tempDir('coordinator');
+    const args = ['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', '--database', 'memory://', '--log-format', 'json', '--log-level', 'warn'];
+    if (opts.heartbeatSecs !== undefined) args.push('--heartbeat-interval', String(opts.heartbeatSecs), '--heartbeat-timeout', String(Math.max(3 * opts.heartbeatSecs, 3)));
+    const child = spawn(process.execPath, [...this.coordinatorFlags, ...(opts.execArgv ?? []), join(this.distDir, 'cli/main.js'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.track(child);
+    const warnings = { count: 0, last: [] as string[] };
+    let stderrTail = '';
+    eachLine(child.stderr!, (line) => {
+      stderrTail = (stderrTail + line + '\n').slice(-4000);
+      const level = /"level":(\d+)/.exec(line);
+      if (!level || Number(level[1]) >= 40) {
+        warnings.count++;
+        warnings.last = [...warnings.last.slice(-4), line.slice(0, 400)];
+      }
+    });
+    let stdout = '';
+    const waiters: { line: string; resolve: () => void }[] = [];
+    eachLine(child.stdout!, (line) => {
+      stdout += line + '\n';
+      for (const w of [...waiters]) {
+        if (line.includes(w.line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      const check = setInterval(() => {
+        const m = /listening on \S+:(\d+)/.exec(stdout);
+        if (m) {
+          clearInterval(check);
+          resolve(Number(m[1]));
+        }
+      }, 20);
+      child.once('exit', (code) => {
+        clearInterval(check);
+        reject(new Error(`coordinator exited (${code}) before listening:\n${stderrTail}`));
+      });
+    });
+    const api = await ApiClient.ofDataDir(dataDir);
+    this.clients.push(api);
+    return {
+      pid: child.pid!,
+      port,
+      api,
+      warnings,
+      printed: (line) => new Promise((resolve) => waiters.push({ line, resolve })),
+      stop: async () => {
+        api.close();
+        await stopChild(child, 'SIGTERM', 15_000);
+      },
+    };
+  }
+
+  /** A worker simulator process (bench/sim-job-worker.ts), answering commands over IPC. */
+  async sim(label: string): Promise<SimProc> {
+    const child = fork(join(import.meta.dirname, 'sim-job-worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.track(child);
+    let next = 0;
+    const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+    child.on('message', (raw: unknown) => {
+      const reply = SimReply.parse(raw);
+      const p = pending.get(reply.id);
+      pending.delete(reply.id);
+      if (reply.ok) p?.resolve(reply.value);
+      else p?.reject(new Error(`${label}: ${reply.error}`));
+    });
+    child.once('exit', (code) => {
+      for (const p of pending.values()) p.reject(new Error(`${label} exited (${code})`));
+      pending.clear();
+    });
+    const call = <T extends z.ZodType>(cmd: SimCommand, schema: T): Promise<z.infer<T>> =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve: (v) => resolve(schema.parse(v)), reject });
+        child.send({ id, cmd });
+      });
+    return { pid: child.pid!, call, frames: () => call({ type: 'frames' }, Frames) };
+  }
+
+  /** `gogrid worker` from dist/, as an operator runs it. */
+  worker(args: string[]): ChildProcess {
+    const child = spawn(process.execPath, [join(this.distDir, 'cli/main.js'), 'worker', ...args, '--log-format', 'json', '--log-level', 'warn'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.track(child);
+    return child;
+  }
+
+  async stop(child: ChildProcess): Promise<void> {
+    await stopChild(child, 'SIGTERM', 10_000);
+  }
+
+  /** Everything this grid started: simulators first (their workers say goodbye), then the rest; then the temp dirs. */
+  async close(): Promise<void> {
+    for (const c of this.clients) c.close();
+    await Promise.all([...this.children].map((c) => stopChild(c, 'SIGTERM', 10_000)));
+    await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  }
+
+  /** For a signal or exit handler, where nothing can be awaited. */
+  closeNow(): void {
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  }
+
+  private track(child: ChildProcess): void {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+  }
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let buf = '';
+  stream.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+}
+
+/** For the report: where dist/ is relative to the repository. */
+export function shortPath(p: string): string {
+  const r = relative(ROOT, p);
+  return r.startsWith('..') ? p : r;
+}

@@ -1,0 +1,157 @@
+/**
+ * `npm run bench`: runs the fleet suite, writes bench/results/fleet-<ISO date>.json
+ * (and the coordinator's CPU profile beside it), prints a summary table.
+ *
+ *   npm run bench                          # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~15 min)
+ *   npm run bench -- --quick               # smoke run: N = 50, 1 s heartbeat (< 1 min)
+ *   npm run bench -- --sizes 100,500       # other fleet sizes
+ *
+ * It is a benchmark, not a test: nothing fails on slow numbers. See BENCHMARKS.md.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { availableParallelism, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fleetConfig, runFleet, type FleetConfig, type FleetResult } from './fleet.js';
+import { fmt } from './measure.js';
+
+const RESULTS = join(import.meta.dirname, 'results');
+
+function machine(): Record<string, string | number> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const pkg = (name: string) =>
+    (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return {
+    nproc: availableParallelism(),
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: release(),
+    node: process.version,
+    quic: `@matrixai/quic ${pkg('@matrixai/quic')} (native ${pkg('@matrixai/quic-linux-x64')})`,
+    commit: git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain', '--', 'src']) ? ' + uncommitted changes in src/' : ''),
+  };
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Other work on a shared machine shows here: the suite's own processes add about one. */
+function load(): string {
+  return loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+}
+
+function parseSizes(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const sizes = text.split(',').map((s) => Number(s.trim()));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes wants whole numbers like 100,500 (got "${text}")`);
+  return sizes;
+}
+
+function table(cfg: FleetConfig, r: FleetResult): string {
+  // Messages in per worker per heartbeat interval: 1.0 when every heartbeat arrived in the window.
+  const arrived = (m: { messagesInPerWorkerSec: number }) => fmt(m.messagesInPerWorkerSec * cfg.heartbeatIntervalSecs, 2);
+  const rows: string[][] = [
+    ['N', 'connect s', 'QUIC µs/w/s', 'TLS µs/w/s', 'CPU ×TLS', 'QUIC KiB/w', 'TLS KiB/w', 'RSS ×TLS', 'QUIC µs/msg', 'msgs/w/hb', 'coord. % core', 'coord. RSS MiB'],
+    ...r.rows.map((x) => [
+      String(x.n),
+      `${fmt(x.quic.connectSecs, 1)} (TLS ${fmt(x.tls.connectSecs, 1)})`,
+      fmt(x.quic.cpuUsPerWorkerSec),
+      fmt(x.tls.cpuUsPerWorkerSec, 1),
+      fmt(x.ratio.cpu, 1),
+      fmt(x.quic.rssKiBPerWorker),
+      fmt(x.tls.rssKiBPerWorker, 1),
+      fmt(x.ratio.rss, 1),
+      fmt(x.quic.cpuUsPerMessage),
+      `${arrived(x.quic)} (TLS ${arrived(x.tls)})`,
+      fmt(x.quic.cpuPctOfCore, 1),
+      `${fmt(x.quic.rssMiB)} (0 w: ${fmt(x.quic.rssBaseMiB)})`,
+    ]),
+  ];
+  const { quic: fq, tls: ft } = r.fit;
+  if (fq && ft) {
+    rows.push([
+      'fit',
+      '',
+      fmt(fq.cpuUsPerWorkerSec),
+      fmt(ft.cpuUsPerWorkerSec, 1),
+      fmt(fq.cpuUsPerWorkerSec / ft.cpuUsPerWorkerSec, 1),
+      fmt(fq.kiBPerWorker),
+      fmt(ft.kiBPerWorker, 1),
+      fmt(fq.kiBPerWorker / ft.kiBPerWorker, 1),
+      '',
+      '',
+      `${fmt(fq.fixedCpuUsPerSec / 1e4, 1)} + N × …`,
+      `${fmt(fq.baseMiB)} + N × …`,
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const lines = rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
+  const out = [`heartbeat ${cfg.heartbeatIntervalSecs} s, idle window ${cfg.windowSecs} s${cfg.quick ? ' (QUICK: shortened heartbeat, not comparable with a full run)' : ''}`, ...lines];
+  const v = r.variants;
+  if (v) {
+    const def = r.rows.find((x) => x.n === v.n)!.quic;
+    const vs = (x: { cpuUsPerWorkerSec: number; messagesInPerWorkerSec: number }) =>
+      `${fmt(x.cpuUsPerWorkerSec)} µs/w/s (${fmt(x.cpuUsPerWorkerSec / def.cpuUsPerWorkerSec, 2)}× default), ${arrived(x)} msgs/w/hb`;
+    out.push(
+      '',
+      `variants at N=${v.n}, same coordinator: default ${vs(def)}, ${fmt(def.mainThreadPct)} % of it on the main thread`,
+      `  Error.stackTraceLimit = 0:  ${vs(v.stackTraceLimit0)}`,
+      `  QUIC keep-alive ${v.keepAlive.keepAliveMs} ms:    ${vs(v.keepAlive)}`,
+      `  a UDP socket per worker:    ${vs(v.socketPerWorker)}; simulators ${fmt(v.socketPerWorker.clientCpuUsPerWorkerSec)} vs ${fmt(def.clientCpuUsPerWorkerSec)} µs/w/s shared`,
+    );
+  }
+  for (const k of r.kill) {
+    out.push(`killed worker noticed after ${k.detectSecs.map((s) => fmt(s, 1)).join(', ')} s (heartbeat ${k.heartbeatIntervalSecs} s, timeout ${k.heartbeatTimeoutSecs} s)`);
+  }
+  const p = r.profiles;
+  if (p) {
+    out.push('', `coordinator CPU profile, main thread, top self time (${fmt(p.cpu.busyMs)} ms busy of ${fmt(p.cpu.wallMs)} ms):`);
+    for (const f of p.cpu.topFrames.slice(0, 10)) out.push(`  ${fmt(f.selfPct, 1).padStart(5)} %  ${f.name}  ${f.where}`);
+    out.push(`  by package: ${p.cpu.byPackage.slice(0, 8).map((x) => `${x.name} ${fmt(x.selfPct)} %`).join(', ')}`);
+    out.push('', `coordinator heap kept per connected worker (sampled): ${fmt(p.heap.kiBPerWorker, 1)} KiB; by package:`);
+    out.push(`  ${p.heap.byPackage.slice(0, 8).map((x) => `${x.name} ${fmt(x.pct)} %`).join(', ')}`);
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' } } });
+  const cfg = fleetConfig({ quick: values.quick ?? false, sizes: parseSizes(values.sizes) });
+  await mkdir(RESULTS, { recursive: true });
+  const startedAt = new Date();
+  const loadAtStart = load();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const base = join(RESULTS, `fleet-${stamp}${cfg.quick ? '-quick' : ''}`);
+  const log = (line: string) => process.stderr.write(`[${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+  log(`fleet benchmark: sizes ${cfg.sizes.join(', ')}, heartbeat ${cfg.heartbeatIntervalSecs} s${cfg.quick ? ' (quick: shortened heartbeat and windows)' : ''}`);
+  const result = await runFleet(cfg, log, base);
+  const finishedAt = new Date();
+  const record = {
+    suite: 'fleet',
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationSecs: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+    machine: { ...machine(), loadAvgAtStart: loadAtStart, loadAvgAtEnd: load() },
+    config: cfg,
+    ...result,
+  };
+  await writeFile(`${base}.json`, `${JSON.stringify(record, null, 2)}\n`);
+  process.stdout.write(`${table(cfg, result)}\n\nwrote ${base}.json\n`);
+}
+
+// Children are killed by runFleet's finally; a signal must still run it.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,122 @@
+/**
+ * A worker simulator for the jobs benchmark: many real workers in one Node
+ * process, each `startWorker` from the built dist/ with its own data dir,
+ * enrollment, QUIC connection, model cache and warm job process (real
+ * onnxruntime). Driven by bench/jobs.ts over the fork() IPC channel
+ * (bench/sim-job-ipc.ts).
+ *
+ *   const child = fork('bench/sim-job-worker.ts', [], { execArgv: ['--import', 'tsx'] });
+ *   child.send({ id: 1, cmd: { type: 'start', distDir, coordinator, token, dirs, slots: 1, concurrency: 8 } });
+ *
+ * Only the probes are fixed (one hardware report per process, a constant
+ * load), so the simulator spends its CPU on jobs and the protocol, not on
+ * systeminformation; and each worker carries its data dir's name as a label. Control frames are counted by type at two seams of the
+ * dist/ classes, patched on their prototypes before any worker starts:
+ * FrameDecoder.push (every frame the coordinator sent) and the send function
+ * JobRunner.attach receives (every job.progress and job.result).
+ */
+import { pathToFileURL } from 'node:url';
+import { basename, join } from 'node:path';
+import { pino } from 'pino';
+import type * as WorkerModule from '../src/worker/worker.js';
+import type * as FrameModule from '../src/protocol/frame.js';
+import type * as RunnerModule from '../src/worker/job-runner.js';
+import type * as HardwareModule from '../src/worker/hardware.js';
+import type { HardwareReport } from '../src/protocol/index.js';
+import { SimRequest, type SimCommand } from './sim-job-ipc.js';
+
+const silent = pino({ level: 'silent' });
+const LOAD = { cpu: 0.05, freeMemoryBytes: 8 * 2 ** 30 };
+
+const received: Record<string, number> = {};
+const sent: Record<string, number> = {};
+const count = (table: Record<string, number>, value: unknown) => {
+  const type = typeof value === 'object' && value !== null && 'type' in value ? String(value.type) : '?';
+  table[type] = (table[type] ?? 0) + 1;
+};
+
+let workers: WorkerModule.RunningWorker[] = [];
+let patched = false;
+
+async function load<T>(distDir: string, path: string): Promise<T> {
+  return (await import(pathToFileURL(join(distDir, path)).href)) as T;
+}
+
+async function start(cmd: Extract<SimCommand, { type: 'start' }>): Promise<{ workerIds: string[] }> {
+  const { startWorker } = await load<typeof WorkerModule>(cmd.distDir, 'worker/worker.js');
+  const { collectHardware } = await load<typeof HardwareModule>(cmd.distDir, 'worker/hardware.js');
+  if (!patched) {
+    const { FrameDecoder } = await load<typeof FrameModule>(cmd.distDir, 'protocol/frame.js');
+    const { JobRunner } = await load<typeof RunnerModule>(cmd.distDir, 'worker/job-runner.js');
+    const push = FrameDecoder.prototype.push;
+    FrameDecoder.prototype.push = function (chunk) {
+      const frames = push.call(this, chunk);
+      for (const f of frames) count(received, f);
+      return frames;
+    };
+    const attach = JobRunner.prototype.attach;
+    JobRunner.prototype.attach = function (send) {
+      attach.call(this, (msg) => {
+        count(sent, msg);
+        return send(msg);
+      });
+    };
+    patched = true;
+  }
+  let hardware: Promise<HardwareReport> | undefined;
+  const probes = { hardware: () => (hardware ??= collectHardware()), load: () => Promise.resolve(LOAD) };
+  const ids: string[] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < cmd.dirs.length) {
+      const dataDir = cmd.dirs[next++]!;
+      const w = await startWorker({
+        dataDir,
+        coordinator: cmd.coordinator,
+        token: cmd.token,
+        appVersion: '0.0.0-bench',
+        logger: silent,
+        agent: { probes },
+        // One runtime thread per job: the machine has two cores for everything.
+        // The data dir's name as a label lets the benchmark pin a warm-up job to this worker.
+        jobs: { slots: cmd.slots, threads: 1, labels: [basename(dataDir)] },
+      });
+      workers.push(w);
+      ids.push(w.identity.workerId);
+      await w.agent.waitFor('online');
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(cmd.concurrency, cmd.dirs.length) }, lane));
+  return { workerIds: ids };
+}
+
+async function handle(cmd: SimCommand): Promise<unknown> {
+  switch (cmd.type) {
+    case 'start':
+      return start(cmd);
+    case 'frames':
+      return { received: { ...received }, sent: { ...sent } };
+    case 'reset-frames':
+      for (const table of [received, sent]) for (const key of Object.keys(table)) delete table[key];
+      return {};
+    case 'stop':
+      await Promise.all(workers.map((w) => w.agent.stop()));
+      workers = [];
+      return {};
+  }
+}
+
+process.on('message', (raw: unknown) => {
+  const { id, cmd } = SimRequest.parse(raw);
+  handle(cmd).then(
+    (value) => process.send!({ id, ok: true, value }),
+    (e: unknown) => process.send!({ id, ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+  );
+});
+// The benchmark went away (finished, failed or killed): take the workers down with it.
+process.on('disconnect', () => {
+  void Promise.all(workers.map((w) => w.agent.stop())).finally(() => process.exit(0));
+});
+process.on('SIGTERM', () => {
+  void Promise.all(workers.map((w) => w.agent.stop())).finally(() => process.exit(0));
+});
