@@ -56,6 +56,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   /** Progress and lease renewals from heartbeats, written in one statement per flush. */
   private readonly renewals = new Map<string, { jobId: string; leaseId: string; progress: number | null }>();
   private readonly unsubscribe: (() => void)[] = [];
+  private readonly waiters = new Map<string, Set<() => void>>();
   /** jobId → the lease under which this instance already marked the job running. */
   private readonly started = new Map<string, string>();
   /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
@@ -124,9 +125,35 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (before.workerId && before.state !== 'queued') {
       await this.opts.sessions.endLease(before.workerId, jobId, { reason: 'canceled by an administrator' });
     }
-    this.emit('finished', { ...before, state: 'canceled' });
+    this.finished({ ...before, state: 'canceled' });
     this.kick();
     return before;
+  }
+
+  /**
+   * Resolves when this instance sees the job reach a final state, or at once
+   * when `signal` aborts. One map instead of a listener per waiting request:
+   * many clients may long-poll at once.
+   */
+  whenFinished(jobId: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const set = this.waiters.get(jobId) ?? new Set<() => void>();
+      this.waiters.set(jobId, set);
+      const done = () => {
+        set.delete(done);
+        if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      set.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private finished(row: JobRow): void {
+    for (const done of [...(this.waiters.get(row.id) ?? [])]) done();
+    this.emit('finished', row);
   }
 
   /** Asks for a scheduling pass soon; passes never overlap. */
@@ -235,7 +262,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       return false;
     }
     logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
-    if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+    if (TERMINAL_JOB_STATES.includes(row.state)) this.finished(row);
     return true;
   }
 
@@ -264,7 +291,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     for (const row of rows) {
       this.renewals.delete(row.id);
       this.started.delete(row.id);
-      if (TERMINAL_JOB_STATES.includes(row.state)) this.emit('finished', row);
+      if (TERMINAL_JOB_STATES.includes(row.state)) this.finished(row);
     }
     if (rows.length > 0) {
       this.opts.logger.warn({ jobs: rows.map((r) => `${r.id}:${r.state}`) }, 'leases released');

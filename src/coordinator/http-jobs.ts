@@ -13,7 +13,6 @@
  *   GET  /v1/jobs/:id/input       → { input }
  *   POST /v1/jobs/:id/result      a job.result message → { accepted }
  */
-import { once } from 'node:events';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -85,23 +84,8 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
       if (TERMINAL_JOB_STATES.includes(row.state) || left <= 0) return row;
       // Woken by this instance's dispatcher; the 1 s cap catches jobs that
       // finished through another instance sharing the database.
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), Math.min(left, 1000));
-      await waitFinished(dispatcher, id, ac.signal);
-      clearTimeout(timer);
-      ac.abort();
+      await dispatcher.whenFinished(id, AbortSignal.timeout(Math.min(left, 1000)));
     }
-  }
-}
-
-async function waitFinished(dispatcher: Dispatcher, id: string, signal: AbortSignal): Promise<void> {
-  try {
-    for (;;) {
-      const [row] = await once(dispatcher, 'finished', { signal });
-      if ((row as JobRow).id === id) return;
-    }
-  } catch {
-    // Aborted: time to look again.
   }
 }
 
