@@ -40,8 +40,10 @@ describe('gogrid worker', () => {
     const killedAt = Date.now();
     w.child.kill('SIGKILL');
     await offline;
-    // The sweep runs every timeout/4, so detection may overshoot by that much.
-    expect(Date.now() - killedAt).toBeLessThan(FAST.heartbeatTimeoutSecs * 1000 * 1.25 + 500);
+    // Detection is the QUIC idle timeout or the heartbeat sweep (every timeout/4),
+    // plus scheduling delay on a busy machine: the bound separates "by the
+    // configured timeout" from "by a default of 90 s" or "never".
+    expect(Date.now() - killedAt).toBeLessThan(FAST.heartbeatTimeoutSecs * 1000 * 2 + 1000);
     const info = WorkerList.parse(await c.api('GET', '/v1/workers')).find((x) => x.id === id);
     expect(info?.state).toBe('offline');
   });
