@@ -3,7 +3,7 @@
  * `gogrid local` (both in one process, zero configuration). Each runs until
  * SIGINT/SIGTERM and then shuts down cleanly.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
@@ -91,12 +91,26 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--coordinator <host:port>', 'coordinator address (needed to enroll; later the stored one is used)')
       .option('--token <token>', 'enrollment token from `gogrid token create`')
       .option('--name <name>', 'display name (default: the host name)')
-      .option('--data <dir>', 'data dir: identity, settings (default: the per-OS worker data dir)'),
-  ).action((flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string }) =>
+      .option('--data <dir>', 'data dir: identity, settings (default: the per-OS worker data dir)')
+      .option('--slots <n>', 'jobs run at once', toPositiveInt, 1)
+      .option('--threads <n>', 'runtime threads per job (default: all logical processors)', toPositiveInt)
+      .option('--label <label>', 'a label jobs can require, e.g. --label lab --label fast (repeatable)', (v: string, all: string[]) => [...all, v], [])
+      .option('--model-cache-gib <n>', 'size cap of the model cache', Number, 10),
+  ).action(
+    (flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number }) =>
     run(async () => {
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
       const dataDir = flags.data ?? defaultDataDir();
-      const w = await startWorker({ dataDir, coordinator: flags.coordinator, token: flags.token, name: flags.name, appVersion: version, logger });
+      if (!(flags.modelCacheGib > 0)) throw new GridError('GG_ERR_CONFIG_INVALID', `--model-cache-gib: "${flags.modelCacheGib}" is not a positive number`);
+      const w = await startWorker({
+        dataDir,
+        coordinator: flags.coordinator,
+        token: flags.token,
+        name: flags.name,
+        appVersion: version,
+        logger,
+        jobs: { slots: flags.slots, threads: flags.threads, labels: flags.label, modelCacheBytes: Math.round(flags.modelCacheGib * 2 ** 30) },
+      });
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
       const outcome = await Promise.race([untilSignal(), w.agent.done.then(() => 'done' as const)]);
       if (outcome !== 'done') await w.agent.stop();
@@ -187,8 +201,14 @@ async function runSampleJob(c: Coordinator): Promise<{ id: string; workerId: str
   return { id: done.id, workerId: done.workerId, ms: Date.now() - started, y: (done.output as { outputs: { y: { data: unknown } } }).outputs.y.data };
 }
 
+function toPositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive whole number`);
+  return n;
+}
+
 function toInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n)) throw new Error(`"${value}" is not a whole number`);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not a whole number`);
   return n;
 }

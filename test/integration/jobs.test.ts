@@ -94,6 +94,19 @@ describe('faults', () => {
     expect(await call({ model: { sha256: mlpSha }, input: mlpInput([1, 2, 3, 4]), timeoutMs: -1 })).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/^timeoutMs:/) } } });
   });
 
+  it('keeps a job no connected worker can run queued, says why, and runs it when a fitting worker comes', async () => {
+    const job = await submit(c, { model: { sha256: mlpSha }, input: mlpInput([1, 2, 3, 4]), requirements: { labels: ['gpu-lab'] } });
+    await expect
+      .poll(async () => JobInfo.parse(await c.api('GET', `/v1/jobs/${job.id}`)).waitingReason, { timeout: 10_000, interval: 50 })
+      .toBe('no connected worker can run this job: lacks the label gpu-lab (1 worker)');
+    const labeled = await startTestWorker(c, { token: await c.createToken(), jobs: { labels: ['gpu-lab'] } });
+    try {
+      expect(await c.finished(job.id)).toMatchObject({ state: 'succeeded', workerId: labeled.identity.workerId, waitingReason: null });
+    } finally {
+      await labeled.agent.stop();
+    }
+  });
+
   it('refuses an unknown model sha256', async () => {
     await expect(submit(c, { model: { sha256: 'e'.repeat(64) }, input: mlpInput([1, 2, 3, 4]) })).rejects.toMatchObject({ code: 'GG_ERR_MODEL_NOT_FOUND' });
   });
