@@ -211,7 +211,10 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         });
         // The worker left between planning and sending: its offline handler
         // may have run before this lease existed, so release it here.
-        if (!sent) await releaseWorkerLeases(db, row.workerId!, this.opts.instanceId, { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected before the job reached it' }, new Date());
+        if (!sent) {
+          const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected before the job reached it' };
+          await releaseWorkerLeases(db, row.workerId!, this.opts.instanceId, reason, new Date(), sessions.leasesOf(row.workerId!));
+        }
       }),
     );
     await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
@@ -267,7 +270,11 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   }
 
   private async workerGone(workerId: string, what: string): Promise<void> {
-    const released = await releaseWorkerLeases(this.opts.db, workerId, this.opts.instanceId, { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` }, new Date());
+    // A pass may already have leased a job to the worker's new session before
+    // this ran: those leases are current, the rest belong to an ended session.
+    const keep = this.opts.sessions.leasesOf(workerId);
+    const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` };
+    const released = await releaseWorkerLeases(this.opts.db, workerId, this.opts.instanceId, reason, new Date(), keep);
     this.afterRelease(released);
   }
 

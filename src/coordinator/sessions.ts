@@ -277,6 +277,11 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     }));
   }
 
+  /** Every lease the worker holds through its current session. */
+  leasesOf(workerId: string): string[] {
+    return [...(this.sessions.get(workerId)?.leases.values() ?? [])];
+  }
+
   /** The lease the worker holds for a job through its current session, if any. */
   leaseOf(workerId: string, jobId: string): string | undefined {
     return this.sessions.get(workerId)?.leases.get(jobId);

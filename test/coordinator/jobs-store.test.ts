@@ -124,6 +124,14 @@ describe.each(backends)('jobs on $name', (backend) => {
     expect((await getJob(db, c.id))?.state).toBe('leased');
   });
 
+  it('spares the leases a worker\'s new session already holds', async () => {
+    const [old, fresh] = [await job(db), await job(db)];
+    await leaseJobs(db, [lease(old.id, 'L-old', { workerId: 'w-re' }), lease(fresh.id, 'L-new', { workerId: 'w-re' })], at(1));
+    const released = await releaseWorkerLeases(db, 'w-re', 'c-1', { code: 'GG_ERR_CONNECTION_CLOSED', message: 'reconnected' }, at(2), ['L-new']);
+    expect(released.map((r) => r.id)).toEqual([old.id]);
+    expect(await getJob(db, fresh.id)).toMatchObject({ state: 'leased', leaseId: 'L-new' });
+  });
+
   it('expires leases nobody renewed, and renewal keeps a lease alive', async () => {
     const [kept, lost] = [await job(db), await job(db)];
     await leaseJobs(db, [lease(kept.id, 'Lk', { expiresAt: at(10) }), lease(lost.id, 'Ll', { expiresAt: at(10) })], at(1));

@@ -59,8 +59,6 @@ describe('three workers, a hundred jobs', () => {
         mlp(xs[i]!).forEach((want, k) => expect(y.data[k]).toBeCloseTo(want, 4));
         expect(job.attempt).toBe(1);
       }
-      // Work was shared, and each worker downloaded the model at most once.
-      expect(new Set(done.map((j) => j.workerId)).size).toBeGreaterThan(1);
     } finally {
       await Promise.all(workers.map((w) => w.agent.stop()));
       await c.stop();

@@ -218,9 +218,20 @@ export async function releaseLease(db: Db, jobId: string, leaseId: string, reaso
   return (await release(db, `id = $1 AND lease_id = $2`, [jobId, leaseId], reason, true, now))[0] ?? null;
 }
 
-/** Every lease a worker held, released at once when its session ends. */
-export async function releaseWorkerLeases(db: Db, workerId: string, instanceId: string, reason: JobError, now: Date): Promise<JobRow[]> {
-  return release(db, `worker_id = $1 AND instance_id = $2`, [workerId, instanceId], reason, true, now);
+/**
+ * Every lease a worker held through this instance, released at once when its
+ * session ends; `keep` spares the leases its current session holds (when a new
+ * session replaces an old one).
+ */
+export async function releaseWorkerLeases(
+  db: Db,
+  workerId: string,
+  instanceId: string,
+  reason: JobError,
+  now: Date,
+  keep: readonly string[] = [],
+): Promise<JobRow[]> {
+  return release(db, `worker_id = $1 AND instance_id = $2 AND NOT (lease_id = ANY($3::text[]))`, [workerId, instanceId, keep], reason, true, now);
 }
 
 /** Every lease an instance held: at its start, none of them can still be running (its sessions died with it). */
