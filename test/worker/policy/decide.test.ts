@@ -4,20 +4,11 @@ import { decide, PRECEDENCE, type Decision } from '../../../src/worker/policy/de
 import { INITIAL_MEMORY, type PolicyMemory, type Rule } from '../../../src/worker/policy/rules.js';
 import { compilePolicy, type AdminOverride, type Policy, type PolicySettings } from '../../../src/worker/policy/settings.js';
 import type { Signals } from '../../../src/worker/policy/signals.js';
+import { FREE } from './fixtures.js';
 
 const MONDAY_NOON = Date.parse('2025-03-10T12:00:00Z');
 const utc = (epochMs: number): PolicyNow => ({ epochMs, timeZone: 'UTC' });
 
-/** A desktop whose owner has been away for 10 minutes, plugged in, quiet. */
-const FREE: Signals = {
-  idleSeconds: 600,
-  screenLocked: false,
-  onBattery: false,
-  batteryPercent: null,
-  otherCpu: 0.1,
-  control: { state: 'active' },
-  jobRunning: false,
-};
 const desktop = compilePolicy({ preset: 'desktop' });
 const dedicated = compilePolicy({ preset: 'dedicated' });
 const custom = (settings: Omit<Extract<PolicySettings, { preset: 'custom' }>, 'preset'>, admin?: AdminOverride) =>

@@ -8,17 +8,9 @@ import { decide, type Decision } from '../../../src/worker/policy/decide.js';
 import { INITIAL_MEMORY, type PolicyMemory } from '../../../src/worker/policy/rules.js';
 import { compilePolicy, type Policy } from '../../../src/worker/policy/settings.js';
 import type { Signals } from '../../../src/worker/policy/signals.js';
+import { FREE } from './fixtures.js';
 
 const T0 = Date.parse('2025-03-10T12:00:00Z');
-const FREE: Signals = {
-  idleSeconds: 600,
-  screenLocked: false,
-  onBattery: false,
-  batteryPercent: null,
-  otherCpu: 0.1,
-  control: { state: 'active' },
-  jobRunning: false,
-};
 
 /** [seconds since T0, signals at that moment] */
 type Step = readonly [number, Partial<Signals>];
