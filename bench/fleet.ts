@@ -12,9 +12,9 @@
  * into a fixed and a per-worker part. The baseline, in the same run: the same
  * N identities over node:tls with the same frames to bench/tls-server.ts.
  *
- * At one size (1000 by default) the same coordinator then runs a CPU profile
- * of the idle window, Error.stackTraceLimit = 0, a 10 s QUIC keep-alive, and
- * a UDP socket per worker under a sampling heap profiler.
+ * At one size (1000 by default) the same coordinator then runs
+ * Error.stackTraceLimit = 0, a CPU profile of the idle window, and a 10 s
+ * QUIC keep-alive (reconnecting under a sampling heap profiler).
  * Detection of a killed worker is timed on small coordinators of their own
  * while the rest runs.
  */
@@ -108,13 +108,11 @@ export interface Variants {
   stackTraceLimit0: WindowOnly;
   /** Fleet reconnected with a QUIC keep-alive on every worker. */
   keepAlive: WindowOnly & { keepAliveMs: number };
-  /** Fleet reconnected with a UDP socket per worker instead of one per simulator process. */
-  socketPerWorker: WindowOnly;
 }
 
 export interface Profiles {
   cpu: ProfileSummary & { file: string; windowSecs: number; cpuUsPerWorkerSecProfiled: number };
-  /** Live after the fleet connected, one heartbeat and a full GC, by allocating stack; per worker: liveKiB / n. */
+  /** Live once the fleet is steady (after its first heartbeat and a full GC), by allocating stack; per worker: liveKiB / n. */
   heap: HeapSummary & { file: string; kiBPerWorker: number };
 }
 
@@ -216,7 +214,7 @@ function costFit(rows: Measure[]): CostFit | null {
 // ---------------------------------------------------------------- QUIC: the coordinator under test
 
 interface Fleet {
-  connect(keepAliveMs: number | null, shareSocket: boolean): Promise<number>;
+  connect(keepAliveMs: number | null): Promise<number>;
   disconnect(): Promise<void>;
 }
 
@@ -244,10 +242,9 @@ async function quicPhase(
     const base = { sampledKiB: zero.rssMedianKiB, settled: await settledMemory(c, { reducerSecs: 0, unmapSecs: cfg.memorySettle.unmapSecs }) };
 
     const fleet = fleetOf(ctx, c, n);
-    const connectSecs = await fleet.connect(null, true);
+    const connectSecs = await fleet.connect(null);
     log(`${label}: ${n} workers online in ${connectSecs.toFixed(1)} s; idle window ${cfg.windowSecs} s`);
-    // The connection storm leaves garbage and GC work behind; let it settle as the memory reading does.
-    await settledMemory(c, cfg.memorySettle);
+    await steady(c, cfg);
     const w = await measureWindow(c, sims, cfg.windowSecs);
     const after = { sampledKiB: w.rssMedianKiB, settled: await settledMemory(c, cfg.memorySettle) };
     const measure = { ...perWorker(n, connectSecs, w), ...memoryPerWorker(n, base, after), warnings: c.warnings.count };
@@ -261,10 +258,26 @@ async function quicPhase(
   }
 }
 
+/**
+ * Waits until a freshly connected fleet idles as it will for days. Each
+ * worker's first heartbeat, one interval after its welcome, releases what its
+ * handshake left behind (about 70 KiB); collecting that, and the connection
+ * storm's garbage, would otherwise land in the window (measured: a third more
+ * CPU, most of it on V8's GC threads).
+ */
+async function steady(c: CoordinatorProc, cfg: FleetConfig): Promise<void> {
+  await settledMemory(c, { ...cfg.memorySettle, reducerSecs: Math.max(cfg.memorySettle.reducerSecs, cfg.heartbeatIntervalSecs) });
+}
+
 /** Runs after the row's window, on the same coordinator with the same fleet connected. */
 async function variantsAndProfiles(ctx: Ctx, c: CoordinatorProc, fleet: Fleet, n: number, connectSecs: number): Promise<{ variants: Variants; profiles: Profiles }> {
   const { cfg, sims, log } = ctx;
   const label = `quic N=${n}`;
+
+  log(`${label}: Error.stackTraceLimit = 0, idle window ${cfg.shortWindowSecs} s`);
+  await c.call({ type: 'stack-trace-limit', value: 0 });
+  const stackTraceLimit0 = perWorker(n, connectSecs, await measureWindow(c, sims, cfg.shortWindowSecs));
+  await c.call({ type: 'stack-trace-limit', value: 10 });
 
   log(`${label}: CPU profile over ${cfg.shortWindowSecs} s`);
   const cpuFile = `${ctx.artifactBase}.cpuprofile`;
@@ -278,32 +291,19 @@ async function variantsAndProfiles(ctx: Ctx, c: CoordinatorProc, fleet: Fleet, n
     cpuUsPerWorkerSecProfiled: profiled.cpuUs / (n * profiled.wallSecs),
   };
 
-  log(`${label}: Error.stackTraceLimit = 0, idle window ${cfg.shortWindowSecs} s`);
-  await c.call({ type: 'stack-trace-limit', value: 0 });
-  const stackTraceLimit0 = perWorker(n, connectSecs, await measureWindow(c, sims, cfg.shortWindowSecs));
-  await c.call({ type: 'stack-trace-limit', value: 10 });
-
-  await fleet.disconnect();
-  const kaConnect = await fleet.connect(cfg.keepAliveMs, true);
-  await sleep(cfg.settleSecs * 1000);
-  log(`${label}: keep-alive ${cfg.keepAliveMs} ms, idle window ${cfg.shortWindowSecs} s`);
-  const keepAlive = { ...perWorker(n, kaConnect, await measureWindow(c, sims, cfg.shortWindowSecs)), keepAliveMs: cfg.keepAliveMs };
-
-  // The sampling heap profiler costs next to nothing between samples (one every 16 KiB allocated),
-  // so this window's CPU still compares; it runs past the first heartbeat, which releases
-  // what each connection's handshake left behind.
+  log(`${label}: reconnecting with a ${cfg.keepAliveMs} ms keep-alive, heap profiler on until the fleet is steady`);
   await fleet.disconnect();
   await c.gc();
   const heapFile = `${ctx.artifactBase}.heapprofile`;
   await c.call({ type: 'heap-start', intervalBytes: cfg.heapSamplingBytes });
-  const spConnect = await fleet.connect(null, false);
-  await sleep(cfg.settleSecs * 1000);
-  log(`${label}: a UDP socket per worker, idle window ${cfg.shortWindowSecs} s, heap profiler on`);
-  const socketPerWorker = perWorker(n, spConnect, await measureWindow(c, sims, cfg.shortWindowSecs));
+  const kaConnect = await fleet.connect(cfg.keepAliveMs);
+  await steady(c, cfg);
   await c.call({ type: 'heap-stop', path: heapFile });
   const heapSummary = summarizeHeapProfile(JSON.parse(await readFile(heapFile, 'utf8')), 15);
   const heap = { ...heapSummary, file: heapFile, kiBPerWorker: heapSummary.liveKiB / n };
-  return { variants: { n, stackTraceLimit0, keepAlive, socketPerWorker }, profiles: { cpu, heap } };
+  log(`${label}: keep-alive ${cfg.keepAliveMs} ms, idle window ${cfg.shortWindowSecs} s`);
+  const keepAlive = { ...perWorker(n, kaConnect, await measureWindow(c, sims, cfg.shortWindowSecs)), keepAliveMs: cfg.keepAliveMs };
+  return { variants: { n, stackTraceLimit0, keepAlive }, profiles: { cpu, heap } };
 }
 
 /** The simulators' workers as one fleet on coordinator `c`; connect resolves with seconds to the n-th "worker online". */
@@ -311,9 +311,9 @@ function fleetOf(ctx: Ctx, c: CoordinatorProc, n: number): Fleet {
   let online = 0;
   let offline = 0;
   return {
-    async connect(keepAliveMs, shareSocket) {
+    async connect(keepAliveMs) {
       const t0 = Date.now();
-      await Promise.all(ctx.sims.map((s) => s.call({ type: 'quic', keepAliveMs, shareSocket, concurrency: ctx.cfg.connectConcurrency }, Online)));
+      await Promise.all(ctx.sims.map((s) => s.call({ type: 'quic', keepAliveMs, concurrency: ctx.cfg.connectConcurrency }, Online)));
       online += n;
       return ((await c.onlineAt(online)) - t0) / 1000;
     },

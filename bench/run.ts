@@ -1,10 +1,11 @@
 /**
- * `npm run bench`: runs the fleet suite, writes bench/results/fleet-<ISO date>.json
- * (and the coordinator's CPU profile beside it), prints a summary table.
+ * The fleet suite's entry (`npm run bench:fleet`; `npm run bench` runs it
+ * before the jobs suite): writes bench/results/fleet-<ISO date>.json, the
+ * coordinator's CPU and heap profiles beside it, and prints a summary table.
  *
- *   npm run bench                          # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~15 min)
- *   npm run bench -- --quick               # smoke run: N = 50, 1 s heartbeat (< 1 min)
- *   npm run bench -- --sizes 100,500       # other fleet sizes
+ *   npm run bench:fleet                    # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~16 min)
+ *   npm run bench:fleet -- --quick         # smoke run: N = 50, 1 s heartbeat (< 1 min)
+ *   npm run bench:fleet -- --sizes 100,500 # other fleet sizes
  *
  * It is a benchmark, not a test: nothing fails on slow numbers. See BENCHMARKS.md.
  */
@@ -106,7 +107,6 @@ function table(cfg: FleetConfig, r: FleetResult): string {
       `variants at N=${v.n}, same coordinator: default ${vs(def)}, ${fmt(def.mainThreadPct)} % of it on the main thread`,
       `  Error.stackTraceLimit = 0:  ${vs(v.stackTraceLimit0)}`,
       `  QUIC keep-alive ${v.keepAlive.keepAliveMs} ms:    ${vs(v.keepAlive)}`,
-      `  a UDP socket per worker:    ${vs(v.socketPerWorker)}; simulators ${fmt(v.socketPerWorker.clientCpuUsPerWorkerSec)} vs ${fmt(def.clientCpuUsPerWorkerSec)} µs/w/s shared`,
     );
   }
   for (const k of r.kill) {
