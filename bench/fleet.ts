@@ -47,7 +47,7 @@ export interface FleetConfig {
   shortWindowSecs: number;
   /** How long settledMemory() waits (see measure.ts); the CPU with 0 workers is read during the reducer's wait. */
   memorySettle: SettleWait;
-  /** Quiet time between connecting and an idle window. */
+  /** TLS baseline: quiet time between connecting and its window (it has no first-heartbeat effect to wait out). */
   settleSecs: number;
   keepAliveMs: number;
   sims: number;

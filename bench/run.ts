@@ -3,7 +3,7 @@
  * before the jobs suite): writes bench/results/fleet-<ISO date>.json, the
  * coordinator's CPU and heap profiles beside it, and prints a summary table.
  *
- *   npm run bench:fleet                    # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~16 min)
+ *   npm run bench:fleet                    # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~17 min)
  *   npm run bench:fleet -- --quick         # smoke run: N = 50, 1 s heartbeat (< 1 min)
  *   npm run bench:fleet -- --sizes 100,500 # other fleet sizes
  *
