@@ -16,6 +16,7 @@
  *     await grid.close();
  *   }
  */
+import { lines } from './procs.js';
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
@@ -205,7 +206,7 @@ export class Grid {
     this.track(child);
     const warnings = { count: 0, last: [] as string[] };
     let stderrTail = '';
-    eachLine(child.stderr!, (line) => {
+    lines(child.stderr!, (line) => {
       stderrTail = (stderrTail + line + '\n').slice(-4000);
       const level = /"level":(\d+)/.exec(line);
       if (!level || Number(level[1]) >= 40) {
@@ -215,7 +216,7 @@ export class Grid {
     });
     let stdout = '';
     const waiters: { line: string; resolve: () => void }[] = [];
-    eachLine(child.stdout!, (line) => {
+    lines(child.stdout!, (line) => {
       stdout += line + '\n';
       for (const w of [...waiters]) {
         if (line.includes(w.line)) {
@@ -318,17 +319,6 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: n
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
-}
-
-function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let buf = '';
-  stream.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
 }
 
 /** For the report: where dist/ is relative to the repository. */

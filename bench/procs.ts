@@ -187,7 +187,8 @@ class CoordinatorLog {
   }
 }
 
-function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+/** Calls `onLine` for each complete line the stream writes. */
+export function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
   stream.on('data', (d: Buffer) => {
     buf += d.toString();
