@@ -143,7 +143,7 @@ export class ApiClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
-      req.on('error', reject);
+      req.on('error', (e) => reject(new Error(`${method} ${path}: ${e.message}`, { cause: e })));
       if (body === undefined || Buffer.isBuffer(body)) req.end(body);
       else body.pipe(req);
     });
@@ -180,6 +180,7 @@ export class Grid {
   private readonly children = new Set<ChildProcess>();
   private readonly dirs: string[] = [];
   private readonly clients: ApiClient[] = [];
+  private closing = false;
 
   /** `coordinatorFlags`: Node flags for every coordinator (an A/B run, e.g. --stack-trace-limit=0). */
   constructor(
@@ -238,6 +239,11 @@ export class Grid {
         reject(new Error(`coordinator exited (${code}) before listening:\n${stderrTail}`));
       });
     });
+    // A coordinator that dies mid-run shows up to the clients as a reset connection; say why.
+    let stopping = false;
+    child.once('exit', (code, signal) => {
+      if (!stopping && !this.closing) process.stderr.write(`coordinator exited (${code ?? signal}) during the run; its last lines:\n${stderrTail}`);
+    });
     const api = await ApiClient.ofDataDir(dataDir);
     this.clients.push(api);
     return {
@@ -247,6 +253,7 @@ export class Grid {
       warnings,
       printed: (line) => new Promise((resolve) => waiters.push({ line, resolve })),
       stop: async () => {
+        stopping = true;
         api.close();
         await stopChild(child, 'SIGTERM', 15_000);
       },
@@ -295,6 +302,7 @@ export class Grid {
 
   /** Everything this grid started: simulators first (their workers say goodbye), then the rest; then the temp dirs. */
   async close(): Promise<void> {
+    this.closing = true;
     for (const c of this.clients) c.close();
     await Promise.all([...this.children].map((c) => stopChild(c, 'SIGTERM', 10_000)));
     await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
@@ -302,6 +310,7 @@ export class Grid {
 
   /** For a signal or exit handler, where nothing can be awaited. */
   closeNow(): void {
+    this.closing = true;
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   }

@@ -3,23 +3,26 @@
  * throughput through one coordinator, model download against plain HTTPS,
  * and what an idle worker costs. Writes bench/results/jobs-<ISO date>.json.
  *
- *   node --import tsx bench/jobs.ts            # full run, about 8 minutes
+ *   node --import tsx bench/jobs.ts            # full run, about 6 minutes
  *   node --import tsx bench/jobs.ts --quick    # smoke run, about 70 s: smaller, one repetition, not comparable
  *   node --import tsx bench/jobs.ts --only throughput --dist /tmp/other/dist   # A/B: another build's dist/
  *   node --import tsx bench/jobs.ts --only latency,throughput --coordinator-flags=--stack-trace-limit=0
+ *   node --import tsx bench/jobs.ts --quick --only throughput --submit-batch 1 --submitters 8   # single-job submits
  *
  *   const result = await runJobsBench({ quick: false }, console.error);
  *
  * The coordinator and the `gogrid worker` run from dist/ (rebuilt first if
  * src/ is newer), so no tsx transpiling happens in a measured process; the
  * simulators (bench/sim-job-worker.ts) load the workers from the same dist/.
+ * The profiled run's CPU profile is kept beside the result file
+ * (`jobs-<ISO date>.cpuprofile`, for Chrome DevTools or speedscope).
  * Everything runs on this machine: the coordinator, up to 50 workers with
  * their job processes, and the clients share its cores, so the throughput is
  * the machine's, and the coordinator's CPU per job says what one core of a
  * coordinator alone would do. It is a benchmark, not a test: nothing fails
  * on slow numbers. See BENCHMARKS.md.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
@@ -42,14 +45,18 @@ export interface JobsBenchOptions {
   only?: readonly Phase[];
   /** Node flags for every coordinator started (an A/B run). @default none */
   coordinatorFlags?: readonly string[];
+  /** Overrides of the throughput runs' submit pattern (an A/B run against a build without batch submits). @default the config's */
+  submit?: { submitBatch?: number; submitters?: number };
 }
 
 export interface JobsBenchConfig {
   quick: boolean;
   latency: { workers: number; jobs: number; repeats: number };
-  throughput: { workers: number; slots: number; jobs: number; submitters: number; sims: number; repeats: number };
+  throughput: { workers: number; slots: number; jobs: number; submitters: number; submitBatch: number; sims: number; repeats: number };
   /** The same slots total, two per worker. */
   twoSlots: { workers: number; slots: number } | null;
+  /** One run submitting single jobs (no batches), as before batch submits existed. */
+  singleSubmits: { submitters: number; submitBatch: 1 } | null;
   profileSecs: number | null;
   download: { sizeMiB: number; rounds: number };
   idle: { heartbeatSecs: number; settleSecs: number; windowSecs: number; afterJobSecs: number; warmWindowSecs: number };
@@ -65,6 +72,7 @@ export interface JobsBenchResult {
   latency: LatencyResult[];
   throughput: ThroughputResult[];
   throughputTwoSlots: ThroughputResult | null;
+  throughputSingleSubmits: ThroughputResult | null;
   /** A separate run with the coordinator under the CPU profiler: its rate is not comparable. */
   throughputProfiled: ThroughputResult | null;
   download: ModelDownloadBench | null;
@@ -96,8 +104,9 @@ export function jobsBenchConfig(quick: boolean): JobsBenchConfig {
     ? {
         quick,
         latency: { workers: 10, jobs: 100, repeats: 1 },
-        throughput: { workers: 20, slots: 1, jobs: 400, submitters: 8, sims: 2, repeats: 1 },
+        throughput: { workers: 20, slots: 1, jobs: 400, submitters: 4, submitBatch: 100, sims: 2, repeats: 1 },
         twoSlots: null,
+        singleSubmits: null,
         profileSecs: 2,
         download: { sizeMiB: 32, rounds: 1 },
         idle: { heartbeatSecs: 1, settleSecs: 1, windowSecs: 5, afterJobSecs: 1, warmWindowSecs: 5 },
@@ -105,8 +114,9 @@ export function jobsBenchConfig(quick: boolean): JobsBenchConfig {
     : {
         quick,
         latency: { workers: 10, jobs: 300, repeats: 3 },
-        throughput: { workers: 50, slots: 1, jobs: 3000, submitters: 8, sims: 2, repeats: 3 },
+        throughput: { workers: 50, slots: 1, jobs: 3000, submitters: 4, submitBatch: 100, sims: 2, repeats: 3 },
         twoSlots: { workers: 25, slots: 2 },
+        singleSubmits: { submitters: 8, submitBatch: 1 },
         profileSecs: 5,
         download: { sizeMiB: 200, rounds: 3 },
         idle: { heartbeatSecs: 30, settleSecs: 20, windowSecs: 65, afterJobSecs: 15, warmWindowSecs: 40 },
@@ -115,7 +125,10 @@ export function jobsBenchConfig(quick: boolean): JobsBenchConfig {
 
 export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) => void): Promise<JobsBenchResult> {
   const startedAt = new Date();
-  const cfg = jobsBenchConfig(opts.quick);
+  const defaults = jobsBenchConfig(opts.quick);
+  const cfg: JobsBenchConfig = { ...defaults, throughput: { ...defaults.throughput, ...opts.submit } };
+  const dir = join(import.meta.dirname, 'results');
+  const base = join(dir, `jobs-${startedAt.toISOString().replace(/[:.]/g, '-')}${cfg.quick ? '-quick' : ''}`);
   const only = new Set(opts.only ?? PHASES);
   const build = await ensureBuilt(opts.dist);
   log(`jobs benchmark${cfg.quick ? ' (QUICK: small and single runs, not comparable with a full run)' : ''}; measured processes run from ${shortPath(build.distDir)} (${build.how})`);
@@ -135,6 +148,7 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
     latency: [],
     throughput: [],
     throughputTwoSlots: null,
+    throughputSingleSubmits: null,
     throughputProfiled: null,
     download: null,
     idle: null,
@@ -150,17 +164,23 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
     if (only.has('throughput')) {
       const t = { mlpFile: mlp, spreadFile: spread, ...cfg.throughput };
       for (let i = 1; i <= t.repeats; i++) {
-        log(`throughput ${i}/${t.repeats}: ${t.jobs} jobs, ${t.workers} workers × ${t.slots} slot, ${t.submitters} submitters`);
+        log(`throughput ${i}/${t.repeats}: ${t.jobs} jobs, ${t.workers} workers × ${t.slots} slot, ${t.submitters} submitters of ${t.submitBatch} jobs per request`);
         result.throughput.push(await measureThroughput(grid, t, log));
       }
       if (cfg.twoSlots) {
         log(`throughput with ${cfg.twoSlots.slots} slots per worker: ${cfg.twoSlots.workers} workers`);
         result.throughputTwoSlots = await measureThroughput(grid, { ...t, ...cfg.twoSlots }, log);
       }
+      if (cfg.singleSubmits) {
+        log(`throughput with single-job submits: ${cfg.singleSubmits.submitters} submitters`);
+        result.throughputSingleSubmits = await measureThroughput(grid, { ...t, ...cfg.singleSubmits }, log);
+      }
       if (cfg.profileSecs !== null) {
         log(`throughput under the profiler (${cfg.profileSecs} s of the coordinator's CPU profile)`);
         const profileFile = join(await grid.tempDir('profile'), 'coordinator.cpuprofile');
         result.throughputProfiled = await measureThroughput(grid, { ...t, profileSecs: cfg.profileSecs, profileFile }, log);
+        await mkdir(dir, { recursive: true });
+        await copyFile(profileFile, `${base}.cpuprofile`);
         const p = result.throughputProfiled.profile!;
         log(`  coordinator main thread: ${p.busyUsPerJob} µs per job (${p.jobsInWindow} jobs in ${p.windowSecs} s); by area:`);
         for (const a of p.areas.slice(0, 8)) log(`    ${a.pct.toFixed(1).padStart(5)} %  ${String(a.usPerJob).padStart(5)} µs/job  ${a.area}`);
@@ -188,9 +208,8 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
     machine: { ...result.machine, loadAvgAtEnd: loadavg().map((x) => x.toFixed(2)).join(' ') },
     summary: summarize(result),
   };
-  const dir = join(import.meta.dirname, 'results');
   await mkdir(dir, { recursive: true });
-  const file = join(dir, `jobs-${startedAt.toISOString().replace(/[:.]/g, '-')}${cfg.quick ? '-quick' : ''}.json`);
+  const file = `${base}.json`;
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
   log(`wrote ${shortPath(file)}`);
   return record;
@@ -256,6 +275,10 @@ function summaryTable(r: JobsBenchResult): string {
     `coordinator CPU per job:           ${fmt(s.coordinatorCpuUsPerJob, 'µs')} → ${s.jobsPerCoordinatorCoreSec ?? '-'} jobs/s per coordinator core`,
   ];
   if (r.throughputTwoSlots) lines.push(`throughput, 2 slots per worker:    ${r.throughputTwoSlots.jobsPerSec} jobs/s, ${r.throughputTwoSlots.coordinatorCpuUsPerJob} µs coordinator CPU per job`);
+  if (r.throughputSingleSubmits) {
+    const t = r.throughputSingleSubmits;
+    lines.push(`throughput, single-job submits:    ${t.jobsPerSec} jobs/s, ${t.coordinatorCpuUsPerJob} µs coordinator CPU per job`);
+  }
   if (r.download) lines.push(`model download ${r.download.sizeMiB} MiB:           ${r.download.cacheMiBs} MiB/s vs plain ${r.download.plainMiBs} MiB/s = ${r.download.ratio}${goal(s.goals.download)} (≥ 0.8)`);
   if (r.idle) {
     const a = r.idle.noJobProcess;
@@ -270,7 +293,14 @@ function summaryTable(r: JobsBenchResult): string {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, dist: { type: 'string' }, only: { type: 'string' }, 'coordinator-flags': { type: 'string' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      dist: { type: 'string' },
+      only: { type: 'string' },
+      'coordinator-flags': { type: 'string' },
+      'submit-batch': { type: 'string' },
+      submitters: { type: 'string' },
+    },
   });
   const only = values.only?.split(',').map((p) => p.trim());
   const bad = only?.filter((p) => !(PHASES as readonly string[]).includes(p));
@@ -278,7 +308,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const t0 = Date.now();
   const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
   const coordinatorFlags = values['coordinator-flags']?.split(/\s+/).filter(Boolean);
-  runJobsBench({ quick: values.quick ?? false, dist: values.dist, only: only as Phase[] | undefined, coordinatorFlags }, log).then(
+  const int = (v: string | undefined, flag: string) => {
+    if (v === undefined) return undefined;
+    if (!/^[1-9]\d*$/.test(v)) throw new Error(`--${flag} takes a positive integer (got ${v})`);
+    return Number(v);
+  };
+  const submit = { submitBatch: int(values['submit-batch'], 'submit-batch'), submitters: int(values.submitters, 'submitters') };
+  const submitGiven = Object.fromEntries(Object.entries(submit).filter(([, v]) => v !== undefined));
+  runJobsBench({ quick: values.quick ?? false, dist: values.dist, only: only as Phase[] | undefined, coordinatorFlags, submit: submitGiven }, log).then(
     (r) => process.stdout.write(`${summaryTable(r)}\n`),
     (e: unknown) => {
       process.stderr.write(`jobs benchmark failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -7,11 +7,19 @@
  *   const d = new Dispatcher({ db, sessions, instanceId, leaseTtlMs, logger });
  *   d.start();
  *   const job = await d.submit(request, model);     // queued, and a pass is on its way
+ *   const jobs = await d.submitMany([{ request, model }, …]); // one statement for all of them
  *   d.on('finished', (row) => …);                    // succeeded, failed or canceled here
  *
  * Passes are event-driven (submit, worker online, slot freed, resume) and
  * coalesced; a slow poll also runs them, so jobs submitted through another
  * coordinator instance sharing the database still reach this one's workers.
+ * An event's pass looks only as deep into the queue as the free slots need
+ * (its plan is then the same as a full pass would make); the poll, or an
+ * event pass that could not fill the free slots, reads a full batch and
+ * also records why the jobs left queued are waiting.
+ *
+ * New jobs, `running` marks and results are written through JobWrites: one
+ * statement per kind for everything that arrived meanwhile.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -20,19 +28,20 @@ import { MAX_INLINE_PAYLOAD_BYTES, TERMINAL_JOB_STATES, type JobRequirements, ty
 import type { Db } from './store/db.js';
 import {
   cancelJob,
-  completeJob,
   expireLeases,
-  insertJob,
+  handBackJob,
   leaseJobs,
-  listQueued,
-  markRunning,
+  listQueueHead,
+  queuedJobRow,
   releaseInstanceLeases,
   releaseWorkerLeases,
   renewLeases,
   setWaitingReasons,
   type JobRow,
+  type NewJob,
 } from './store/index.js';
 import { planAssignments } from './scheduler.js';
+import { jobIds, JobWrites } from './job-writes.js';
 import type { JobMessage, SessionManager } from './sessions.js';
 
 export interface DispatcherOptions {
@@ -43,7 +52,7 @@ export interface DispatcherOptions {
   leaseTtlMs: number;
   /** How often the queue is looked at without an event (jobs from other instances). @default 1000 */
   pollMs?: number;
-  /** Queued jobs considered per pass. @default 500 */
+  /** Queued jobs a full pass considers. @default 500 */
   batch?: number;
   logger: Logger;
 }
@@ -51,6 +60,8 @@ export interface DispatcherOptions {
 export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private running = false;
   private again = false;
+  /** The next pass reads a full batch of the queue. */
+  private wide = false;
   private stopped = false;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Progress and lease renewals from heartbeats, written in one statement per flush. */
@@ -61,9 +72,12 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private readonly started = new Map<string, string>();
   /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
   private serial: Promise<unknown> = Promise.resolve();
+  private readonly writes: JobWrites;
+  private readonly nextJobId = jobIds();
 
   constructor(private readonly opts: DispatcherOptions) {
     super();
+    this.writes = new JobWrites(opts.db);
   }
 
   async start(): Promise<void> {
@@ -88,9 +102,9 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       t.unref();
       this.timers.push(t);
     };
-    every(this.opts.pollMs ?? 1000, () => this.kick());
+    every(this.opts.pollMs ?? 1000, () => this.kick(true));
     every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
-    this.kick();
+    this.kick(true);
   }
 
   async stop(): Promise<void> {
@@ -98,12 +112,19 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     for (const t of this.timers) clearInterval(t);
     for (const u of this.unsubscribe) u();
     await this.serial;
+    await this.writes.flush();
     await this.flushRenewals();
   }
 
-  async submit(req: SubmitJobRequest, model: ModelRef): Promise<JobRow> {
-    const row = await insertJob(this.opts.db, {
-      id: `j-${randomBytes(8).toString('hex')}`,
+  async submit(request: SubmitJobRequest, model: ModelRef): Promise<JobRow> {
+    return (await this.submitMany([{ request, model }]))[0]!;
+  }
+
+  /** Queues the jobs together (all or none), in the order given; they run in that order among equal priorities. */
+  async submitMany(jobs: readonly { request: SubmitJobRequest; model: ModelRef }[]): Promise<JobRow[]> {
+    const now = new Date();
+    const rows: NewJob[] = jobs.map(({ request: req, model }) => ({
+      id: this.nextJobId(now.getTime()),
       kind: req.kind,
       model,
       input: req.input,
@@ -111,14 +132,17 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       timeoutMs: req.timeoutMs,
       maxAttempts: req.maxAttempts,
       priority: req.priority,
-      now: new Date(),
-    });
+      now,
+    }));
+    await this.writes.insert(rows);
     this.kick();
-    return row;
+    return rows.map(queuedJobRow);
   }
 
   /** Cancels a job; a running one is told to stop if its worker is connected here. Null if unknown or already final. */
   async cancel(jobId: string): Promise<JobRow | null> {
+    // A result already received is written first: the job finished before the cancel came.
+    await this.writes.flush();
     const before = await cancelJob(this.opts.db, jobId, new Date());
     if (!before) return null;
     this.started.delete(jobId);
@@ -156,9 +180,10 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     this.emit('finished', row);
   }
 
-  /** Asks for a scheduling pass soon; passes never overlap. */
-  kick(): void {
+  /** Asks for a scheduling pass soon (`wide`: a full batch of the queue); passes never overlap. */
+  kick(wide = false): void {
     if (this.stopped) return;
+    if (wide) this.wide = true;
     if (this.running) {
       this.again = true;
       return;
@@ -181,9 +206,18 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (this.stopped) return;
     const { db, sessions } = this.opts;
     const batch = this.opts.batch ?? 500;
-    const queued = await listQueued(db, batch);
+    const wide = this.wide;
+    this.wide = false;
+    const views = sessions.views();
+    const free = views.reduce((n, w) => n + (w.paused ? 0 : Math.max(0, w.slots - w.running)), 0);
+    if (!wide && free === 0) return;
+    // Jobs are planned in queue order, each on the best worker with room, so
+    // once the free slots are filled the jobs behind would all wait: an event
+    // pass reads only a few more than it can place.
+    const limit = wide ? batch : Math.min(batch, Math.max(16, 2 * free));
+    const queued = await listQueueHead(db, limit);
     if (queued.length === 0) return;
-    const plan = planAssignments(queued, sessions.views());
+    const plan = planAssignments(queued, views);
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.opts.leaseTtlMs);
     const leased = await leaseJobs(
@@ -191,6 +225,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       plan.assignments.map((a) => ({ jobId: a.jobId, workerId: a.workerId, leaseId: `l-${randomBytes(12).toString('hex')}`, instanceId: this.opts.instanceId, expiresAt })),
       now,
     );
+    this.writes.counted(leased.length);
     await Promise.all(
       leased.map(async (row) => {
         const inline = Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
@@ -217,9 +252,10 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         }
       }),
     );
-    await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
-    // A full batch means more may be waiting behind it.
-    if (queued.length === batch && leased.length > 0) this.kick();
+    if (wide) await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
+    // A full window means more may be waiting behind it: jobs that fit where
+    // these did not (a narrow pass), or more to lease (a full one).
+    if (queued.length === limit && (wide ? leased.length > 0 : plan.assignments.length < free)) this.kick(!wide);
   }
 
   /** Whether `leaseId` is the lease the worker holds for the job through its session here. */
@@ -233,7 +269,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
    * not current.
    */
   async takeJobMessage(workerId: string, msg: JobMessage): Promise<boolean> {
-    const { db, logger } = this.opts;
+    const { logger } = this.opts;
     if (!this.holdsLease(workerId, msg.jobId, msg.leaseId)) {
       logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
       return false;
@@ -243,19 +279,31 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       // ride along with the next lease renewal instead of a write each.
       if (this.started.get(msg.jobId) !== msg.leaseId) {
         this.started.set(msg.jobId, msg.leaseId);
-        await markRunning(db, msg.jobId, msg.leaseId, new Date());
+        await this.writes.markRunning(msg.jobId, msg.leaseId, new Date());
         return true;
       }
       this.renewals.set(msg.jobId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
       return true;
     }
+    if (msg.type === 'job.release') return this.takeRelease(workerId, msg);
     return this.takeResult(workerId, msg);
   }
 
+  private async takeRelease(workerId: string, msg: Extract<JobMessage, { type: 'job.release' }>): Promise<boolean> {
+    await this.writes.flush();
+    const row = await handBackJob(this.opts.db, msg.jobId, msg.leaseId, msg.reason, new Date());
+    this.started.delete(msg.jobId);
+    this.renewals.delete(msg.jobId);
+    await this.opts.sessions.endLease(workerId, msg.jobId);
+    this.kick();
+    this.opts.logger.info({ workerId, jobId: msg.jobId, handedBack: row !== null }, `job handed back: ${msg.reason}`);
+    return row !== null;
+  }
+
   private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>): Promise<boolean> {
-    const { db, sessions, logger } = this.opts;
+    const { sessions, logger } = this.opts;
     const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
-    const row = await completeJob(db, msg.jobId, msg.leaseId, outcome, new Date());
+    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome, at: new Date() });
     this.started.delete(msg.jobId);
     await sessions.endLease(workerId, msg.jobId);
     this.renewals.delete(msg.jobId);
@@ -273,6 +321,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     // A pass may already have leased a job to the worker's new session before
     // this ran: those leases are current, the rest belong to an ended session.
     const keep = this.opts.sessions.leasesOf(workerId);
+    // What the worker sent before it went counts: its results are written before its leases are released.
+    await this.writes.flush();
     const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` };
     const released = await releaseWorkerLeases(this.opts.db, workerId, this.opts.instanceId, reason, new Date(), keep);
     this.afterRelease(released);
@@ -285,6 +335,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   }
 
   private async maintainLeases(): Promise<void> {
+    await this.writes.flush();
     await this.flushRenewals();
     const expired = await expireLeases(this.opts.db, new Date());
     for (const row of expired) {
@@ -317,3 +368,4 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     p.catch((e: unknown) => this.opts.logger.error({ err: e }, 'dispatcher error'));
   }
 }
+

@@ -3,6 +3,7 @@
  * authenticated scope):
  *
  *   POST /v1/jobs                 SubmitJobRequest → JobInfo (201)
+ *   POST /v1/jobs                 SubmitJobsRequest { jobs: [...] } → { jobs: JobInfo[] } (201), queued together
  *   GET  /v1/jobs?state=&limit=   → JobInfo[] (newest first, without outputs)
  *   GET  /v1/jobs/:id?wait=SECS   → JobInfo with output and history; waits up to SECS for a final state
  *   POST /v1/jobs/:id/cancel      → JobInfo
@@ -13,7 +14,7 @@
  *   GET  /v1/jobs/:id/input       → { input }
  *   POST /v1/jobs/:id/result      a job.result message → { accepted }
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   checkTensorJson,
@@ -24,16 +25,18 @@ import {
   MAX_PAYLOAD_BYTES,
   OnnxJobInput,
   SubmitJobRequest,
+  SubmitJobsRequest,
   TERMINAL_JOB_STATES,
   type JobInfo,
   type ModelInfo,
+  type ModelRef,
+  type SubmitJobsResponse,
 } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import { getJob, getJobEvents, listJobs, type JobEventRow, type JobRow } from './store/index.js';
 import type { Dispatcher } from './dispatcher.js';
-import { parseBody } from './http-errors.js';
+import { parseBody } from '../common/http-errors.js';
 import { workerFromCertificate } from './http-auth.js';
-
 
 export interface ModelCatalog {
   info(sha256: string): Promise<ModelInfo | null>;
@@ -45,22 +48,31 @@ const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(300).default(0) 
 export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatcher: Dispatcher; models: ModelCatalog }): void {
   const { db, dispatcher, models } = deps;
 
-  app.post('/v1/jobs', { bodyLimit: MAX_PAYLOAD_BYTES + 64 * 1024 }, async (req, reply) => {
-    const body = parseBody(SubmitJobRequest, req.body);
-    checkInput(body.kind, body.input);
-    const model = await models.info(body.model.sha256);
-    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `model.sha256: no model ${body.model.sha256} is stored; add it with \`gogrid models add FILE\``);
-    const row = await dispatcher.submit(body, { sha256: model.sha256, size: model.size, name: model.name });
+  app.post('/v1/jobs', { bodyLimit: MAX_PAYLOAD_BYTES + 64 * 1024, onSend: closeAfterLargeAnswer }, async (req, reply): Promise<JobInfo | SubmitJobsResponse> => {
+    const batch = typeof req.body === 'object' && req.body !== null && 'jobs' in req.body;
+    const requests = batch ? parseBody(SubmitJobsRequest, req.body).jobs : [parseBody(SubmitJobRequest, req.body)];
+    const field = (i: number) => (batch ? `jobs.${i}.` : '');
+    for (const [i, r] of requests.entries()) checkInput(r.kind, r.input, field(i));
+    const shas = [...new Set(requests.map((r) => r.model.sha256))];
+    const found = new Map(await Promise.all(shas.map(async (sha256) => [sha256, await models.info(sha256)] as const)));
+    const jobs = requests.map((request, i) => {
+      const model = found.get(request.model.sha256);
+      if (!model) {
+        throw new GridError('GG_ERR_MODEL_NOT_FOUND', `${field(i)}model.sha256: no model ${request.model.sha256} is stored; add it with \`gogrid models add FILE\``);
+      }
+      return { request, model: { sha256: model.sha256, size: model.size, name: model.name } satisfies ModelRef };
+    });
+    const rows = await dispatcher.submitMany(jobs);
     void reply.status(201);
-    return toJobInfo(row);
+    return batch ? { jobs: rows.map((r) => toJobInfo(r)) } : toJobInfo(rows[0]!);
   });
 
-  app.get('/v1/jobs', async (req) => {
+  app.get('/v1/jobs', { onSend: closeAfterLargeAnswer }, async (req) => {
     const q = parseBody(ListQuery, req.query, 'query');
     return (await listJobs(db, q)).map((r) => toJobInfo(r));
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { onSend: closeAfterLargeAnswer }, async (req) => {
     const { wait } = parseBody(WaitQuery, req.query, 'query');
     const row = await waitForEnd(req.params.id, wait * 1000);
     return toJobInfo(row, await getJobEvents(db, row.id));
@@ -89,15 +101,30 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
   }
 }
 
-/** Refuses an input that cannot work before it takes a queue slot; names the bad field. */
-function checkInput(kind: string, input: unknown): void {
+/**
+ * Ends the connection after an answer larger than a socket's write buffer.
+ * Node 20's server pauses its request parser when the next request arrives
+ * while the previous answer is still draining; on TLS, the rest of a request
+ * body that was already read (a second TLS record, so bodies over 16 KiB,
+ * like a batch submit) then reaches the paused parser, which fails with
+ * HPE_PAUSED and drops the connection: the client sees "socket hang up".
+ * Seen with batch submits on keep-alive; a fresh connection costs a TLS
+ * handshake per large answer, which such answers amortize.
+ */
+async function closeAfterLargeAnswer(_req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  if (typeof payload === 'string' && payload.length > 16 * 1024) void reply.header('connection', 'close');
+  return payload;
+}
+
+/** Refuses an input that cannot work before it takes a queue slot; names the bad field (after `field`, e.g. `jobs.3.`). */
+function checkInput(kind: string, input: unknown, field: string): void {
   const size = Buffer.byteLength(JSON.stringify(input));
-  if (size > MAX_PAYLOAD_BYTES) throw new GridError('GG_ERR_BAD_REQUEST', `input: ${size} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
+  if (size > MAX_PAYLOAD_BYTES) throw new GridError('GG_ERR_BAD_REQUEST', `${field}input: ${size} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
   if (kind !== 'onnx') return;
-  const parsed = parseBody(OnnxJobInput, input, 'input');
+  const parsed = parseBody(OnnxJobInput, input, `${field}input`);
   for (const [name, tensor] of Object.entries(parsed.inputs)) {
     const problem = checkTensorJson(tensor);
-    if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `input.inputs.${name}: ${problem}`);
+    if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `${field}input.inputs.${name}: ${problem}`);
   }
 }
 

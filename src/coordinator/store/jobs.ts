@@ -97,18 +97,71 @@ export interface NewJob {
   now: Date;
 }
 
-export async function insertJob(db: Db, j: NewJob): Promise<JobRow> {
-  const r = await db.query(
+/**
+ * Inserts queued jobs in one statement, however many (a batch submit, or
+ * single submits gathered by the dispatcher). Nothing is read back: the rows
+ * are what `queuedJobRow` says they are.
+ */
+export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
+  await db.query(
     `WITH changed AS (
        INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts,
                          priority, state, submitted_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, 'queued', $11, $11)
-       RETURNING *
+       SELECT id, kind, sha256, size, name, input::jsonb, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
+                   $10::integer[], $11::timestamptz[])
+         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at)
+       RETURNING id, updated_at, attempt, worker_id
      ), ${EVENTS(`'queued'`, `'submitted'`)}
-     SELECT * FROM changed`,
-    [j.id, j.kind, j.model.sha256, j.model.size, j.model.name, JSON.stringify(j.input), JSON.stringify(j.requirements), j.timeoutMs, j.maxAttempts, j.priority, j.now],
+     SELECT count(*) AS n FROM changed`,
+    [
+      col((j) => j.id),
+      col((j) => j.kind),
+      col((j) => j.model.sha256),
+      col((j) => j.model.size),
+      col((j) => j.model.name),
+      col((j) => JSON.stringify(j.input)),
+      col((j) => JSON.stringify(j.requirements)),
+      col((j) => j.timeoutMs),
+      col((j) => j.maxAttempts),
+      col((j) => j.priority),
+      col((j) => j.now),
+    ],
   );
-  return JobRow.parse(r[0]);
+}
+
+/** The row `insertJobs` wrote for a job. */
+export function queuedJobRow(j: NewJob): JobRow {
+  return {
+    id: j.id,
+    kind: j.kind,
+    model: { ...j.model },
+    input: j.input,
+    requirements: j.requirements,
+    timeoutMs: j.timeoutMs,
+    maxAttempts: j.maxAttempts,
+    priority: j.priority,
+    state: 'queued',
+    attempt: 0,
+    leaseId: null,
+    leaseExpiresAt: null,
+    workerId: null,
+    instanceId: null,
+    progress: null,
+    waitingReason: null,
+    output: null,
+    error: null,
+    submittedAt: j.now,
+    startedAt: null,
+    finishedAt: null,
+  };
+}
+
+export async function insertJob(db: Db, j: NewJob): Promise<JobRow> {
+  await insertJobs(db, [j]);
+  return queuedJobRow(j);
 }
 
 export async function getJob(db: Db, id: string): Promise<JobRow | null> {
@@ -132,6 +185,30 @@ export async function listJobs(db: Db, opts: { state?: JobState; limit: number }
 /** The queue in the order the scheduler serves it: priority, then age. */
 export async function listQueued(db: Db, limit: number): Promise<JobRow[]> {
   return rows(await db.query(`SELECT ${SUMMARY} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]));
+}
+
+const QueueEntryRow = z
+  .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), requirements: JobRequirements })
+  .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256 }, requirements: r.requirements }));
+export type QueueEntry = z.output<typeof QueueEntryRow>;
+
+/** `listQueued` with only what the scheduler reads: a pass runs on every freed slot. */
+export async function listQueueHead(db: Db, limit: number): Promise<QueueEntry[]> {
+  const r = await db.query(`SELECT id, kind, model_sha256, requirements FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
+  return r.map((x) => QueueEntryRow.parse(x));
+}
+
+/**
+ * What autovacuum does on PostgreSQL, for PGlite, which has none: fresh
+ * statistics on the jobs' states (without them the planner takes the queue
+ * for a few rows, and sorts all of it to serve its head) and, with `vacuum`,
+ * the room of replaced row versions made reusable. A small sample does: the
+ * plans need only the share of each state.
+ */
+export async function tidyJobs(db: Db, opts: { vacuum: boolean }): Promise<void> {
+  await db.exec('SET default_statistics_target = 10; ANALYZE jobs (state); RESET default_statistics_target;');
+  // Not in the script above: VACUUM refuses to run inside the transaction a multi-statement script is.
+  if (opts.vacuum) await db.exec('VACUUM jobs');
 }
 
 export interface Lease {
@@ -167,15 +244,24 @@ export async function leaseJobs(db: Db, leases: Lease[], now: Date): Promise<Job
 
 /** leased → running, when the worker says it started. False for a stale lease. */
 export async function markRunning(db: Db, jobId: string, leaseId: string, now: Date): Promise<boolean> {
-  const r = await db.query(
+  return (await markRunningMany(db, [{ jobId, leaseId, at: now }]))[0]!;
+}
+
+/** `markRunning` for many jobs in one statement; one answer per mark, in order. */
+export async function markRunningMany(db: Db, marks: readonly { jobId: string; leaseId: string; at: Date }[]): Promise<boolean[]> {
+  if (marks.length === 0) return [];
+  const r = await db.query<{ ord: unknown }>(
     `WITH changed AS (
-       UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, $3), updated_at = $3
-       WHERE id = $1 AND lease_id = $2 AND state = 'leased' RETURNING *
+       UPDATE jobs j SET state = 'running', started_at = COALESCE(j.started_at, m.at), updated_at = m.at
+       FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS m(job_id, lease_id, at, ord)
+       WHERE j.id = m.job_id AND j.lease_id = m.lease_id AND j.state = 'leased'
+       RETURNING j.id, j.updated_at, j.attempt, j.worker_id, m.ord
      ), ${EVENTS(`'running'`, `NULL`)}
-     SELECT id FROM changed`,
-    [jobId, leaseId, now],
+     SELECT ord FROM changed`,
+    [marks.map((m) => m.jobId), marks.map((m) => m.leaseId), marks.map((m) => m.at)],
   );
-  return r.length > 0;
+  const done = new Set(r.map((x) => Number(x.ord)));
+  return marks.map((_, i) => done.has(i + 1));
 }
 
 /** Heartbeats renew the leases of the jobs a worker says it is running; one statement per batch. */
@@ -197,25 +283,80 @@ export type JobOutcome = { ok: true; output: unknown } | { ok: false; error: Job
  * fencing that makes exactly one result count.
  */
 export async function completeJob(db: Db, jobId: string, leaseId: string, outcome: JobOutcome, now: Date): Promise<JobRow | null> {
-  if (outcome.ok) {
-    const r = await db.query(
-      `WITH changed AS (
-         UPDATE jobs SET state = 'succeeded', output = $3::jsonb, error = NULL, progress = 1, lease_id = NULL,
-                lease_expires_at = NULL, finished_at = $4, updated_at = $4, started_at = COALESCE(started_at, $4)
-         WHERE id = $1 AND lease_id = $2 AND state IN ('leased', 'running') RETURNING *
-       ), ${EVENTS(`'succeeded'`, `NULL`)}
-       SELECT ${SUMMARY} FROM changed`,
-      [jobId, leaseId, JSON.stringify(outcome.output), now],
-    );
-    return r[0] === undefined ? null : JobRow.parse(r[0]);
-  }
-  return release(db, `id = $1 AND lease_id = $2`, [jobId, leaseId], { code: outcome.error.code, message: outcome.error.message }, outcome.error.retryable, now)
-    .then((r) => r[0] ?? null);
+  return (await completeJobs(db, [{ jobId, leaseId, outcome, at: now }]))[0]!;
 }
 
-/** Hands a lease back (worker gone, paused, or its lease expired): requeued if attempts remain, else failed. */
-export async function releaseLease(db: Db, jobId: string, leaseId: string, reason: JobError, now: Date): Promise<JobRow | null> {
-  return (await release(db, `id = $1 AND lease_id = $2`, [jobId, leaseId], reason, true, now))[0] ?? null;
+export interface JobResultRecord {
+  jobId: string;
+  leaseId: string;
+  outcome: JobOutcome;
+  at: Date;
+  /**
+   * When the worker said it started this lease, if that is not written yet
+   * (a success only): the `running` step is then recorded with the result,
+   * one statement instead of two.
+   */
+  startedAt?: Date;
+}
+
+/**
+ * `completeJob` for many results: the successes in one statement, each
+ * failure in one of its own (they are rare, and each decides retry or not).
+ * One answer per result, in order. Of several results for the same lease
+ * only the first counts, here as across calls.
+ */
+export async function completeJobs(db: Db, results: readonly JobResultRecord[]): Promise<(JobRow | null)[]> {
+  const answers: (JobRow | null)[] = results.map(() => null);
+  const ok = results.flatMap((r, i) => (r.outcome.ok ? [{ ...r, output: r.outcome.output, i }] : []));
+  if (ok.length > 0) {
+    const r = await db.query<Record<string, unknown> & { ord: unknown }>(
+      `WITH r AS (
+         SELECT DISTINCT ON (job_id, lease_id) * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+           WITH ORDINALITY AS r(job_id, lease_id, output, at, started_at, ord)
+         ORDER BY job_id, lease_id, ord
+       ), changed AS (
+         UPDATE jobs j SET state = 'succeeded', output = r.output::jsonb, error = NULL, progress = 1, lease_id = NULL,
+                lease_expires_at = NULL, finished_at = r.at, updated_at = r.at, started_at = COALESCE(j.started_at, r.started_at, r.at)
+         FROM r WHERE j.id = r.job_id AND j.lease_id = r.lease_id AND j.state IN ('leased', 'running')
+         RETURNING j.*, r.ord, r.started_at AS start_reported
+       ), ev AS (
+         -- In step order, so the history's sequence numbers put running before succeeded.
+         INSERT INTO job_events (job_id, at, state, attempt, worker_id, detail)
+         SELECT id, at, state, attempt, worker_id, NULL FROM (
+           SELECT id, start_reported AS at, 'running' AS state, attempt, worker_id, 0 AS step FROM changed WHERE start_reported IS NOT NULL
+           UNION ALL
+           SELECT id, updated_at, 'succeeded', attempt, worker_id, 1 FROM changed
+         ) e ORDER BY id, step
+       )
+       SELECT ${SUMMARY}, ord FROM changed`,
+      [ok.map((x) => x.jobId), ok.map((x) => x.leaseId), ok.map((x) => JSON.stringify(x.output)), ok.map((x) => x.at), ok.map((x) => x.startedAt ?? null)],
+    );
+    for (const row of r) answers[ok[Number(row.ord) - 1]!.i] = JobRow.parse(row);
+  }
+  for (const [i, r] of results.entries()) {
+    if (r.outcome.ok) continue;
+    const { code, message, retryable } = r.outcome.error;
+    answers[i] = (await release(db, `id = $1 AND lease_id = $2`, [r.jobId, r.leaseId], { code, message }, retryable, r.at))[0] ?? null;
+  }
+  return answers;
+}
+
+/**
+ * The worker gave the job back unfinished (its owner needs the machine, it is
+ * quitting): queued again at once, and the attempt is not counted, since the
+ * job did nothing wrong. Null for a lease that is not current.
+ */
+export async function handBackJob(db: Db, jobId: string, leaseId: string, reason: string, now: Date): Promise<JobRow | null> {
+  const r = await db.query(
+    `WITH changed AS (
+       UPDATE jobs SET state = 'queued', attempt = GREATEST(attempt - 1, 0), lease_id = NULL, lease_expires_at = NULL,
+              instance_id = NULL, progress = NULL, updated_at = $3
+       WHERE id = $1 AND lease_id = $2 AND state IN ('leased', 'running') RETURNING *
+     ), ${EVENTS(`'queued'`, `$4`)}
+     SELECT ${SUMMARY} FROM changed`,
+    [jobId, leaseId, now, `handed back: ${reason}`],
+  );
+  return r[0] === undefined ? null : JobRow.parse(r[0]);
 }
 
 /**

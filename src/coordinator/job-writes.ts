@@ -1,0 +1,224 @@
+/**
+ * The dispatcher's per-job writes, gathered: new jobs, `running` marks and
+ * results asked for while one flush runs go out together in the next, as one
+ * statement per kind (group commit). A lone write still goes out on the next
+ * turn of the event loop, so nothing waits for a timer.
+ *
+ *   const writes = new JobWrites(db);
+ *   await writes.insert(jobs);                                   // durable once it resolves
+ *   const started = await writes.markRunning(jobId, leaseId, new Date());
+ *   const row = await writes.complete({ jobId, leaseId, outcome, at: new Date() }); // null: stale lease
+ *   await writes.flush();                                        // everything asked for so far is durable
+ *
+ * Each write is still the store's conditional statement, so fencing is per
+ * job as before: a result for a lease that is not current answers null. A
+ * promise resolves only after its statement has committed, so nothing is
+ * acknowledged before it is durable. Flushes run one at a time and, within
+ * one, marks go before results: a job's `running` is written before its
+ * result whenever the worker sent them in that order. A mark waits up to
+ * HOLD_MS for its lease's result: a short job's start then rides along with
+ * its result, one statement instead of two (`flush()` holds nothing back).
+ * Nobody waits on a mark; its time is the one the worker's message came.
+ *
+ * On PGlite, which has no autovacuum, it also tidies the jobs table (see
+ * tidyJobs) once enough rows changed: its own writes, and the leases the
+ * dispatcher reports with `counted`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Db } from './store/db.js';
+import { completeJobs, insertJobs, markRunningMany, tidyJobs, type JobResultRecord, type JobRow, type NewJob } from './store/index.js';
+
+/** PGlite's statistics are refreshed after this many job rows changed (a few ms)… */
+const TIDY_AFTER_ROWS = 2000;
+/** …and the jobs table vacuumed at most this often (tens of ms). */
+const VACUUM_EVERY_MS = 60_000;
+/** How long a mark waits for its result (the job's start is in the store this much later at most). */
+const HOLD_MS = 200;
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (error: unknown) => void;
+  /** When a mark was first held back for its result. */
+  heldSince?: number;
+}
+type MarkPending = Pending<{ jobId: string; leaseId: string; at: Date }, boolean>;
+type ResultPending = Pending<JobResultRecord, JobRow | null>;
+
+export class JobWrites {
+  private inserts: Pending<readonly NewJob[], void>[] = [];
+  private marks: MarkPending[] = [];
+  private results: ResultPending[] = [];
+  /** The flush running now, and any queued behind it. */
+  private tail: Promise<void> = Promise.resolve();
+  /** A flush is queued and has not taken its writes yet: later writes join it. */
+  private queued = false;
+  /** Job rows changed since the last tidy. */
+  private changedRows = 0;
+  private lastVacuumAt = Date.now();
+
+  constructor(private readonly db: Db) {}
+
+  /** New jobs; one call's jobs are inserted together, all or none. */
+  insert(jobs: readonly NewJob[]): Promise<void> {
+    return this.add(this.inserts, jobs);
+  }
+
+  markRunning(jobId: string, leaseId: string, at: Date): Promise<boolean> {
+    return this.add(this.marks, { jobId, leaseId, at });
+  }
+
+  complete(result: JobResultRecord): Promise<JobRow | null> {
+    return this.add(this.results, result);
+  }
+
+  /** Job rows the caller changed itself (leases), for the tidy count. */
+  counted(rows: number): void {
+    this.changedRows += rows;
+  }
+
+  /** Resolves once every write asked for before the call is durable (or has failed). */
+  flush(): Promise<void> {
+    this.queued = true;
+    return this.enqueue(true);
+  }
+
+  private add<I, O>(list: Pending<I, O>[], item: I): Promise<O> {
+    const done = new Promise<O>((resolve, reject) => list.push({ item, resolve, reject }));
+    if (!this.queued) {
+      this.queued = true;
+      setImmediate(() => void this.enqueue());
+    }
+    return done;
+  }
+
+  private enqueue(everything = false): Promise<void> {
+    const next = this.tail.then(() => this.write(everything));
+    this.tail = next;
+    return next;
+  }
+
+  /** Never rejects: each write's own promise carries its failure. `everything`: hold no mark back. */
+  private async write(everything: boolean): Promise<void> {
+    this.queued = false;
+    const inserts = this.inserts;
+    const marks = this.marks;
+    const results = this.results;
+    this.inserts = [];
+    this.marks = [];
+    this.results = [];
+    await this.writeInserts(inserts);
+    const { alone, beforeFailure, riding } = attachMarks(marks, results);
+    const now = Date.now();
+    const isDue = (m: MarkPending) => everything || (m.heldSince !== undefined && now - m.heldSince >= HOLD_MS);
+    const due = [...beforeFailure, ...alone.filter(isDue)];
+    this.hold(alone.filter((m) => !isDue(m)), now);
+    await settle(due, () => markRunningMany(this.db, due.map((m) => m.item)));
+    const answers = await settle(results, () => completeJobs(this.db, results.map((r) => r.item)));
+    // A mark that rode along was taken exactly when its result was (same lease, same statement).
+    for (const [mark, i] of riding) {
+      if (Array.isArray(answers)) mark.resolve(answers[i] !== null);
+      else mark.reject(answers.error);
+    }
+    this.changedRows += inserts.reduce((n, p) => n + p.item.length, 0) + due.length + results.length;
+    if (this.db.kind === 'pglite' && this.changedRows >= TIDY_AFTER_ROWS) await this.tidy();
+  }
+
+  /** Keeps marks for a later flush, and makes sure one comes once the first of them is due. */
+  private hold(marks: MarkPending[], now: number): void {
+    if (marks.length === 0) return;
+    const fresh = marks.filter((m) => m.heldSince === undefined);
+    for (const m of fresh) m.heldSince = now;
+    this.marks.unshift(...marks);
+    if (fresh.length === 0) return;
+    setTimeout(() => {
+      if (this.queued) return;
+      this.queued = true;
+      void this.enqueue();
+    }, HOLD_MS);
+  }
+
+  private async tidy(): Promise<void> {
+    this.changedRows = 0;
+    const vacuum = Date.now() - this.lastVacuumAt >= VACUUM_EVERY_MS;
+    if (vacuum) this.lastVacuumAt = Date.now();
+    // Statistics are an optimisation: a failure here must not fail the writes that were just made.
+    await tidyJobs(this.db, { vacuum }).catch(() => undefined);
+  }
+
+  /**
+   * All the calls' jobs in one statement; if that fails and it held several
+   * calls, each call again on its own, so one bad submit (a value the
+   * database refuses) fails only its own caller.
+   */
+  private async writeInserts(inserts: Pending<readonly NewJob[], void>[]): Promise<void> {
+    if (inserts.length === 0) return;
+    try {
+      await insertJobs(this.db, inserts.flatMap((p) => p.item));
+      for (const p of inserts) p.resolve();
+    } catch (e) {
+      if (inserts.length === 1) return inserts[0]!.reject(e);
+      for (const p of inserts) await insertJobs(this.db, p.item).then(() => p.resolve(), p.reject);
+    }
+  }
+}
+
+/**
+ * Sorts the marks by the results pending with them: a mark whose lease has a
+ * successful result moves into that result (its `startedAt`) and rides with
+ * it (`riding`: the mark, and its result's index); one whose lease failed is
+ * written before the failure; the rest (`alone`) have no result yet.
+ */
+function attachMarks(marks: MarkPending[], results: ResultPending[]): { alone: MarkPending[]; beforeFailure: MarkPending[]; riding: [MarkPending, number][] } {
+  const key = (x: { jobId: string; leaseId: string }) => `${x.jobId}\n${x.leaseId}`;
+  const waiting = new Map(marks.map((m) => [key(m.item), m]));
+  const beforeFailure: MarkPending[] = [];
+  const riding: [MarkPending, number][] = [];
+  for (const [i, r] of results.entries()) {
+    const mark = waiting.get(key(r.item));
+    if (!mark) continue;
+    waiting.delete(key(r.item));
+    if (!r.item.outcome.ok) {
+      beforeFailure.push(mark);
+      continue;
+    }
+    r.item = { ...r.item, startedAt: mark.item.at };
+    riding.push([mark, i]);
+  }
+  return { alone: [...waiting.values()], beforeFailure, riding };
+}
+
+/** Runs one statement for the pending writes and hands each its answer; returns the answers, or the failure. */
+async function settle<I, O>(pending: Pending<I, O>[], run: () => Promise<O[]>): Promise<O[] | { error: unknown }> {
+  if (pending.length === 0) return [];
+  try {
+    const answers = await run();
+    for (const [i, p] of pending.entries()) p.resolve(answers[i]!);
+    return answers;
+  } catch (error) {
+    for (const p of pending) p.reject(error);
+    return { error };
+  }
+}
+
+/**
+ * Job ids that sort in the order they were made: the millisecond, a counter
+ * within it, then 32 random bits, so ids of two instances do not clash. The queue is
+ * served by (priority, submitted_at, id), so a batch submitted in one
+ * millisecond runs in the order given.
+ */
+export function jobIds(): (nowMs: number) => string {
+  let lastMs = 0;
+  let counter = 0;
+  return (nowMs) => {
+    if (nowMs > lastMs) {
+      lastMs = nowMs;
+      counter = 0;
+    } else if (++counter > 0xffff) {
+      // More than 65,536 ids in one millisecond (or the clock went back): borrow the next one.
+      lastMs++;
+      counter = 0;
+    }
+    return `j-${lastMs.toString(16).padStart(12, '0')}${counter.toString(16).padStart(4, '0')}${randomBytes(4).toString('hex')}`;
+  };
+}
