@@ -49,7 +49,7 @@ export class AdminClient {
   }
 
   async call<T extends z.ZodType>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     schema: T,
     body?: unknown,

@@ -7,6 +7,7 @@ import { CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList } from '../p
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
 import { parseDurationSecs } from './duration.js';
 import { printJson, table } from './output.js';
+import { registerPolicyCommands } from './policy-commands.js';
 
 type TargetFlags = AdminTargetOptions & { json?: boolean };
 
@@ -67,7 +68,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
   );
 
   const workers = addTargetOptions(
-    program.command('workers').description('list enrolled workers, or revoke one').option('--json', 'print JSON'),
+    program.command('workers').description('list enrolled workers; pause, resume, set the policy of, or revoke one').option('--json', 'print JSON'),
   ).action((flags: TargetFlags) =>
     run(async () => {
       const api = await AdminClient.resolve(flags);
@@ -75,11 +76,12 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       if (flags.json) return printJson(list);
       process.stdout.write(
         table(
-          ['ID', 'NAME', 'STATE', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS'],
+          ['ID', 'NAME', 'STATE', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS'],
           list.map((w) => [
             w.id,
             w.name,
             w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state,
+            w.appVersion ?? '-',
             w.lastSeen ?? '-',
             w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
             w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-',
@@ -104,4 +106,6 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       else process.stdout.write(`worker ${info.id} revoked\n`);
     }),
   );
+
+  registerPolicyCommands(workers, run);
 }

@@ -20,7 +20,7 @@ import { getWorker } from './store/index.js';
 import { addModelFromStream, DEFAULT_MAX_MODEL_BYTES, findModelFile, getModelInfo, isSha256Hex, listModels, ModelTooLargeError, prepareModelDir } from './models.js';
 import { parseRange } from './http-range.js';
 import { workerFromCertificate } from './http-auth.js';
-import { errorPayload, parseBody } from './http-errors.js';
+import { errorPayload, parseBody } from '../common/http-errors.js';
 
 export interface ModelRoutesOptions {
   /** The model store directory, `modelsDir(dataDir)`. */

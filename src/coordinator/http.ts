@@ -7,9 +7,8 @@
  *   const app = await buildHttpApi({ db, ca, sessions, tls, logger });
  *   await app.listen({ host, port });
  */
-import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { timingSafeEqual } from 'node:crypto';
 import {
   CreateTokenRequest,
   EnrollRequest,
@@ -21,13 +20,17 @@ import {
 } from '../protocol/index.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
-import { findApiKeyBySha256, getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
-import { createEnrollmentToken, enrollWorker, sha256Hex, toTokenInfo } from './enrollment.js';
+import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
+import { createEnrollmentToken, enrollWorker, toTokenInfo } from './enrollment.js';
 import type { SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
-import { errorPayload, parseBody, toErrorBody } from './http-errors.js';
+import { errorPayload, parseBody, toErrorBody } from '../common/http-errors.js';
 import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
+import { registerPolicyRoutes } from './http-policy.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
+import { updateRoutes, updatesDir } from './http-updates.js';
+import { dirname } from 'node:path';
+import { apiKeyCheck } from './http-auth.js';
 
 export interface HttpApiOptions {
   db: Db;
@@ -62,7 +65,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const body = toErrorBody(err);
+    const body = toErrorBody(err, 'coordinator');
     if (body.status >= 500) req.log.error({ err }, 'request failed');
     void reply.status(body.status).send(body.payload);
   });
@@ -70,17 +73,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
   });
 
-  const requireApiKey = async (req: FastifyRequest) => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer (\S+)$/.exec(header);
-    if (!match) throw new GridError('GG_ERR_UNAUTHENTICATED', 'missing API key: send "Authorization: Bearer <key>"');
-    const row = await findApiKeyBySha256(db, sha256Hex(match[1]!));
-    // The lookup is by hash; compare again in constant time so a timing
-    // difference in the index cannot leak how much of a hash matched.
-    const expected = row ? Buffer.from(row.keySha256, 'hex') : Buffer.alloc(32);
-    const actual = Buffer.from(sha256Hex(match[1]!), 'hex');
-    if (!row || !timingSafeEqual(expected, actual)) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
-  };
+  const requireApiKey = apiKeyCheck(db);
 
   app.get('/healthz', async () => ({ ok: true, workersOnline: sessions.onlineCount }));
 
@@ -97,6 +90,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   // ---------------------------------------------------------------- models (API key, or a worker's client certificate to download)
   await app.register(modelRoutes, { dir: opts.modelsDir, requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
   await app.register(workerJobRoutes, { db, dispatcher: opts.dispatcher, isWorkerAllowed: activeWorkerCheck(db) });
+  // The data dir is the models dir's parent (models.ts); the update feed sits beside it.
+  await app.register(updateRoutes, { dir: updatesDir(dirname(opts.modelsDir)), requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
 
   // ---------------------------------------------------------------- admin
   app.register(async (admin) => {
@@ -129,6 +124,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     });
 
     registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
+    registerPolicyRoutes(admin, { db, sessions });
 
     admin.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req): Promise<TokenInfo> => {
       if (!(await revokeToken(db, req.params.id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no token ${req.params.id}`);

@@ -32,7 +32,7 @@ import {
 } from '../protocol/index.js';
 import type { WorkerView } from './scheduler.js';
 import type { Db } from './store/db.js';
-import { getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert } from './store/index.js';
+import { getPolicies, getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert } from './store/index.js';
 import type { CoordinatorCa } from './ca.js';
 
 export interface SessionTiming {
@@ -63,6 +63,8 @@ interface Session {
   lastHeartbeatAt: number;
   status: WorkerStatus;
   pausedReason: string | null;
+  /** An administrator paused it: no jobs whatever the worker reports (an older worker may not apply the pause itself). */
+  adminPaused: boolean;
   cachedModels: ReadonlySet<string>;
   load: Heartbeat['load'] | null;
   /** Jobs leased to this worker through this session: jobId → leaseId. */
@@ -70,7 +72,7 @@ interface Session {
 }
 
 /** A message about a job, from the worker that holds its lease (or claims to). */
-export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.result' }>;
+export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.result' | 'job.release' }>;
 
 export interface SessionEvents {
   online: [workerId: string];
@@ -203,8 +205,9 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       channel,
       hello,
       lastHeartbeatAt: Date.now(),
-      status: 'idle',
+      status: hello.status,
       pausedReason: online.pausedReason,
+      adminPaused: false,
       cachedModels: new Set(hello.cachedModels),
       load: null,
       leases: new Map(),
@@ -215,13 +218,17 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       log.warn({ workerId, old: previous.peer.remoteAddress, new: peer.remoteAddress }, 'same worker connected twice; the newest connection wins');
       void this.closeSession(previous, 'GG_ERR_SESSION_REPLACED', `another connection (${peer.remoteAddress}) presented this worker's certificate`);
     }
+    const adminPolicy = (await getPolicies(this.opts.db, workerId))?.effective ?? {};
+    session.adminPaused = adminPolicy.paused === true;
     await send(channel, {
       type: 'welcome',
       protocolVersion: PROTOCOL_VERSION,
       workerId,
       heartbeatIntervalSecs: this.opts.timing.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: this.opts.timing.heartbeatTimeoutSecs,
+      adminPolicy,
     });
+    await this.updateStatus(session, hello.status, hello.pausedReason);
     log.info({ workerId, name: hello.name, remote: peer.remoteAddress }, 'worker online');
     this.emit('online', workerId);
     await this.maybeRenewCert(session, certDer);
@@ -246,17 +253,47 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   private async onHeartbeat(session: Session, hb: Heartbeat): Promise<void> {
     session.lastHeartbeatAt = Date.now();
     this.pendingLastSeen.set(session.workerId, new Date(session.lastHeartbeatAt));
-    const reason = hb.status === 'paused' ? (hb.pausedReason ?? 'Paused') : null;
     const statusChanged = hb.status !== session.status;
-    session.status = hb.status;
     session.load = hb.load;
     if (hb.cachedModels) session.cachedModels = new Set(hb.cachedModels);
-    if (reason !== session.pausedReason) {
-      session.pausedReason = reason;
-      await setPausedReason(this.opts.db, session.workerId, reason);
-    }
+    await this.updateStatus(session, hb.status, hb.pausedReason);
     this.emit('heartbeat', session.workerId, hb);
     if (statusChanged || hb.cachedModels) this.emit('capacity', session.workerId);
+  }
+
+  /** The worker's own account of whether it takes jobs; the reason is stored for `gogrid workers`. */
+  private async updateStatus(session: Session, status: WorkerStatus, pausedReason: string | null): Promise<void> {
+    session.status = status;
+    const reason = status === 'paused' || status === 'draining' ? (pausedReason ?? (status === 'paused' ? 'Paused' : 'Finishing')) : null;
+    if (reason === session.pausedReason) return;
+    session.pausedReason = reason;
+    await setPausedReason(this.opts.db, session.workerId, reason);
+  }
+
+  /**
+   * Sends the administrator's current override to the worker, or to every
+   * worker connected here. Workers connected to other instances get it at
+   * their next connect.
+   */
+  async pushPolicy(workerId?: string): Promise<number> {
+    const targets = workerId === undefined ? [...this.sessions.values()] : [this.sessions.get(workerId)].filter((s) => s !== undefined);
+    let sent = 0;
+    for (const session of targets) {
+      const policies = await getPolicies(this.opts.db, session.workerId);
+      if (!policies) continue;
+      const adminPaused = policies.effective.paused === true;
+      if (adminPaused !== session.adminPaused) {
+        session.adminPaused = adminPaused;
+        this.emit('capacity', session.workerId);
+      }
+      try {
+        await send(session.channel, { type: 'worker.policy', adminPolicy: policies.effective });
+        sent++;
+      } catch (e) {
+        this.opts.logger.warn({ err: e, workerId: session.workerId }, 'could not send worker.policy');
+      }
+    }
+    return sent;
   }
 
   // ---------------------------------------------------------------- the dispatcher's view
@@ -270,7 +307,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       labels: s.hello.capabilities.labels,
       slots: s.hello.capabilities.slots,
       running: s.leases.size,
-      paused: s.status === 'paused' || s.status === 'draining',
+      paused: s.adminPaused || s.status === 'paused' || s.status === 'draining',
       cachedModels: s.cachedModels,
       cpuLoad: s.load?.cpu ?? null,
       freeMemoryBytes: s.load?.freeMemoryBytes ?? null,

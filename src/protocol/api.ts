@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { HardwareReport, JobRequirements, ModelRef } from './messages.js';
+import { AdminOverride } from './policy.js';
 import { TOKEN_ID_PATTERN, TOKEN_SECRET_PATTERN } from './token.js';
 
 const isoDate = z.iso.datetime();
@@ -96,6 +97,17 @@ export const SubmitJobRequest = z.object({
   priority: z.number().int().min(-1000).max(1000).default(0),
 });
 
+/** The most jobs one `POST /v1/jobs` may carry in `{ jobs: [...] }`. */
+export const MAX_SUBMIT_BATCH = 1000;
+
+/**
+ * `POST /v1/jobs` with several jobs: queued together (all or none, in one
+ * statement), in the order given; a bad job fails the request naming its
+ * index (`jobs.3.model.sha256: …`). The whole body has the same size limit
+ * as a single submit, so large inputs go one job per request.
+ */
+export const SubmitJobsRequest = z.object({ jobs: z.array(SubmitJobRequest).min(1).max(MAX_SUBMIT_BATCH) });
+
 export const JobError = z.object({ code: z.string(), message: z.string() });
 
 export const JobEvent = z.object({
@@ -130,6 +142,8 @@ export const JobInfo = z.object({
   events: z.array(JobEvent).optional(),
 });
 export const JobList = z.array(JobInfo);
+/** The answer to a batch submit: the jobs in the order submitted. */
+export const SubmitJobsResponse = z.object({ jobs: JobList });
 
 // ---------------------------------------------------------------- models
 
@@ -151,6 +165,8 @@ export const MODEL_SHA256_HEADER = 'x-gogrid-sha256';
 export type ApiErrorBody = z.infer<typeof ApiErrorBody>;
 export type JobState = z.infer<typeof JobState>;
 export type SubmitJobRequest = z.infer<typeof SubmitJobRequest>;
+export type SubmitJobsRequest = z.infer<typeof SubmitJobsRequest>;
+export type SubmitJobsResponse = z.infer<typeof SubmitJobsResponse>;
 export type JobError = z.infer<typeof JobError>;
 export type JobEvent = z.infer<typeof JobEvent>;
 export type JobInfo = z.infer<typeof JobInfo>;
@@ -163,3 +179,18 @@ export type TokenInfo = z.infer<typeof TokenInfo>;
 export type CreatedToken = z.infer<typeof CreatedToken>;
 export type WorkerState = z.infer<typeof WorkerState>;
 export type WorkerInfo = z.infer<typeof WorkerInfo>;
+
+// ---------------------------------------------------------------- administrators' policy overrides
+
+/** GET/PUT/DELETE /v1/workers/:id/policy: the worker's own override, the fleet's, and the one it applies. */
+export const WorkerPolicyResponse = z.object({
+  workerId: z.string(),
+  worker: AdminOverride.nullable(),
+  fleet: AdminOverride.nullable(),
+  effective: AdminOverride,
+});
+export type WorkerPolicyResponse = z.infer<typeof WorkerPolicyResponse>;
+
+/** GET/PUT/DELETE /v1/policy: the override for every worker without its own. */
+export const FleetPolicyResponse = z.object({ fleet: AdminOverride.nullable() });
+export type FleetPolicyResponse = z.infer<typeof FleetPolicyResponse>;

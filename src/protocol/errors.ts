@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   GG_ERR_MODEL_HASH_MISMATCH: { status: 502, retryable: true, summary: 'Downloaded model bytes do not hash to the sha256 they were requested by; the file was discarded, never used.' },
   GG_ERR_BAD_REQUEST: { status: 400, retryable: false, summary: 'An API request body or parameter is invalid.' },
   GG_ERR_NOT_FOUND: { status: 404, retryable: false, summary: 'The named worker, token or resource does not exist.' },
+  GG_ERR_HOST_REFUSED: { status: 403, retryable: false, summary: "A request to the worker's loopback control endpoint named another Host or Origin (DNS rebinding or a cross-site page); it was refused." },
+  GG_ERR_WORKER_NOT_RUNNING: { status: 503, retryable: true, summary: 'No worker is running with that data dir (no control.json there, or its process is gone).' },
   GG_ERR_INTERNAL: { status: 500, retryable: true, summary: 'A bug: an invariant broke. The log has the details.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

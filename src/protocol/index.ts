@@ -4,3 +4,5 @@ export * from './frame.js';
 export * from './messages.js';
 export * from './token.js';
 export * from './tensor.js';
+export * from './policy.js';
+export * from './control.js';

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { GridError } from './errors.js';
+import { AdminOverride } from './policy.js';
 
 /** Bumped on any incompatible change to the messages below. */
 export const PROTOCOL_VERSION = 1;
@@ -108,6 +109,9 @@ export const Hello = z.object({
   appVersion: z.string().max(64),
   hardware: HardwareReport,
   cachedModels: z.array(sha256Hex).max(10_000).default([]),
+  /** The worker's state as it connects, so a worker paused by its owner gets no job before its first heartbeat. */
+  status: WorkerStatus.default('idle'),
+  pausedReason: z.string().max(500).nullable().default(null),
   capabilities: z.object({
     executors: z.array(z.string().max(32)).max(32),
     slots: z.number().int().min(0).max(256),
@@ -139,6 +143,14 @@ export const JobProgress = z.object({
   message: z.string().max(1000).optional(),
 });
 
+/**
+ * The worker gives a job back before finishing it (its owner needs the
+ * machine, it is quitting): the coordinator requeues the job at once instead
+ * of waiting for the lease to expire, and the attempt does not count against
+ * max attempts, since the job did nothing wrong.
+ */
+export const JobRelease = z.object({ type: z.literal('job.release'), jobId: id, leaseId: id, reason: z.string().max(500) });
+
 export const JobInputResponse = z.object({ input: z.unknown() });
 
 export const JobResult = z.object({
@@ -162,8 +174,8 @@ export const Welcome = z.object({
   workerId: id,
   heartbeatIntervalSecs: z.number().positive(),
   heartbeatTimeoutSecs: z.number().positive(),
-  /** Set when an administrator paused this worker; it stays paused across reconnects. */
-  pausedByAdmin: z.boolean().default(false),
+  /** The administrator's pause, preset or limits for this worker; it applies across reconnects. */
+  adminPolicy: AdminOverride.default({}),
 });
 
 export const JobAssign = z.object({
@@ -175,8 +187,8 @@ export const JobAssign = z.object({
 });
 
 export const JobCancel = z.object({ type: z.literal('job.cancel'), jobId: id, leaseId: id, reason: z.string().max(1000) });
-export const WorkerPause = z.object({ type: z.literal('worker.pause'), reason: z.string().max(500) });
-export const WorkerResume = z.object({ type: z.literal('worker.resume') });
+/** The administrator changed this worker's override (pause, preset, limits); replaces the one from `welcome`. */
+export const WorkerPolicy = z.object({ type: z.literal('worker.policy'), adminPolicy: AdminOverride });
 /** Finish running jobs, take no new ones. */
 export const WorkerDrain = z.object({ type: z.literal('worker.drain') });
 /** A fresh client certificate for the worker's existing key pair (the private key never leaves the worker). */
@@ -193,13 +205,12 @@ export const ErrorFrame = z.object({
   fatal: z.boolean(),
 });
 
-export const WorkerMessage = z.discriminatedUnion('type', [Hello, Heartbeat, JobProgress, JobResult, ErrorFrame]);
+export const WorkerMessage = z.discriminatedUnion('type', [Hello, Heartbeat, JobProgress, JobResult, JobRelease, ErrorFrame]);
 export const CoordinatorMessage = z.discriminatedUnion('type', [
   Welcome,
   JobAssign,
   JobCancel,
-  WorkerPause,
-  WorkerResume,
+  WorkerPolicy,
   WorkerDrain,
   CertRenew,
   ErrorFrame,
@@ -216,6 +227,7 @@ export type Hello = z.infer<typeof Hello>;
 export type Heartbeat = z.infer<typeof Heartbeat>;
 export type Welcome = z.infer<typeof Welcome>;
 export type JobResult = z.infer<typeof JobResult>;
+export type JobRelease = z.infer<typeof JobRelease>;
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;

@@ -15,7 +15,7 @@ export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
 
 export interface HttpsRequest {
   url: string;
-  method?: 'GET' | 'POST' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** JSON, or a raw byte stream sent as application/octet-stream (uploads). */
   body?: unknown;
   /** Byte length of a stream body, when known (sent as content-length). */

@@ -12,7 +12,7 @@ import { GridError, isGridError, ModelInfo, ModelList } from '../../src/protocol
 import { addModelFromStream, getModelInfo, listModels, ModelTooLargeError, prepareModelDir } from '../../src/coordinator/models.js';
 import { modelRoutes } from '../../src/coordinator/http-models.js';
 import { parseRange } from '../../src/coordinator/http-range.js';
-import { toErrorBody } from '../../src/coordinator/http-errors.js';
+import { toErrorBody } from '../../src/common/http-errors.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { rawRequest, type RawRequest } from '../helpers/https-raw.js';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
@@ -120,7 +120,7 @@ describe('model routes over HTTPS', () => {
     // The same TLS settings as buildHttpApi: a client certificate is asked for, not demanded.
     app = Fastify({ https: { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' } });
     app.setErrorHandler((err, _req, reply) => {
-      const body = toErrorBody(err);
+      const body = toErrorBody(err, 'coordinator');
       void reply.status(body.status).send(body.payload);
     });
     const requireApiKey = async (r: FastifyRequest) => {

@@ -37,7 +37,7 @@ export async function removeTempDirs(): Promise<void> {
 export interface TestCoordinator extends Coordinator {
   dataDir: string;
   adminKey: string;
-  api<T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  api<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
   createToken(opts?: { ttlSecs?: number; maxUses?: number }): Promise<string>;
   /** Stores a model file through the API; returns its sha256. */
   addModel(file: string): Promise<string>;
@@ -63,7 +63,7 @@ export async function startTestCoordinator(
     timing: { helloTimeoutMs: 2000, ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}) },
   });
   const adminKey = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
-  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
+  const api = <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown) =>
     requestJson({ url: `${c.apiUrl}${path}`, method, body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${adminKey}` }, timeoutMs: 60_000 }) as Promise<T>;
   return Object.assign(c, {
     dataDir,

@@ -15,3 +15,4 @@ export * from './workers.js';
 export * from './tokens.js';
 export * from './apiKeys.js';
 export * from './jobs.js';
+export * from './policies.js';

@@ -111,6 +111,20 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "administrators' policy overrides",
+    up: `
+      -- An administrator's pause, preset or limits for one worker; null = none (the fleet's applies).
+      ALTER TABLE workers ADD COLUMN admin_policy jsonb;
+      -- The same for every worker without one of its own: a single row.
+      CREATE TABLE fleet_policy (
+        id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+        admin_policy jsonb NOT NULL,
+        updated_at   timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.

@@ -9,8 +9,9 @@
  *   wallClock(now.epochMs, now.timeZone);                     // { weekday: 0 (mon), minutesOfDay: 1140, day: 20157 }
  */
 
-export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
-export type Weekday = (typeof WEEKDAYS)[number];
+import { WEEKDAYS, type Weekday } from '../../protocol/policy.js';
+
+export { WEEKDAYS, type Weekday };
 
 const WEEKDAY_LABELS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] as const;
 const MS_PER_DAY = 86_400_000;
@@ -33,9 +34,23 @@ export interface WallClock {
 }
 
 /** `now` for `decide`: the system clock and zone unless given. Throws RangeError for an unknown zone. */
-export function policyNow(date: Date = new Date(), timeZone: string = Intl.DateTimeFormat().resolvedOptions().timeZone): PolicyNow {
+export function policyNow(date: Date = new Date(), timeZone: string = systemTimeZone(date.getTime())): PolicyNow {
   formatter(timeZone);
   return { epochMs: date.getTime(), timeZone };
+}
+
+let systemZone: { zone: string; untilMs: number } | null = null;
+
+/**
+ * The machine's zone, looked up again each minute: asking builds an
+ * Intl.DateTimeFormat (tens of µs, twice a second for the life of the
+ * worker), and a laptop that travels changes zone rarely.
+ */
+function systemTimeZone(nowMs: number): string {
+  if (systemZone === null || nowMs >= systemZone.untilMs || nowMs < systemZone.untilMs - 60_000) {
+    systemZone = { zone: Intl.DateTimeFormat().resolvedOptions().timeZone, untilMs: nowMs + 60_000 };
+  }
+  return systemZone.zone;
 }
 
 // Building an Intl.DateTimeFormat costs tens of microseconds and decide runs
@@ -60,7 +75,19 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
+/** The last reading per zone: every zone's offset is whole minutes, so one minute reads the same throughout. */
+const lastReading = new Map<string, { minute: number; clock: WallClock }>();
+
 export function wallClock(epochMs: number, timeZone: string): WallClock {
+  const minute = Math.floor(epochMs / 60_000);
+  const last = lastReading.get(timeZone);
+  if (last?.minute === minute) return last.clock;
+  const clock = readWallClock(epochMs, timeZone);
+  lastReading.set(timeZone, { minute, clock });
+  return clock;
+}
+
+function readWallClock(epochMs: number, timeZone: string): WallClock {
   const parts: Record<string, number> = {};
   for (const p of formatter(timeZone).formatToParts(epochMs)) {
     if (p.type !== 'literal') parts[p.type] = Number(p.value);

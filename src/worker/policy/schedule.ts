@@ -7,24 +7,10 @@
  *   const windows = compileSchedule([{ days: ['mon', 'tue'], from: '19:00', to: '07:00' }]);
  *   inSchedule(windows, wallClock(now.epochMs, now.timeZone)); // true on Tuesday 06:59, false at 07:00
  */
-import { z } from 'zod';
+import { ScheduleWindow } from '../../protocol/policy.js';
 import { formatMinutes, MINUTES_PER_DAY, WEEKDAYS, weekdayLabel, type WallClock } from './clock.js';
 
-const HH_MM = /^([01]\d|2[0-3]):[0-5]\d$/;
-const HH_MM_OR_24 = /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/;
-
-export const ScheduleWindow = z
-  .strictObject({
-    /** The days the window opens on. */
-    days: z.array(z.enum(WEEKDAYS)).min(1).max(7),
-    /** Opening time, inclusive. */
-    from: z.string().regex(HH_MM, 'expected a time "HH:MM" from 00:00 to 23:59'),
-    /** Closing time, exclusive; earlier than `from` closes on the next day; "24:00" is midnight at the end of the day. */
-    to: z.string().regex(HH_MM_OR_24, 'expected a time "HH:MM" from 00:00 to 24:00'),
-  })
-  // Equal times could mean "never" or "all day"; neither reading is obvious, so ask for 00:00–24:00.
-  .refine((w) => w.from !== w.to, { message: 'from and to are equal; for a whole day write from "00:00" to "24:00"', path: ['to'] });
-export type ScheduleWindow = z.infer<typeof ScheduleWindow>;
+export { ScheduleWindow };
 
 export interface CompiledWindow {
   /** Indexed by weekday (0 = Monday): whether the window opens that day. */

@@ -7,62 +7,20 @@
  *   const policy = compilePolicy({ preset: 'custom', runOnBattery: true, minBatteryPercent: 30 });
  *   const policy = compilePolicy({ preset: 'desktop' }, { limits: { maxCores: 2 } }); // from the coordinator
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { GridError } from '../../protocol/errors.js';
-import { compileSchedule, ScheduleWindow, type CompiledWindow } from './schedule.js';
+import {
+  AdminOverride,
+  CustomSettings,
+  DedicatedSettings,
+  DesktopSettings,
+  GpuUse,
+  PolicySettings,
+  type PresetName,
+} from '../../protocol/policy.js';
+import { compileSchedule, type CompiledWindow, type ScheduleWindow } from './schedule.js';
 
-const limitFields = {
-  /** Most CPU cores a job may use (its runtime's thread count); null: all of them. @default null */
-  maxCores: z.int().min(1).max(1024).nullable().optional(),
-  /** Most jobs at once. @default 1 */
-  slots: z.int().min(1).max(256).optional(),
-};
-
-/** `away`: only while you are away (idle or screen locked); `always`: also while you use the computer. */
-export const GpuUse = z.enum(['away', 'always', 'never']);
-export type GpuUse = z.infer<typeof GpuUse>;
-
-/** Start after 5 min without input, stop at once on input, never on battery, pause above 50 % CPU from other programs, GPU only while away. The default on a desktop. */
-export const DesktopSettings = z.strictObject({ preset: z.literal('desktop'), ...limitFields });
-
-/** Always run: a server or a machine given to the grid. The default headless. */
-export const DedicatedSettings = z.strictObject({ preset: z.literal('dedicated'), ...limitFields });
-
-export const CustomSettings = z.strictObject({
-  preset: z.literal('custom'),
-  /** Minutes without input (or a locked screen) before you count as away. @default 5 */
-  idleMinutes: z.int().min(1).max(1440).optional(),
-  /** Run while you use the computer, too; the GPU still waits unless `gpu` is `always`. @default false */
-  runWhileInUse: z.boolean().optional(),
-  /** Run on battery power. @default false */
-  runOnBattery: z.boolean().optional(),
-  /** On battery: pause below this charge, and stay paused until the charger is connected. @default 50 */
-  minBatteryPercent: z.int().min(0).max(100).optional(),
-  /** Pause while other programs use more than this share of the CPU; null: ignore their load. @default 50 */
-  cpuThresholdPercent: z.int().min(1).max(100).nullable().optional(),
-  /** Weekly windows in which the worker may run; empty: any time. @default [] */
-  schedule: z.array(ScheduleWindow).max(64).optional(),
-  /** When jobs may use the GPU. @default 'away' */
-  gpu: GpuUse.optional(),
-  ...limitFields,
-});
-
-export const PolicySettings = z.discriminatedUnion('preset', [DesktopSettings, DedicatedSettings, CustomSettings]);
-export type PolicySettings = z.infer<typeof PolicySettings>;
-export type PresetName = PolicySettings['preset'];
-
-/** What an administrator pushes from the coordinator, for one worker or all; shown to the owner as such. */
-export const AdminOverride = z.strictObject({
-  /** Paused by the administrator; the owner cannot resume. @default false */
-  paused: z.boolean().optional(),
-  /** Shown after "Paused by the administrator". */
-  message: z.string().trim().min(1).max(200).optional(),
-  /** Replaces the owner's settings entirely. */
-  settings: PolicySettings.optional(),
-  /** Ceilings on whichever settings apply; the owner may still choose less. */
-  limits: z.strictObject(limitFields).optional(),
-});
-export type AdminOverride = z.infer<typeof AdminOverride>;
+export { AdminOverride, CustomSettings, DedicatedSettings, DesktopSettings, GpuUse, PolicySettings, type PresetName };
 
 interface Rules {
   idleMinutes: number;

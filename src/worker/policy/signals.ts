@@ -7,19 +7,9 @@
  *   const signals: Signals = { ...UNKNOWN_SIGNALS, idleSeconds: powerMonitor.getSystemIdleTime(), onBattery: false };
  */
 import { z } from 'zod';
+import { UserControl } from '../../protocol/policy.js';
 
-/** The owner's own pause controls (tray, status window, `gogrid worker pause|resume|snooze|finish`). */
-export const UserControl = z.discriminatedUnion('state', [
-  /** No pause requested: the rules decide. */
-  z.strictObject({ state: z.literal('active') }),
-  /** "Pause" until "Resume". */
-  z.strictObject({ state: z.literal('paused') }),
-  /** Paused until `untilMs` (epoch ms), then the rules decide again; nothing needs to clear it. */
-  z.strictObject({ state: z.literal('snoozed'), untilMs: z.number().finite() }),
-  /** Folding@home's "finish": let the running job end, take no new one, then stay paused. */
-  z.strictObject({ state: z.literal('finishing') }),
-]);
-export type UserControl = z.infer<typeof UserControl>;
+export { UserControl };
 
 export const Signals = z.strictObject({
   /** Seconds since the last keyboard or pointer input; null where no idle source works (Wayland, headless). */

@@ -1,0 +1,35 @@
+/**
+ * How GoGrid's HTTP endpoints (the coordinator's API, the worker's local
+ * control endpoint) and the desktop app's IPC read bodies and report
+ * failures: every body parsed with a shared schema, every failure
+ * `{ error: { code, message } }` with the GG_ERR code's HTTP status.
+ *
+ *   const action = parseBody(ControlAction, req.body);  // throws GG_ERR_BAD_REQUEST "minutes: Too big…"
+ *   reply.status(toErrorBody(err, 'worker').status)
+ */
+import type { z } from 'zod';
+import { GridError, isGridError, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
+
+/** Parses `value` or throws GG_ERR_BAD_REQUEST naming the first bad field (under `prefix`, if given). */
+export function parseBody<T extends z.ZodType>(schema: T, value: unknown, prefix?: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = [...(prefix ? [prefix] : []), ...(issue?.path ?? []).map(String)];
+  throw new GridError('GG_ERR_BAD_REQUEST', `${path.length ? path.join('.') : '(body)'}: ${issue?.message ?? 'invalid'}`);
+}
+
+export function errorPayload(code: ErrorCode, message: string): ApiErrorBody {
+  return { error: { code, message } };
+}
+
+/** `side` names whose log holds the details of an internal error. */
+export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { status: number; payload: ApiErrorBody } {
+  if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
+  const statusCode = (err as { statusCode?: unknown }).statusCode;
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    // fastify's own client errors: bad JSON, body too large, wrong content type.
+    return { status: statusCode, payload: errorPayload('GG_ERR_BAD_REQUEST', (err as Error).message) };
+  }
+  return { status: 500, payload: errorPayload('GG_ERR_INTERNAL', `internal error; see the ${side} log`) };
+}
