@@ -1,19 +1,25 @@
 /**
  * Runs the jobs the coordinator assigns, within the worker's slots: fetch the
  * model (verified, cached), run it in a job process, report progress and the
- * result with the lease id it came with.
+ * result with the lease id it came with; step aside when the machine's owner
+ * needs it (issue #5).
  *
  *   const runner = new JobRunner({ slots: 1, threads: 2, models: cache, run: runJob, canRun, logger });
  *   runner.attach(send);           // the current connection; detach() when it drops
  *   runner.accept(assignMessage);  // from job.assign
  *   runner.cancel(jobId);          // from job.cancel
  *   heartbeat.runningJobs = runner.running();
+ *   if (!runner.suspend()) await runner.handBack('You are using this computer');  // Windows cannot suspend
+ *   runner.resume();               // the owner left: the stopped jobs go on
+ *   await runner.handBack(reason); // paused past the grace: job.release for each, requeued at once
+ *   window.jobs.running = runner.views();  runner.on('finished', count);
  *
  * A job whose connection dropped is stopped, not finished: the coordinator
  * has already put it back in the queue, so its result would be refused.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { RunningJobView } from '../protocol/control.js';
 import {
   ERROR_CODES,
   GridError,
@@ -25,11 +31,11 @@ import {
   type RunningJob,
   type WorkerMessageInput,
 } from '../protocol/index.js';
-import type { RunJobOptions } from './executors/index.js';
+import { Suspension, type RunJobOptions } from './executors/index.js';
 
 export interface JobRunnerOptions {
   slots: number;
-  /** Runtime threads per job. */
+  /** Runtime threads per job; `setThreads` changes it for jobs that start later. */
   threads: number;
   models: { acquire(ref: ModelRef, signal?: AbortSignal): Promise<{ path: string; release(): void }> };
   run(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown>;
@@ -40,26 +46,55 @@ export interface JobRunnerOptions {
     postResult(msg: Extract<WorkerMessageInput, { type: 'job.result' }>): Promise<void>;
   };
   logger: Logger;
+  /**
+   * The OS the job processes run on. Only whether it can stop a process
+   * matters: Windows has no SIGSTOP, so there `suspend()` says no and the
+   * caller hands the jobs back instead.
+   * @default process.platform
+   */
+  platform?: NodeJS.Platform;
+}
+
+/** A job that ended with a result (sent, or a refusal on arrival): the status window's counts and last error. */
+export interface JobFinished {
+  jobId: string;
+  ok: boolean;
+  /** The failure's message; null on success. */
+  error: string | null;
+  at: Date;
 }
 
 interface Running {
   leaseId: string;
+  kind: string;
+  modelName: string;
+  startedAt: Date;
   progress: number | null;
   controller: AbortController;
   done: Promise<void>;
+  /** Set by handBack: the reason its job.release carries, unless the job ends on its own first. */
+  handBack?: string;
 }
 
 type Send = (msg: WorkerMessageInput) => Promise<void>;
+type ResultMessage = Extract<WorkerMessageInput, { type: 'job.result' }>;
 
 /** At most this often a job's progress goes over the wire; heartbeats carry the latest anyway. */
 const PROGRESS_EVERY_MS = 250;
+/** JobRelease.reason's limit. */
+const MAX_REASON = 500;
 
-export class JobRunner extends EventEmitter<{ changed: [] }> {
+export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinished] }> {
   private readonly jobs = new Map<string, Running>();
+  private readonly suspension = new Suspension();
+  private readonly platform: NodeJS.Platform;
+  private threads: number;
   private send: Send | null = null;
 
   constructor(private readonly opts: JobRunnerOptions) {
     super();
+    this.platform = opts.platform ?? process.platform;
+    this.threads = opts.threads;
   }
 
   attach(send: Send): void {
@@ -76,14 +111,77 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
     return this.jobs.size;
   }
 
+  /** Jobs are held where they are: processes stopped, timeouts paused, new jobs waiting. */
+  get suspended(): boolean {
+    return this.suspension.suspended;
+  }
+
   running(): RunningJob[] {
     return [...this.jobs].map(([jobId, r]) => ({ jobId, leaseId: r.leaseId, progress: r.progress }));
+  }
+
+  /** The running jobs as the status window shows them; one waiting for its process counts as suspended with the rest. */
+  views(): RunningJobView[] {
+    return [...this.jobs].map(([jobId, r]) => ({
+      jobId,
+      kind: r.kind,
+      modelName: r.modelName,
+      progress: r.progress,
+      startedAt: r.startedAt.toISOString(),
+      suspended: this.suspension.suspended,
+    }));
+  }
+
+  /**
+   * Stops every job's process where it is (SIGSTOP) and its timeout clock,
+   * for a pause expected to be short. A job assigned meanwhile is accepted
+   * and waits without a process, rather than refused: a refusal is a failed
+   * attempt that counts against the job's max attempts, while a waiting job
+   * either runs here on resume or goes back uncounted with handBack. Returns
+   * false, changing nothing, where the OS cannot stop a process (Windows).
+   */
+  suspend(): boolean {
+    if (this.platform === 'win32') return false;
+    if (this.suspension.suspended) return true;
+    this.suspension.set(true);
+    this.emit('changed');
+    return true;
+  }
+
+  /** Lets the stopped jobs go on; each gets the rest of its timeout. */
+  resume(): void {
+    if (!this.suspension.suspended) return;
+    this.suspension.set(false);
+    this.emit('changed');
+  }
+
+  /**
+   * Gives every job back: its process is killed (a stopped one too) and
+   * `job.release` goes instead of a result, so the coordinator requeues it at
+   * once without counting the attempt. A job that ends on its own meanwhile
+   * sends its result instead: exactly one of the two per lease. Resolves once
+   * every process is gone and every message has been handed to the
+   * connection. Leaves `suspended` as it was.
+   */
+  async handBack(reason: string): Promise<void> {
+    const all = [...this.jobs.values()].filter((r) => !r.controller.signal.aborted);
+    for (const r of all) {
+      r.handBack = reason.slice(0, MAX_REASON);
+      r.controller.abort(new GridError('GG_ERR_JOB_CANCELED', `handed back: ${reason}`));
+    }
+    await Promise.all(all.map((r) => r.done));
+  }
+
+  /** The owner's (or administrator's) core limit: jobs that start from now on get `threads` runtime threads. */
+  setThreads(threads: number): void {
+    if (!Number.isInteger(threads) || threads < 1) throw new GridError('GG_ERR_CONFIG_INVALID', `threads must be a whole number ≥ 1, not ${threads}`);
+    this.threads = threads;
   }
 
   accept(assign: { job: JobSpec; leaseId: string }): void {
     const { job, leaseId } = assign;
     const refuse = (code: ErrorCode, message: string, retryable: boolean) =>
-      this.report({ type: 'job.result', jobId: job.jobId, leaseId, outcome: { ok: false, error: { code, message, retryable } } });
+      void this.sendResult({ type: 'job.result', jobId: job.jobId, leaseId, outcome: { ok: false, error: { code, message, retryable } } });
     if (this.jobs.has(job.jobId)) return;
     if (this.jobs.size >= this.opts.slots) {
       refuse('GG_ERR_WORKER_BUSY', `all ${this.opts.slots} slots are busy`, true);
@@ -94,7 +192,15 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
       return;
     }
     const controller = new AbortController();
-    const entry: Running = { leaseId, progress: 0, controller, done: Promise.resolve() };
+    const entry: Running = {
+      leaseId,
+      kind: job.kind,
+      modelName: job.model.name,
+      startedAt: new Date(),
+      progress: 0,
+      controller,
+      done: Promise.resolve(),
+    };
     this.jobs.set(job.jobId, entry);
     entry.done = this.execute(job, entry).finally(() => {
       this.jobs.delete(job.jobId);
@@ -117,6 +223,7 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
 
   private async execute(job: JobSpec, entry: Running): Promise<void> {
     const { jobId } = job;
+    const { signal } = entry.controller;
     const log = this.opts.logger.child({ jobId, attempt: job.attempt });
     let lastSent = 0;
     const progress = (p: number, message?: string, force = false) => {
@@ -124,7 +231,7 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
       const now = Date.now();
       if (!force && now - lastSent < PROGRESS_EVERY_MS) return;
       lastSent = now;
-      this.report({ type: 'job.progress', jobId, leaseId: entry.leaseId, progress: p, ...(message ? { message } : {}) });
+      void this.report({ type: 'job.progress', jobId, leaseId: entry.leaseId, progress: p, ...(message ? { message } : {}) });
     };
     // One message marks the job running; a model download shows up later as
     // the time between this and the first executor progress.
@@ -132,26 +239,36 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
-      model = await this.opts.models.acquire(job.model, entry.controller.signal);
+      model = await this.opts.models.acquire(job.model, signal);
       const output = await this.opts.run(job.kind, { ...job, input, inputByReference: false }, {
         modelPath: model.path,
-        threads: this.opts.threads,
+        threads: this.threads,
         timeoutMs: job.timeoutMs,
-        signal: entry.controller.signal,
+        signal,
         onProgress: (p, message) => progress(p, message),
+        suspension: this.suspension,
       });
       log.info('job succeeded');
       const result = { type: 'job.result' as const, jobId, leaseId: entry.leaseId, outcome: { ok: true as const, output } };
-      if (Buffer.byteLength(JSON.stringify(output)) <= MAX_INLINE_PAYLOAD_BYTES) this.report(result);
+      if (Buffer.byteLength(JSON.stringify(output)) <= MAX_INLINE_PAYLOAD_BYTES) await this.sendResult(result);
       else await this.postLarge(result);
     } catch (e) {
-      if (entry.controller.signal.aborted) {
-        log.info('job stopped');
-        return;
+      if (signal.aborted) {
+        // Canceled, or the connection dropped: the lease is gone, nothing to send.
+        if (entry.handBack === undefined) {
+          log.info('job stopped');
+          return;
+        }
+        if (e === signal.reason || isGridError(e, 'GG_ERR_JOB_CANCELED')) {
+          log.info(`job handed back: ${entry.handBack}`);
+          await this.report({ type: 'job.release', jobId, leaseId: entry.leaseId, reason: entry.handBack });
+          return;
+        }
+        // It failed on its own (a timeout, a crash) before the hand-back reached it: that is its result.
       }
       const err = isGridError(e) ? e : new GridError('GG_ERR_INTERNAL', e instanceof Error ? e.message : String(e));
       log.warn({ code: err.code }, `job failed: ${err.message}`);
-      this.report({
+      await this.sendResult({
         type: 'job.result',
         jobId,
         leaseId: entry.leaseId,
@@ -163,13 +280,14 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
   }
 
   /** A result too large for a frame, over HTTPS; one that cannot be sent is reported as a failure the coordinator can show. */
-  private async postLarge(result: Extract<WorkerMessageInput, { type: 'job.result' }>): Promise<void> {
+  private async postLarge(result: ResultMessage): Promise<void> {
     try {
       await this.opts.transfer.postResult(result);
+      this.finished(result);
     } catch (e) {
       const err = isGridError(e) ? e : new GridError('GG_ERR_INTERNAL', String(e));
       if (err.code === 'GG_ERR_JOB_LEASE_STALE') return;
-      this.report({
+      await this.sendResult({
         type: 'job.result',
         jobId: result.jobId,
         leaseId: result.leaseId,
@@ -178,21 +296,38 @@ export class JobRunner extends EventEmitter<{ changed: [] }> {
     }
   }
 
-  /** Sends on the current connection; a result too large for a frame becomes a failure the coordinator can show. */
-  private report(msg: WorkerMessageInput): void {
+  /** Sends a result on the current connection, then tells `finished`; one too large for a frame goes as a failure the coordinator can show. */
+  private async sendResult(result: ResultMessage): Promise<void> {
     const send = this.send;
-    if (!send) return;
-    send(msg).catch((e: unknown) => {
-      if (isGridError(e, 'GG_ERR_FRAME_TOO_LARGE') && msg.type === 'job.result') {
-        void send({
+    let sent = result;
+    try {
+      await send?.(result);
+    } catch (e) {
+      if (!isGridError(e, 'GG_ERR_FRAME_TOO_LARGE')) {
+        this.opts.logger.debug({ err: e, type: result.type }, 'could not send to the coordinator');
+      } else {
+        sent = {
           type: 'job.result',
-          jobId: msg.jobId,
-          leaseId: msg.leaseId,
+          jobId: result.jobId,
+          leaseId: result.leaseId,
           outcome: { ok: false, error: { code: 'GG_ERR_FRAME_TOO_LARGE', message: `the output is too large to send inline: ${e.message}`, retryable: false } },
-        }).catch(() => undefined);
-        return;
+        };
+        await this.report(sent);
       }
+    }
+    this.finished(sent);
+  }
+
+  private finished({ jobId, outcome }: ResultMessage): void {
+    this.emit('finished', { jobId, ok: outcome.ok, error: outcome.ok ? null : outcome.error.message, at: new Date() });
+  }
+
+  /** Sends on the current connection, if any; never rejects. */
+  private async report(msg: WorkerMessageInput): Promise<void> {
+    try {
+      await this.send?.(msg);
+    } catch (e) {
       this.opts.logger.debug({ err: e, type: msg.type }, 'could not send to the coordinator');
-    });
+    }
   }
 }

@@ -20,6 +20,8 @@ export {
   type RunJobOptions,
 } from './child-runner.js';
 export type { JobExit, JobExitReason, JobLogger } from './job-child.js';
+export type { JobPriority } from './priority.js';
+export { Suspension } from './suspension.js';
 export type { Executor, ExecutorContext } from './types.js';
 
 /** Every job kind this build has an executor for, whether or not this machine can run it. */

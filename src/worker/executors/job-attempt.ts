@@ -9,25 +9,33 @@
  *
  * Settles only once the process's state is known: alive and waiting for its
  * next message after a result or an executor's failure; gone (its exit seen)
- * after a timeout, a cancel or a crash.
+ * after a timeout, a cancel or a crash. While `suspension` is on, the process
+ * is stopped and its timeout clock with it: a job gets its whole time running.
  */
 import { GridError } from '../../protocol/errors.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import type { FromJobProcess } from './ipc.js';
 import type { JobChild, JobExit, JobLogger } from './job-child.js';
+import { PausableTimer } from './pausable-timer.js';
+import type { Suspension } from './suspension.js';
 
 export interface RunJobOptions {
   /** A verified model file from the model cache. */
   modelPath: string;
   /** CPU threads the runtime may use. */
   threads: number;
-  /** Wall-clock limit, a process start included where one was needed; past it the process is killed. */
+  /**
+   * Wall-clock limit while allowed to run, a process start included where one
+   * was needed; past it the process is killed. Time suspended does not count.
+   */
   timeoutMs: number;
   /** Abort to cancel: the process is killed at once. */
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
   /** Where the job process's lines go while it runs this job, prefixed `[job <id> pid <pid>]`. @default the pool's logger */
   logger?: JobLogger;
+  /** While on, the job's process is stopped (SIGSTOP; POSIX only) and a job without a process yet waits. @default never suspended */
+  suspension?: Suspension;
 }
 
 /**
@@ -38,13 +46,19 @@ export interface RunJobOptions {
  */
 export type Attempt = { ok: true; output: unknown; reusable: true } | { ok: false; error: GridError; reusable: boolean };
 
-/** setTimeout fires at once past 2^31 - 1 ms; no job needs longer than those 24.8 days. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 export function attemptJob(child: JobChild, kind: string, job: JobSpec, opts: RunJobOptions): Promise<Attempt> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('timeout', `timeout of ${opts.timeoutMs} ms`), Math.min(opts.timeoutMs, MAX_TIMER_MS));
+    const timer = new PausableTimer(opts.timeoutMs, () => child.kill('timeout', `timeout of ${opts.timeoutMs} ms`));
     const onAbort = () => child.kill('canceled');
+    const onSuspend = (on: boolean) => {
+      if (on) {
+        timer.pause();
+        child.suspend();
+      } else {
+        child.resume();
+        timer.resume();
+      }
+    };
     const onExit = (exit: JobExit) => settle({ ok: false, error: exitError(job, exit, child.stderr()), reusable: false });
     const onMessage = (msg: FromJobProcess) => {
       // Once it is being killed (timeout, cancel), a late result does not count: its exit decides.
@@ -67,13 +81,19 @@ export function attemptJob(child: JobChild, kind: string, job: JobSpec, opts: Ru
     };
     // Listeners come off when the job ends: a warm process runs up to thousands of jobs.
     const settle = (attempt: Attempt) => {
-      clearTimeout(timer);
+      timer.clear();
+      opts.suspension?.off('change', onSuspend);
+      // A result may cross a SIGSTOP in the pipe; the process goes back to the pool running.
+      child.resume();
       opts.signal.removeEventListener('abort', onAbort);
       child.off('message', onMessage);
       child.off('exit', onExit);
       resolve(attempt);
     };
     opts.signal.addEventListener('abort', onAbort, { once: true });
+    opts.suspension?.on('change', onSuspend);
+    // Suspended between the pool's wait and here: the process starts stopped, its `run` waits in the pipe.
+    if (opts.suspension?.suspended) onSuspend(true);
     child.on('message', onMessage);
     child.on('exit', onExit);
     child.send({ type: 'run', kind, job, modelPath: opts.modelPath, threads: opts.threads });

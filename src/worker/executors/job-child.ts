@@ -8,12 +8,14 @@
  *   child.send({ type: 'run', … });
  *   child.assign(`job ${nextJobId}`, logger);       // a warm process takes its next job
  *   child.hold(false);                              // idle: it no longer keeps the worker's event loop alive
+ *   child.suspend(); child.resume();                // SIGSTOP / SIGCONT: the owner needs the CPU for a while
  *   child.kill('canceled');                         // SIGTERM, then SIGKILL after the grace
  *   child.finish('idle for 60000 ms');              // or: close the channel, the process exits on its own
  *   const exit = await child.exited;                // { reason: 'canceled', code: null, signal: 'SIGTERM' }
  *
  * Log lines (the child's stdout and stderr included) are prefixed
- * `[<label> pid <pid>]`.
+ * `[<label> pid <pid>]`. The process runs at low priority unless told
+ * otherwise (priority.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
@@ -22,6 +24,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { FromJobProcess, type ToJobProcess } from './ipc.js';
+import { applyPriority, defaultJobPriority, priorityEnv, priorityPlan, type JobPriority } from './priority.js';
 
 /**
  * Why the process ended: `done` after `finish()` (no more jobs for it),
@@ -55,6 +58,8 @@ export interface JobChildOptions {
    * @default 2000
    */
   finishGraceMs?: number;
+  /** @default 'low' (GOGRID_JOB_PRIORITY=normal changes it: priority.ts) */
+  priority?: JobPriority;
 }
 
 /** Lines of stderr kept for the message of a crash. */
@@ -67,6 +72,16 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './job-process.ts' : './job-process.js', import.meta.url));
 const EXEC_ARGV = FROM_SOURCE ? ['--import', 'tsx'] : [];
 
+/**
+ * Job processes stopped right now. A stopped process cannot see its channel
+ * close, so if the worker exits while one is stopped it would stay stopped
+ * for good, holding its memory: kill it on the way out. That covers a normal
+ * exit and an uncaught exception, not a signal that ends the worker outright
+ * (SIGKILL, the OOM killer); the orphan then stays stopped until killed.
+ */
+const STOPPED = new Set<ChildProcess>();
+let exitHook = false;
+
 export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [JobExit] }> {
   /** Settles once the process is gone and its output has been read; never rejects. The `exit` event fires just before. */
   readonly exited: Promise<JobExit>;
@@ -76,6 +91,7 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
   private readonly stderrTail: string[] = [];
   private ending: { reason: JobExitReason; detail?: string } | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   static fork(options: JobChildOptions): JobChild {
     return new JobChild(options);
@@ -84,12 +100,17 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
   private constructor(private readonly options: JobChildOptions) {
     super();
     this.logger = options.logger;
+    const plan = priorityPlan(options.priority ?? defaultJobPriority(), process.platform);
     this.proc = fork(ENTRY, [], {
       execArgv: EXEC_ARGV,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
+      detached: plan.ownSession,
+      env: { ...process.env, ...priorityEnv(plan) },
     });
     this.prefix = `[${options.label} pid ${this.proc.pid ?? '?'}]`;
+    const notLowered = this.proc.pid === undefined ? null : applyPriority(this.proc.pid, plan);
+    if (notLowered) this.log('warn', `could not lower its priority: ${notLowered}`);
     this.readLines(this.proc.stdout, false);
     this.readLines(this.proc.stderr, true);
     this.exited = new Promise((resolve) => {
@@ -115,6 +136,11 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
   /** Alive, connected, and neither finishing nor being killed: it can take a job. */
   get usable(): boolean {
     return this.alive && this.proc.connected && !this.ending;
+  }
+
+  /** Stopped by `suspend()` and not resumed yet. */
+  get suspended(): boolean {
+    return this.stopped;
   }
 
   /** `finish()` or `kill()` was called: whatever it sends now, its exit decides. */
@@ -149,6 +175,32 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
   }
 
   /**
+   * Stops the process where it is (SIGSTOP: it cannot be caught or ignored);
+   * `resume()` lets it go on. Not on Windows, which has no such signal: the
+   * caller checks the platform first. A process already being killed is left
+   * to die.
+   */
+  suspend(): void {
+    if (this.stopped || !this.alive || this.ending) return;
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const proc of STOPPED) proc.kill('SIGKILL');
+      });
+    }
+    this.stopped = true;
+    STOPPED.add(this.proc);
+    this.signal('SIGSTOP');
+  }
+
+  resume(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    STOPPED.delete(this.proc);
+    this.signal('SIGCONT');
+  }
+
+  /**
    * No more jobs for it: close the channel (the process exits on disconnect),
    * kill it if it lingers. `detail` says why (`idle for 60000 ms`).
    */
@@ -157,6 +209,8 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     this.ending = { reason: 'done', ...(detail !== undefined && { detail }) };
     // Whoever awaits `exited` now needs the exit event, even from an idle process.
     this.hold(true);
+    // A stopped process would not see the channel close.
+    this.resume();
     if (this.proc.connected) this.proc.disconnect();
     if (this.alive) this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.options.finishGraceMs ?? 2000);
   }
@@ -169,6 +223,9 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     this.ending = { reason, detail };
     this.hold(true);
     this.signal('SIGTERM');
+    // Linux ends a stopped process on a fatal SIGTERM, but one that handles
+    // SIGTERM, or another kernel, would keep it pending until SIGCONT.
+    this.resume();
     this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.options.killGraceMs ?? 300);
   }
 
@@ -189,6 +246,8 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
 
   private settle(code: number | null, signal: NodeJS.Signals | null, startError?: string): JobExit {
     clearTimeout(this.killTimer);
+    this.stopped = false;
+    STOPPED.delete(this.proc);
     const reason = startError ? 'crashed' : (this.ending?.reason ?? 'crashed');
     const detail = startError ?? this.ending?.detail;
     this.log(reason === 'done' ? 'debug' : 'info', `exited: ${reason}, code ${code}, signal ${signal}${detail ? `, ${detail}` : ''}`);

@@ -13,12 +13,16 @@
  * running, and the next job gets a new process. A process is never shared by
  * two jobs at once. Idle processes exit after `idleTimeoutMs`, so an idle
  * worker holds no runtime in memory, and they never keep the worker's event
- * loop alive (JobChild.hold).
+ * loop alive (JobChild.hold). Processes run at low OS priority unless
+ * `priority: 'normal'` (priority.ts). A job that comes while its suspension
+ * is on waits for it to go off before it takes a process: no fork, no CPU
+ * while the owner needs the machine.
  */
 import { EventEmitter } from 'node:events';
 import type { JobSpec } from '../../protocol/messages.js';
 import { attemptJob, canceledError, type RunJobOptions } from './job-attempt.js';
 import { JobChild, type JobExit, type JobLogger } from './job-child.js';
+import type { JobPriority } from './priority.js';
 
 export interface JobProcessPoolOptions {
   /**
@@ -42,6 +46,12 @@ export interface JobProcessPoolOptions {
   maxJobsPerProcess?: number;
   /** Where process lines go when no job's logger applies (starts, idle exits). @default none */
   logger?: JobLogger;
+  /**
+   * The OS priority of the processes: `low` leaves the CPU to the machine's
+   * owner (nice 19, below normal on Windows); `normal` turns that off.
+   * @default 'low', or `normal` with GOGRID_JOB_PRIORITY=normal in the environment
+   */
+  priority?: JobPriority;
 }
 
 /** A job process as the pool reports it. `jobs`: how many it ran. */
@@ -66,7 +76,7 @@ export async function closeJobProcesses(): Promise<void> {
 }
 
 export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit: [JobProcessInfo & { exit: JobExit }] }> {
-  private readonly settings: Required<Omit<JobProcessPoolOptions, 'logger'>> & Pick<JobProcessPoolOptions, 'logger'>;
+  private readonly settings: Required<Omit<JobProcessPoolOptions, 'logger' | 'priority'>> & Pick<JobProcessPoolOptions, 'logger' | 'priority'>;
   private readonly idle = new Map<string, Warm[]>();
   private readonly all = new Set<Warm>();
   /** close() calls in progress: while any is, no process goes back to the pool. */
@@ -79,6 +89,7 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxJobsPerProcess: options.maxJobsPerProcess ?? 10_000,
       logger: options.logger,
+      priority: options.priority,
     };
   }
 
@@ -88,6 +99,7 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
    * or the executor's own (see child-runner.ts).
    */
   async run(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown> {
+    if (opts.suspension?.suspended) await opts.suspension.whenResumed(opts.signal);
     if (opts.signal.aborted) throw canceledError(job);
     const logger = opts.logger ?? this.settings.logger;
     const proc = this.take(kind) ?? this.spawn(kind, `job ${job.jobId}`, logger);
@@ -116,6 +128,11 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     }
   }
 
+  /** Every job process alive now, busy or idle: the worker's own CPU use, which the policy does not count as "other programs". */
+  pids(): number[] {
+    return [...this.all].flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
+  }
+
   /** Idle processes of `kind` right now. */
   idleCount(kind: string): number {
     return this.idle.get(kind)?.length ?? 0;
@@ -132,7 +149,7 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
   }
 
   private spawn(kind: string, label: string, logger: JobLogger | undefined): Warm {
-    const child = JobChild.fork({ label, logger });
+    const child = JobChild.fork({ label, logger, ...(this.settings.priority && { priority: this.settings.priority }) });
     const proc: Warm = { child, pid: child.pid, kind, jobs: 0, busy: false };
     this.all.add(proc);
     OPEN.add(this);

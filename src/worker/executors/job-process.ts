@@ -16,6 +16,7 @@
 import { isGridError } from '../../protocol/errors.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import { ToJobProcess, type FromJobProcess } from './ipc.js';
+import { reniceOwnThreads } from './priority.js';
 import { EXECUTORS } from './registry.js';
 import type { Executor } from './types.js';
 
@@ -26,6 +27,9 @@ if (!channel) {
   console.error('job-process is started by the worker (job-pool.ts) over IPC, not by hand');
   process.exit(2);
 }
+
+// The worker lowered the main thread; node's own threads started before that.
+reniceOwnThreads();
 
 const disconnected = new AbortController();
 process.on('disconnect', () => {

@@ -70,6 +70,37 @@ const rogue: Executor = {
   },
 };
 
+/**
+ * Keeps a core busy until it has used `cpuMs` of CPU time, then returns it
+ * with `tag`: time stopped (SIGSTOP) does not count, so a suspended job
+ * finishes later by just that much. Yields every few ms, so it still hears
+ * its channel close.
+ */
+const spin: Executor = {
+  kind: 'test-spin',
+  canRun: always,
+  async run(job, ctx) {
+    const { cpuMs, tag } = z.object({ cpuMs: z.number().int().min(0).max(3_600_000), tag: z.string().default('') }).parse(job.input);
+    const start = process.cpuUsage();
+    const used = () => {
+      const { user, system } = process.cpuUsage(start);
+      return (user + system) / 1000;
+    };
+    let reported = 0;
+    ctx.onProgress(0, `spinning, pid ${process.pid}`);
+    for (let ms = used(); ms < cpuMs; ms = used()) {
+      const until = performance.now() + 5;
+      while (performance.now() < until);
+      if (ms - reported >= 100) {
+        reported = ms;
+        ctx.onProgress(ms / cpuMs);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { tag, cpuMs: Math.round(used()), pid: process.pid };
+  },
+};
+
 /** What `test-leak` never gives back. */
 const leaked: Buffer[] = [];
 
@@ -84,4 +115,4 @@ const leak: Executor = {
   },
 };
 
-export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak];
+export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin];

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { JobSpec } from '../../../src/protocol/messages.js';
 import type { JobLogger } from '../../../src/worker/executors/index.js';
 import { writeOnnxFixtures, type OnnxFixtures } from '../../fixtures/make-onnx.js';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { GridError } from '../../../src/protocol/errors.js';
 
 let seq = 0;
@@ -26,6 +26,20 @@ export function makeJob(kind: string, input: unknown, overrides: Partial<JobSpec
     attempt: 1,
     ...overrides,
   };
+}
+
+/**
+ * Job processes of this file start at normal priority: its tests time them,
+ * and a nice-19 one on a crowded machine (other suites, other sessions)
+ * waits seconds for its turn. priority.test.ts covers low priority.
+ */
+export function jobsAtNormalPriority(): void {
+  beforeAll(() => {
+    process.env['GOGRID_JOB_PRIORITY'] = 'normal';
+  });
+  afterAll(() => {
+    delete process.env['GOGRID_JOB_PRIORITY'];
+  });
 }
 
 /** A JobLogger that records the pid of every job process from its `started` line. */

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import type { JobExit } from '../../../src/worker/executors/index.js';
-import { isAlive, makeJob, rejection } from './helpers.js';
+import { isAlive, jobsAtNormalPriority, makeJob, rejection } from './helpers.js';
 
 type ExitEvent = JobProcessInfo & { exit: JobExit };
 
@@ -44,6 +44,7 @@ describe('JobProcessPool', () => {
   afterAll(() => {
     delete process.env['GOGRID_TEST_EXECUTORS'];
   });
+  jobsAtNormalPriority();
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((p) => p.close()));
     expect(spawned.filter(isAlive)).toEqual([]);
