@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { procStatFields } from '../src/common/proc-stat.js';
 
 const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
 
@@ -22,14 +23,8 @@ interface ProcStat {
 }
 
 function procStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // Fields after "(comm)", which may itself hold spaces; field 3 (state) is index 0.
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const f = procStatFields(pid);
+  if (f === null) return null;
   return {
     ppid: Number(f[1]),
     cpuUs: (Number(f[11]) + Number(f[12])) * CLOCK_TICK_US,

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 import { registerJobCommands } from './job-commands.js';
+import { registerWorkerCommands } from './worker-commands.js';
 import { failAndExit } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
   registerServeCommands(program, pkg.version, run);
+  registerWorkerCommands(program, run);
   registerAdminCommands(program, run);
   registerJobCommands(program, run);
   return program;
