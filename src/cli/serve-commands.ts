@@ -15,9 +15,9 @@ import { GridError, OnnxJobInput } from '../protocol/index.js';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { createEnrollmentToken } from '../coordinator/enrollment.js';
-import { startWorker } from '../worker/worker.js';
 import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
 import { createLogger, type LogFormat } from './output.js';
+import { startHeadless } from './headless.js';
 
 interface LogFlags {
   logLevel: string;
@@ -95,25 +95,35 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--slots <n>', 'jobs run at once', toPositiveInt, 1)
       .option('--threads <n>', 'runtime threads per job (default: all logical processors)', toPositiveInt)
       .option('--label <label>', 'a label jobs can require, e.g. --label lab --label fast (repeatable)', (v: string, all: string[]) => [...all, v], [])
-      .option('--model-cache-gib <n>', 'size cap of the model cache', Number, 10),
+      .option('--model-cache-gib <n>', 'size cap of the model cache', Number, 10)
+      .option('--preset <name>', "when to run, until changed in the status window: dedicated (always) or desktop (only while this computer's user is away)", toPreset, 'dedicated')
+      .option('--control-port <port>', 'port of the local status window and control API on 127.0.0.1 (default: any free port)', toInt),
   ).action(
-    (flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number }) =>
+    (flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number }) =>
     run(async () => {
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
       const dataDir = flags.data ?? defaultDataDir();
       if (!(flags.modelCacheGib > 0)) throw new GridError('GG_ERR_CONFIG_INVALID', `--model-cache-gib: "${flags.modelCacheGib}" is not a positive number`);
-      const w = await startWorker({
+      const h = await startHeadless({
         dataDir,
         coordinator: flags.coordinator,
         token: flags.token,
         name: flags.name,
-        appVersion: version,
+        version,
         logger,
+        preset: flags.preset,
+        controlPort: flags.controlPort,
         jobs: { slots: flags.slots, threads: flags.threads, labels: flags.label, modelCacheBytes: Math.round(flags.modelCacheGib * 2 ** 30) },
       });
+      const w = h.host.running!;
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
-      const outcome = await Promise.race([untilSignal(), w.agent.done.then(() => 'done' as const)]);
-      if (outcome !== 'done') await w.agent.stop();
+      logger.info(`status window: ${h.statusUrl}`);
+      try {
+        await Promise.race([untilSignal(), w.agent.done]);
+      } finally {
+        // Ctrl+C hands a running job back at once (requeued, not lost) rather than keeping the owner waiting.
+        await h.stop(0);
+      }
     }),
   );
 
@@ -142,13 +152,15 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
       maxUses: 1,
       description: 'gogrid local',
     });
-    const w = await startWorker({
+    const h = await startHeadless({
       dataDir: workerDir,
       coordinator: `127.0.0.1:${c.port}`,
       token,
-      appVersion: opts.version,
+      version: opts.version,
       logger: opts.logger.child({ side: 'worker' }),
+      preset: 'dedicated',
     });
+    const w = h.host.running!;
     await w.agent.waitFor('online');
     const sample = await runSampleJob(c);
     const dataFlag = JSON.stringify(coordinatorDir);
@@ -157,6 +169,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
         `GoGrid local mode: a coordinator and one worker in this process.`,
         `  coordinator:  127.0.0.1:${c.port} (QUIC/UDP), ${c.apiUrl} (HTTPS API)`,
         `  worker:       ${w.identity.workerId} (${w.identity.name}), online`,
+        `  status:       ${h.statusUrl}`,
         `  data:         ${opts.dataDir}`,
         `  admin key:    ${join(coordinatorDir, 'admin.key')}`,
         `Sample job ${sample.id}: samples/mlp.onnx on samples/mlp-input.json ran on ${sample.workerId} in ${sample.ms} ms:`,
@@ -169,8 +182,11 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
         '',
       ].join('\n'),
     );
-    await Promise.race([untilSignal(), w.agent.done]);
-    await w.agent.stop();
+    try {
+      await Promise.race([untilSignal(), w.agent.done]);
+    } finally {
+      await h.stop(0);
+    }
   } finally {
     await c.stop();
   }
@@ -205,6 +221,11 @@ function toPositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive whole number`);
   return n;
+}
+
+function toPreset(value: string): 'desktop' | 'dedicated' {
+  if (value !== 'desktop' && value !== 'dedicated') throw new InvalidArgumentError(`"${value}" is not desktop or dedicated`);
+  return value;
 }
 
 function toInt(value: string): number {

@@ -21,10 +21,12 @@ import {
   parseCoordinatorMessage,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
+  type AdminOverride,
   type ErrorCode,
   type HardwareReport,
   type Heartbeat,
   type WorkerMessageInput,
+  type WorkerStatus,
 } from '../protocol/index.js';
 import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
 import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
@@ -70,6 +72,18 @@ export interface AgentOptions {
   backoff?: { baseMs: number; capMs: number };
   /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
   socket?: QuicConnectOptions['socket'];
+  /**
+   * Whether the worker takes jobs now and why not, sent in `hello` and every
+   * heartbeat (and at once on a change: call `statusChanged()`).
+   * @default running, or `working` while jobs run
+   */
+  status?: () => { status: WorkerStatus; pausedReason: string | null };
+  /**
+   * Whether a job assigned now may start. A job the coordinator sent before
+   * it heard of a pause is given back at once (`job.release`), not run.
+   * @default always
+   */
+  accepting?: () => boolean;
   /** Runs assigned jobs; without one the worker offers no executors (a connection-only worker, as in the fleet benchmark). */
   jobs?: {
     runner: JobRunner;
@@ -87,7 +101,14 @@ const ALLOWED: Record<AgentState, readonly AgentState[]> = {
   failed: [],
 };
 
-export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcome: [{ heartbeatIntervalSecs: number }] }> {
+interface AgentEvents {
+  state: [AgentStateEvent];
+  welcome: [{ heartbeatIntervalSecs: number }];
+  /** The administrator's override for this worker, from `welcome` and each `worker.policy`. */
+  adminPolicy: [AdminOverride];
+}
+
+export class WorkerAgent extends EventEmitter<AgentEvents> {
   private current: AgentStateEvent = { state: 'stopped', detail: null, error: null };
   private readonly abort = new AbortController();
   private closeConnection: (() => Promise<void>) | undefined;
@@ -95,6 +116,8 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
   private identity: WorkerIdentity;
   /** The cached-model list as last sent, to send it again only when it changes. */
   private reportedModels = '';
+  /** Sends a heartbeat now, while a connection is up. */
+  private beatNow: (() => void) | null = null;
 
   constructor(private readonly opts: AgentOptions) {
     super();
@@ -132,6 +155,14 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
     this.abort.abort();
     await this.closeConnection?.();
     await this.loop?.catch(() => undefined);
+  }
+
+  /**
+   * The status (paused, its reason) changed: tell the coordinator now rather
+   * than at the next heartbeat, so it stops assigning jobs at once.
+   */
+  statusChanged(): void {
+    this.beatNow?.();
   }
 
   /** Resolves the next time the agent reaches `state`. */
@@ -215,6 +246,7 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
         appVersion: this.opts.appVersion,
         hardware,
         cachedModels,
+        ...this.currentStatus(),
         capabilities: jobs?.capabilities ?? { executors: [], slots: 0, labels: [] },
       });
       for await (const raw of conn.channel.frames()) {
@@ -222,22 +254,24 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
         if (msg.type === 'welcome') {
           onWelcome();
           jobs?.runner.attach((m) => send(conn.channel, m));
+          this.emit('adminPolicy', msg.adminPolicy);
           heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs);
           this.transition('online', `connected to ${this.address()}`);
           this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
         } else {
-          await this.handle(msg);
+          await this.handle(msg, (m) => send(conn.channel, m));
         }
       }
     } finally {
       clearInterval(heartbeat);
+      this.beatNow = null;
       this.closeConnection = undefined;
       await jobs?.runner.detach();
       await conn.close().catch(() => undefined);
     }
   }
 
-  private async handle(msg: CoordinatorMessage): Promise<void> {
+  private async handle(msg: CoordinatorMessage, reply: (m: WorkerMessageInput) => Promise<void>): Promise<void> {
     switch (msg.type) {
       case 'error':
         throw new GridError(knownCode(msg.code), `coordinator: ${msg.message}`);
@@ -249,26 +283,41 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
       case 'welcome':
         throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'welcome received twice');
       case 'job.assign':
-        if (this.opts.jobs) this.opts.jobs.runner.accept(msg);
-        else this.opts.logger.warn({ jobId: msg.job.jobId }, 'job assigned to a worker that runs no jobs');
+        if (!this.opts.jobs) {
+          this.opts.logger.warn({ jobId: msg.job.jobId }, 'job assigned to a worker that runs no jobs');
+        } else if (this.opts.accepting && !this.opts.accepting()) {
+          const reason = this.currentStatus().pausedReason ?? 'paused';
+          await reply({ type: 'job.release', jobId: msg.job.jobId, leaseId: msg.leaseId, reason });
+        } else {
+          this.opts.jobs.runner.accept(msg);
+        }
         return;
       case 'job.cancel':
         this.opts.jobs?.runner.cancel(msg.jobId, msg.leaseId);
         return;
+      case 'worker.policy':
+        this.emit('adminPolicy', msg.adminPolicy);
+        return;
       default:
-        // Pause, resume and drain arrive with the polite-worker policy (issue #5).
         this.opts.logger.warn({ type: msg.type }, 'message not handled by this worker version');
     }
   }
 
   private startHeartbeat(channel: FrameChannel, intervalSecs: number): NodeJS.Timeout {
-    const timer = setInterval(() => {
+    const beat = () => {
       this.opts.probes
         .load()
         .then((load) => send(channel, this.heartbeat(load)))
         .catch((e: unknown) => this.opts.logger.debug({ err: e }, 'heartbeat not sent'));
-    }, intervalSecs * 1000);
-    return timer;
+    };
+    this.beatNow = beat;
+    return setInterval(beat, intervalSecs * 1000);
+  }
+
+  private currentStatus(): { status: WorkerStatus; pausedReason: string | null } {
+    if (this.opts.status) return this.opts.status();
+    const runner = this.opts.jobs?.runner;
+    return { status: runner && runner.busy > 0 ? 'working' : 'idle', pausedReason: null };
   }
 
   private heartbeat(load: Heartbeat['load']): WorkerMessageInput {
@@ -279,8 +328,7 @@ export class WorkerAgent extends EventEmitter<{ state: [AgentStateEvent]; welcom
     if (changed) this.reportedModels = models.join();
     return {
       type: 'heartbeat',
-      status: runner && runner.busy > 0 ? 'working' : 'idle',
-      pausedReason: null,
+      ...this.currentStatus(),
       load,
       runningJobs: runner?.running() ?? [],
       ...(changed ? { cachedModels: models } : {}),

@@ -7,12 +7,13 @@
  *   await w.agent.stop();
  */
 import type { Logger } from 'pino';
-import { GridError, JobInputResponse, LEASE_HEADER, MAX_PAYLOAD_BYTES, parseEnrollmentToken } from '../protocol/index.js';
+import { GridError, JobInputResponse, type HardwareReport, LEASE_HEADER, MAX_PAYLOAD_BYTES, parseEnrollmentToken } from '../protocol/index.js';
 import { requestJson } from '../transport/https-client.js';
 import { ensurePrivateDir } from '../common/files.js';
 import { lockDataDir } from '../common/lock.js';
 import { WorkerAgent, type AgentOptions } from './agent.js';
 import { parseCoordinatorAddress } from './address.js';
+import { findProvisioning, provisioningPaths, removeProvisioningToken, type FoundProvisioning } from './provisioning.js';
 import { enroll } from './enroll.js';
 import { collectHardware, sampleLoad } from './hardware.js';
 import { loadIdentity, type WorkerIdentity } from './identity.js';
@@ -31,7 +32,7 @@ export interface StartWorkerOptions {
   name?: string;
   appVersion: string;
   logger: Logger;
-  agent?: Partial<Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes'>>;
+  agent?: Partial<Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes' | 'status' | 'accepting'>>;
   jobs?: WorkerJobOptions;
 }
 
@@ -51,8 +52,13 @@ export interface RunningWorker {
   /** The jobs running now (for status displays). */
   jobs: JobRunner;
   identity: WorkerIdentity;
+  hardware: HardwareReport;
   /** True when this start enrolled the worker. */
   enrolled: boolean;
+  /** The job processes alive now (warm ones included). */
+  jobPids(): number[];
+  /** Settles once the agent stopped, its job processes exited and the data dir is unlocked. */
+  closed: Promise<void>;
 }
 
 export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
@@ -61,19 +67,19 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   try {
     const { processes, ...running } = await start(opts);
     // Job processes go before the lock does: the next worker on this data dir starts with none of ours left.
-    void running.agent.done
+    const closed = running.agent.done
       .catch(() => undefined)
       .then(() => processes.close())
       .finally(() => lock.release())
       .catch(() => undefined);
-    return running;
+    return { ...running, closed };
   } catch (e) {
     await lock.release();
     throw e;
   }
 }
 
-async function start(opts: StartWorkerOptions): Promise<RunningWorker & { processes: JobProcessPool }> {
+async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'closed'> & { processes: JobProcessPool }> {
   const { identity, enrolled } = await resolveIdentity(opts);
   const probes = opts.agent?.probes ?? { hardware: () => collectHardware(), load: () => sampleLoad() };
   const hardware = await probes.hardware();
@@ -130,33 +136,58 @@ async function start(opts: StartWorkerOptions): Promise<RunningWorker & { proces
   });
   current = () => agent.currentIdentity;
   agent.start();
-  return { agent, jobs: runner, identity, enrolled, processes };
+  return { agent, jobs: runner, identity, hardware, enrolled, processes, jobPids: () => processes.pids() };
 }
 
 async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean }> {
   const stored = await loadIdentity(opts.dataDir);
   const address = opts.coordinator ? parseCoordinatorAddress(opts.coordinator) : null;
-  if (opts.token) {
-    const token = parseEnrollmentToken(opts.token);
+  // No token given: an installer or MDM may have dropped one in a provisioning
+  // file (silent fleet enrollment). A broken file must not take an enrolled worker offline.
+  const provisioned = opts.token
+    ? null
+    : await findProvisioning().catch((e: unknown) => {
+        if (!stored) throw e;
+        opts.logger.warn({ err: e }, 'ignoring the provisioning file: this worker is already enrolled');
+        return null;
+      });
+  const tokenText = opts.token ?? provisioned?.provisioning.token;
+  if (tokenText) {
+    const token = parseEnrollmentToken(tokenText);
     // Re-running the same enrollment command (a service unit, a script) must
     // not spend another token use once this machine is enrolled there.
     if (stored && stored.coordinator.caFingerprint === token.caFingerprint) {
+      if (provisioned) await forgetProvisionedToken(provisioned, opts.logger);
       return { identity: withAddress(stored, address), enrolled: false };
     }
-    if (!address) {
+    // A provisioning file's address is for enrolling; only an explicit one moves a stored identity.
+    const enrollAt = address ?? (provisioned ? parseCoordinatorAddress(provisioned.provisioning.coordinator) : null);
+    if (!enrollAt) {
       throw new GridError('GG_ERR_CONFIG_INVALID', 'enrolling needs the coordinator address: add --coordinator HOST:PORT');
     }
-    const identity = await enroll({ dataDir: opts.dataDir, coordinator: address, token: opts.token, name: opts.name });
-    opts.logger.info({ workerId: identity.workerId }, 'enrolled');
+    const name = opts.name ?? provisioned?.provisioning.name;
+    const identity = await enroll({ dataDir: opts.dataDir, coordinator: enrollAt, token: tokenText, name }).catch((e: unknown) => {
+      // The person reading the log must learn which file held the address and token.
+      throw provisioned && e instanceof GridError ? new GridError(e.code, `enrolling with ${provisioned.path}: ${e.message}`, { cause: e }) : e;
+    });
+    opts.logger.info({ workerId: identity.workerId, ...(provisioned && { provisioning: provisioned.path }) }, 'enrolled');
+    if (provisioned) await forgetProvisionedToken(provisioned, opts.logger);
     return { identity, enrolled: true };
   }
   if (!stored) {
-    throw new GridError(
-      'GG_ERR_NOT_ENROLLED',
-      `this worker is not enrolled (data dir ${opts.dataDir}); run: gogrid worker --coordinator HOST:PORT --token TOKEN (make a token on the coordinator with: gogrid token create)`,
-    );
+    const hint = provisioned
+      ? `${provisioned.path} has no token (already used?); put a fresh one there from: gogrid token create`
+      : `run: gogrid worker --coordinator HOST:PORT --token TOKEN (make a token on the coordinator with: gogrid token create), or drop a provisioning file at ${provisioningPaths().join(' or ')}`;
+    throw new GridError('GG_ERR_NOT_ENROLLED', `this worker is not enrolled (data dir ${opts.dataDir}); ${hint}`);
   }
   return { identity: withAddress(stored, address), enrolled: false };
+}
+
+/** A token left on disk is a secret lying around; a file we may not rewrite is bounded by the token's uses and expiry. */
+async function forgetProvisionedToken(found: FoundProvisioning, logger: Logger): Promise<void> {
+  const result = await removeProvisioningToken(found);
+  if (result.removed) logger.info({ provisioning: found.path }, 'removed the used enrollment token from the provisioning file');
+  else logger.warn({ provisioning: found.path, reason: result.reason }, 'could not remove the enrollment token from the provisioning file; it stays valid until its uses run out or it expires (revoke it with: gogrid token revoke)');
 }
 
 function hostForUrl(host: string): string {

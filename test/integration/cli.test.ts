@@ -72,7 +72,9 @@ describe('gogrid worker', () => {
   });
 
   it('says in one line how to enroll when it has no identity and no token', async () => {
-    const w = cli(['worker', '--data', await tempDir(), '--log-format', 'json']);
+    const dir = await tempDir();
+    // No provisioning file either: the real per-OS paths are not this test's business.
+    const w = cli(['worker', '--data', dir, '--log-format', 'json'], { GOGRID_PROVISIONING_FILE: join(dir, 'none.toml') });
     expect(await w.exited).toBe(1);
     expect(w.stderr().trim().split('\n')).toHaveLength(1);
     expect(w.stderr()).toMatch(/GG_ERR_NOT_ENROLLED: .*gogrid worker --coordinator HOST:PORT --token TOKEN/);

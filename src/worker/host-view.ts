@@ -1,0 +1,53 @@
+/**
+ * Pieces of the status window's `WorkerView` that are plain functions of
+ * what the worker knows: the hardware line and the day's job counts.
+ *
+ *   hardwareView(report).summary  // "Intel Core i7-8700 · 12 threads · 31.2 GiB · NVIDIA RTX 3060"
+ */
+import type { HardwareReport, WorkerView } from '../protocol/index.js';
+
+export function hardwareView(h: HardwareReport): NonNullable<WorkerView['hardware']> {
+  const cpu = [h.cpu.manufacturer, h.cpu.brand].filter((s): s is string => !!s).join(' ') || null;
+  const gpus = h.gpus.map((g) => [g.vendor, g.model].filter((s): s is string => !!s).join(' ') || 'GPU');
+  const memory = h.memory.totalBytes;
+  const os = [h.os.distro ?? h.os.platform, h.os.release, h.os.arch].filter((s): s is string => !!s).join(' ');
+  const summary = [
+    cpu ?? 'Unknown CPU',
+    h.cpu.threads === null ? null : `${h.cpu.threads} threads`,
+    memory === null ? null : `${(memory / 2 ** 30).toFixed(1)} GiB`,
+    ...gpus,
+  ]
+    .filter((s): s is string => s !== null)
+    .join(' · ');
+  return { summary, cpu, threads: h.cpu.threads, memoryBytes: memory, gpus, os };
+}
+
+/** Jobs finished since local midnight, and the last failure. */
+export class DayCounts {
+  private day = '';
+  private completed = 0;
+  private failed = 0;
+  private lastError: { message: string; at: string } | null = null;
+
+  record(e: { ok: boolean; error: string | null; at: Date }): void {
+    this.roll(e.at);
+    if (e.ok) this.completed++;
+    else {
+      this.failed++;
+      this.lastError = { message: e.error ?? 'failed', at: e.at.toISOString() };
+    }
+  }
+
+  view(now: Date): { completedToday: number; failedToday: number; lastError: { message: string; at: string } | null } {
+    this.roll(now);
+    return { completedToday: this.completed, failedToday: this.failed, lastError: this.lastError };
+  }
+
+  private roll(at: Date): void {
+    const day = at.toDateString();
+    if (day === this.day) return;
+    this.day = day;
+    this.completed = 0;
+    this.failed = 0;
+  }
+}
