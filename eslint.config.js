@@ -30,4 +30,14 @@ export default tseslint.config(
   layer(['src/transport/**'], ['coordinator', 'worker', 'cli', 'main', 'preload', 'renderer'], 'transport/ knows bytes and streams, only protocol/ below it'),
   layer(['src/coordinator/**'], ['worker', 'cli', 'main', 'preload', 'renderer'], 'coordinator/ and worker/ never import each other'),
   layer(['src/worker/**'], ['coordinator', 'cli', 'main', 'preload', 'renderer', 'electron'], 'worker/ is the Electron-free core; coordinator/ and worker/ never import each other'),
+  // The desktop app. main/ is glue over the worker core; only local test mode's one file may start a coordinator.
+  { ...layer(['src/main/**'], ['coordinator', 'cli', 'preload', 'renderer'], 'main/ drives the worker core (worker/) and Electron; the coordinator only through main/local-coordinator.ts'), ignores: ['src/main/local-coordinator.ts'] },
+  layer(['src/main/local-coordinator.ts'], ['cli', 'preload', 'renderer'], 'main/local-coordinator.ts starts a coordinator for local test mode, nothing else'),
+  // preload/ and renderer/ run in the sandboxed page: no Node, nothing of ours but the protocol.
+  layer(['src/preload/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'renderer', 'node:*'], 'preload/ is the bridge: electron and protocol/ only'),
+  layer(['src/renderer/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'preload', 'electron', 'node:*'], 'renderer/ runs in a browser page: protocol/ and its own files only'),
+  {
+    files: ['src/preload/**', 'src/renderer/**'],
+    rules: { 'no-restricted-globals': ['error', ...['process', 'Buffer', 'require', '__dirname', '__filename'].map((name) => ({ name, message: 'no Node in the sandboxed page' }))] },
+  },
 );

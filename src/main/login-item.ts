@@ -1,0 +1,81 @@
+/**
+ * Start at login, per platform, behind the `{ get, set }` the worker host
+ * takes: the login item API on macOS and Windows, an XDG autostart file on
+ * Linux. The owner's choice is kept by the host (settings.json); this only
+ * applies it, and the first run (no choice yet) switches it on.
+ *
+ *   const item = loginItem(app, process.platform, { env: process.env, home: homedir() });
+ *   const plan = loginItemAtLaunch((await loadHostSettings(dataDir)).startAtLogin, app.isPackaged);
+ */
+import type { App } from 'electron';
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../common/files.js';
+import { autostartEntry, autostartPath } from './autostart.js';
+
+export interface LoginItem {
+  /** Cheap: the view reads it every second. */
+  get(): boolean;
+  set(on: boolean): Promise<void>;
+}
+
+/**
+ * What to do at launch: apply the saved choice again (the executable may have
+ * moved with an update), or on the first run switch it on and save that. An
+ * unpackaged app (`npm start`) is never registered by default: that would
+ * start a development build at every login.
+ */
+export function loginItemAtLaunch(saved: boolean | undefined, packaged: boolean): { apply: boolean | null; persist: boolean } {
+  if (saved !== undefined) return { apply: saved, persist: false };
+  return packaged ? { apply: true, persist: true } : { apply: null, persist: false };
+}
+
+/** Linux: the autostart file is the state; written atomically, removed to switch off. */
+export function xdgLoginItem(file: string, exec: readonly string[]): LoginItem {
+  let on = existsSync(file);
+  return {
+    get: () => on,
+    async set(next) {
+      if (next) {
+        await mkdir(dirname(file), { recursive: true });
+        await writeFileAtomic(file, autostartEntry({ exec }), 0o644);
+      } else {
+        await rm(file, { force: true });
+      }
+      on = next;
+    },
+  };
+}
+
+/** macOS and Windows: the OS keeps the login item; `args` are what the app is started with (Windows). */
+export function electronLoginItem(app: Pick<App, 'getLoginItemSettings' | 'setLoginItemSettings'>, args: readonly string[]): LoginItem {
+  let on = app.getLoginItemSettings({ args: [...args] }).openAtLogin;
+  return {
+    get: () => on,
+    async set(next) {
+      app.setLoginItemSettings({ openAtLogin: next, args: [...args] });
+      on = next;
+    },
+  };
+}
+
+/**
+ * The app's executable and arguments as a login item starts them: an
+ * AppImage is started through its own file (the mounted executable moves
+ * every run); an unpackaged app needs its path after Electron's.
+ */
+export function launchCommand(env: NodeJS.ProcessEnv, execPath: string, packaged: boolean, appPath: string): string[] {
+  if (env.APPIMAGE) return [env.APPIMAGE];
+  return packaged ? [execPath] : [execPath, appPath];
+}
+
+export function loginItem(
+  app: Pick<App, 'getLoginItemSettings' | 'setLoginItemSettings' | 'isPackaged' | 'getAppPath'>,
+  platform: NodeJS.Platform,
+  where: { env: NodeJS.ProcessEnv; home: string; execPath: string },
+): LoginItem {
+  const command = launchCommand(where.env, where.execPath, app.isPackaged, app.getAppPath());
+  if (platform === 'linux') return xdgLoginItem(autostartPath(where.env, where.home), command);
+  return electronLoginItem(app, command.slice(1));
+}

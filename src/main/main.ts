@@ -1,0 +1,180 @@
+/**
+ * The desktop app's main process, and only glue: the worker host runs in
+ * this process (the QUIC connection to the coordinator lives here), and
+ * this file wires it to the tray, the status window, IPC, powerMonitor and
+ * the login item. Every decision sits in a plain module beside it
+ * (tray-model, ipc, autostart, login-item, power).
+ *
+ *   electron .            # the app, as the installers start it
+ *   electron . --local    # local test mode: an embedded coordinator too (`npm start`)
+ *
+ * Only type-checked on the machines this was written on: the Electron
+ * runtime could not be downloaded there.
+ */
+import { app, dialog, ipcMain, powerMonitor } from 'electron';
+import { homedir, tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadHostSettings } from '../worker/host-settings.js';
+import { openWorkerHost, type WorkerHost } from '../worker/host.js';
+import { defaultDataDir } from '../worker/paths.js';
+import { headlessSignals, pushedSignals } from '../worker/signals/index.js';
+import { registerIpc } from './ipc.js';
+import { startLocalCoordinator, type LocalCoordinator } from './local-coordinator.js';
+import { loginItem, loginItemAtLaunch, type LoginItem } from './login-item.js';
+import { APP_ICON, PRELOAD, RENDERER_PAGE, RENDERER_URL, TRAY_ICONS } from './paths.js';
+import { powerPoll, watchPower } from './power.js';
+import { appTray, type AppTray } from './tray.js';
+import { startUpdater, updateFeed } from './updater.js';
+import type { TrayCommand } from './tray-model.js';
+import { statusWindow, type StatusWindow } from './window.js';
+
+/** How long Quit lets a running job finish before handing it back. */
+const QUIT_GRACE_MS = 30_000;
+const LOCAL = process.argv.includes('--local');
+
+const logger = pino({ level: process.env.GOGRID_LOG_LEVEL ?? 'info' });
+
+if (!app.requestSingleInstanceLock()) {
+  // Another instance runs: it gets our 'second-instance' and shows its window.
+  app.quit();
+} else {
+  void app
+    .whenReady()
+    .then(start)
+    .catch((e: unknown) => {
+      logger.fatal({ err: e }, 'the app could not start');
+      // A tray app that vanishes says nothing; this says why (e.g. a settings.json it cannot read).
+      dialog.showErrorBox('GoGrid Worker could not start', e instanceof Error ? e.message : String(e));
+      app.exit(1);
+    });
+}
+
+async function start(): Promise<void> {
+  // A tray utility: no Dock icon on macOS (app.dock exists only there).
+  app.dock?.hide();
+  const window = statusWindow({ page: RENDERER_PAGE, preload: PRELOAD, icon: APP_ICON });
+  app.on('second-instance', () => window.show());
+  // Closing the window hides it; the app lives on in the tray until Quit.
+  app.on('window-all-closed', () => undefined);
+
+  let host: WorkerHost | null = null;
+  const command = async (c: TrayCommand) => {
+    try {
+      if (c === 'open') return window.show();
+      if (c === 'quit') return app.quit();
+      if (!host) return;
+      if (c === 'start-at-login') await host.updateSettings({ startAtLogin: !(host.view().settings.startAtLogin ?? false) });
+      else await host.act(c === 'snooze' ? { action: 'snooze', minutes: 60 } : { action: c });
+    } catch (e) {
+      logger.error({ err: e, command: c }, 'tray command failed');
+    }
+  };
+  const tray = appTray({ icons: TRAY_ICONS, platform: process.platform, onCommand: (c) => void command(c) });
+
+  const local = LOCAL ? await startLocal() : null;
+  const dataDir = local ? local.workerDir : defaultDataDir();
+  const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath });
+  const persistLogin = login ? await applyLoginItem(login, dataDir) : false;
+
+  const signals = pushedSignals({
+    base: headlessSignals({ ownPids: () => [process.pid, ...(host?.running?.jobPids() ?? [])] }),
+    poll: powerPoll(powerMonitor),
+  });
+  const stopPower = watchPower(powerMonitor, signals);
+  host = await openWorkerHost({
+    dataDir,
+    appVersion: app.getVersion(),
+    logger,
+    defaultPreset: local ? 'dedicated' : 'desktop',
+    signals,
+    startAtLogin: login,
+    coordinator: local?.coordinator.address,
+    token: local?.coordinator.token,
+  });
+  const h = host;
+  if (persistLogin) await h.updateSettings({ startAtLogin: true });
+  const unregisterIpc = registerIpc(ipcMain, { target: h, pageUrl: RENDERER_URL, logger });
+  h.on('view', (view) => tray.update(view));
+  tray.update(h.view());
+  if (h.view().connection.state === 'not-enrolled') window.show();
+
+  // Local test mode's coordinator serves no updates.
+  const updater = local
+    ? null
+    : startUpdater({
+        feed: () => {
+          const identity = h.running?.agent.currentIdentity;
+          return identity ? updateFeed(identity) : null;
+        },
+        jobs: () => ({ runningJobs: h.running?.jobs.busy ?? 0, draining: h.draining }),
+        drain: (reason) => h.drain(reason),
+        logger: logger.child({ component: 'updater' }),
+      });
+
+  drainOnQuit({ host: h, tray, window }, async () => {
+    updater?.stop();
+    unregisterIpc();
+    stopPower();
+    signals.close();
+    await local?.coordinator.stop();
+  });
+  // Ctrl+C in the terminal that ran `npm start` quits the same way as the tray's Quit.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => app.quit());
+}
+
+/**
+ * Quit drains: the first quit is held back while the host stops taking
+ * jobs, lets a running one finish within the grace period or hands it back,
+ * and closes the connection; then the app really quits.
+ */
+function drainOnQuit(parts: { host: WorkerHost; tray: AppTray; window: StatusWindow }, cleanup: () => Promise<void>): void {
+  let drained = false;
+  let draining = false;
+  app.on('before-quit', (event) => {
+    if (drained) return;
+    event.preventDefault();
+    if (draining) return;
+    draining = true;
+    void (async () => {
+      try {
+        await parts.host.quit({ graceMs: QUIT_GRACE_MS });
+        await cleanup();
+      } catch (e) {
+        logger.error({ err: e }, 'quitting did not drain cleanly');
+      }
+      drained = true;
+      parts.window.destroy();
+      parts.tray.destroy();
+      app.quit();
+    })();
+  });
+}
+
+/** Applies the saved start-at-login choice; true when the first-run default still has to be saved. */
+async function applyLoginItem(login: LoginItem, dataDir: string): Promise<boolean> {
+  const plan = loginItemAtLaunch((await loadHostSettings(dataDir)).startAtLogin, app.isPackaged);
+  try {
+    if (plan.apply !== null) await login.set(plan.apply);
+  } catch (e) {
+    logger.warn({ err: e }, 'could not apply start at login');
+  }
+  return plan.persist;
+}
+
+async function startLocal(): Promise<{ coordinator: LocalCoordinator; workerDir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'gogrid-app-'));
+  const coordinator = await startLocalCoordinator(join(dir, 'coordinator'), logger.child({ side: 'coordinator' }));
+  process.stdout.write(
+    [
+      'GoGrid local test mode: a coordinator in this app, and its own worker.',
+      `  coordinator:  ${coordinator.address} (QUIC/UDP), ${coordinator.apiUrl} (HTTPS API)`,
+      `  admin key:    ${coordinator.adminKeyFile}`,
+      `  submit a job: npx gogrid submit --data ${JSON.stringify(join(dir, 'coordinator'))} --model samples/mlp.onnx --input samples/mlp-input.json --wait`,
+      '',
+    ].join('\n'),
+  );
+  return { coordinator, workerDir: join(dir, 'worker') };
+}
+
