@@ -66,6 +66,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
         };
         const { config, notices } = await loadCoordinatorConfig(flags.config, overrides);
         for (const n of notices) logger.warn(n);
+        const stopAsked = untilSignal();
         const c = await startCoordinator({ config, dataDir, logger });
         process.stdout.write(
           [
@@ -78,7 +79,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
             '',
           ].join('\n'),
         );
-        await untilSignal();
+        await stopAsked;
         logger.info('stopping');
         await c.stop();
       }),
@@ -104,6 +105,8 @@ export function registerServeCommands(program: Command, version: string, run: (f
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
       const dataDir = flags.data ?? defaultDataDir();
       if (!(flags.modelCacheGib > 0)) throw new GridError('GG_ERR_CONFIG_INVALID', `--model-cache-gib: "${flags.modelCacheGib}" is not a positive number`);
+      // Listening from the start: a SIGTERM while starting stops it cleanly once started, instead of killing it half-way.
+      const stopAsked = untilSignal();
       const h = await startHeadless({
         dataDir,
         coordinator: flags.coordinator,
@@ -119,7 +122,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
       logger.info(`status window: ${h.statusUrl}`);
       try {
-        await Promise.race([untilSignal(), w.agent.done]);
+        await Promise.race([stopAsked, w.agent.done]);
       } finally {
         // Ctrl+C hands a running job back at once (requeued, not lost) rather than keeping the owner waiting.
         await h.stop(0);
@@ -145,6 +148,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
   const coordinatorDir = join(opts.dataDir, 'coordinator');
   const workerDir = join(opts.dataDir, 'worker');
   const { config } = await loadCoordinatorConfig(undefined, { bindAddr: '127.0.0.1', port: opts.port, databaseUrl: 'memory://' });
+  const stopAsked = untilSignal();
   const c = await startCoordinator({ config, dataDir: coordinatorDir, logger: opts.logger.child({ side: 'coordinator' }) });
   try {
     const { token } = await createEnrollmentToken(c.db, c.ca, {
@@ -183,7 +187,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
       ].join('\n'),
     );
     try {
-      await Promise.race([untilSignal(), w.agent.done]);
+      await Promise.race([stopAsked, w.agent.done]);
     } finally {
       await h.stop(0);
     }
