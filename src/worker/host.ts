@@ -291,6 +291,11 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
       throw e;
     }
     this.worker = worker;
+    // The administrator who provisioned this machine chose its preset; the owner can change it later.
+    if (worker.provisionedPreset !== null && this.settings.policy === undefined) {
+      await this.save({ ...this.settings, policy: { preset: worker.provisionedPreset } });
+      await this.tick();
+    }
     if (coordinator !== undefined && coordinator !== this.settings.coordinator && this.settings.coordinator !== undefined) {
       await this.save({ ...this.settings, coordinator: undefined });
     }

@@ -55,6 +55,8 @@ export interface RunningWorker {
   hardware: HardwareReport;
   /** True when this start enrolled the worker. */
   enrolled: boolean;
+  /** The preset a provisioning file asked for, when this start enrolled from one. */
+  provisionedPreset: 'desktop' | 'dedicated' | null;
   /** The job processes alive now (warm ones included). */
   jobPids(): number[];
   /** Settles once the agent stopped, its job processes exited and the data dir is unlocked. */
@@ -80,7 +82,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
 }
 
 async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'closed'> & { processes: JobProcessPool }> {
-  const { identity, enrolled } = await resolveIdentity(opts);
+  const { identity, enrolled, preset } = await resolveIdentity(opts);
   const probes = opts.agent?.probes ?? { hardware: () => collectHardware(), load: () => sampleLoad() };
   const hardware = await probes.hardware();
   const jobsOpts = opts.jobs ?? {};
@@ -136,10 +138,10 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   });
   current = () => agent.currentIdentity;
   agent.start();
-  return { agent, jobs: runner, identity, hardware, enrolled, processes, jobPids: () => processes.pids() };
+  return { agent, jobs: runner, identity, hardware, enrolled, provisionedPreset: preset ?? null, processes, jobPids: () => processes.pids() };
 }
 
-async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean }> {
+async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean; preset?: 'desktop' | 'dedicated' }> {
   const stored = await loadIdentity(opts.dataDir);
   const address = opts.coordinator ? parseCoordinatorAddress(opts.coordinator) : null;
   // No token given: an installer or MDM may have dropped one in a provisioning
@@ -172,7 +174,7 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
     });
     opts.logger.info({ workerId: identity.workerId, ...(provisioned && { provisioning: provisioned.path }) }, 'enrolled');
     if (provisioned) await forgetProvisionedToken(provisioned, opts.logger);
-    return { identity, enrolled: true };
+    return { identity, enrolled: true, ...(provisioned?.provisioning.preset ? { preset: provisioned.provisioning.preset } : {}) };
   }
   if (!stored) {
     const hint = provisioned

@@ -5,7 +5,8 @@
  * (suspended for real with SIGSTOP, then handed back and finished by another
  * worker). The signal source is scripted: idle input cannot exist on this VM.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobInfo, WorkerInfo, type WorkerView } from '../../src/protocol/index.js';
 import { openWorkerHost, type WorkerHost, type WorkerHostOptions } from '../../src/worker/host.js';
@@ -133,6 +134,22 @@ describe('the worker host', () => {
 
     await c.api('DELETE', `/v1/workers/${id}/policy`);
     await untilView(host, (v) => v.policy.run && !v.policy.byAdmin);
+  });
+
+  it("takes the preset of the provisioning file it enrolled from, until the owner changes it", async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'provisioning.toml');
+    await writeFile(file, `[worker]\ncoordinator = "127.0.0.1:${c.port}"\ntoken = "${await c.createToken()}"\npreset = "desktop"\n`);
+    process.env['GOGRID_PROVISIONING_FILE'] = file;
+    try {
+      const host = await open({ signals: scriptedSignals() });
+      expect(host.view().settings.policy).toEqual({ preset: 'desktop' });
+      expect(await readFile(file, 'utf8')).not.toMatch(/^token *=/m);
+      await host.updateSettings({ policy: { preset: 'dedicated' } });
+      expect(host.view().settings.policy).toEqual({ preset: 'dedicated' });
+    } finally {
+      delete process.env['GOGRID_PROVISIONING_FILE'];
+    }
   });
 
   it('rejects bad settings and saves nothing', async () => {

@@ -91,6 +91,7 @@ describe('silent enrollment from a provisioning file', () => {
     const w = await start(dataDir);
     try {
       expect(w.enrolled).toBe(true);
+      expect(w.provisionedPreset).toBe('dedicated');
       await w.agent.waitFor('online');
       const info = WorkerInfo.parse(await c.api('GET', `/v1/workers/${w.identity.workerId}`));
       expect(info).toMatchObject({ name: 'lab-pc-12', state: 'online' });
