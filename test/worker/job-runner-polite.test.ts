@@ -8,12 +8,12 @@
 import { EventEmitter, once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { WorkerMessageInput } from '../../src/protocol/index.js';
 import { RunningJobView } from '../../src/protocol/control.js';
 import { JobProcessPool } from '../../src/worker/executors/index.js';
 import { JobRunner, type JobFinished, type JobRunnerOptions } from '../../src/worker/job-runner.js';
-import { isAlive, makeJob } from './executors/helpers.js';
+import { isAlive, makeJob, useTestExecutors } from './executors/helpers.js';
 
 type Sent = WorkerMessageInput;
 type Result = Extract<Sent, { type: 'job.result' }>;
@@ -107,12 +107,7 @@ function harness(over: (pool: JobProcessPool) => Partial<JobRunnerOptions> = () 
 }
 
 describe('JobRunner stepping aside', () => {
-  beforeAll(() => {
-    process.env['GOGRID_TEST_EXECUTORS'] = '1';
-  });
-  afterAll(() => {
-    delete process.env['GOGRID_TEST_EXECUTORS'];
-  });
+  useTestExecutors();
   afterEach(async () => {
     for (const r of runners.splice(0)) {
       r.resume();

@@ -4,11 +4,11 @@
  * checked here through runJob's shared pool; the pool's own settings (idle
  * timeout, recycling, close) in job-pool.test.ts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../../src/protocol/errors.js';
 import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
-import { isAlive, jobsAtNormalPriority, makeJob, pidRecorder, rejection } from './helpers.js';
+import { isAlive, makeJob, pidRecorder, rejection, useTestExecutors } from './helpers.js';
 
 const log = pidRecorder();
 
@@ -18,13 +18,7 @@ function opts(over: Partial<RunJobOptions> = {}): RunJobOptions {
 
 
 describe('runJob in a job process', () => {
-  beforeAll(() => {
-    process.env['GOGRID_TEST_EXECUTORS'] = '1';
-  });
-  afterAll(() => {
-    delete process.env['GOGRID_TEST_EXECUTORS'];
-  });
-  jobsAtNormalPriority();
+  useTestExecutors();
   afterEach(async () => {
     // No job process outlives closeJobProcesses, whatever happened to it.
     await closeJobProcesses();

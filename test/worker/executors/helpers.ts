@@ -29,16 +29,16 @@ export function makeJob(kind: string, input: unknown, overrides: Partial<JobSpec
 }
 
 /**
- * Job processes of this file start at normal priority: its tests time them,
- * and a nice-19 one on a crowded machine (other suites, other sessions)
- * waits seconds for its turn. priority.test.ts covers low priority.
+ * The test-only executors (test-spin, test-hang, …) are offered while this
+ * file's tests run. Job processes run at normal priority throughout the
+ * suite (vitest.config.ts); priority.test.ts covers low priority.
  */
-export function jobsAtNormalPriority(): void {
+export function useTestExecutors(): void {
   beforeAll(() => {
-    process.env['GOGRID_JOB_PRIORITY'] = 'normal';
+    process.env['GOGRID_TEST_EXECUTORS'] = '1';
   });
   afterAll(() => {
-    delete process.env['GOGRID_JOB_PRIORITY'];
+    delete process.env['GOGRID_TEST_EXECUTORS'];
   });
 }
 

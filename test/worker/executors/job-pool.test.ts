@@ -5,10 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import type { JobExit } from '../../../src/worker/executors/index.js';
-import { isAlive, jobsAtNormalPriority, makeJob, rejection } from './helpers.js';
+import { isAlive, makeJob, rejection, useTestExecutors } from './helpers.js';
 
 type ExitEvent = JobProcessInfo & { exit: JobExit };
 
@@ -38,13 +38,7 @@ async function nextExit(pool: JobProcessPool): Promise<ExitEvent> {
 
 
 describe('JobProcessPool', () => {
-  beforeAll(() => {
-    process.env['GOGRID_TEST_EXECUTORS'] = '1';
-  });
-  afterAll(() => {
-    delete process.env['GOGRID_TEST_EXECUTORS'];
-  });
-  jobsAtNormalPriority();
+  useTestExecutors();
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((p) => p.close()));
     expect(spawned.filter(isAlive)).toEqual([]);

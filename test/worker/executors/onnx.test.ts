@@ -12,10 +12,9 @@ import type { TensorJson } from '../../../src/protocol/tensor.js';
 import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
 import { MLP } from '../../fixtures/make-onnx.js';
-import { isAlive, jobsAtNormalPriority, makeJob, onnxFixtures, pidRecorder } from './helpers.js';
+import { isAlive, makeJob, onnxFixtures, pidRecorder } from './helpers.js';
 
 const models = onnxFixtures();
-jobsAtNormalPriority();
 afterAll(async () => {
   await closeJobProcesses();
   models.dispose();

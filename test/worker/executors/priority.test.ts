@@ -7,11 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { constants, getPriority } from 'node:os';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { JobProcessPool, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
 import { defaultJobPriority, priorityPlan } from '../../../src/worker/executors/priority.js';
-import { isAlive, makeJob, pidRecorder } from './helpers.js';
+import { isAlive, makeJob, pidRecorder, useTestExecutors } from './helpers.js';
 
 /** Fields of /proc/PID[/task/TID]/stat after the command name: [0] state, [3] session, [16] nice. */
 function statFields(path: string): string[] {
@@ -52,12 +52,7 @@ async function spinning(options: JobProcessPoolOptions): Promise<number> {
 const stops: (() => void)[] = [];
 
 describe('job process priority', () => {
-  beforeAll(() => {
-    process.env['GOGRID_TEST_EXECUTORS'] = '1';
-  });
-  afterAll(() => {
-    delete process.env['GOGRID_TEST_EXECUTORS'];
-  });
+  useTestExecutors();
   afterEach(async () => {
     for (const stop of stops.splice(0)) stop();
     await Promise.all(pools.splice(0).map((p) => p.close()));

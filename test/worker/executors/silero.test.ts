@@ -18,7 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { TensorJson } from '../../../src/protocol/tensor.js';
 import { closeJobProcesses, runJob } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
-import { makeJob, pidRecorder, isAlive, jobsAtNormalPriority } from './helpers.js';
+import { makeJob, pidRecorder, isAlive } from './helpers.js';
 import { readWav, resample } from './wav.js';
 
 const MODEL = createRequire(import.meta.url).resolve('@ricky0123/vad-web/dist/silero_vad_v5.onnx');
@@ -56,7 +56,6 @@ async function speechProbabilities(audio: Float32Array): Promise<number[]> {
 }
 
 describe('silero VAD v5 (a real model from an npm package)', () => {
-  jobsAtNormalPriority();
   const dir = mkdtempSync(path.join(tmpdir(), 'gogrid-vad-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -10,10 +10,9 @@ import { JobInfo } from '../../../src/protocol/api.js';
 import { startWorker } from '../../../src/worker/worker.js';
 import { writeOnnxFixtures } from '../../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, tempDir } from '../../helpers/grid.js';
-import { isAlive, jobsAtNormalPriority } from './helpers.js';
+import { isAlive } from './helpers.js';
 
 afterAll(() => removeTempDirs());
-jobsAtNormalPriority();
 
 /** A debug logger that keeps the pid of every job process it sees start. */
 function pidLogger() {
