@@ -60,6 +60,8 @@ interface Session {
   readonly peer: QuicPeer;
   readonly channel: FrameChannel;
   readonly hello: Hello;
+  /** From hello, then from heartbeats that change it. */
+  slots: number;
   lastHeartbeatAt: number;
   status: WorkerStatus;
   pausedReason: string | null;
@@ -204,6 +206,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       peer,
       channel,
       hello,
+      slots: hello.capabilities.slots,
       lastHeartbeatAt: Date.now(),
       status: hello.status,
       pausedReason: online.pausedReason,
@@ -253,7 +256,8 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   private async onHeartbeat(session: Session, hb: Heartbeat): Promise<void> {
     session.lastHeartbeatAt = Date.now();
     this.pendingLastSeen.set(session.workerId, new Date(session.lastHeartbeatAt));
-    const statusChanged = hb.status !== session.status;
+    const statusChanged = hb.status !== session.status || (hb.slots !== undefined && hb.slots !== session.slots);
+    if (hb.slots !== undefined) session.slots = hb.slots;
     session.load = hb.load;
     if (hb.cachedModels) session.cachedModels = new Set(hb.cachedModels);
     await this.updateStatus(session, hb.status, hb.pausedReason);
@@ -305,7 +309,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       hardware: s.hello.hardware,
       executors: s.hello.capabilities.executors,
       labels: s.hello.capabilities.labels,
-      slots: s.hello.capabilities.slots,
+      slots: s.slots,
       running: s.leases.size,
       paused: s.adminPaused || s.status === 'paused' || s.status === 'draining',
       cachedModels: s.cachedModels,

@@ -247,7 +247,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         hardware,
         cachedModels,
         ...this.currentStatus(),
-        capabilities: jobs?.capabilities ?? { executors: [], slots: 0, labels: [] },
+        capabilities: jobs ? { ...jobs.capabilities, slots: jobs.runner.slotCount } : { executors: [], slots: 0, labels: [] },
       });
       for await (const raw of conn.channel.frames()) {
         const msg = parseCoordinatorMessage(raw);
@@ -332,6 +332,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       load,
       runningJobs: runner?.running() ?? [],
       ...(changed ? { cachedModels: models } : {}),
+      ...(runner ? { slots: runner.slotCount } : {}),
     };
   }
 

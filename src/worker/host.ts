@@ -262,12 +262,34 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     await saveHostSettings(this.opts.dataDir, next);
     this.settings = next;
     this.policy = this.compile(next);
-    this.applyThreads();
+    this.applyLimits();
   }
 
-  private applyThreads(): void {
-    const configured = this.opts.jobs?.threads ?? availableParallelism();
-    this.worker?.jobs.setThreads(Math.min(configured, this.policy.maxCores ?? configured));
+  /**
+   * The limits on what the worker was started with (`--slots`, `--threads`):
+   * the owner's or the administrator's settings when they set one, and the
+   * administrator's ceiling. Presets' own slot count (1) is not a limit, so
+   * `--slots 4` on a dedicated server stays 4.
+   */
+  private limits(): { threads: number; slots: number } {
+    const configuredThreads = this.opts.jobs?.threads ?? availableParallelism();
+    const admin = this.settings.adminPolicy;
+    const chosen = (admin.settings ?? this.settings.policy)?.slots;
+    return {
+      threads: Math.min(configuredThreads, this.policy.maxCores ?? configuredThreads),
+      slots: Math.min(this.opts.jobs?.slots ?? 1, chosen ?? Infinity, admin.limits?.slots ?? Infinity),
+    };
+  }
+
+  private applyLimits(): void {
+    const runner = this.worker?.jobs;
+    if (!runner) return;
+    const { threads, slots } = this.limits();
+    runner.setThreads(threads);
+    if (slots !== runner.slotCount) {
+      runner.setSlots(slots);
+      this.worker!.agent.statusChanged();
+    }
   }
 
   private async startWorker(token?: string, coordinator?: string, name?: string): Promise<void> {
@@ -280,7 +302,8 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
         name: name ?? this.opts.name,
         appVersion: this.opts.appVersion,
         logger: this.opts.logger,
-        jobs: this.opts.jobs,
+        // Started within the limits already, so hello announces the right slot count.
+        jobs: { ...this.opts.jobs, ...this.limits() },
         agent: { ...this.opts.agent, status: () => this.status(), accepting: () => !this.draining && (this.decision?.acceptJobs ?? false) },
       });
     } catch (e) {
@@ -299,7 +322,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     if (coordinator !== undefined && coordinator !== this.settings.coordinator && this.settings.coordinator !== undefined) {
       await this.save({ ...this.settings, coordinator: undefined });
     }
-    this.applyThreads();
+    this.applyLimits();
     worker.agent.on('state', (e) => this.setConnection(e.state, e.detail));
     worker.agent.on('adminPolicy', (p) => void this.onAdminPolicy(p));
     worker.jobs.on('changed', () => {

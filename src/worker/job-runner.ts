@@ -89,12 +89,14 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
   private readonly suspension = new Suspension();
   private readonly platform: NodeJS.Platform;
   private threads: number;
+  private slots: number;
   private send: Send | null = null;
 
   constructor(private readonly opts: JobRunnerOptions) {
     super();
     this.platform = opts.platform ?? process.platform;
     this.threads = opts.threads;
+    this.slots = opts.slots;
   }
 
   attach(send: Send): void {
@@ -173,6 +175,16 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
   }
 
   /** The owner's (or administrator's) core limit: jobs that start from now on get `threads` runtime threads. */
+  /** Jobs at once from now on (a running job is never stopped for it); the agent reports it with the next heartbeat. */
+  setSlots(slots: number): void {
+    if (!Number.isInteger(slots) || slots < 1) throw new GridError('GG_ERR_CONFIG_INVALID', `slots must be a whole number ≥ 1, not ${slots}`);
+    this.slots = slots;
+  }
+
+  get slotCount(): number {
+    return this.slots;
+  }
+
   setThreads(threads: number): void {
     if (!Number.isInteger(threads) || threads < 1) throw new GridError('GG_ERR_CONFIG_INVALID', `threads must be a whole number ≥ 1, not ${threads}`);
     this.threads = threads;
@@ -183,8 +195,8 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     const refuse = (code: ErrorCode, message: string, retryable: boolean) =>
       void this.sendResult({ type: 'job.result', jobId: job.jobId, leaseId, outcome: { ok: false, error: { code, message, retryable } } });
     if (this.jobs.has(job.jobId)) return;
-    if (this.jobs.size >= this.opts.slots) {
-      refuse('GG_ERR_WORKER_BUSY', `all ${this.opts.slots} slots are busy`, true);
+    if (this.jobs.size >= this.slots) {
+      refuse('GG_ERR_WORKER_BUSY', `all ${this.slots} slots are busy`, true);
       return;
     }
     if (!this.opts.canRun(job.kind)) {

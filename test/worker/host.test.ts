@@ -152,6 +152,20 @@ describe('the worker host', () => {
     }
   });
 
+  it("applies an administrator's slot ceiling and the owner's own slot setting, and the coordinator schedules by them", async () => {
+    const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}`, jobs: { threads: 1, slots: 3 } });
+    const { worker } = await untilView(host, (v) => v.connection.state === 'online');
+    const slots = () => c.sessions.views().find((w) => w.id === worker!.id)?.slots;
+    expect(slots()).toBe(3);
+
+    await c.api('PUT', `/v1/workers/${worker!.id}/policy`, { limits: { slots: 1 } });
+    await expect.poll(slots, { timeout: 5000 }).toBe(1);
+    await c.api('DELETE', `/v1/workers/${worker!.id}/policy`);
+    await expect.poll(slots, { timeout: 5000 }).toBe(3);
+    await host.updateSettings({ policy: { preset: 'dedicated', slots: 2 } });
+    await expect.poll(slots, { timeout: 5000 }).toBe(2);
+  });
+
   it('rejects bad settings and saves nothing', async () => {
     const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
     await expect(host.updateSettings({ coordinator: 'bad address:99999' })).rejects.toMatchObject({ code: 'GG_ERR_CONFIG_INVALID' });
