@@ -16,9 +16,8 @@
  *     await grid.close();
  *   }
  */
-import { lines } from './procs.js';
+import { lines, stopChild } from './procs.js';
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import https from 'node:https';
@@ -319,15 +318,6 @@ export class Grid {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
   }
-}
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** For the report: where dist/ is relative to the repository. */

@@ -116,13 +116,8 @@ export class Procs {
   }
 
   /** Signals the child and waits for it to go; SIGKILL after `graceMs`. */
-  async stop(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
+  stop(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    return stopChild(child, signal, graceMs);
   }
 
   async killAll(): Promise<void> {
@@ -188,6 +183,16 @@ class CoordinatorLog {
 }
 
 /** Calls `onLine` for each complete line the stream writes. */
+/** Signals a child process and waits for it to go; SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 export function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
   stream.on('data', (d: Buffer) => {
