@@ -23,29 +23,17 @@ import {
 } from '../../src/coordinator/store/index.js';
 import { jobIds } from '../../src/coordinator/job-writes.js';
 import { backends } from '../helpers/backends.js';
+import { at, lease, newJob as baseJob, T0 } from '../helpers/store-jobs.js';
 
-const T0 = new Date('2026-01-01T00:00:00.000Z');
-const at = (s: number) => new Date(T0.getTime() + s * 1000);
 const model = { sha256: 'b'.repeat(64), size: 42, name: 'm.onnx' };
-const nextId = jobIds();
 
-const newJob = (o: Partial<NewJob> = {}): NewJob => ({
-  id: nextId(T0.getTime()),
-  kind: 'onnx',
-  model,
-  input: { inputs: { x: { dtype: 'float32', dims: [1], data: [1] } } },
-  requirements: { labels: ['batch'] },
-  timeoutMs: 1000,
-  maxAttempts: 3,
-  priority: 0,
-  now: T0,
-  ...o,
-});
+const newJob = (o: Partial<NewJob> = {}): NewJob =>
+  baseJob({ model, input: { inputs: { x: { dtype: 'float32', dims: [1], data: [1] } } }, requirements: { labels: ['batch'] }, ...o });
 
 async function leased(db: Db, n: number, o: Partial<NewJob> = {}): Promise<NewJob[]> {
   const jobs = Array.from({ length: n }, () => newJob(o));
   await insertJobs(db, jobs);
-  await leaseJobs(db, jobs.map((j) => ({ jobId: j.id, leaseId: `L-${j.id}`, workerId: 'w-1', instanceId: 'c-1', expiresAt: at(90) })), at(1));
+  await leaseJobs(db, jobs.map((j) => lease(j.id, `L-${j.id}`)), at(1));
   return jobs;
 }
 

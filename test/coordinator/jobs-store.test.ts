@@ -20,37 +20,13 @@ import {
   renewLeases,
   setWaitingReasons,
   type Db,
-  type Lease,
 } from '../../src/coordinator/store/index.js';
 import { backends } from '../helpers/backends.js';
-
-const T0 = new Date('2026-01-01T00:00:00.000Z');
-const at = (s: number) => new Date(T0.getTime() + s * 1000);
-const model = { sha256: 'a'.repeat(64), size: 10, name: 'm.onnx' };
-let seq = 0;
+import { at, lease, newJob } from '../helpers/store-jobs.js';
 
 async function job(db: Db, opts: { maxAttempts?: number; priority?: number; now?: Date } = {}) {
-  return insertJob(db, {
-    id: `j-${++seq}`,
-    kind: 'onnx',
-    model,
-    input: { inputs: {} },
-    requirements: {},
-    timeoutMs: 1000,
-    maxAttempts: opts.maxAttempts ?? 3,
-    priority: opts.priority ?? 0,
-    now: opts.now ?? T0,
-  });
+  return insertJob(db, newJob(opts));
 }
-
-const lease = (jobId: string, leaseId: string, o: Partial<Lease> = {}): Lease => ({
-  jobId,
-  leaseId,
-  workerId: 'w-1',
-  instanceId: 'c-1',
-  expiresAt: at(90),
-  ...o,
-});
 
 describe.each(backends)('jobs on $name', (backend) => {
   let db: Db;
