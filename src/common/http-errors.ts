@@ -5,8 +5,9 @@
  * `{ error: { code, message } }` with the GG_ERR code's HTTP status.
  *
  *   const action = parseBody(ControlAction, req.body);  // throws GG_ERR_BAD_REQUEST "minutes: Too big…"
- *   reply.status(toErrorBody(err, 'worker').status)
+ *   answerErrors(app, 'worker');                         // every failure and unknown route, in that shape
  */
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import type { z } from 'zod';
 import { GridError, isGridError, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
 
@@ -32,4 +33,19 @@ export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { sta
     return { status: statusCode, payload: errorPayload('GG_ERR_BAD_REQUEST', (err as Error).message) };
   }
   return { status: 500, payload: errorPayload('GG_ERR_INTERNAL', `internal error; see the ${side} log`) };
+}
+
+/** Makes every failure and every unknown route of `app` answer `{ error: { code, message } }`; internal errors are logged. */
+export function answerErrors<S extends RawServerBase, L extends FastifyBaseLogger>(
+  app: FastifyInstance<S, RawRequestDefaultExpression<S>, RawReplyDefaultExpression<S>, L>,
+  side: 'coordinator' | 'worker',
+): void {
+  app.setErrorHandler((err, req, reply) => {
+    const body = toErrorBody(err, side);
+    if (body.status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(body.status).send(body.payload);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
+  });
 }

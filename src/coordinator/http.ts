@@ -24,7 +24,7 @@ import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken
 import { createEnrollmentToken, enrollWorker, toTokenInfo } from './enrollment.js';
 import type { SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
-import { errorPayload, parseBody, toErrorBody } from '../common/http-errors.js';
+import { answerErrors, parseBody } from '../common/http-errors.js';
 import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
 import { registerPolicyRoutes } from './http-policy.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
@@ -64,14 +64,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     },
   });
 
-  app.setErrorHandler((err, req, reply) => {
-    const body = toErrorBody(err, 'coordinator');
-    if (body.status >= 500) req.log.error({ err }, 'request failed');
-    void reply.status(body.status).send(body.payload);
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
-  });
+  answerErrors(app, 'coordinator');
 
   const requireApiKey = apiKeyCheck(db);
 

@@ -16,7 +16,7 @@ import { ensurePrivateDir } from '../../common/files.js';
 import { CONTROL_ROUTES, ControlAction, EnrollForm, SettingsUpdate, type WorkerView } from '../../protocol/index.js';
 import { removeControlFile, writeControlFile } from './control-file.js';
 import { newControlToken, requestGuard, type RequestGuard } from './guard.js';
-import { errorPayload, parseBody, toErrorBody } from '../../common/http-errors.js';
+import { answerErrors, parseBody } from '../../common/http-errors.js';
 import type { ControlTarget } from './target.js';
 
 export interface ControlServerOptions {
@@ -67,14 +67,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     bodyLimit: 64 * 1024,
   });
 
-  app.setErrorHandler((err, req, reply) => {
-    const body = toErrorBody(err, 'worker');
-    if (body.status >= 500) req.log.error({ err }, 'control request failed');
-    void reply.status(body.status).send(body.payload);
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
-  });
+  answerErrors(app, 'worker');
   // Static files included: a rebinding page must not even read the page.
   app.addHook('onRequest', async (req) => guard.checkHost(req.headers));
   app.addHook('onSend', async (_req, reply) => {
