@@ -303,7 +303,16 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>): Promise<boolean> {
     const { sessions, logger } = this.opts;
     const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
-    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome, at: new Date() });
+    const at = new Date();
+    // A short job's start was never reported on its own: its result says when
+    // it was. The mark goes out in the same flush as the result, so the
+    // history has `running` before the end, in one statement for a success.
+    const started =
+      this.started.get(msg.jobId) !== msg.leaseId && msg.runMs !== undefined
+        ? this.writes.markRunning(msg.jobId, msg.leaseId, new Date(at.getTime() - msg.runMs))
+        : undefined;
+    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome, at });
+    await started;
     this.started.delete(msg.jobId);
     await sessions.endLease(workerId, msg.jobId);
     this.renewals.delete(msg.jobId);

@@ -15,10 +15,9 @@
  * promise resolves only after its statement has committed, so nothing is
  * acknowledged before it is durable. Flushes run one at a time and, within
  * one, marks go before results: a job's `running` is written before its
- * result whenever the worker sent them in that order. A mark waits up to
- * HOLD_MS for its lease's result: a short job's start then rides along with
- * its result, one statement instead of two (`flush()` holds nothing back).
- * Nobody waits on a mark; its time is the one the worker's message came.
+ * result whenever the worker sent them in that order, and a start that comes
+ * with its successful result rides along in the result's statement (a short
+ * job's start is reported with its result, see the dispatcher).
  *
  * On PGlite, which has no autovacuum, it also tidies the jobs table (see
  * tidyJobs) once enough rows changed: its own writes, and the leases the
@@ -32,15 +31,11 @@ import { completeJobs, insertJobs, markRunningMany, tidyJobs, type JobResultReco
 const TIDY_AFTER_ROWS = 2000;
 /** …and the jobs table vacuumed at most this often (tens of ms). */
 const VACUUM_EVERY_MS = 60_000;
-/** How long a mark waits for its result (the job's start is in the store this much later at most). */
-const HOLD_MS = 200;
 
 interface Pending<I, O> {
   item: I;
   resolve: (value: O) => void;
   reject: (error: unknown) => void;
-  /** When a mark was first held back for its result. */
-  heldSince?: number;
 }
 type MarkPending = Pending<{ jobId: string; leaseId: string; at: Date }, boolean>;
 type ResultPending = Pending<JobResultRecord, JobRow | null>;
@@ -80,7 +75,7 @@ export class JobWrites {
   /** Resolves once every write asked for before the call is durable (or has failed). */
   flush(): Promise<void> {
     this.queued = true;
-    return this.enqueue(true);
+    return this.enqueue();
   }
 
   private add<I, O>(list: Pending<I, O>[], item: I): Promise<O> {
@@ -92,14 +87,14 @@ export class JobWrites {
     return done;
   }
 
-  private enqueue(everything = false): Promise<void> {
-    const next = this.tail.then(() => this.write(everything));
+  private enqueue(): Promise<void> {
+    const next = this.tail.then(() => this.write());
     this.tail = next;
     return next;
   }
 
-  /** Never rejects: each write's own promise carries its failure. `everything`: hold no mark back. */
-  private async write(everything: boolean): Promise<void> {
+  /** Never rejects: each write's own promise carries its failure. */
+  private async write(): Promise<void> {
     this.queued = false;
     const inserts = this.inserts;
     const marks = this.marks;
@@ -109,10 +104,7 @@ export class JobWrites {
     this.results = [];
     await this.writeInserts(inserts);
     const { alone, beforeFailure, riding } = attachMarks(marks, results);
-    const now = Date.now();
-    const isDue = (m: MarkPending) => everything || (m.heldSince !== undefined && now - m.heldSince >= HOLD_MS);
-    const due = [...beforeFailure, ...alone.filter(isDue)];
-    this.hold(alone.filter((m) => !isDue(m)), now);
+    const due = [...beforeFailure, ...alone];
     await settle(due, () => markRunningMany(this.db, due.map((m) => m.item)));
     const answers = await settle(results, () => completeJobs(this.db, results.map((r) => r.item)));
     // A mark that rode along was taken exactly when its result was (same lease, same statement).
@@ -122,20 +114,6 @@ export class JobWrites {
     }
     this.changedRows += inserts.reduce((n, p) => n + p.item.length, 0) + due.length + results.length;
     if (this.db.kind === 'pglite' && this.changedRows >= TIDY_AFTER_ROWS) await this.tidy();
-  }
-
-  /** Keeps marks for a later flush, and makes sure one comes once the first of them is due. */
-  private hold(marks: MarkPending[], now: number): void {
-    if (marks.length === 0) return;
-    const fresh = marks.filter((m) => m.heldSince === undefined);
-    for (const m of fresh) m.heldSince = now;
-    this.marks.unshift(...marks);
-    if (fresh.length === 0) return;
-    setTimeout(() => {
-      if (this.queued) return;
-      this.queued = true;
-      void this.enqueue();
-    }, HOLD_MS);
   }
 
   private async tidy(): Promise<void> {

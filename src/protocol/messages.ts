@@ -159,6 +159,12 @@ export const JobResult = z.object({
   type: z.literal('job.result'),
   jobId: id,
   leaseId: id,
+  /**
+   * Milliseconds from the job's start on the worker to this result. A job
+   * that ends soon after it starts sends no `job.progress` first; the
+   * coordinator then records its start as this long before the result came.
+   */
+  runMs: nonNegInt.optional(),
   outcome: z.discriminatedUnion('ok', [
     z.object({ ok: z.literal(true), output: z.unknown() }),
     z.object({

@@ -81,6 +81,12 @@ type ResultMessage = Extract<WorkerMessageInput, { type: 'job.result' }>;
 
 /** At most this often a job's progress goes over the wire; heartbeats carry the latest anyway. */
 const PROGRESS_EVERY_MS = 250;
+/**
+ * A job's start is reported only once it has run this long: a shorter job's
+ * result says how long it ran (`runMs`) instead. For tiny jobs that is one
+ * control message in three fewer, on both ends of the connection.
+ */
+const START_REPORT_MS = 250;
 /** JobRelease.reason's limit. */
 const MAX_REASON = 500;
 
@@ -237,17 +243,21 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     const { jobId } = job;
     const { signal } = entry.controller;
     const log = this.opts.logger.child({ jobId, attempt: job.attempt });
+    const startedAt = performance.now();
+    const runMs = () => Math.floor(performance.now() - startedAt);
+    /** When progress last went out; 0 until the start has been reported. */
     let lastSent = 0;
-    const progress = (p: number, message?: string, force = false) => {
-      entry.progress = p;
-      const now = Date.now();
-      if (!force && now - lastSent < PROGRESS_EVERY_MS) return;
-      lastSent = now;
+    const sendProgress = (p: number, message?: string) => {
+      lastSent = Date.now();
       void this.report({ type: 'job.progress', jobId, leaseId: entry.leaseId, progress: p, ...(message ? { message } : {}) });
     };
-    // One message marks the job running; a model download shows up later as
-    // the time between this and the first executor progress.
-    progress(0, 'starting', true);
+    const progress = (p: number, message?: string) => {
+      entry.progress = p;
+      const quiet = lastSent === 0 ? runMs() < START_REPORT_MS : Date.now() - lastSent < PROGRESS_EVERY_MS;
+      if (!quiet) sendProgress(p, message);
+    };
+    // The first progress message marks the job running at the coordinator.
+    const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), START_REPORT_MS);
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
@@ -261,7 +271,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         suspension: this.suspension,
       });
       log.info('job succeeded');
-      const result = { type: 'job.result' as const, jobId, leaseId: entry.leaseId, outcome: { ok: true as const, output } };
+      const result = { type: 'job.result' as const, jobId, leaseId: entry.leaseId, runMs: runMs(), outcome: { ok: true as const, output } };
       if (Buffer.byteLength(JSON.stringify(output)) <= MAX_INLINE_PAYLOAD_BYTES) await this.sendResult(result);
       else await this.postLarge(result);
     } catch (e) {
@@ -284,9 +294,11 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         type: 'job.result',
         jobId,
         leaseId: entry.leaseId,
+        runMs: runMs(),
         outcome: { ok: false, error: { code: err.code, message: err.message.slice(0, 4000), retryable: ERROR_CODES[err.code].retryable } },
       });
     } finally {
+      clearTimeout(startReport);
       model?.release();
     }
   }
@@ -303,6 +315,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         type: 'job.result',
         jobId: result.jobId,
         leaseId: result.leaseId,
+        runMs: result.runMs,
         outcome: { ok: false, error: { code: err.code, message: `could not upload the result: ${err.message}`, retryable: err.retryable } },
       });
     }
@@ -322,6 +335,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
           type: 'job.result',
           jobId: result.jobId,
           leaseId: result.leaseId,
+          runMs: result.runMs,
           outcome: { ok: false, error: { code: 'GG_ERR_FRAME_TOO_LARGE', message: `the output is too large to send inline: ${e.message}`, retryable: false } },
         };
         await this.report(sent);

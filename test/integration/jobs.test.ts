@@ -58,6 +58,12 @@ describe('three workers, a hundred jobs', () => {
         expect(y.dims).toEqual([1, 3]);
         mlp(xs[i]!).forEach((want, k) => expect(y.data[k]).toBeCloseTo(want, 4));
         expect(job.attempt).toBe(1);
+        // These jobs end before a start report is due: the start comes from the result's runMs.
+        const steps = job.events!.map((e) => [e.state, Date.parse(e.at)] as const);
+        expect(steps.map(([state]) => state)).toEqual(['queued', 'leased', 'running', 'succeeded']);
+        const times = steps.map(([, t]) => t);
+        expect([...times].sort((a, b) => a - b)).toEqual(times);
+        expect(Date.parse(job.startedAt!)).toBe(times[2]);
       }
     } finally {
       await Promise.all(workers.map((w) => w.agent.stop()));

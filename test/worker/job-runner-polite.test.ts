@@ -103,7 +103,7 @@ function harness(over: (pool: JobProcessPool) => Partial<JobRunnerOptions> = () 
     return { jobId: job.jobId, leaseId };
   };
   const of = (jobId: string) => sent.filter((m) => 'jobId' in m && m.jobId === jobId && m.type !== 'job.progress');
-  return { runner, pool, sent, finished, assign, resultOf, runningOn, finishedOf, forks, of };
+  return { runner, pool, sent, finished, assign, message, resultOf, runningOn, finishedOf, forks, of };
 }
 
 describe('JobRunner stepping aside', () => {
@@ -225,7 +225,7 @@ describe('JobRunner stepping aside', () => {
     const handing = h.runner.handBack('Paused by you');
     letGo();
     await handing;
-    expect(h.of(done.jobId)).toEqual([{ type: 'job.result', jobId: done.jobId, leaseId: done.leaseId, outcome: { ok: true, output: expect.objectContaining({ echo: 'mine' }) } }]);
+    expect(h.of(done.jobId)).toEqual([{ type: 'job.result', jobId: done.jobId, leaseId: done.leaseId, runMs: expect.any(Number), outcome: { ok: true, output: expect.objectContaining({ echo: 'mine' }) } }]);
     expect(h.of(spinning.jobId)).toEqual([{ type: 'job.release', jobId: spinning.jobId, leaseId: spinning.leaseId, reason: 'Paused by you' }]);
     expect(h.finished.map((f) => f.jobId)).toEqual([done.jobId]);
     expect(h.runner.busy).toBe(0);
@@ -260,6 +260,24 @@ describe('JobRunner stepping aside', () => {
     const failing = h.assign('test-throw', { code: 'GG_ERR_INPUT_INVALID', message: 'x has 3 dims, not 2' });
     expect(await h.finishedOf(failing.jobId)).toEqual({ jobId: failing.jobId, ok: false, error: 'x has 3 dims, not 2', at: expect.any(Date) });
     expect(h.finished).toHaveLength(1);
+  });
+
+  it("reports a short job's start only with its result (runMs), and a longer one's once it has run 250 ms", async () => {
+    const h = harness();
+    const progressOf = (jobId: string) => h.sent.filter((m) => m.type === 'job.progress' && m.jobId === jobId);
+    await h.resultOf(h.assign('test-echo', 'warm the pool').jobId);
+    const quick = h.assign('test-echo', 'hi');
+    const quickResult = await h.resultOf(quick.jobId);
+    expect(quickResult).toMatchObject({ outcome: { ok: true }, runMs: expect.any(Number) });
+    expect(quickResult.runMs).toBeLessThan(250);
+    expect(progressOf(quick.jobId)).toEqual([]);
+
+    const slow = h.assign('test-spin', { cpuMs: 600 });
+    const result = await h.resultOf(slow.jobId);
+    const [started] = progressOf(slow.jobId);
+    expect(started).toMatchObject({ type: 'job.progress', leaseId: slow.leaseId });
+    expect(h.sent.indexOf(started!)).toBeLessThan(h.sent.indexOf(result));
+    expect(result.runMs).toBeGreaterThanOrEqual(600);
   });
 
   it('gives jobs that start after setThreads the new thread count', async () => {
