@@ -20,7 +20,10 @@
  *   minutes): a sha256 name is only ever created by the rename after
  *   verification and an fsync, and rename is atomic. A file whose size
  *   disagrees with the job's model reference is deleted and fetched again.
- * - Last use is the file's mtime, so the LRU order survives restarts.
+ * - Last use is the file's mtime, so the LRU order survives restarts. It
+ *   is written at most once a minute per model: a worker running many tiny
+ *   jobs would otherwise make a file-system call per job, and the order
+ *   across a restart needs no finer grain.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -49,7 +52,12 @@ interface Verified {
   size: number;
   /** Holders that have not released it. */
   refs: number;
+  /** When its file's mtime was last set (ms since the epoch). */
+  touchedAt: number;
 }
+
+/** A model's mtime records its last use to within this. */
+const TOUCH_EVERY_MS = 60_000;
 
 /** One download, shared by every acquire that arrives while it runs. */
 interface Fetch {
@@ -130,8 +138,11 @@ export class ModelCache {
     };
     this.models.delete(sha256);
     this.models.set(sha256, model);
-    const now = new Date();
-    await fs.utimes(file, now, now).catch((e: unknown) => this.opts.logger?.warn({ err: e, sha256 }, 'could not record model use time'));
+    const now = Date.now();
+    if (now - model.touchedAt >= TOUCH_EVERY_MS) {
+      model.touchedAt = now;
+      await fs.utimes(file, now / 1000, now / 1000).catch((e: unknown) => this.opts.logger?.warn({ err: e, sha256 }, 'could not record model use time'));
+    }
     if (signal?.aborted) {
       release();
       throw signal.reason;
@@ -187,7 +198,7 @@ export class ModelCache {
       this.partials.delete(ref.sha256);
       const model = this.models.get(ref.sha256);
       if (model) model.refs += fetch.waiters;
-      else this.models.set(ref.sha256, { size: ref.size, refs: fetch.waiters });
+      else this.models.set(ref.sha256, { size: ref.size, refs: fetch.waiters, touchedAt: Date.now() });
       if (this.fetches.get(ref.sha256) === fetch) this.fetches.delete(ref.sha256);
       this.evictInBackground();
     });
@@ -318,7 +329,7 @@ export class ModelCache {
       if (st?.isFile()) found.push({ name, size: st.size, mtimeMs: st.mtimeMs });
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const f of found) if (SHA256.test(f.name)) this.models.set(f.name, { size: f.size, refs: 0 });
+    for (const f of found) if (SHA256.test(f.name)) this.models.set(f.name, { size: f.size, refs: 0, touchedAt: f.mtimeMs });
     for (const f of found) {
       const partialOf = PARTIAL.exec(f.name)?.[1];
       if (partialOf && !this.models.has(partialOf)) this.partials.set(partialOf, f.size);

@@ -268,6 +268,23 @@ describe('ModelCache', () => {
     expect(new Set(tight.cached())).toEqual(new Set([a!.ref.sha256, c!.ref.sha256]));
   });
 
+  it('records a use in the file time at most once a minute, so tiny jobs cost no file-system call each', async () => {
+    const dir = await tempDir();
+    const m = modelOf(10_000);
+    const file = join(dir, m.ref.sha256);
+    const hourAgo = Date.now() / 1000 - 3600;
+    const cache = await open(dir, fakeServer([m]));
+    (await cache.acquire(m.ref)).release();
+    await utimes(file, hourAgo, hourAgo);
+    (await cache.acquire(m.ref)).release();
+    // Downloaded moments ago: its use is on record already.
+    expect((await stat(file)).mtimeMs / 1000).toBeCloseTo(hourAgo, 0);
+
+    const reopened = await open(dir, fakeServer([m]));
+    (await reopened.acquire(m.ref)).release();
+    expect((await stat(file)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+  });
+
   it('fetches a cached file again when its size no longer matches the reference', async () => {
     const dir = await tempDir();
     const m = modelOf(200_000);
