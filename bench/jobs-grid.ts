@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import type { z } from 'zod';
 import { ApiErrorBody, CreatedToken, ModelInfo } from '../src/protocol/index.js';
 import { COORDINATOR_SERVER_NAME } from '../src/transport/https-client.js';
@@ -181,10 +182,17 @@ export class Grid {
   private readonly clients: ApiClient[] = [];
   private closing = false;
 
-  /** `coordinatorFlags`: Node flags for every coordinator (an A/B run, e.g. --stack-trace-limit=0). */
+  /** Schemas made for coordinators on PostgreSQL, dropped by close(). */
+  private readonly schemas: string[] = [];
+
+  /**
+   * `coordinatorFlags`: Node flags for every coordinator (an A/B run, e.g. --stack-trace-limit=0).
+   * `postgresUrl`: coordinators store on this PostgreSQL, each in a fresh schema, instead of in-memory PGlite.
+   */
   constructor(
     readonly distDir: string,
     private readonly coordinatorFlags: readonly string[] = [],
+    readonly postgresUrl?: string,
   ) {}
 
   async tempDir(prefix: string): Promise<string> {
@@ -193,10 +201,11 @@ export class Grid {
     return dir;
   }
 
-  /** `gogrid coordinator` from dist/, in-memory store, on a free port, JSON logs at warn. */
+  /** `gogrid coordinator` from dist/, in-memory store (or a fresh PostgreSQL schema), on a free port, JSON logs at warn. */
   async coordinator(opts: CoordinatorOptions = {}): Promise<CoordinatorProc> {
     const dataDir = await this.tempDir('coordinator');
-    const args = ['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', '--database', 'memory://', '--log-format', 'json', '--log-level', 'warn'];
+    const database = this.postgresUrl === undefined ? 'memory://' : await this.freshSchema(this.postgresUrl);
+    const args = ['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', '--database', database, '--log-format', 'json', '--log-level', 'warn'];
     if (opts.heartbeatSecs !== undefined) args.push('--heartbeat-interval', String(opts.heartbeatSecs), '--heartbeat-timeout', String(Math.max(3 * opts.heartbeatSecs, 3)));
     const child = spawn(process.execPath, [...this.coordinatorFlags, ...(opts.execArgv ?? []), join(this.distDir, 'cli/main.js'), ...args], {
       cwd: ROOT,
@@ -305,6 +314,21 @@ export class Grid {
     for (const c of this.clients) c.close();
     await Promise.all([...this.children].map((c) => stopChild(c, 'SIGTERM', 10_000)));
     await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+    if (this.postgresUrl !== undefined && this.schemas.length > 0) {
+      await withPg(this.postgresUrl, async (pg) => {
+        for (const schema of this.schemas.splice(0)) await pg.query(`DROP SCHEMA ${schema} CASCADE`);
+      });
+    }
+  }
+
+  /** A new schema on the PostgreSQL server, and the URL that makes it a coordinator's whole database. */
+  private async freshSchema(url: string): Promise<string> {
+    const schema = `gg_bench_${process.pid}_${this.schemas.length}`;
+    await withPg(url, (pg) => pg.query(`CREATE SCHEMA ${schema}`));
+    this.schemas.push(schema);
+    const scoped = new URL(url);
+    scoped.searchParams.set('options', `-c search_path=${schema}`);
+    return scoped.toString();
   }
 
   /** For a signal or exit handler, where nothing can be awaited. */
@@ -317,6 +341,16 @@ export class Grid {
   private track(child: ChildProcess): void {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
+  }
+}
+
+async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
   }
 }
 

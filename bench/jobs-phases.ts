@@ -18,7 +18,7 @@ import { slowModel, writeOnnxFixtures } from '../test/fixtures/make-onnx.js';
 import { coordinatorProfile, SqlWindow, type CoordinatorProfile } from './jobs-profile.js';
 import { Done, Started } from './sim-job-ipc.js';
 import type { CoordinatorProc, Grid, SimProc } from './jobs-grid.js';
-import { busyPct, cpuUs, jobProcesses, machineTicks, othersCores, percentile, round, rssKiB, treeCpuUs } from './jobs-proc.js';
+import { busyPct, cpuUs, jobProcesses, machineTicks, othersCores, percentile, round, rssKiB, serverCpuUs, treeCpuUs } from './jobs-proc.js';
 
 type Log = (line: string) => void;
 
@@ -203,6 +203,8 @@ export interface ThroughputResult {
   /** The simulators with their job processes, and this process (the submitters and pollers), per job. */
   workersCpuUsPerJob: number;
   clientCpuUsPerJob: number;
+  /** The PostgreSQL server's processes, per job; null on the embedded PGlite, whose work is the coordinator's own CPU. */
+  databaseCpuUsPerJob: number | null;
   /** All cores of the machine: 100 % is both cores busy. */
   machineBusyPct: number;
   /** Cores other work on the machine used meanwhile (see othersCores). */
@@ -283,7 +285,9 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
     const warmProcesses = f.sims.reduce((n, s) => n + jobProcesses(s.pid).length, 0);
     await Promise.all(f.sims.map((s) => s.call({ type: 'reset-frames' }, Done)));
 
+    const dbCpu = () => (grid.postgresUrl === undefined ? 0 : serverCpuUs('postgres'));
     const cpu0 = cpuUs(f.c.pid);
+    const db0 = dbCpu();
     const sims0 = f.sims.reduce((n, s) => n + treeCpuUs(s.pid), 0);
     const own0 = process.cpuUsage();
     const m0 = machineTicks();
@@ -294,6 +298,7 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
     await profiled;
     const wall = (performance.now() - t0) / 1000;
     const coordinatorCpu = cpuUs(f.c.pid) - cpu0;
+    const databaseCpu = dbCpu() - db0;
     const simsCpu = f.sims.reduce((n, s) => n + treeCpuUs(s.pid), 0) - sims0;
     const own = process.cpuUsage(own0);
     const m1 = machineTicks();
@@ -327,15 +332,16 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
       coordinatorRssMiB: round(coordinatorRss / 1024),
       workersCpuUsPerJob: Math.round(simsCpu / opts.jobs),
       clientCpuUsPerJob: Math.round((own.user + own.system) / opts.jobs),
+      databaseCpuUsPerJob: grid.postgresUrl === undefined ? null : Math.round(databaseCpu / opts.jobs),
       machineBusyPct: round(busy),
-      othersCores: othersCores(m0, m1, coordinatorCpu + simsCpu + own.user + own.system, wall),
+      othersCores: othersCores(m0, m1, coordinatorCpu + databaseCpu + simsCpu + own.user + own.system, wall),
       framesPerJob: { received: perJob(frames.map((s) => s.received)), sent: perJob(frames.map((s) => s.sent)) },
       jobProcesses: { afterWarmUp: warmProcesses, afterRun: jobProcessesAfter },
       coordinatorWarnings: f.c.warnings.count,
       ...(profiling ? { profile: await readProfile(opts.profileFile!, rows) } : {}),
     };
     log(
-      `  throughput ${opts.workers}×${opts.slots} slots${profiling ? ' (PROFILED)' : ''}: ${result.jobsPerSec} jobs/s (submits ${result.submitsPerSec}/s, start → result p50 ${result.startToFinishMs.p50} ms), coordinator ${result.coordinatorCpuUsPerJob} µs CPU/job = ${result.coordinatorPctOfCore} % of a core, workers ${result.workersCpuUsPerJob} µs/job, client ${result.clientCpuUsPerJob} µs/job, machine ${result.machineBusyPct} % busy (other work ${result.othersCores} cores), ${result.failed} failed`,
+      `  throughput ${opts.workers}×${opts.slots} slots${profiling ? ' (PROFILED)' : ''}: ${result.jobsPerSec} jobs/s (submits ${result.submitsPerSec}/s, start → result p50 ${result.startToFinishMs.p50} ms), coordinator ${result.coordinatorCpuUsPerJob} µs CPU/job = ${result.coordinatorPctOfCore} % of a core, workers ${result.workersCpuUsPerJob} µs/job, client ${result.clientCpuUsPerJob} µs/job${result.databaseCpuUsPerJob === null ? '' : `, PostgreSQL ${result.databaseCpuUsPerJob} µs/job`}, machine ${result.machineBusyPct} % busy (other work ${result.othersCores} cores), ${result.failed} failed`,
     );
     return result;
   } finally {

@@ -129,3 +129,21 @@ export function percentile(xs: readonly number[], p: number): number {
 export function round(x: number, digits = 1): number {
   return Math.round(x * 10 ** digits) / 10 ** digits;
 }
+
+/**
+ * CPU of every process tree whose root is named `comm` (a server such as
+ * PostgreSQL: its postmaster, live backends and the reaped ones).
+ */
+export function serverCpuUs(comm: string): number {
+  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const named = new Set(pids.filter((p) => commOf(p) === comm));
+  return [...named].filter((p) => !named.has(procStat(p)?.ppid ?? 0)).reduce((sum, p) => sum + treeCpuUs(p), 0);
+}
+
+function commOf(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}

@@ -44,6 +44,7 @@ export interface CoordinatorProfile {
 
 const AREAS: [RegExp, string][] = [
   [/^(wasm:|@electric-sql\/pglite)/, 'store (PGlite)'],
+  [/^(pg|pg-pool|pg-protocol|pg-types|pg-connection-string|pgpass|postgres-\w+)$/, 'store (PostgreSQL client)'],
   [/^(@matrixai\/|ts-custom-error|node:dgram)/, 'QUIC (@matrixai/quic, UDP)'],
   [/^node:fs/, 'files (model sidecar per submit)'],
   [/^(fastify|@fastify\/|find-my-way|avvio|light-my-request|fast-json-stringify|fast-querystring|secure-json-parse|abstract-logging|rfdc|process-warning|toad-cache)/, 'HTTP API (fastify)'],
