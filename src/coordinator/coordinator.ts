@@ -20,6 +20,7 @@ import { openDb, type Db } from './store/db.js';
 import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
 import { SessionManager, type SessionTiming } from './sessions.js';
 import { Dispatcher } from './dispatcher.js';
+import { openCluster, type Cluster } from './cluster.js';
 import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
 import type { ModelInfo } from '../protocol/index.js';
@@ -32,7 +33,7 @@ export interface StartCoordinatorOptions {
   dataDir: string;
   logger: Logger;
   /** Overrides for tests and benchmarks; production uses the defaults. */
-  timing?: Partial<Pick<SessionTiming, 'helloTimeoutMs' | 'certValidityDays'>>;
+  timing?: Partial<Pick<SessionTiming, 'helloTimeoutMs' | 'certValidityDays'> & { schedulerPollMs: number }>;
 }
 
 export interface Coordinator {
@@ -70,9 +71,11 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
   const instanceId = await loadOrCreateInstanceId(dataDir);
 
   const db = await openDb(config.database.url ?? `pglite://${resolve(dataDir, 'db')}`, { poolSize: config.database.maxConnections });
+  let cluster: Cluster | undefined;
   try {
     await migrate(db);
     await markInstanceWorkersOffline(db, instanceId, new Date());
+    cluster = await openCluster({ db, databaseUrl: config.database.url, instanceId, logger: logger.child({ component: 'cluster' }) });
     const newAdminKey = await ensureAdminKey(db, dataDir);
     const timing: SessionTiming = {
       heartbeatIntervalSecs: config.server.heartbeatIntervalSecs,
@@ -81,7 +84,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       certValidityDays: opts.timing?.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS,
     };
     const serverCert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 397 });
-    const listening = await listenBoth({ config, ca, db, serverCert, timing, instanceId, dataDir, logger });
+    const listening = await listenBoth({ config, ca, db, cluster, serverCert, timing, pollMs: opts.timing?.schedulerPollMs, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
     await writeFileAtomic(
       apiInfoPath(dataDir),
@@ -107,11 +110,13 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
         await listening.sessions.stop();
         await listening.dispatcher.stop();
         await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
+        await cluster?.close();
         await db.close();
         await lock.release();
       },
     };
   } catch (e) {
+    await cluster?.close();
     await db.close();
     throw e;
   }
@@ -121,8 +126,10 @@ async function listenBoth(args: {
   config: CoordinatorConfig;
   ca: CoordinatorCa;
   db: Db;
+  cluster: Cluster;
   serverCert: { certPem: string; keyPem: string };
   timing: SessionTiming;
+  pollMs: number | undefined;
   instanceId: string;
   dataDir: string;
   logger: Logger;
@@ -133,7 +140,7 @@ async function listenBoth(args: {
   quic: Awaited<ReturnType<typeof startQuicServer>>;
   http: Awaited<ReturnType<typeof buildHttpApi>>;
 }> {
-  const { config, ca, db, serverCert, timing, logger } = args;
+  const { config, ca, db, cluster, serverCert, timing, logger } = args;
   // With port 0 the UDP port is picked first and TCP must take the same
   // number; another program may hold it on TCP, so try a few ports.
   const attempts = config.server.port === 0 ? 5 : 1;
@@ -159,6 +166,8 @@ async function listenBoth(args: {
         // A lease outlives a missed heartbeat or two; a worker that really went
         // away is caught sooner, by its session ending.
         leaseTtlMs: 2 * timing.heartbeatTimeoutSecs * 1000,
+        pollMs: args.pollMs,
+        cluster,
         logger: logger.child({ component: 'dispatcher' }),
       });
       quic = await startQuicServer({
@@ -177,6 +186,7 @@ async function listenBoth(args: {
         ca,
         sessions,
         dispatcher,
+        cluster,
         models: catalog(modelsDir(args.dataDir)),
         modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
@@ -184,6 +194,13 @@ async function listenBoth(args: {
         logger: logger.child({ component: 'http' }),
       });
       await http.listen({ host: config.server.bindAddr, port: quic.port });
+      // An administrator's policy set through another instance reaches the workers connected here.
+      const push = (workerId?: string) =>
+        void s.pushPolicy(workerId).catch((err: unknown) => logger.warn({ err, workerId }, 'could not push a policy changed through another instance'));
+      cluster.on('event', (e) => {
+        if (e.type === 'policy.changed') push(e.workerId ?? undefined);
+      });
+      cluster.on('resync', () => push());
       sessions.start();
       await dispatcher.start();
       return { port: quic.port, sessions, dispatcher, quic, http };

@@ -10,9 +10,10 @@
  *   const jobs = await d.submitMany([{ request, model }, …]); // one statement for all of them
  *   d.on('finished', (row) => …);                    // succeeded, failed or canceled here
  *
- * Passes are event-driven (submit, worker online, slot freed, resume) and
- * coalesced; a slow poll also runs them, so jobs submitted through another
- * coordinator instance sharing the database still reach this one's workers.
+ * Passes are event-driven (submit, worker online, slot freed, resume, and
+ * jobs queued through another coordinator instance on the same database, told
+ * by the cluster) and coalesced; a slow poll also runs them, in case a
+ * notification was lost.
  * An event's pass looks only as deep into the queue as the free slots need
  * (its plan is then the same as a full pass would make); the poll, or an
  * event pass that could not fill the free slots, reads a full batch and
@@ -20,6 +21,11 @@
  *
  * New jobs, `running` marks and results are written through JobWrites: one
  * statement per kind for everything that arrived meanwhile.
+ *
+ * With other instances on the same database (`cluster`), it tells them when
+ * jobs become queued or final and when a cancel ends a lease, and acts on what
+ * they tell: a pass, a job.cancel to its own worker, an answer to a waiting
+ * client.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +49,8 @@ import {
 import { planAssignments } from './scheduler.js';
 import { jobIds, JobWrites } from './job-writes.js';
 import type { JobMessage, SessionManager } from './sessions.js';
+import type { Cluster } from './cluster.js';
+import type { ClusterNews } from '../protocol/cluster.js';
 
 export interface DispatcherOptions {
   db: Db;
@@ -50,10 +58,12 @@ export interface DispatcherOptions {
   instanceId: string;
   /** How long a lease lasts without a heartbeat renewing it. */
   leaseTtlMs: number;
-  /** How often the queue is looked at without an event (jobs from other instances). @default 1000 */
+  /** How often the queue is looked at without an event (a notification from another instance lost). @default 1000 */
   pollMs?: number;
   /** Queued jobs a full pass considers. @default 500 */
   batch?: number;
+  /** Other instances sharing the database. @default none: this instance is alone */
+  cluster?: Cluster;
   logger: Logger;
 }
 
@@ -102,6 +112,18 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       t.unref();
       this.timers.push(t);
     };
+    const { cluster } = this.opts;
+    if (cluster) {
+      const onEvent = (e: ClusterNews) => this.onClusterEvent(e);
+      // Notifications sent while the listening connection was down are gone: look at everything again.
+      const onResync = () => {
+        this.kick(true);
+        for (const jobId of [...this.waiters.keys()]) this.wake(jobId);
+      };
+      cluster.on('event', onEvent);
+      cluster.on('resync', onResync);
+      this.unsubscribe.push(() => cluster.off('event', onEvent), () => cluster.off('resync', onResync));
+    }
     every(this.opts.pollMs ?? 1000, () => this.kick(true));
     every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
     this.kick(true);
@@ -136,6 +158,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     }));
     await this.writes.insert(rows);
     this.kick();
+    this.opts.cluster?.publish({ type: 'jobs.queued' });
     return rows.map(queuedJobRow);
   }
 
@@ -147,7 +170,9 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (!before) return null;
     this.started.delete(jobId);
     if (before.workerId && before.state !== 'queued') {
-      await this.opts.sessions.endLease(before.workerId, jobId, { reason: 'canceled by an administrator' });
+      const reason = 'canceled by an administrator';
+      await this.opts.sessions.endLease(before.workerId, jobId, { reason });
+      this.opts.cluster?.publish({ type: 'lease.ended', jobId, workerId: before.workerId, reason });
     }
     this.finished({ ...before, state: 'canceled' });
     this.kick();
@@ -176,8 +201,36 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   }
 
   private finished(row: JobRow): void {
-    for (const done of [...(this.waiters.get(row.id) ?? [])]) done();
+    this.wake(row.id);
     this.emit('finished', row);
+    this.opts.cluster?.publish({ type: 'jobs.finished', jobIds: [row.id] });
+  }
+
+  /** Answers the clients waiting on the job (they read its state again). */
+  private wake(jobId: string): void {
+    for (const done of [...(this.waiters.get(jobId) ?? [])]) done();
+  }
+
+  private onClusterEvent(e: ClusterNews): void {
+    switch (e.type) {
+      case 'jobs.queued':
+        return this.kick();
+      case 'jobs.finished':
+        for (const jobId of e.jobIds) this.wake(jobId);
+        return;
+      case 'lease.ended':
+        // A no-op unless that worker's session is here and still holds the lease.
+        this.started.delete(e.jobId);
+        this.renewals.delete(e.jobId);
+        return this.guard(this.opts.sessions.endLease(e.workerId, e.jobId, { reason: e.reason }).then(() => this.kick()));
+      case 'policy.changed':
+        return; // the coordinator pushes policies; nothing here
+    }
+  }
+
+  /** Jobs became queued here: other instances' workers may be the ones free. */
+  private requeued(): void {
+    this.opts.cluster?.publish({ type: 'jobs.queued' });
   }
 
   /** Asks for a scheduling pass soon (`wide`: a full batch of the queue); passes never overlap. */
@@ -296,6 +349,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     this.renewals.delete(msg.jobId);
     await this.opts.sessions.endLease(workerId, msg.jobId);
     this.kick();
+    if (row) this.requeued();
     this.opts.logger.info({ workerId, jobId: msg.jobId, handedBack: row !== null }, `job handed back: ${msg.reason}`);
     return row !== null;
   }
@@ -323,6 +377,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     }
     logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
     if (TERMINAL_JOB_STATES.includes(row.state)) this.finished(row);
+    else if (row.state === 'queued') this.requeued();
     return true;
   }
 
@@ -363,6 +418,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (rows.length > 0) {
       this.opts.logger.warn({ jobs: rows.map((r) => `${r.id}:${r.state}`) }, 'leases released');
       this.kick();
+      if (rows.some((r) => r.state === 'queued')) this.requeued();
     }
   }
 

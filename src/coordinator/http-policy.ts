@@ -16,9 +16,10 @@ import type { Db } from './store/db.js';
 import { getFleetPolicy, getPolicies, setFleetPolicy, setWorkerPolicy } from './store/index.js';
 import { parseBody } from '../common/http-errors.js';
 import type { SessionManager } from './sessions.js';
+import type { Cluster } from './cluster.js';
 
-export function registerPolicyRoutes(app: FastifyInstance, deps: { db: Db; sessions: Pick<SessionManager, 'pushPolicy'> }): void {
-  const { db, sessions } = deps;
+export function registerPolicyRoutes(app: FastifyInstance, deps: { db: Db; sessions: Pick<SessionManager, 'pushPolicy'>; cluster: Pick<Cluster, 'publish'> }): void {
+  const { db, sessions, cluster } = deps;
 
   const workerPolicy = async (workerId: string): Promise<WorkerPolicyResponse> => {
     const p = await getPolicies(db, workerId);
@@ -28,11 +29,13 @@ export function registerPolicyRoutes(app: FastifyInstance, deps: { db: Db; sessi
   const setForWorker = async (workerId: string, override: AdminOverride | null): Promise<WorkerPolicyResponse> => {
     if (!(await setWorkerPolicy(db, workerId, override))) throw new GridError('GG_ERR_NOT_FOUND', `no worker ${workerId}`);
     await sessions.pushPolicy(workerId);
+    cluster.publish({ type: 'policy.changed', workerId });
     return workerPolicy(workerId);
   };
   const setForFleet = async (override: AdminOverride | null): Promise<FleetPolicyResponse> => {
     await setFleetPolicy(db, override, new Date());
     await sessions.pushPolicy();
+    cluster.publish({ type: 'policy.changed', workerId: null });
     return { fleet: await getFleetPolicy(db) };
   };
 

@@ -27,6 +27,7 @@ import type { Dispatcher } from './dispatcher.js';
 import { answerErrors, parseBody } from '../common/http-errors.js';
 import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
 import { registerPolicyRoutes } from './http-policy.js';
+import type { Cluster } from './cluster.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
 import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
@@ -37,6 +38,8 @@ export interface HttpApiOptions {
   ca: CoordinatorCa;
   sessions: SessionManager;
   dispatcher: Dispatcher;
+  /** Other coordinator instances on the same database hear of policy changes through it. */
+  cluster: Cluster;
   models: ModelCatalog;
   /** Where model files are stored (`modelsDir(dataDir)`). */
   modelsDir: string;
@@ -117,7 +120,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     });
 
     registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
-    registerPolicyRoutes(admin, { db, sessions });
+    registerPolicyRoutes(admin, { db, sessions, cluster: opts.cluster });
 
     admin.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req): Promise<TokenInfo> => {
       if (!(await revokeToken(db, req.params.id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no token ${req.params.id}`);

@@ -276,8 +276,8 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   /**
    * Sends the administrator's current override to the worker, or to every
-   * worker connected here. Workers connected to other instances get it at
-   * their next connect.
+   * worker connected here (the coordinator calls it again when another
+   * instance says a policy changed).
    */
   async pushPolicy(workerId?: string): Promise<number> {
     const targets = workerId === undefined ? [...this.sessions.values()] : [this.sessions.get(workerId)].filter((s) => s !== undefined);

@@ -6,3 +6,4 @@ export * from './token.js';
 export * from './tensor.js';
 export * from './policy.js';
 export * from './control.js';
+export * from './cluster.js';

@@ -46,7 +46,7 @@ export interface TestCoordinator extends Coordinator {
 }
 
 export async function startTestCoordinator(
-  opts: { dataDir?: string; port?: number; maxConnections?: number; databaseUrl?: string; certValidityDays?: number } = {},
+  opts: { dataDir?: string; port?: number; maxConnections?: number; databaseUrl?: string; certValidityDays?: number; schedulerPollMs?: number } = {},
 ): Promise<TestCoordinator> {
   const dataDir = opts.dataDir ?? (await tempDir());
   const { config } = parseCoordinatorConfig('', 'test', {
@@ -60,7 +60,11 @@ export async function startTestCoordinator(
     config,
     dataDir,
     logger: silent,
-    timing: { helloTimeoutMs: 2000, ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}) },
+    timing: {
+      helloTimeoutMs: 2000,
+      ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}),
+      ...(opts.schedulerPollMs ? { schedulerPollMs: opts.schedulerPollMs } : {}),
+    },
   });
   const adminKey = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
   const api = <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown) =>

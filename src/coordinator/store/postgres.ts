@@ -65,3 +65,75 @@ function clientDb(client: pg.PoolClient): Db {
   };
   return db;
 }
+
+export interface NotificationHandlers {
+  onNotify(payload: string): void;
+  /** The connection was lost and is back: notifications sent meanwhile are gone. */
+  onReconnect(): void;
+  onError(error: unknown): void;
+}
+
+/** Reconnect delays after the listening connection is lost: doubling up to the last. */
+const LISTEN_RETRY_MS = [250, 500, 1000, 2000, 5000, 10_000];
+
+/**
+ * LISTENs on `channel` over a connection of its own (a pooled client would
+ * miss notifications between queries), reconnecting after a loss. Resolves
+ * once listening; the result stops it.
+ */
+export async function listenPostgres(url: string, channel: string, handlers: NotificationHandlers): Promise<() => Promise<void>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`channel ${channel} is not a plain identifier`);
+  let current: pg.Client | null = null;
+  let stopped = false;
+  let failures = 0;
+  let retry: NodeJS.Timeout | undefined;
+
+  const connect = async (): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url });
+    // 'end' follows every error on an open connection; that is where it is handled.
+    client.on('error', (e) => handlers.onError(e));
+    client.on('notification', (n) => {
+      if (n.channel === channel && n.payload !== undefined) handlers.onNotify(n.payload);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    client.once('end', () => {
+      if (current !== client) return;
+      current = null;
+      if (!stopped) again();
+    });
+    return client;
+  };
+  const again = () => {
+    retry = setTimeout(() => {
+      connect().then(
+        (client) => {
+          if (stopped) return void client.end().catch(() => undefined);
+          current = client;
+          failures = 0;
+          handlers.onReconnect();
+        },
+        (e: unknown) => {
+          handlers.onError(e);
+          failures++;
+          if (!stopped) again();
+        },
+      );
+    }, LISTEN_RETRY_MS[Math.min(failures, LISTEN_RETRY_MS.length - 1)]);
+    retry.unref();
+  };
+
+  current = await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const client = current;
+    current = null;
+    await client?.end().catch(() => undefined);
+  };
+}
