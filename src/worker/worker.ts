@@ -20,7 +20,7 @@ import { loadIdentity, type WorkerIdentity } from './identity.js';
 import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
-import { canRunKind, executorKinds, JobProcessPool } from './executors/index.js';
+import { canRunKind, executorKinds, JobProcessLeftovers, JobProcessPool } from './executors/index.js';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 
@@ -98,8 +98,12 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   });
   const executors = executorKinds().filter((k) => canRunKind(k, hardware));
   const slots = jobsOpts.slots ?? 1;
+  // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
+  const leftovers = await JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
   const processes = new JobProcessPool({ maxIdle: slots, logger: opts.logger.child({ component: 'job-process' }) });
+  processes.on('spawn', ({ pid }) => leftovers.add(pid));
+  processes.on('exit', ({ pid }) => leftovers.remove(pid));
   const worker = (path: string, leaseId: string, body?: unknown) => {
     const { caPem, certPem, keyPem } = current();
     return requestJson({

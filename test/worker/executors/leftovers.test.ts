@@ -1,0 +1,93 @@
+/**
+ * Job processes left behind by a worker that was killed outright
+ * (src/worker/executors/leftovers.ts): real processes, stopped with SIGSTOP
+ * as the polite worker stops them, and a real list file.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { JobProcessLeftovers, startTimeOf } from '../../../src/worker/executors/leftovers.js';
+import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir } from '../../helpers/grid.js';
+import { isAlive } from './helpers.js';
+
+const children: ChildProcess[] = [];
+
+/** A process that would run forever, stopped as a suspended job is. */
+async function stoppedProcess(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  children.push(child);
+  await once(child, 'spawn');
+  child.kill('SIGSTOP');
+  return child;
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+afterAll(removeTempDirs);
+
+describe.runIf(process.platform !== 'win32')('job processes left behind', () => {
+  it('kills, at the next start, a stopped job process the last worker recorded', async () => {
+    const file = join(await tempDir(), 'job-processes.json');
+    const first = await JobProcessLeftovers.open(file);
+    const child = await stoppedProcess();
+    first.add(child.pid);
+    await first.flushed();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([{ pid: child.pid, startedAt: await startTimeOf(child.pid!) }]);
+
+    // The worker is gone without a word; the next one opens the same list.
+    const exited = once(child, 'exit');
+    await JobProcessLeftovers.open(file);
+    expect(await exited).toEqual([null, 'SIGKILL']);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
+  });
+
+  it('leaves alone a pid that now belongs to another process, and forgets processes that exited', async () => {
+    const file = join(await tempDir(), 'job-processes.json');
+    const stranger = await stoppedProcess();
+    // Same pid, another start time: the system gave the recorded job's pid to someone else.
+    await writeFile(file, JSON.stringify([{ pid: stranger.pid, startedAt: 'another start' }]));
+    await JobProcessLeftovers.open(file);
+    expect(isAlive(stranger.pid!)).toBe(true);
+
+    const registry = await JobProcessLeftovers.open(file);
+    const done = await stoppedProcess();
+    registry.add(done.pid);
+    registry.remove(done.pid);
+    await registry.flushed();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
+  });
+
+  it('is read by a worker starting on the data dir, before it runs anything', { timeout: 30_000 }, async () => {
+    const c = await startTestCoordinator();
+    const dataDir = await tempDir();
+    const child = await stoppedProcess();
+    await writeFile(join(dataDir, 'job-processes.json'), JSON.stringify([{ pid: child.pid, startedAt: await startTimeOf(child.pid!) }]));
+    const exited = once(child, 'exit');
+    const w = await startTestWorker(c, { dataDir, token: await c.createToken() });
+    try {
+      expect(await exited).toEqual([null, 'SIGKILL']);
+    } finally {
+      await w.agent.stop();
+      await c.stop();
+    }
+  });
+
+  it('starts a fresh list when the file is unreadable', async () => {
+    const file = join(await tempDir(), 'job-processes.json');
+    await writeFile(file, '{ not json');
+    await JobProcessLeftovers.open(file);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
+  });
+
+  it('records nothing on Windows, where job processes are never stopped', async () => {
+    const file = join(await tempDir(), 'job-processes.json');
+    const registry = await JobProcessLeftovers.open(file, undefined, 'win32');
+    const child = await stoppedProcess();
+    registry.add(child.pid);
+    await registry.flushed();
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
+  });
+});
