@@ -99,7 +99,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   const executors = executorKinds().filter((k) => canRunKind(k, hardware));
   const slots = jobsOpts.slots ?? 1;
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
-  const leftovers = await JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
+  const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
   const processes = new JobProcessPool({ maxIdle: slots, logger: opts.logger.child({ component: 'job-process' }) });
   processes.on('spawn', ({ pid }) => leftovers.add(pid));

@@ -7,7 +7,7 @@
  * anything, and would sit there holding its memory until the machine
  * restarts.
  *
- *   const leftovers = await JobProcessLeftovers.open(join(dataDir, 'job-processes.json'), logger); // kills what the last run left
+ *   const leftovers = JobProcessLeftovers.open(join(dataDir, 'job-processes.json'), logger); // kills what the last run left
  *   pool.on('spawn', ({ pid }) => leftovers.add(pid));
  *   pool.on('exit', ({ pid }) => leftovers.remove(pid));
  *
@@ -16,12 +16,10 @@
  * from /proc on Linux and from `ps` on macOS; Windows has no SIGSTOP (jobs
  * are handed back there instead), so nothing is recorded on it.
  */
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../common/files.js';
 import { procStatFields } from '../../common/proc-stat.js';
 
 const Entries = z.array(z.object({ pid: z.number().int().positive(), startedAt: z.string() }));
@@ -29,7 +27,6 @@ type Entries = z.infer<typeof Entries>;
 
 export class JobProcessLeftovers {
   private readonly entries = new Map<number, string>();
-  private writes: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly file: string,
@@ -38,10 +35,10 @@ export class JobProcessLeftovers {
   ) {}
 
   /** Kills the processes the file names that are still the ones it recorded, then starts a fresh list. */
-  static async open(file: string, logger?: Logger, platform: NodeJS.Platform = process.platform): Promise<JobProcessLeftovers> {
+  static open(file: string, logger?: Logger, platform: NodeJS.Platform = process.platform): JobProcessLeftovers {
     const registry = new JobProcessLeftovers(file, logger, platform);
-    for (const { pid, startedAt } of await readEntries(file, logger)) {
-      if ((await startTimeOf(pid, platform)) !== startedAt) continue;
+    for (const { pid, startedAt } of readEntries(file, logger)) {
+      if (startTimeOf(pid, platform) !== startedAt) continue;
       try {
         process.kill(pid, 'SIGKILL');
         logger?.warn({ pid }, 'killed a job process left behind by a worker that did not stop cleanly');
@@ -49,50 +46,50 @@ export class JobProcessLeftovers {
         // Gone between the look and the kill: what we wanted.
       }
     }
-    await registry.save();
+    registry.save();
     return registry;
   }
 
+  /** A job process started: on disk before the call returns, so before it runs a job. */
   add(pid: number | undefined): void {
     if (pid === undefined || this.platform === 'win32') return;
-    void this.change(async () => {
-      const startedAt = await startTimeOf(pid, this.platform);
-      if (startedAt !== null) this.entries.set(pid, startedAt);
-    });
+    const startedAt = startTimeOf(pid, this.platform);
+    if (startedAt === null) return;
+    this.entries.set(pid, startedAt);
+    this.save();
   }
 
+  /**
+   * A job process exited: forgotten, and left in the file until the next
+   * change. Exits come in bursts when a worker stops, and a write then would
+   * land after the worker has let go of its data dir; a stale line costs
+   * nothing, since its start time no longer matches anything.
+   */
   remove(pid: number | undefined): void {
-    if (pid === undefined || this.platform === 'win32') return;
-    void this.change(async () => {
-      this.entries.delete(pid);
-    });
+    if (pid !== undefined) this.entries.delete(pid);
   }
 
-  /** Resolves once every change asked for so far is on disk. */
-  flushed(): Promise<void> {
-    return this.writes;
-  }
-
-  /** One change at a time, each written out: the file never lags a process by more than its own write. */
-  private change(apply: () => Promise<void>): Promise<void> {
-    this.writes = this.writes.then(async () => {
-      await apply();
-      await this.save();
-    });
-    this.writes = this.writes.catch((e: unknown) => this.logger?.warn({ err: e, file: this.file }, 'could not record the job processes'));
-    return this.writes;
-  }
-
-  private save(): Promise<void> {
+  /**
+   * Written in place of the old file at once (no fsync: after a power cut
+   * there is nothing left to kill); synchronous, as it happens only when a
+   * job process starts, and must not be half-done when the worker stops.
+   */
+  private save(): void {
     const entries: Entries = [...this.entries].map(([pid, startedAt]) => ({ pid, startedAt }));
-    return writeFileAtomic(this.file, `${JSON.stringify(entries)}\n`, 0o600);
+    const temp = `${this.file}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temp, `${JSON.stringify(entries)}\n`, { mode: 0o600 });
+      renameSync(temp, this.file);
+    } catch (e) {
+      this.logger?.warn({ err: e, file: this.file }, 'could not record the job processes');
+    }
   }
 }
 
-async function readEntries(file: string, logger: Logger | undefined): Promise<Entries> {
+function readEntries(file: string, logger: Logger | undefined): Entries {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch {
     return [];
   }
@@ -104,15 +101,12 @@ async function readEntries(file: string, logger: Logger | undefined): Promise<En
   }
 }
 
-const run = promisify(execFile);
-
 /** When the process started, as the system tells it (an opaque string to compare); null if there is no such process. */
-export async function startTimeOf(pid: number, platform: NodeJS.Platform = process.platform): Promise<string | null> {
+export function startTimeOf(pid: number, platform: NodeJS.Platform = process.platform): string | null {
   if (platform === 'linux') return procStatFields(pid)?.[19] ?? null; // field 22, starttime in clock ticks since boot
   if (platform === 'win32') return null;
   try {
-    const { stdout } = await run('ps', ['-o', 'lstart=', '-p', String(pid)]);
-    return stdout.trim() || null;
+    return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
   } catch {
     return null; // ps exits 1 for a pid it does not know
   }

@@ -31,15 +31,14 @@ afterAll(removeTempDirs);
 describe.runIf(process.platform !== 'win32')('job processes left behind', () => {
   it('kills, at the next start, a stopped job process the last worker recorded', async () => {
     const file = join(await tempDir(), 'job-processes.json');
-    const first = await JobProcessLeftovers.open(file);
+    const first = JobProcessLeftovers.open(file);
     const child = await stoppedProcess();
     first.add(child.pid);
-    await first.flushed();
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([{ pid: child.pid, startedAt: await startTimeOf(child.pid!) }]);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([{ pid: child.pid, startedAt: startTimeOf(child.pid!) }]);
 
     // The worker is gone without a word; the next one opens the same list.
     const exited = once(child, 'exit');
-    await JobProcessLeftovers.open(file);
+    JobProcessLeftovers.open(file);
     expect(await exited).toEqual([null, 'SIGKILL']);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
   });
@@ -49,22 +48,22 @@ describe.runIf(process.platform !== 'win32')('job processes left behind', () => 
     const stranger = await stoppedProcess();
     // Same pid, another start time: the system gave the recorded job's pid to someone else.
     await writeFile(file, JSON.stringify([{ pid: stranger.pid, startedAt: 'another start' }]));
-    await JobProcessLeftovers.open(file);
+    JobProcessLeftovers.open(file);
     expect(isAlive(stranger.pid!)).toBe(true);
 
-    const registry = await JobProcessLeftovers.open(file);
-    const done = await stoppedProcess();
+    const registry = JobProcessLeftovers.open(file);
+    const [done, next] = [await stoppedProcess(), await stoppedProcess()];
     registry.add(done.pid);
     registry.remove(done.pid);
-    await registry.flushed();
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
+    registry.add(next.pid);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([{ pid: next.pid, startedAt: startTimeOf(next.pid!) }]);
   });
 
   it('is read by a worker starting on the data dir, before it runs anything', { timeout: 30_000 }, async () => {
     const c = await startTestCoordinator();
     const dataDir = await tempDir();
     const child = await stoppedProcess();
-    await writeFile(join(dataDir, 'job-processes.json'), JSON.stringify([{ pid: child.pid, startedAt: await startTimeOf(child.pid!) }]));
+    await writeFile(join(dataDir, 'job-processes.json'), JSON.stringify([{ pid: child.pid, startedAt: startTimeOf(child.pid!) }]));
     const exited = once(child, 'exit');
     const w = await startTestWorker(c, { dataDir, token: await c.createToken() });
     try {
@@ -78,16 +77,15 @@ describe.runIf(process.platform !== 'win32')('job processes left behind', () => 
   it('starts a fresh list when the file is unreadable', async () => {
     const file = join(await tempDir(), 'job-processes.json');
     await writeFile(file, '{ not json');
-    await JobProcessLeftovers.open(file);
+    JobProcessLeftovers.open(file);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
   });
 
   it('records nothing on Windows, where job processes are never stopped', async () => {
     const file = join(await tempDir(), 'job-processes.json');
-    const registry = await JobProcessLeftovers.open(file, undefined, 'win32');
+    const registry = JobProcessLeftovers.open(file, undefined, 'win32');
     const child = await stoppedProcess();
     registry.add(child.pid);
-    await registry.flushed();
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([]);
   });
 });
