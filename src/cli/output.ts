@@ -2,19 +2,26 @@
  * How the CLI talks to people: one line per failure on stderr with its code,
  * logs on stderr (pretty on a terminal, JSON otherwise), results on stdout.
  *
- *   const logger = createLogger({ level: 'info', format: 'auto' });
+ *   const logger = await createLogger({ level: 'info', format: 'auto', file: '/var/log/gogrid/worker' }); // file: also JSON lines there
  *   failAndExit(err); // prints "gogrid: GG_ERR_TOKEN_EXPIRED: …" and exits 1
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { openLogFile } from '../common/log-file.js';
 import { isGridError } from '../protocol/index.js';
 
 export type LogFormat = 'auto' | 'pretty' | 'json';
 
-export function createLogger(opts: { level: string; format: LogFormat }): Logger {
+/** Logs on stderr; with `file`, also as JSON lines in rolled files (common/log-file.ts). */
+export async function createLogger(opts: { level: string; format: LogFormat; file?: string }): Promise<Logger> {
   const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && process.stderr.isTTY === true);
-  if (!usePretty) return pino({ level: opts.level }, pino.destination({ fd: 2, sync: true }));
-  return pino({ level: opts.level }, pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }));
+  const stderr: DestinationStream = usePretty
+    ? pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' })
+    : pino.destination({ fd: 2, sync: true });
+  if (opts.file === undefined) return pino({ level: opts.level }, stderr);
+  const file = await openLogFile(opts.file);
+  const level = opts.level as pino.Level;
+  return pino({ level }, pino.multistream([{ level, stream: stderr }, { level, stream: file.stream }]));
 }
 
 /** Exit codes: 1 for an expected failure (bad token, unreachable…), 70 (EX_SOFTWARE) for a bug. */

@@ -22,13 +22,17 @@ import { startHeadless } from './headless.js';
 interface LogFlags {
   logLevel: string;
   logFormat: LogFormat;
+  logFile?: string;
 }
 
 function addLogOptions(cmd: Command): Command {
   return cmd
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
-    .option('--log-format <format>', 'auto (pretty on a terminal), pretty or json', 'auto');
+    .option('--log-format <format>', 'auto (pretty on a terminal), pretty or json', 'auto')
+    .option('--log-file <path>', 'also write JSON logs to PATH.1.log, PATH.2.log, … (10 MB each, the newest 5 kept)');
 }
+
+const loggerFor = (flags: LogFlags) => createLogger({ level: flags.logLevel, format: flags.logFormat, file: flags.logFile });
 
 /** Resolves when SIGINT or SIGTERM arrives. */
 function untilSignal(): Promise<NodeJS.Signals> {
@@ -54,7 +58,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
   ).action(
     (flags: LogFlags & { config?: string; data?: string; bind?: string; port?: number; database?: string; maxConnections?: number; heartbeatInterval?: number; heartbeatTimeout?: number }) =>
       run(async () => {
-        const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+        const logger = await loggerFor(flags);
         const dataDir = flags.data ?? coordinatorDefaultDataDir();
         const overrides: ConfigOverrides = {
           bindAddr: flags.bind,
@@ -102,7 +106,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
   ).action(
     (flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number }) =>
     run(async () => {
-      const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      const logger = await loggerFor(flags);
       const dataDir = flags.data ?? defaultDataDir();
       if (!(flags.modelCacheGib > 0)) throw new GridError('GG_ERR_CONFIG_INVALID', `--model-cache-gib: "${flags.modelCacheGib}" is not a positive number`);
       // Listening from the start: a SIGTERM while starting stops it cleanly once started, instead of killing it half-way.
@@ -138,7 +142,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--port <port>', 'port for QUIC and HTTPS (default: any free port)', toInt),
   ).action((flags: LogFlags & { data?: string; port?: number }) =>
     run(async () => {
-      const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      const logger = await loggerFor(flags);
       await runLocal({ dataDir: flags.data ?? (await mkdtemp(join(tmpdir(), 'gogrid-local-'))), port: flags.port ?? 0, version, logger });
     }),
   );

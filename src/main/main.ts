@@ -11,11 +11,12 @@
  * Only type-checked on the machines this was written on: the Electron
  * runtime could not be downloaded there.
  */
-import { app, dialog, ipcMain, powerMonitor } from 'electron';
+import { app, dialog, ipcMain, powerMonitor, shell } from 'electron';
 import { homedir, tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import { openLogFile, type LogFile } from '../common/log-file.js';
 import { loadHostSettings } from '../worker/host-settings.js';
 import { openWorkerHost, type WorkerHost } from '../worker/host.js';
 import { defaultDataDir } from '../worker/paths.js';
@@ -34,7 +35,9 @@ import { statusWindow, type StatusWindow } from './window.js';
 const QUIT_GRACE_MS = 30_000;
 const LOCAL = process.argv.includes('--local');
 
-const logger = pino({ level: process.env.GOGRID_LOG_LEVEL ?? 'info' });
+const LOG_LEVEL = (process.env.GOGRID_LOG_LEVEL ?? 'info') as pino.Level;
+/** To stdout until the data dir is known; from then on to its logs/ folder as well (see start). */
+let logger: Logger = pino({ level: LOG_LEVEL });
 
 if (!app.requestSingleInstanceLock()) {
   // Another instance runs: it gets our 'second-instance' and shows its window.
@@ -60,9 +63,14 @@ async function start(): Promise<void> {
   app.on('window-all-closed', () => undefined);
 
   let host: WorkerHost | null = null;
+  let logFile: LogFile | null = null;
   const command = async (c: TrayCommand) => {
     try {
       if (c === 'open') return window.show();
+      if (c === 'logs') {
+        if (logFile) await shell.openPath(logFile.dir);
+        return;
+      }
       if (c === 'quit') return app.quit();
       if (!host) return;
       if (c === 'start-at-login') await host.updateSettings({ startAtLogin: !(host.view().settings.startAtLogin ?? false) });
@@ -75,6 +83,9 @@ async function start(): Promise<void> {
 
   const local = LOCAL ? await startLocal() : null;
   const dataDir = local ? local.workerDir : defaultDataDir();
+  // Started at login, the app's stdout goes nowhere: its log is a file a person can open from the tray.
+  logFile = await openLogFile(join(dataDir, 'logs', 'worker'));
+  logger = pino({ level: LOG_LEVEL }, pino.multistream([{ level: LOG_LEVEL, stream: process.stdout }, { level: LOG_LEVEL, stream: logFile.stream }]));
   const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath });
   const persistLogin = login ? await applyLoginItem(login, dataDir) : false;
 

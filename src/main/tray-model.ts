@@ -12,7 +12,7 @@ import type { WorkerView } from '../protocol/control.js';
 /** Every state has an icon of its own, rendered by scripts/make-icons.ts. */
 export type TrayState = 'connecting' | 'idle' | 'working' | 'paused' | 'error';
 
-export type TrayCommand = 'pause' | 'resume' | 'snooze' | 'open' | 'start-at-login' | 'quit';
+export type TrayCommand = 'pause' | 'resume' | 'snooze' | 'open' | 'logs' | 'start-at-login' | 'quit';
 
 export type TrayMenuItem =
   | { kind: 'status'; label: string }
@@ -104,6 +104,7 @@ export function trayModel(view: WorkerView | null, platform: NodeJS.Platform): T
     { kind: 'command', command: 'snooze', label: 'Snooze for 1 hour', enabled: canAct },
     { kind: 'separator' },
     { kind: 'command', command: 'open', label: 'Open status window', enabled: true },
+    { kind: 'command', command: 'logs', label: 'Open logs folder', enabled: true },
   ];
   const login = view?.settings.startAtLogin ?? null;
   if (login !== null) menu.push({ kind: 'checkbox', command: 'start-at-login', label: 'Start at login', checked: login });

@@ -1,7 +1,7 @@
 /**
  * The `gogrid` command as people run it: real processes, killed for real.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkerList, TokenList } from '../../src/protocol/api.js';
@@ -105,7 +105,8 @@ describe('gogrid coordinator', () => {
 
   it('keeps its workers across a crash and restart: the worker reconnects with the same id, no new enrollment', async () => {
     const dataDir = await tempDir();
-    const first = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', ...fastFlags, '--log-format', 'json']);
+    const logBase = join(dataDir, 'logs', 'coordinator');
+    const first = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', ...fastFlags, '--log-format', 'json', '--log-file', logBase]);
     await first.waitFor(/listening on 127\.0\.0\.1:\d+/);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())![1]);
     expect(first.stdout()).toMatch(/admin API key: +ggk_/);
@@ -122,6 +123,9 @@ describe('gogrid coordinator', () => {
     first.child.kill('SIGKILL');
     await first.exited;
     await w.agent.waitFor('waiting');
+    // Its log file has every line up to the kill (written synchronously), the worker's arrival among them.
+    const logged = (await readFile(`${logBase}.1.log`, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; workerId?: string });
+    expect(logged.find((l) => l.msg === 'worker online')?.workerId).toBe(w.identity.workerId);
 
     const second = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', String(port), ...fastFlags, '--log-format', 'json']);
     await second.waitFor(/listening on/);

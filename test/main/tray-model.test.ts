@@ -88,7 +88,7 @@ describe('tray menu', () => {
   const labels = (view: WorkerView | null) =>
     trayModel(view, 'linux').menu.map((i) => (i.kind === 'separator' ? '---' : i.kind === 'checkbox' ? `[${i.checked ? 'x' : ' '}] ${i.label}` : i.label));
 
-  it('has the status line, Pause, Snooze, Open, Start at login and Quit', () => {
+  it('has the status line, Pause, Snooze, Open, the logs, Start at login and Quit', () => {
     expect(labels(VIEWS.idle)).toEqual([
       'Online, waiting for jobs',
       '---',
@@ -96,6 +96,7 @@ describe('tray menu', () => {
       'Snooze for 1 hour',
       '---',
       'Open status window',
+      'Open logs folder',
       '[x] Start at login',
       '---',
       'Quit GoGrid Worker',
@@ -113,9 +114,9 @@ describe('tray menu', () => {
   it('runs the right command for each item, and disables pause controls before enrollment', () => {
     const commands = (view: WorkerView | null) =>
       trayModel(view, 'linux').menu.flatMap((i) => (i.kind === 'command' || i.kind === 'checkbox' ? [`${i.command}${i.kind === 'command' && !i.enabled ? ' (disabled)' : ''}`] : []));
-    expect(commands(VIEWS.idle)).toEqual(['pause', 'snooze', 'open', 'start-at-login', 'quit']);
-    expect(commands(VIEWS['not-enrolled'])).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'start-at-login', 'quit']);
-    expect(commands(null)).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'quit']);
+    expect(commands(VIEWS.idle)).toEqual(['pause', 'snooze', 'open', 'logs', 'start-at-login', 'quit']);
+    expect(commands(VIEWS['not-enrolled'])).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'logs', 'start-at-login', 'quit']);
+    expect(commands(null)).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'logs', 'quit']);
   });
 
   it('leaves out Start at login where the host has none, and shows it unchecked when off', () => {

@@ -1,0 +1,43 @@
+/**
+ * Logs kept on disk for a process nobody watches: the desktop app (its
+ * stdout goes nowhere once it starts at login) and `gogrid … --log-file`.
+ * JSON lines in BASE.1.log, BASE.2.log, …, rolled over at LOG_FILE_BYTES
+ * with the newest LOG_FILES kept across restarts (pino-roll), written
+ * synchronously so that the lines before a crash are there to read.
+ *
+ *   const file = await openLogFile(join(dataDir, 'logs', 'worker'));
+ *   const logger = pino({ level: 'info' }, pino.multistream([{ level: 'info', stream: file.stream }, { level: 'info', stream: process.stdout }]));
+ *   shell.openPath(file.dir);   // "Open logs folder"
+ */
+import { dirname, resolve } from 'node:path';
+import type { DestinationStream } from 'pino';
+import pinoRoll from 'pino-roll';
+import { GridError } from '../protocol/index.js';
+
+export const LOG_FILE_BYTES = 10 * 2 ** 20;
+export const LOG_FILES = 5;
+
+export interface LogFile {
+  stream: DestinationStream;
+  /** The folder the files are in. */
+  dir: string;
+  /** Ends the file; lines logged afterwards go nowhere. */
+  close(): void;
+}
+
+export async function openLogFile(base: string, opts: { maxBytes?: number } = {}): Promise<LogFile> {
+  const file = resolve(base);
+  try {
+    const stream = await pinoRoll({
+      file,
+      size: `${Math.max(1, Math.round((opts.maxBytes ?? LOG_FILE_BYTES) / 1024))}k`,
+      // Files of earlier runs count too, or every restart would keep five more.
+      limit: { count: LOG_FILES - 1, removeOtherLogFiles: true },
+      mkdir: true,
+      sync: true,
+    });
+    return { stream, dir: dirname(file), close: () => stream.end() };
+  } catch (e) {
+    throw new GridError('GG_ERR_CONFIG_INVALID', `cannot write logs to ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}

@@ -1,0 +1,46 @@
+/** Logs on disk (src/common/log-file.ts): real files, real pino. */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LOG_FILES, openLogFile } from '../../src/common/log-file.js';
+import { isGridError } from '../../src/protocol/index.js';
+import { removeTempDirs, tempDir } from '../helpers/grid.js';
+
+afterAll(removeTempDirs);
+
+describe('openLogFile', () => {
+  it('writes each line before the call returns, as JSON, creating the folder', async () => {
+    const dir = join(await tempDir(), 'logs');
+    const file = await openLogFile(join(dir, 'worker'));
+    const logger = pino({ level: 'info' }, file.stream);
+    logger.info({ jobId: 'j-1' }, 'job succeeded');
+    expect(file.dir).toBe(dir);
+    const lines = (await readFile(join(dir, 'worker.1.log'), 'utf8')).trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([expect.objectContaining({ level: 30, jobId: 'j-1', msg: 'job succeeded' })]);
+  });
+
+  it(`rolls over at its size and keeps the newest ${LOG_FILES} files across restarts`, async () => {
+    const dir = await tempDir();
+    const line = 'x'.repeat(300);
+    for (let run = 0; run < 4; run++) {
+      const file = await openLogFile(join(dir, 'worker'), { maxBytes: 2048 });
+      const logger = pino({ level: 'info' }, file.stream);
+      for (let i = 0; i < 20; i++) logger.info({ run, i }, line);
+      file.close();
+    }
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.log')).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+    expect(files.length).toBeLessThanOrEqual(LOG_FILES);
+    // The newest file holds the last run's last line.
+    const last = (await readFile(join(dir, files.at(-1)!), 'utf8')).trim().split('\n').at(-1)!;
+    expect(JSON.parse(last)).toMatchObject({ run: 3, i: 19 });
+  });
+
+  it('says which path it cannot write to', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'not-a-folder'), '');
+    const err = await openLogFile(join(dir, 'not-a-folder', 'worker')).catch((e: unknown) => e);
+    expect(isGridError(err, 'GG_ERR_CONFIG_INVALID')).toBe(true);
+    expect((err as Error).message).toContain(join(dir, 'not-a-folder', 'worker'));
+  });
+});
