@@ -131,7 +131,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   return app;
 
   function toWorkerInfo(row: WorkerRow): WorkerInfo {
-    const online = row.state === 'online' && sessions.isConnected(row.id);
+    const online = sessions.isOnline(row);
     const state = row.state === 'revoked' ? 'revoked' : !online ? 'offline' : row.pausedReason ? 'paused' : 'online';
     return {
       id: row.id,

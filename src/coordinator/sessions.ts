@@ -32,7 +32,7 @@ import {
 } from '../protocol/index.js';
 import type { WorkerView } from './scheduler.js';
 import type { Db } from './store/db.js';
-import { getPolicies, getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert } from './store/index.js';
+import { getPolicies, getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert, type WorkerRow } from './store/index.js';
 import type { CoordinatorCa } from './ca.js';
 
 export interface SessionTiming {
@@ -87,6 +87,8 @@ export interface SessionEvents {
 
 /** Close frames are flushed before the connection goes; a peer that does not hang up is cut off after this. */
 const CLOSE_GRACE_MS = 1000;
+/** Heartbeats reach the store's last_seen at least this often (sooner at short heartbeat intervals). */
+const LAST_SEEN_FLUSH_MAX_MS = 5000;
 
 export class SessionManager extends EventEmitter<SessionEvents> {
   private readonly sessions = new Map<string, Session>();
@@ -104,7 +106,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     const sweepMs = Math.max(50, Math.min(1000, (heartbeatTimeoutSecs * 1000) / 4));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
-    const flushMs = Math.max(100, Math.min(5000, heartbeatIntervalSecs * 1000));
+    const flushMs = Math.max(100, Math.min(LAST_SEEN_FLUSH_MAX_MS, heartbeatIntervalSecs * 1000));
     this.flushTimer = setInterval(() => void this.flushLastSeen(), flushMs);
     this.flushTimer.unref();
   }
@@ -121,8 +123,17 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     return this.sessions.size;
   }
 
-  isConnected(workerId: string): boolean {
-    return this.sessions.has(workerId);
+  /**
+   * Whether a worker the store calls online is: connected here, or to another
+   * instance on the same database that still refreshes its last_seen (with
+   * every heartbeat, written within LAST_SEEN_FLUSH_MAX_MS). A row an instance
+   * left online when it died counts no more once the heartbeat timeout passed.
+   */
+  isOnline(row: Pick<WorkerRow, 'id' | 'state' | 'instanceId' | 'lastSeen'>, now = Date.now()): boolean {
+    if (row.state !== 'online') return false;
+    if (this.sessions.has(row.id)) return true;
+    if (row.instanceId === this.opts.instanceId || row.lastSeen === null) return false;
+    return now - row.lastSeen.getTime() <= this.opts.timing.heartbeatTimeoutSecs * 1000 + LAST_SEEN_FLUSH_MAX_MS;
   }
 
   /** Entry point for every accepted QUIC connection; never throws or rejects. */

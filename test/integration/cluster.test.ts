@@ -10,8 +10,8 @@ import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDb, type Db } from '../../src/coordinator/store/index.js';
-import { JobInfo, type AdminOverride } from '../../src/protocol/index.js';
+import { insertWorker, markOnline, openDb, type Db } from '../../src/coordinator/store/index.js';
+import { JobInfo, WorkerList, type AdminOverride } from '../../src/protocol/index.js';
 import { PG_URL } from '../helpers/backends.js';
 import { SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
@@ -73,6 +73,16 @@ describe.runIf(PG_URL !== undefined)('two coordinator instances on one PostgreSQ
     expect(w.jobs.busy).toBe(1);
     expect(JobInfo.parse(await a.api('POST', `/v1/jobs/${job.id}/cancel`)).state).toBe('canceled');
     await expect.poll(() => w.jobs.busy, { timeout: 5000, interval: 20 }).toBe(0);
+  });
+
+  it("lists B's worker as online through A's API, and a worker a dead instance left online as offline", async () => {
+    // As an instance that died would leave it: online, on an instance nobody runs, last heard of long ago.
+    const now = new Date();
+    await insertWorker(a.db, { id: 'w-left-behind', name: 'ghost', certFingerprint: 'f'.repeat(64), certNotAfter: new Date(now.getTime() + 86_400_000), tokenId: null, now });
+    await markOnline(a.db, 'w-left-behind', { name: 'ghost', hardware: w.hardware, appVersion: 'test', instanceId: 'c-dead', now: new Date(now.getTime() - 3_600_000) });
+    const listed = WorkerList.parse(await a.api('GET', '/v1/workers'));
+    expect(listed.find((x) => x.id === w.identity.workerId)?.state).toBe('online');
+    expect(listed.find((x) => x.id === 'w-left-behind')?.state).toBe('offline');
   });
 
   it("pushes an administrator's pause set on A to B's worker", { timeout: 30_000 }, async () => {
