@@ -24,7 +24,7 @@ import { openCluster, type Cluster } from './cluster.js';
 import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
 import type { ModelInfo } from '../protocol/index.js';
-import { buildHttpApi } from './http.js';
+import { buildHttpApi, revokedMessage } from './http.js';
 import { sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
 
@@ -199,6 +199,9 @@ async function listenBoth(args: {
         void s.pushPolicy(workerId).catch((err: unknown) => logger.warn({ err, workerId }, 'could not push a policy changed through another instance'));
       cluster.on('event', (e) => {
         if (e.type === 'policy.changed') push(e.workerId ?? undefined);
+        if (e.type === 'worker.revoked') {
+          s.disconnect(e.workerId, 'GG_ERR_WORKER_REVOKED', revokedMessage(e.workerId)).catch((err: unknown) => logger.warn({ err, workerId: e.workerId }, 'could not disconnect a revoked worker'));
+        }
       });
       cluster.on('resync', () => push());
       sessions.start();

@@ -224,7 +224,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         this.renewals.delete(e.jobId);
         return this.guard(this.opts.sessions.endLease(e.workerId, e.jobId, { reason: e.reason }).then(() => this.kick()));
       case 'policy.changed':
-        return; // the coordinator pushes policies; nothing here
+      case 'worker.revoked':
+        return; // sessions' business (the coordinator wires them); a revoked worker's leases go when its session ends
     }
   }
 

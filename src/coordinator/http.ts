@@ -48,6 +48,9 @@ export interface HttpApiOptions {
   logger: Logger;
 }
 
+/** What a revoked worker is told as its connection closes, by whichever instance holds it. */
+export const revokedMessage = (workerId: string) => `worker ${workerId} was revoked by an administrator`;
+
 export async function buildHttpApi(opts: HttpApiOptions) {
   const { db, ca, sessions } = opts;
   const app = Fastify({
@@ -104,7 +107,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     admin.post<{ Params: { id: string } }>('/v1/workers/:id/revoke', async (req): Promise<WorkerInfo> => {
       const id = req.params.id;
       if (!(await revokeWorker(db, id, new Date()))) throw new GridError('GG_ERR_NOT_FOUND', `no worker ${id}`);
-      await sessions.disconnect(id, 'GG_ERR_WORKER_REVOKED', `worker ${id} was revoked by an administrator`);
+      await sessions.disconnect(id, 'GG_ERR_WORKER_REVOKED', revokedMessage(id));
+      opts.cluster.publish({ type: 'worker.revoked', workerId: id });
       req.log.info({ workerId: id }, 'worker revoked');
       return toWorkerInfo((await getWorker(db, id))!);
     });

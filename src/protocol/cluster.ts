@@ -26,6 +26,8 @@ export const ClusterEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('jobs.finished'), jobIds: z.array(id).min(1) }),
   /** An administrator's policy changed, for one worker or (null) the fleet: pushed to the workers connected here. */
   z.object({ type: z.literal('policy.changed'), workerId: id.nullable() }),
+  /** An administrator revoked a worker: the instance holding its session closes it with GG_ERR_WORKER_REVOKED. */
+  z.object({ type: z.literal('worker.revoked'), workerId: id }),
 ]);
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
 /** What instances act on; presence is the bus's own business. */

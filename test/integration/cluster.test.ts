@@ -93,4 +93,14 @@ describe.runIf(PG_URL !== undefined)('two coordinator instances on one PostgreSQ
     await a.api('DELETE', `/v1/workers/${w.identity.workerId}/policy`);
     await expect.poll(() => received.at(-1), { timeout: 5000 }).toEqual({});
   });
+
+  // Last: the worker is gone after it.
+  it("disconnects B's worker within a second when A revokes it", { timeout: 30_000 }, async () => {
+    const failed = w.agent.waitFor('failed');
+    const started = Date.now();
+    await a.api('POST', `/v1/workers/${w.identity.workerId}/revoke`);
+    const event = await failed;
+    expect(event.error?.code).toBe('GG_ERR_WORKER_REVOKED');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
 });
