@@ -243,8 +243,9 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     const { jobId } = job;
     const { signal } = entry.controller;
     const log = this.opts.logger.child({ jobId, attempt: job.attempt });
-    const startedAt = performance.now();
-    const runMs = () => Math.floor(performance.now() - startedAt);
+    // Monotonic, unlike entry.startedAt (the wall-clock time the status window shows).
+    const started = performance.now();
+    const runMs = () => Math.floor(performance.now() - started);
     /** When progress last went out; 0 until the start has been reported. */
     let lastSent = 0;
     const sendProgress = (p: number, message?: string) => {
