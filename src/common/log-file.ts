@@ -9,6 +9,7 @@
  *   const logger = pino({ level: 'info' }, pino.multistream([{ level: 'info', stream: file.stream }, { level: 'info', stream: process.stdout }]));
  *   shell.openPath(file.dir);   // "Open logs folder"
  */
+import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationStream } from 'pino';
 import pinoRoll from 'pino-roll';
@@ -28,12 +29,14 @@ export interface LogFile {
 export async function openLogFile(base: string, opts: { maxBytes?: number } = {}): Promise<LogFile> {
   const file = resolve(base);
   try {
+    // Ours, not pino-roll's mkdir: every folder created on the way is private (0700), the data dir
+    // included when the log is the first thing in it (pino-roll's would be world-readable).
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     const stream = await pinoRoll({
       file,
       size: `${Math.max(1, Math.round((opts.maxBytes ?? LOG_FILE_BYTES) / 1024))}k`,
       // Files of earlier runs count too, or every restart would keep five more.
       limit: { count: LOG_FILES - 1, removeOtherLogFiles: true },
-      mkdir: true,
       sync: true,
     });
     return { stream, dir: dirname(file), close: () => stream.end() };

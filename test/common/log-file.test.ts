@@ -1,6 +1,6 @@
 /** Logs on disk (src/common/log-file.ts): real files, real pino. */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LOG_FILES, openLogFile } from '../../src/common/log-file.js';
@@ -10,12 +10,16 @@ import { removeTempDirs, tempDir } from '../helpers/grid.js';
 afterAll(removeTempDirs);
 
 describe('openLogFile', () => {
-  it('writes each line before the call returns, as JSON, creating the folder', async () => {
-    const dir = join(await tempDir(), 'logs');
+  it('writes each line before the call returns, as JSON, creating the folders private', async () => {
+    const dir = join(await tempDir(), 'data', 'logs');
     const file = await openLogFile(join(dir, 'worker'));
     const logger = pino({ level: 'info' }, file.stream);
     logger.info({ jobId: 'j-1' }, 'job succeeded');
     expect(file.dir).toBe(dir);
+    if (process.platform !== 'win32') {
+      expect((await stat(dir)).mode & 0o777).toBe(0o700);
+      expect((await stat(dirname(dir))).mode & 0o777).toBe(0o700);
+    }
     const lines = (await readFile(join(dir, 'worker.1.log'), 'utf8')).trim().split('\n');
     expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([expect.objectContaining({ level: 30, jobId: 'j-1', msg: 'job succeeded' })]);
   });
