@@ -3,10 +3,10 @@
  * turn go out as one statement per kind, each still answered on its own, and
  * none is answered before its statement has committed.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { JobWrites, jobIds } from '../../src/coordinator/job-writes.js';
-import { getJob, getJobEvents, insertJobs, leaseJobs, migrate, type Db, type NewJob } from '../../src/coordinator/store/index.js';
-import { backends } from '../helpers/backends.js';
+import { getJob, getJobEvents, insertJobs, leaseJobs, type Db, type NewJob } from '../../src/coordinator/store/index.js';
+import { backends, useMigratedDb } from '../helpers/backends.js';
 
 const T0 = new Date('2026-02-01T00:00:00.000Z');
 const at = (s: number) => new Date(T0.getTime() + s * 1000);
@@ -42,15 +42,10 @@ function recording(db: Db): { db: Db; statements: string[] } {
 
 describe.each(backends)('JobWrites on $name', (backend) => {
   let raw: Db;
-  let dispose: () => Promise<void>;
   let db: Db;
   let statements: string[];
   let writes: JobWrites;
-  beforeAll(async () => {
-    ({ db: raw, dispose } = await backend.open());
-    await migrate(raw);
-  });
-  afterAll(() => dispose());
+  useMigratedDb(backend, (opened) => (raw = opened));
   beforeEach(() => {
     ({ db, statements } = recording(raw));
     writes = new JobWrites(db);

@@ -3,7 +3,7 @@
  * jobs must still decide each job on its own (fencing per lease, one result
  * per lease), and hand-backs requeue at once without spending an attempt.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   completeJobs,
   getJob,
@@ -15,14 +15,13 @@ import {
   listQueueHead,
   markRunning,
   markRunningMany,
-  migrate,
   queuedJobRow,
   tidyJobs,
   type Db,
   type NewJob,
 } from '../../src/coordinator/store/index.js';
 import { jobIds } from '../../src/coordinator/job-writes.js';
-import { backends } from '../helpers/backends.js';
+import { backends, useMigratedDb } from '../helpers/backends.js';
 import { at, lease, newJob as baseJob, T0 } from '../helpers/store-jobs.js';
 
 const model = { sha256: 'b'.repeat(64), size: 42, name: 'm.onnx' };
@@ -51,12 +50,7 @@ describe('jobIds', () => {
 
 describe.each(backends)('many jobs per statement on $name', (backend) => {
   let db: Db;
-  let dispose: () => Promise<void>;
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db);
-  });
-  afterAll(() => dispose());
+  useMigratedDb(backend, (opened) => (db = opened));
 
   it('inserts a batch in one statement, as rows equal to what it answers, served in the order given', async () => {
     const jobs = Array.from({ length: 50 }, (_, i) => newJob({ priority: 500, input: { n: i } }));

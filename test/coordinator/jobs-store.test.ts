@@ -3,7 +3,7 @@
  * conditional statement, so stale leases and concurrent instances cannot
  * move a job twice.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cancelJob,
   completeJob,
@@ -21,7 +21,7 @@ import {
   setWaitingReasons,
   type Db,
 } from '../../src/coordinator/store/index.js';
-import { backends } from '../helpers/backends.js';
+import { backends, useMigratedDb } from '../helpers/backends.js';
 import { at, lease, newJob } from '../helpers/store-jobs.js';
 
 async function job(db: Db, opts: { maxAttempts?: number; priority?: number; now?: Date } = {}) {
@@ -30,12 +30,7 @@ async function job(db: Db, opts: { maxAttempts?: number; priority?: number; now?
 
 describe.each(backends)('jobs on $name', (backend) => {
   let db: Db;
-  let dispose: () => Promise<void>;
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db);
-  });
-  afterAll(() => dispose());
+  useMigratedDb(backend, (opened) => (db = opened));
 
   it('walks queued → leased → running → succeeded and records each step', async () => {
     const j = await job(db);

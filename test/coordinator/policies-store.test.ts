@@ -2,23 +2,20 @@
  * Administrators' overrides in the store, on every backend: a worker's own
  * replaces the fleet's whole; clearing one brings the other back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFleetPolicy, getPolicies, insertWorker, migrate, setFleetPolicy, setWorkerPolicy, type Db } from '../../src/coordinator/store/index.js';
-import { backends } from '../helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { getFleetPolicy, getPolicies, insertWorker, setFleetPolicy, setWorkerPolicy, type Db } from '../../src/coordinator/store/index.js';
+import { backends, useMigratedDb } from '../helpers/backends.js';
 
 describe.each(backends)('policy overrides on $name', (backend) => {
   let db: Db;
-  let dispose: () => Promise<void>;
   const now = new Date('2026-11-27T10:00:00Z');
 
-  beforeAll(async () => {
-    ({ db, dispose } = await backend.open());
-    await migrate(db);
+  useMigratedDb(backend, async (opened) => {
+    db = opened;
     for (const id of ['w-1', 'w-2']) {
       await insertWorker(db, { id, name: id, certFingerprint: `fp-${id}`, certNotAfter: now, tokenId: null, now });
     }
   });
-  afterAll(() => dispose());
 
   it('has none at first', async () => {
     expect(await getPolicies(db, 'w-1')).toEqual({ worker: null, fleet: null, effective: {} });

@@ -4,7 +4,8 @@
  * Each PostgreSQL run works in a schema of its own, dropped afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { openDb, type Db } from '../../src/coordinator/store/index.js';
+import { afterAll, beforeAll } from 'vitest';
+import { migrate, openDb, type Db } from '../../src/coordinator/store/index.js';
 
 export const PG_URL = process.env['GOGRID_TEST_PG_URL'];
 
@@ -43,3 +44,21 @@ const postgres = (url: string): Backend => ({
 });
 
 export const backends: Backend[] = PG_URL === undefined ? [pglite] : [pglite, postgres(PG_URL)];
+
+/**
+ * A fresh, migrated database of `backend` for the tests of the enclosing
+ * describe: opened before them and handed to `use`, disposed after them.
+ *
+ *   let db: Db;
+ *   useMigratedDb(backend, (opened) => (db = opened));
+ */
+export function useMigratedDb(backend: Backend, use: (db: Db) => unknown): void {
+  let dispose: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    const opened = await backend.open();
+    dispose = opened.dispose;
+    await migrate(opened.db);
+    await use(opened.db);
+  });
+  afterAll(() => dispose());
+}
