@@ -158,7 +158,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     }));
     await this.writes.insert(rows);
     this.kick();
-    this.opts.cluster?.publish({ type: 'jobs.queued' });
+    this.queued();
     return rows.map(queuedJobRow);
   }
 
@@ -229,8 +229,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     }
   }
 
-  /** Jobs became queued here: other instances' workers may be the ones free. */
-  private requeued(): void {
+  /** Jobs became queued here (submitted or back in the queue): other instances' workers may be the ones free. */
+  private queued(): void {
     this.opts.cluster?.publish({ type: 'jobs.queued' });
   }
 
@@ -350,7 +350,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     this.renewals.delete(msg.jobId);
     await this.opts.sessions.endLease(workerId, msg.jobId);
     this.kick();
-    if (row) this.requeued();
+    if (row) this.queued();
     this.opts.logger.info({ workerId, jobId: msg.jobId, handedBack: row !== null }, `job handed back: ${msg.reason}`);
     return row !== null;
   }
@@ -378,7 +378,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     }
     logger.info({ workerId, jobId: row.id, state: row.state, attempt: row.attempt }, 'job result taken');
     if (TERMINAL_JOB_STATES.includes(row.state)) this.finished(row);
-    else if (row.state === 'queued') this.requeued();
+    else if (row.state === 'queued') this.queued();
     return true;
   }
 
@@ -419,7 +419,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     if (rows.length > 0) {
       this.opts.logger.warn({ jobs: rows.map((r) => `${r.id}:${r.state}`) }, 'leases released');
       this.kick();
-      if (rows.some((r) => r.state === 'queued')) this.requeued();
+      if (rows.some((r) => r.state === 'queued')) this.queued();
     }
   }
 
