@@ -7,9 +7,9 @@
  *   const action = parseBody(ControlAction, req.body);  // throws GG_ERR_BAD_REQUEST "minutes: Too big…"
  *   answerErrors(app, 'worker');                         // every failure and unknown route, in that shape
  */
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
-import type { z } from 'zod';
-import { GridError, isGridError, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
+import { z } from 'zod';
+import { GridError, isGridError, line, printable, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
 
 /** Parses `value` or throws GG_ERR_BAD_REQUEST naming the first bad field (under `prefix`, if given). */
 export function parseBody<T extends z.ZodType>(schema: T, value: unknown, prefix?: string): z.infer<T> {
@@ -46,6 +46,21 @@ export function answerErrors<S extends RawServerBase, L extends FastifyBaseLogge
     void reply.status(body.status).send(body.payload);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${req.method} ${req.url}`));
+    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${printable(req.method)} ${printable(req.url)}`));
   });
+  // Path parameters are ids, hashes and file names: one line of text each. A NUL (`%00`) once reached PostgreSQL, which answered 500.
+  app.addHook('preValidation', async (req) => {
+    parseBody(PathParams, req.params ?? {});
+  });
+}
+
+const PathParams = z.record(z.string(), line(1024));
+
+/**
+ * For Fastify's `frameworkErrors` option: what its router refuses before any
+ * route runs (a URL that is not valid percent-encoded UTF-8, a parameter over
+ * its length limit) answers in the same `{ error: { code, message } }` shape.
+ */
+export function frameworkErrors(error: FastifyError, _req: unknown, reply: FastifyReply): void {
+  void reply.status(400).send(errorPayload('GG_ERR_BAD_REQUEST', printable(error.message)));
 }

@@ -30,7 +30,15 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MAX_INLINE_PAYLOAD_BYTES, TERMINAL_JOB_STATES, type JobRequirements, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
+import {
+  checkJobPayload,
+  MAX_INLINE_PAYLOAD_BYTES,
+  TERMINAL_JOB_STATES,
+  type JobRequirements,
+  type JobResult,
+  type ModelRef,
+  type SubmitJobRequest,
+} from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import {
   cancelJob,
@@ -43,6 +51,7 @@ import {
   releaseWorkerLeases,
   renewLeases,
   setWaitingReasons,
+  type JobOutcome,
   type JobRow,
   type NewJob,
 } from './store/index.js';
@@ -105,7 +114,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     on('offline', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected'))));
     on('job', (workerId: string, msg: JobMessage) => this.guard(this.takeJobMessage(workerId, msg).then(() => undefined)));
     on('heartbeat', (workerId: string, hb: { runningJobs: { jobId: string; leaseId: string; progress: number | null }[] }) => {
-      for (const r of hb.runningJobs) if (sessions.leaseOf(workerId, r.jobId) === r.leaseId) this.renewals.set(r.jobId, r);
+      for (const r of hb.runningJobs) if (sessions.leaseOf(workerId, r.jobId)?.leaseId === r.leaseId) this.renewals.set(r.jobId, r);
     });
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
@@ -314,7 +323,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
 
   /** Whether `leaseId` is the lease the worker holds for the job through its session here. */
   holdsLease(workerId: string, jobId: string, leaseId: string): boolean {
-    return this.opts.sessions.leaseOf(workerId, jobId) === leaseId;
+    return this.opts.sessions.leaseOf(workerId, jobId)?.leaseId === leaseId;
   }
 
   /**
@@ -324,7 +333,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
    */
   async takeJobMessage(workerId: string, msg: JobMessage): Promise<boolean> {
     const { logger } = this.opts;
-    if (!this.holdsLease(workerId, msg.jobId, msg.leaseId)) {
+    const lease = this.opts.sessions.leaseOf(workerId, msg.jobId);
+    if (lease?.leaseId !== msg.leaseId) {
       logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
       return false;
     }
@@ -340,7 +350,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       return true;
     }
     if (msg.type === 'job.release') return this.takeRelease(workerId, msg);
-    return this.takeResult(workerId, msg);
+    return this.takeResult(workerId, msg, lease.kind);
   }
 
   private async takeRelease(workerId: string, msg: Extract<JobMessage, { type: 'job.release' }>): Promise<boolean> {
@@ -355,19 +365,12 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     return row !== null;
   }
 
-  private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>): Promise<boolean> {
+  private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>, kind: string): Promise<boolean> {
     const { sessions, logger } = this.opts;
-    const outcome = msg.outcome.ok ? msg.outcome : { ok: false as const, error: msg.outcome.error };
     const at = new Date();
-    // A short job's start was never reported on its own: its result says when
-    // it was. The mark goes out in the same flush as the result, so the
-    // history has `running` before the end, in one statement for a success.
-    const started =
-      this.started.get(msg.jobId) !== msg.leaseId && msg.runMs !== undefined
-        ? this.writes.markRunning(msg.jobId, msg.leaseId, new Date(at.getTime() - msg.runMs))
-        : undefined;
-    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome, at });
-    await started;
+    // A short job's start was never reported on its own: its result says when it was.
+    const startedAt = this.started.get(msg.jobId) !== msg.leaseId && msg.runMs !== undefined ? new Date(at.getTime() - msg.runMs) : undefined;
+    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome: checkedOutcome(kind, msg.outcome, workerId), at, startedAt });
     this.started.delete(msg.jobId);
     await sessions.endLease(workerId, msg.jobId);
     this.renewals.delete(msg.jobId);
@@ -433,5 +436,17 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private guard(p: Promise<void>): void {
     p.catch((e: unknown) => this.opts.logger.error({ err: e }, 'dispatcher error'));
   }
+}
+
+/**
+ * A worker's outcome as the store takes it. An output that is not what the
+ * job's kind produces (a buggy or hostile worker: an honest one checks its
+ * own) fails the attempt, retryably, since another worker may do better.
+ */
+function checkedOutcome(kind: string, outcome: JobResult['outcome'], workerId: string): JobOutcome {
+  if (!outcome.ok) return outcome;
+  const problem = checkJobPayload(kind, 'output', outcome.output);
+  if (!problem) return outcome;
+  return { ok: false, error: { code: 'GG_ERR_OUTPUT_INVALID', message: `worker ${workerId} sent an invalid result: ${problem}`, retryable: true } };
 }
 

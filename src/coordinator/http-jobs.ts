@@ -17,13 +17,12 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
-  checkTensorJson,
+  checkJobPayload,
   GridError,
   JobResult,
   JobState,
   LEASE_HEADER,
   MAX_PAYLOAD_BYTES,
-  OnnxJobInput,
   SubmitJobRequest,
   SubmitJobsRequest,
   TERMINAL_JOB_STATES,
@@ -120,12 +119,8 @@ async function closeAfterLargeAnswer(_req: FastifyRequest, reply: FastifyReply, 
 function checkInput(kind: string, input: unknown, field: string): void {
   const size = Buffer.byteLength(JSON.stringify(input));
   if (size > MAX_PAYLOAD_BYTES) throw new GridError('GG_ERR_BAD_REQUEST', `${field}input: ${size} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
-  if (kind !== 'onnx') return;
-  const parsed = parseBody(OnnxJobInput, input, `${field}input`);
-  for (const [name, tensor] of Object.entries(parsed.inputs)) {
-    const problem = checkTensorJson(tensor);
-    if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `${field}input.inputs.${name}: ${problem}`);
-  }
+  const problem = checkJobPayload(kind, 'input', input);
+  if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `${field}${problem}`);
 }
 
 /** The routes a worker uses for inputs and results too large for a control frame. */

@@ -24,7 +24,7 @@ import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken
 import { createEnrollmentToken, enrollWorker, toTokenInfo } from './enrollment.js';
 import type { SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
-import { answerErrors, parseBody } from '../common/http-errors.js';
+import { answerErrors, frameworkErrors, parseBody } from '../common/http-errors.js';
 import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
 import { registerPolicyRoutes } from './http-policy.js';
 import type { Cluster } from './cluster.js';
@@ -57,6 +57,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     loggerInstance: opts.logger,
     // Per-request lines would be most of the log at fleet scale; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors,
     bodyLimit: 1024 * 1024,
     https: {
       key: opts.tls.keyPem,

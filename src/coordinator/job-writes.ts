@@ -8,6 +8,7 @@
  *   await writes.insert(jobs);                                   // durable once it resolves
  *   const started = await writes.markRunning(jobId, leaseId, new Date());
  *   const row = await writes.complete({ jobId, leaseId, outcome, at: new Date() }); // null: stale lease
+ *   await writes.complete({ jobId, leaseId, outcome, at, startedAt });           // a start never reported on its own
  *   await writes.flush();                                        // everything asked for so far is durable
  *
  * Each write is still the store's conditional statement, so fencing is per
@@ -15,9 +16,11 @@
  * promise resolves only after its statement has committed, so nothing is
  * acknowledged before it is durable. Flushes run one at a time and, within
  * one, marks go before results: a job's `running` is written before its
- * result whenever the worker sent them in that order, and a start that comes
- * with its successful result rides along in the result's statement (a short
- * job's start is reported with its result, see the dispatcher).
+ * result whenever the worker sent them in that order. A start that comes
+ * with its result (`startedAt`: a short job reports its start only with its
+ * result, see job-runner.ts), or in the same flush, rides along in a success's
+ * statement and is written just before a failure. One write the database
+ * refuses fails only its own caller.
  *
  * On PGlite, which has no autovacuum, it also tidies the jobs table (see
  * tidyJobs) once enough rows changed: its own writes, and the leases the
@@ -105,12 +108,13 @@ export class JobWrites {
     await this.writeInserts(inserts);
     const { alone, beforeFailure, riding } = attachMarks(marks, results);
     const due = [...beforeFailure, ...alone];
-    await settle(due, () => markRunningMany(this.db, due.map((m) => m.item)));
-    const answers = await settle(results, () => completeJobs(this.db, results.map((r) => r.item)));
+    await settle(due, (items) => markRunningMany(this.db, items));
+    const answers = await settle(results, (items) => completeJobs(this.db, items));
     // A mark that rode along was taken exactly when its result was (same lease, same statement).
     for (const [mark, i] of riding) {
-      if (Array.isArray(answers)) mark.resolve(answers[i] !== null);
-      else mark.reject(answers.error);
+      const answer = answers[i];
+      if (answer instanceof Failed) mark.reject(answer.error);
+      else mark.resolve(answer !== null);
     }
     this.changedRows += inserts.reduce((n, p) => n + p.item.length, 0) + due.length + results.length;
     if (this.db.kind === 'pglite' && this.changedRows >= TIDY_AFTER_ROWS) await this.tidy();
@@ -154,7 +158,11 @@ function attachMarks(marks: MarkPending[], results: ResultPending[]): { alone: M
   const riding: [MarkPending, number][] = [];
   for (const [i, r] of results.entries()) {
     const mark = waiting.get(key(r.item));
-    if (!mark) continue;
+    if (!mark) {
+      // A failure that says when it started: its start is a mark of its own, before it.
+      if (!r.item.outcome.ok && r.item.startedAt) beforeFailure.push({ item: { ...r.item, at: r.item.startedAt }, resolve: () => undefined, reject: () => undefined });
+      continue;
+    }
     waiting.delete(key(r.item));
     if (!r.item.outcome.ok) {
       beforeFailure.push(mark);
@@ -166,17 +174,34 @@ function attachMarks(marks: MarkPending[], results: ResultPending[]): { alone: M
   return { alone: [...waiting.values()], beforeFailure, riding };
 }
 
-/** Runs one statement for the pending writes and hands each its answer; returns the answers, or the failure. */
-async function settle<I, O>(pending: Pending<I, O>[], run: () => Promise<O[]>): Promise<O[] | { error: unknown }> {
+/**
+ * Runs one statement for the pending writes and hands each its answer. If it
+ * fails and held several writes, each runs again on its own, so a row the
+ * database refuses fails only its own caller (one poisoned result once failed
+ * every other worker's result in its batch). Returns one answer per write, or
+ * its failure.
+ */
+async function settle<I, O>(pending: Pending<I, O>[], run: (items: I[]) => Promise<O[]>): Promise<(O | Failed)[]> {
   if (pending.length === 0) return [];
+  const hand = (p: Pending<I, O>, answer: O | Failed) => {
+    if (answer instanceof Failed) p.reject(answer.error);
+    else p.resolve(answer);
+    return answer;
+  };
   try {
-    const answers = await run();
-    for (const [i, p] of pending.entries()) p.resolve(answers[i]!);
-    return answers;
+    const answers = await run(pending.map((p) => p.item));
+    return pending.map((p, i) => hand(p, answers[i]!));
   } catch (error) {
-    for (const p of pending) p.reject(error);
-    return { error };
+    if (pending.length === 1) return [hand(pending[0]!, new Failed(error))];
+    const answers: (O | Failed)[] = [];
+    for (const p of pending) answers.push(hand(p, await run([p.item]).then((a) => a[0]!, (e: unknown) => new Failed(e))));
+    return answers;
   }
+}
+
+/** A write whose statement failed, with why. */
+class Failed {
+  constructor(readonly error: unknown) {}
 }
 
 /**

@@ -69,8 +69,14 @@ interface Session {
   adminPaused: boolean;
   cachedModels: ReadonlySet<string>;
   load: Heartbeat['load'] | null;
-  /** Jobs leased to this worker through this session: jobId → leaseId. */
-  readonly leases: Map<string, string>;
+  /** Jobs leased to this worker through this session. */
+  readonly leases: Map<string, HeldLease>;
+}
+
+/** A job's lease as the session holding it knows it: the fencing token, and the kind that says what its output must be. */
+export interface HeldLease {
+  leaseId: string;
+  kind: string;
 }
 
 /** A message about a job, from the worker that holds its lease (or claims to). */
@@ -331,11 +337,11 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   /** Every lease the worker holds through its current session. */
   leasesOf(workerId: string): string[] {
-    return [...(this.sessions.get(workerId)?.leases.values() ?? [])];
+    return [...(this.sessions.get(workerId)?.leases.values() ?? [])].map((l) => l.leaseId);
   }
 
   /** The lease the worker holds for a job through its current session, if any. */
-  leaseOf(workerId: string, jobId: string): string | undefined {
+  leaseOf(workerId: string, jobId: string): HeldLease | undefined {
     return this.sessions.get(workerId)?.leases.get(jobId);
   }
 
@@ -343,7 +349,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   async assign(workerId: string, msg: Extract<CoordinatorMessageInput, { type: 'job.assign' }>): Promise<boolean> {
     const session = this.sessions.get(workerId);
     if (!session) return false;
-    session.leases.set(msg.job.jobId, msg.leaseId);
+    session.leases.set(msg.job.jobId, { leaseId: msg.leaseId, kind: msg.job.kind });
     try {
       await send(session.channel, msg);
       return true;
@@ -357,10 +363,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   /** Forgets a lease (result taken, lease released); with `cancel`, also tells the worker to stop the job. */
   async endLease(workerId: string, jobId: string, cancel?: { reason: string }): Promise<void> {
     const session = this.sessions.get(workerId);
-    const leaseId = session?.leases.get(jobId);
-    if (!session || leaseId === undefined) return;
+    const lease = session?.leases.get(jobId);
+    if (!session || lease === undefined) return;
     session.leases.delete(jobId);
-    if (cancel) await send(session.channel, { type: 'job.cancel', jobId, leaseId, reason: cancel.reason }).catch(() => undefined);
+    if (cancel) await send(session.channel, { type: 'job.cancel', jobId, leaseId: lease.leaseId, reason: cancel.reason }).catch(() => undefined);
   }
 
   private async maybeRenewCert(session: Session, certDer: Uint8Array): Promise<void> {

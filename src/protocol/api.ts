@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { HardwareReport, JobRequirements, ModelRef } from './messages.js';
 import { AdminOverride } from './policy.js';
+import { json, line, prose } from './text.js';
 import { TOKEN_ID_PATTERN, TOKEN_SECRET_PATTERN } from './token.js';
 
 const isoDate = z.iso.datetime();
@@ -23,10 +24,10 @@ export const CaResponse = z.object({ caPem: z.string() });
 export const EnrollRequest = z.object({
   tokenId: z.string().regex(TOKEN_ID_PATTERN),
   tokenSecret: z.string().regex(TOKEN_SECRET_PATTERN),
-  csrPem: z.string().min(1).max(16_384),
+  csrPem: prose(16_384).min(1),
   /** The id the worker already has in its data dir; used unless another worker holds it. */
   proposedWorkerId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  name: z.string().min(1).max(256),
+  name: line(256).min(1),
 });
 
 export const EnrollResponse = z.object({
@@ -42,7 +43,7 @@ export const CreateTokenRequest = z.object({
   /** Seconds until the token expires. */
   ttlSecs: z.number().int().positive().max(365 * 24 * 3600).default(24 * 3600),
   maxUses: z.number().int().positive().max(100_000).default(1),
-  description: z.string().max(256).default(''),
+  description: line(256).default(''),
 });
 
 export const TokenInfo = z.object({
@@ -86,10 +87,10 @@ export const JobState = z.enum(JOB_STATES);
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'canceled'];
 
 export const SubmitJobRequest = z.object({
-  kind: z.string().min(1).max(32).default('onnx'),
+  kind: line(32).min(1).default('onnx'),
   /** The model by content hash; it must already be stored (`gogrid models add`). */
   model: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256') }),
-  input: z.unknown().refine((v) => v !== undefined, 'required'),
+  input: json().refine((v) => v !== undefined, 'required'),
   requirements: JobRequirements.default({}),
   timeoutMs: z.number().int().positive().max(7 * 24 * 3600 * 1000).default(60_000),
   maxAttempts: z.number().int().min(1).max(100).default(3),
@@ -158,7 +159,7 @@ export const ModelInfo = z.object({
 export const ModelList = z.array(ModelInfo);
 
 /** `POST /v1/models?name=NAME`; the body is the raw bytes (`application/octet-stream`). */
-export const ModelUploadQuery = z.object({ name: z.string().min(1).max(256).optional() });
+export const ModelUploadQuery = z.object({ name: line(256).min(1).optional() });
 /** Optional on upload: the sha256 the bytes must have, else 400 GG_ERR_MODEL_HASH_MISMATCH and nothing is stored. */
 export const MODEL_SHA256_HEADER = 'x-gogrid-sha256';
 

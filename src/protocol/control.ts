@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { PolicySettings, UserControl } from './policy.js';
+import { line } from './text.js';
 
 const isoDate = z.iso.datetime();
 
@@ -46,9 +47,9 @@ export type ControlAction = z.infer<typeof ControlAction>;
 
 /** First run: the coordinator's address and an enrollment token, as typed into the window. */
 export const EnrollForm = z.strictObject({
-  coordinator: z.string().trim().min(1).max(300),
-  token: z.string().trim().min(1).max(500),
-  name: z.string().trim().min(1).max(256).optional(),
+  coordinator: line(300, { trim: true }).min(1),
+  token: line(500, { trim: true }).min(1),
+  name: line(256, { trim: true }).min(1).optional(),
 });
 export type EnrollForm = z.infer<typeof EnrollForm>;
 
@@ -58,7 +59,7 @@ export const SettingsUpdate = z
     /** Only where the host can start at login (the desktop app). */
     startAtLogin: z.boolean().optional(),
     /** A new address for the same coordinator (its CA stays pinned). */
-    coordinator: z.string().trim().min(1).max(300).optional(),
+    coordinator: line(300, { trim: true }).min(1).optional(),
   })
   .refine((u) => Object.keys(u).length > 0, { message: 'nothing to change' });
 export type SettingsUpdate = z.infer<typeof SettingsUpdate>;

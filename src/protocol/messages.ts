@@ -9,33 +9,36 @@
 import { z } from 'zod';
 import { GridError } from './errors.js';
 import { AdminOverride } from './policy.js';
+import { json, line, prose } from './text.js';
 
 /** Bumped on any incompatible change to the messages below. */
 export const PROTOCOL_VERSION = 1;
 /** Versions this build accepts from a peer. */
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
+/** The longest error message a frame carries (UTF-16 units). */
+export const MAX_ERROR_MESSAGE = 4000;
 /** QUIC ALPN identifier. */
 export const ALPN = 'gogrid/1';
 
-const id = z.string().min(1).max(128);
+const id = line(128).min(1);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
 const nonNegInt = z.number().int().nonnegative();
 
 // ---------------------------------------------------------------- hardware
 
 export const GpuInfo = z.object({
-  vendor: z.string().nullable(),
-  model: z.string().nullable(),
+  vendor: line(256).nullable(),
+  model: line(256).nullable(),
   /** Dedicated memory in MiB, when the OS reports it. */
   vramMiB: nonNegInt.nullable(),
   /** Compute backends a runtime could use on it (cuda, metal, vulkan, directml…), when known. */
-  backends: z.array(z.string()).default([]),
+  backends: z.array(line(32)).max(16).default([]),
 });
 
 export const HardwareReport = z.object({
   cpu: z.object({
-    manufacturer: z.string().nullable(),
-    brand: z.string().nullable(),
+    manufacturer: line(256).nullable(),
+    brand: line(256).nullable(),
     /** Physical cores; null where the OS hides it (some VMs). */
     physicalCores: nonNegInt.nullable(),
     /** Logical processors (threads). */
@@ -43,26 +46,26 @@ export const HardwareReport = z.object({
     speedGHz: z.number().nonnegative().nullable(),
   }),
   memory: z.object({ totalBytes: nonNegInt.nullable() }),
-  gpus: z.array(GpuInfo),
+  gpus: z.array(GpuInfo).max(64),
   os: z.object({
-    platform: z.string(),
-    distro: z.string().nullable(),
-    release: z.string().nullable(),
-    arch: z.string(),
-    hostname: z.string().nullable(),
+    platform: line(64),
+    distro: line(256).nullable(),
+    release: line(256).nullable(),
+    arch: line(64),
+    hostname: line(256).nullable(),
   }),
 });
 
 // ---------------------------------------------------------------- jobs (used from the jobs issue on)
 
-export const ModelRef = z.object({ sha256: sha256Hex, size: nonNegInt, name: z.string().max(256) });
+export const ModelRef = z.object({ sha256: sha256Hex, size: nonNegInt, name: line(256) });
 
 export const JobRequirements = z.object({
   minFreeMemoryBytes: nonNegInt.optional(),
-  gpu: z.object({ backend: z.string().optional(), minVramMiB: nonNegInt.optional() }).optional(),
-  os: z.array(z.string()).optional(),
-  arch: z.array(z.string()).optional(),
-  labels: z.array(z.string()).optional(),
+  gpu: z.object({ backend: line(32).optional(), minVramMiB: nonNegInt.optional() }).optional(),
+  os: z.array(line(64)).max(16).optional(),
+  arch: z.array(line(64)).max(16).optional(),
+  labels: z.array(line(64)).max(64).optional(),
 });
 
 /**
@@ -79,10 +82,10 @@ export const LEASE_HEADER = 'x-gogrid-lease';
 
 export const JobSpec = z.object({
   jobId: id,
-  kind: z.string().min(1).max(32),
+  kind: line(32).min(1),
   model: ModelRef,
   /** The input itself, or null when `inputByReference` says to fetch it. */
-  input: z.unknown(),
+  input: json(),
   inputByReference: z.boolean().default(false),
   requirements: JobRequirements.default({}),
   timeoutMs: z.number().int().positive(),
@@ -105,18 +108,18 @@ export const Hello = z.object({
   protocolVersion: z.number().int(),
   /** Informational: the coordinator identifies the worker by its certificate and checks this matches. */
   workerId: id,
-  name: z.string().min(1).max(256),
-  appVersion: z.string().max(64),
+  name: line(256).min(1),
+  appVersion: line(64),
   hardware: HardwareReport,
   cachedModels: z.array(sha256Hex).max(10_000).default([]),
   /** The worker's state as it connects, so a worker paused by its owner gets no job before its first heartbeat. */
   status: WorkerStatus.default('idle'),
-  pausedReason: z.string().max(500).nullable().default(null),
+  pausedReason: prose(500).nullable().default(null),
   capabilities: z.object({
-    executors: z.array(z.string().max(32)).max(32),
+    executors: z.array(line(32)).max(32),
     slots: z.number().int().min(0).max(256),
     /** Set by the worker's owner; jobs can require them. */
-    labels: z.array(z.string().max(64)).max(64).default([]),
+    labels: z.array(line(64)).max(64).default([]),
   }),
 });
 
@@ -124,7 +127,7 @@ export const Heartbeat = z.object({
   type: z.literal('heartbeat'),
   status: WorkerStatus,
   /** Why the worker is paused, in words a person understands; null when not paused. */
-  pausedReason: z.string().max(500).nullable().default(null),
+  pausedReason: prose(500).nullable().default(null),
   load: z.object({
     /** Whole-machine CPU use, 0..1, when known. */
     cpu: z.number().min(0).max(1).nullable(),
@@ -142,7 +145,7 @@ export const JobProgress = z.object({
   jobId: id,
   leaseId: id,
   progress: z.number().min(0).max(1),
-  message: z.string().max(1000).optional(),
+  message: prose(1000).optional(),
 });
 
 /**
@@ -151,9 +154,9 @@ export const JobProgress = z.object({
  * of waiting for the lease to expire, and the attempt does not count against
  * max attempts, since the job did nothing wrong.
  */
-export const JobRelease = z.object({ type: z.literal('job.release'), jobId: id, leaseId: id, reason: z.string().max(500) });
+export const JobRelease = z.object({ type: z.literal('job.release'), jobId: id, leaseId: id, reason: prose(500) });
 
-export const JobInputResponse = z.object({ input: z.unknown() });
+export const JobInputResponse = z.object({ input: json() });
 
 export const JobResult = z.object({
   type: z.literal('job.result'),
@@ -166,10 +169,10 @@ export const JobResult = z.object({
    */
   runMs: nonNegInt.optional(),
   outcome: z.discriminatedUnion('ok', [
-    z.object({ ok: z.literal(true), output: z.unknown() }),
+    z.object({ ok: z.literal(true), output: json() }),
     z.object({
       ok: z.literal(false),
-      error: z.object({ code: z.string().max(64), message: z.string().max(4000), retryable: z.boolean() }),
+      error: z.object({ code: line(64), message: prose(MAX_ERROR_MESSAGE), retryable: z.boolean() }),
     }),
   ]),
 });
@@ -194,21 +197,21 @@ export const JobAssign = z.object({
   leaseExpiresAt: z.iso.datetime(),
 });
 
-export const JobCancel = z.object({ type: z.literal('job.cancel'), jobId: id, leaseId: id, reason: z.string().max(1000) });
+export const JobCancel = z.object({ type: z.literal('job.cancel'), jobId: id, leaseId: id, reason: prose(1000) });
 /** The administrator changed this worker's override (pause, preset, limits); replaces the one from `welcome`. */
 export const WorkerPolicy = z.object({ type: z.literal('worker.policy'), adminPolicy: AdminOverride });
 /** Finish running jobs, take no new ones. */
 export const WorkerDrain = z.object({ type: z.literal('worker.drain') });
 /** A fresh client certificate for the worker's existing key pair (the private key never leaves the worker). */
-export const CertRenew = z.object({ type: z.literal('cert.renew'), certPem: z.string().max(16_384) });
+export const CertRenew = z.object({ type: z.literal('cert.renew'), certPem: prose(16_384) });
 
 // ---------------------------------------------------------------- both directions
 
 export const ErrorFrame = z.object({
   type: z.literal('error'),
   /** A GG_ERR_* code from protocol/errors.ts (kept open so a newer peer's codes still parse). */
-  code: z.string().max(64),
-  message: z.string().max(4000),
+  code: line(64),
+  message: prose(MAX_ERROR_MESSAGE),
   /** The sender closes the connection after a fatal error. */
   fatal: z.boolean(),
 });

@@ -8,6 +8,7 @@
  *   const settings = PolicySettings.parse({ preset: 'custom', runOnBattery: true });
  */
 import { z } from 'zod';
+import { line } from './text.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
@@ -73,7 +74,7 @@ export const AdminOverride = z.strictObject({
   /** Paused by the administrator; the owner cannot resume. @default false */
   paused: z.boolean().optional(),
   /** Shown after "Paused by the administrator". */
-  message: z.string().trim().min(1).max(200).optional(),
+  message: line(200, { trim: true }).min(1).optional(),
   /** Replaces the owner's settings entirely. */
   settings: PolicySettings.optional(),
   /** Ceilings on whichever settings apply; the owner may still choose less. */

@@ -14,6 +14,7 @@
  * length matches the dims.
  */
 import { z } from 'zod';
+import { line, tensorString } from './text.js';
 
 export const TENSOR_DTYPES = [
   'float32',
@@ -49,21 +50,24 @@ export const DTYPE_BYTES: Record<Exclude<TensorDtype, 'string'>, number> = {
   bool: 1,
 };
 
+/** Standard base64 with padding, as Buffer writes it. */
+export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 const dims = z.array(z.number().int().nonnegative()).max(32);
-const element = z.union([z.number(), z.string(), z.boolean()]);
+const element = z.union([z.number(), tensorString, z.boolean()]);
 
 export const TensorJson = z
   .object({
     dtype: TensorDtype,
     dims,
     data: z.array(element).optional(),
-    b64: z.string().optional(),
+    b64: z.string().regex(BASE64, 'expected base64').optional(),
   })
   .refine((t) => (t.data === undefined) !== (t.b64 === undefined), { message: 'give exactly one of "data" and "b64"' })
   .refine((t) => !(t.dtype === 'string' && t.b64 !== undefined), { message: 'string tensors take "data", not "b64"' });
 export type TensorJson = z.infer<typeof TensorJson>;
 
-export const TensorMap = z.record(z.string().min(1).max(256), TensorJson);
+export const TensorMap = z.record(line(256).min(1), TensorJson);
 export type TensorMap = z.infer<typeof TensorMap>;
 
 /** The `input` of an `onnx` job. */
@@ -87,4 +91,29 @@ export function checkTensorJson(t: TensorJson): string | null {
   const bytes = Buffer.from(t.b64!, 'base64').length;
   const need = want * DTYPE_BYTES[t.dtype as Exclude<TensorDtype, 'string'>];
   return bytes === need ? null : `dims [${t.dims.join(', ')}] of ${t.dtype} need ${need} bytes, b64 has ${bytes}`;
+}
+
+/**
+ * Null when `value` is a valid `which` of a `kind` job; else a sentence that
+ * starts with the path of the first bad field (`output.outputs.y.data.0: …`).
+ * Checked on the coordinator (at submit, at a result) and on the worker
+ * (before it sends a result), so neither side stores or sends what the other
+ * refuses. Only `onnx` has a shape; other kinds (the test executors) take any
+ * JSON the protocol accepts (`json()` in text.ts).
+ */
+export function checkJobPayload(kind: string, which: 'input' | 'output', value: unknown): string | null {
+  if (kind !== 'onnx') return null;
+  const parsed = (which === 'input' ? OnnxJobInput.transform((v) => v.inputs) : OnnxJobOutput.transform((v) => v.outputs)).safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return `${[which, ...(issue?.path ?? []).map(String)].join('.')}: ${issue?.message ?? 'invalid'}`;
+  }
+  for (const [name, tensor] of Object.entries(parsed.data)) {
+    const problem = checkTensorJson(tensor);
+    if (problem) return `${which}.${which}s.${name}: ${problem}`;
+    // onnxruntime-node reads an input string as a C string: it would silently end at the first NUL.
+    const nul = which === 'input' && tensor.dtype === 'string' ? (tensor.data ?? []).findIndex((v) => typeof v === 'string' && v.includes('\0')) : -1;
+    if (nul >= 0) return `${which}.inputs.${name}.data.${nul}: contains NUL (U+0000), where onnxruntime would cut the string short`;
+  }
+  return null;
 }

@@ -12,6 +12,7 @@ import os from 'node:os';
 import si from 'systeminformation';
 import { z } from 'zod';
 import { HardwareReport, type GpuInfo } from '../protocol/messages.js';
+import { cleanText } from '../protocol/text.js';
 
 export interface HardwareOptions {
   /**
@@ -107,7 +108,10 @@ export function toHardwareReport(raw: RawHardware): HardwareReport {
       speedGHz: positive(cpu.speed),
     },
     memory: { totalBytes: count(record(raw.mem).total) },
-    gpus: controllers.map((c) => toGpu(record(c), platform)).filter((gpu) => gpu.vendor !== null || gpu.model !== null),
+    gpus: controllers
+      .map((c) => toGpu(record(c), platform))
+      .filter((gpu) => gpu.vendor !== null || gpu.model !== null)
+      .slice(0, 64),
     os: {
       platform,
       distro: text(osInfo.distro),
@@ -169,8 +173,11 @@ function record(value: unknown): Record<string, unknown> {
   return parsed.success ? parsed.data : {};
 }
 
+/** What the OS says, as the protocol takes a name: firmware strings come NUL-padded and may hold other junk. */
 function text(value: unknown): string | null {
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
+  if (typeof value !== 'string') return null;
+  const t = cleanText(value.replaceAll('\0', '').trim().slice(0, 256), true);
+  return t === '' ? null : t;
 }
 
 function positive(value: unknown): number | null {

@@ -21,9 +21,13 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { RunningJobView } from '../protocol/control.js';
 import {
+  checkJobPayload,
+  checkJson,
+  cleanText,
   ERROR_CODES,
   GridError,
   isGridError,
+  MAX_ERROR_MESSAGE,
   MAX_INLINE_PAYLOAD_BYTES,
   type ErrorCode,
   type JobSpec,
@@ -271,6 +275,9 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         onProgress: (p, message) => progress(p, message),
         suspension: this.suspension,
       });
+      // What the coordinator would refuse (or store as a failure) is this worker's failure, said here.
+      const problem = checkJobPayload(job.kind, 'output', output) ?? checkJson(output);
+      if (problem) throw new GridError('GG_ERR_OUTPUT_INVALID', `the ${job.kind} executor returned an invalid result: ${problem}`);
       log.info('job succeeded');
       const result = { type: 'job.result' as const, jobId, leaseId: entry.leaseId, runMs: runMs(), outcome: { ok: true as const, output } };
       if (Buffer.byteLength(JSON.stringify(output)) <= MAX_INLINE_PAYLOAD_BYTES) await this.sendResult(result);
@@ -296,7 +303,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         jobId,
         leaseId: entry.leaseId,
         runMs: runMs(),
-        outcome: { ok: false, error: { code: err.code, message: err.message.slice(0, 4000), retryable: ERROR_CODES[err.code].retryable } },
+        outcome: { ok: false, error: { code: err.code, message: asMessage(err.message), retryable: ERROR_CODES[err.code].retryable } },
       });
     } finally {
       clearTimeout(startReport);
@@ -317,7 +324,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         jobId: result.jobId,
         leaseId: result.leaseId,
         runMs: result.runMs,
-        outcome: { ok: false, error: { code: err.code, message: `could not upload the result: ${err.message}`, retryable: err.retryable } },
+        outcome: { ok: false, error: { code: err.code, message: asMessage(`could not upload the result: ${err.message}`), retryable: err.retryable } },
       });
     }
   }
@@ -337,7 +344,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
           jobId: result.jobId,
           leaseId: result.leaseId,
           runMs: result.runMs,
-          outcome: { ok: false, error: { code: 'GG_ERR_FRAME_TOO_LARGE', message: `the output is too large to send inline: ${e.message}`, retryable: false } },
+          outcome: { ok: false, error: { code: 'GG_ERR_FRAME_TOO_LARGE', message: asMessage(`the output is too large to send inline: ${e.message}`), retryable: false } },
         };
         await this.report(sent);
       }
@@ -357,4 +364,10 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       this.opts.logger.debug({ err: e, type: msg.type }, 'could not send to the coordinator');
     }
   }
+}
+
+/** An error message as the protocol takes it: a runtime's text may hold control characters, and may be long. */
+function asMessage(text: string): string {
+  // Cut first: cleaning also mends a surrogate pair the cut split.
+  return cleanText(text.slice(0, MAX_ERROR_MESSAGE));
 }

@@ -67,12 +67,13 @@ describe.each(backends)('JobWrites on $name', (backend) => {
 
   it('fails only the submit the database refuses, when several went out together', async () => {
     const good = [newJob(), newJob()];
-    const bad = [newJob(), newJob({ s: 'NUL \u0000 is not allowed in jsonb' })];
+    // PostgreSQL's text refuses a NUL (the API never lets one through; here it stands for any refused row).
+    const bad = [newJob(), { ...newJob(), id: 'j-\u0000' }];
     const [a, b] = await Promise.allSettled([writes.insert(good), writes.insert(bad)]);
     expect(a.status).toBe('fulfilled');
     expect(b.status).toBe('rejected');
     for (const j of good) expect(await getJob(raw, j.id)).not.toBeNull();
-    for (const j of bad) expect(await getJob(raw, j.id)).toBeNull();
+    expect(await getJob(raw, bad[0]!.id)).toBeNull();
   });
 
   it('takes results from many leases with one statement, answering each: stale ones get null', async () => {

@@ -8,7 +8,7 @@ import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
 
 export interface RawRequest {
   url: string;
-  method?: 'GET' | 'HEAD' | 'POST';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
   /** A Buffer is sent with a content-length; an array of chunks is sent chunked. */
   body?: Buffer | Buffer[];

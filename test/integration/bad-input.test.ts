@@ -6,14 +6,14 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenInfo } from '../../src/protocol/api.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { connectRaw, helloFrame } from '../helpers/raw-worker.js';
 import { formatEnrollmentToken, parseEnrollmentToken } from '../../src/protocol/token.js';
 import { createToken } from '../../src/coordinator/store/index.js';
 import { sha256Hex } from '../../src/coordinator/enrollment.js';
 import { sendRequest, COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
-import { connectQuic, type QuicClientConnection } from '../../src/transport/quic.js';
+import type { QuicClientConnection } from '../../src/transport/quic.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { enroll } from '../../src/worker/enroll.js';
-import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 
@@ -198,29 +198,8 @@ describe('the HTTP API', () => {
 
 // ---------------------------------------------------------------- helpers
 
-function connect(tls: { caPem: string; certPem?: string; keyPem?: string }, opts: { maxFrameBytes?: number } = {}): Promise<QuicClientConnection> {
-  return connectQuic({
-    host: '127.0.0.1',
-    port: c.port,
-    serverName: COORDINATOR_SERVER_NAME,
-    tls,
-    connectTimeoutMs: 3000,
-    maxIdleTimeoutMs: 3000,
-    maxFrameBytes: opts.maxFrameBytes,
-  });
-}
-
-async function hello(workerId: string) {
-  return {
-    type: 'hello',
-    protocolVersion: PROTOCOL_VERSION,
-    workerId,
-    name: 'raw',
-    appVersion: 'test',
-    hardware: await collectHardware(),
-    capabilities: { executors: [], slots: 0 },
-  };
-}
+const connect = (tls: { caPem: string; certPem?: string; keyPem?: string }, opts: { maxFrameBytes?: number } = {}) => connectRaw(c.port, tls, opts);
+const hello = (workerId: string) => helloFrame(workerId);
 
 async function drain(conn: QuicClientConnection): Promise<unknown[]> {
   const frames: unknown[] = [];

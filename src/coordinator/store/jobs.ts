@@ -15,6 +15,12 @@ import { JobRequirements, JobState, type JobError, type ModelRef } from '../../p
 import type { Db } from './db.js';
 
 const JobErrorColumn = z.object({ code: z.string(), message: z.string() }).nullable();
+/** Inputs and outputs are JSON text (migration 4), absent from the summary columns. */
+const JsonText = z
+  .string()
+  .nullable()
+  .optional()
+  .transform((t): unknown => (typeof t === 'string' ? JSON.parse(t) : t));
 
 export const JobRow = z
   .object({
@@ -23,7 +29,7 @@ export const JobRow = z
     model_sha256: z.string(),
     model_size: z.coerce.number(),
     model_name: z.string(),
-    input: z.unknown().optional(),
+    input: JsonText,
     requirements: JobRequirements,
     timeout_ms: z.number().int(),
     max_attempts: z.number().int(),
@@ -36,7 +42,7 @@ export const JobRow = z
     instance_id: z.string().nullable(),
     progress: z.number().nullable(),
     waiting_reason: z.string().nullable(),
-    output: z.unknown().optional(),
+    output: JsonText,
     error: JobErrorColumn,
     submitted_at: z.date(),
     started_at: z.date().nullable(),
@@ -109,7 +115,7 @@ export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void>
     `WITH changed AS (
        INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts,
                          priority, state, submitted_at, updated_at)
-       SELECT id, kind, sha256, size, name, input::jsonb, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at
+       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
                    $10::integer[], $11::timestamptz[])
          AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at)
@@ -315,7 +321,7 @@ export async function completeJobs(db: Db, results: readonly JobResultRecord[]):
            WITH ORDINALITY AS r(job_id, lease_id, output, at, started_at, ord)
          ORDER BY job_id, lease_id, ord
        ), changed AS (
-         UPDATE jobs j SET state = 'succeeded', output = r.output::jsonb, error = NULL, progress = 1, lease_id = NULL,
+         UPDATE jobs j SET state = 'succeeded', output = r.output, error = NULL, progress = 1, lease_id = NULL,
                 lease_expires_at = NULL, finished_at = r.at, updated_at = r.at, started_at = COALESCE(j.started_at, r.started_at, r.at)
          FROM r WHERE j.id = r.job_id AND j.lease_id = r.lease_id AND j.state IN ('leased', 'running')
          RETURNING j.*, r.ord, r.started_at AS start_reported

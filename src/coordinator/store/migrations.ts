@@ -125,6 +125,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'job inputs and outputs as JSON text',
+    // jsonb cannot hold every string JSON can: a NUL (\u0000, ordinary in a
+    // string tensor's fixed-width labels) made PostgreSQL refuse the row. The
+    // text is what the coordinator wrote with JSON.stringify, read back with
+    // JSON.parse; nothing queries inside it.
+    up: `
+      ALTER TABLE jobs ALTER COLUMN input TYPE text USING input::text, ALTER COLUMN output TYPE text USING output::text;
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.

@@ -16,7 +16,7 @@ import { ensurePrivateDir } from '../../common/files.js';
 import { CONTROL_ROUTES, ControlAction, EnrollForm, SettingsUpdate, type WorkerView } from '../../protocol/index.js';
 import { removeControlFile, writeControlFile } from './control-file.js';
 import { newControlToken, requestGuard, type RequestGuard } from './guard.js';
-import { answerErrors, parseBody } from '../../common/http-errors.js';
+import { answerErrors, frameworkErrors, parseBody } from '../../common/http-errors.js';
 import type { ControlTarget } from './target.js';
 
 export interface ControlServerOptions {
@@ -64,6 +64,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors,
     bodyLimit: 64 * 1024,
   });
 

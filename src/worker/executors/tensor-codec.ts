@@ -14,7 +14,7 @@
  * on every platform onnxruntime-node ships for.
  */
 import { GridError } from '../../protocol/errors.js';
-import { TENSOR_DTYPES, elementCount, type TensorDtype, type TensorJson } from '../../protocol/tensor.js';
+import { BASE64, TENSOR_DTYPES, elementCount, type TensorDtype, type TensorJson } from '../../protocol/tensor.js';
 import { halfToNumber, numberToHalf } from './half.js';
 
 type NumericDtype = Exclude<TensorDtype, 'string'>;
@@ -83,7 +83,6 @@ const BIG_RANGES = {
 
 const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
 const DECIMAL_INT = /^-?\d+$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 const invalid = (what: string, detail: string) => new GridError('GG_ERR_INPUT_INVALID', `${what}: ${detail}`);
 

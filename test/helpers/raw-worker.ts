@@ -1,0 +1,68 @@
+/**
+ * A worker that speaks the control protocol by hand, for tests that play a
+ * buggy or hostile one: it sends whatever frames the test writes, and hands
+ * the test every frame the coordinator sends.
+ *
+ *   const w = await rawWorker(c, identity, { executors: ['onnx'], slots: 4 });
+ *   const assign = await w.next('job.assign');
+ *   await w.send({ type: 'job.result', jobId: assign.job.jobId, leaseId: assign.leaseId, outcome: … });
+ *   expect((await w.next('error')).code).toBe('GG_ERR_FRAME_INVALID');
+ */
+import { PROTOCOL_VERSION, type CoordinatorMessage } from '../../src/protocol/index.js';
+import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { connectQuic, type QuicClientConnection } from '../../src/transport/quic.js';
+import { collectHardware } from '../../src/worker/hardware.js';
+import type { WorkerIdentity } from '../../src/worker/identity.js';
+
+export interface RawWorker {
+  conn: QuicClientConnection;
+  send(frame: unknown): Promise<void>;
+  /** The next frame of that type the coordinator sends (earlier ones of other types are skipped); rejects if the connection ends first. */
+  next<T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>>;
+  close(): Promise<void>;
+}
+
+export function connectRaw(port: number, tls: { caPem: string; certPem?: string; keyPem?: string }, opts: { maxFrameBytes?: number } = {}): Promise<QuicClientConnection> {
+  return connectQuic({
+    host: '127.0.0.1',
+    port,
+    serverName: COORDINATOR_SERVER_NAME,
+    tls,
+    connectTimeoutMs: 3000,
+    maxIdleTimeoutMs: 3000,
+    maxFrameBytes: opts.maxFrameBytes,
+  });
+}
+
+export async function helloFrame(workerId: string, capabilities: { executors: string[]; slots: number } = { executors: [], slots: 0 }) {
+  return {
+    type: 'hello',
+    protocolVersion: PROTOCOL_VERSION,
+    workerId,
+    name: 'raw',
+    appVersion: 'test',
+    hardware: await collectHardware(),
+    capabilities,
+  };
+}
+
+/** Connects as `identity`, says hello with `capabilities`, and waits for `welcome`. */
+export async function rawWorker(c: { port: number }, identity: WorkerIdentity, capabilities: { executors: string[]; slots: number }): Promise<RawWorker> {
+  const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
+  const frames = conn.channel.frames()[Symbol.asyncIterator]();
+  const w: RawWorker = {
+    conn,
+    send: (frame) => conn.channel.send(frame as never),
+    async next(type) {
+      for (;;) {
+        const f = await frames.next();
+        if (f.done) throw new Error(`the connection ended before a ${type} frame`);
+        if ((f.value as { type?: unknown }).type === type) return f.value as never;
+      }
+    },
+    close: () => conn.close(),
+  };
+  await w.send(await helloFrame(identity.workerId, capabilities));
+  await w.next('welcome');
+  return w;
+}

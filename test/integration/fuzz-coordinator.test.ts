@@ -1,0 +1,195 @@
+/**
+ * A real coordinator, a real worker, and a stream of hostile requests and
+ * frames: every HTTP route with hostile path parameters, queries and bodies,
+ * and control frames with a hostile field from an enrolled worker. The
+ * properties: every answer is a 4xx with `{ error: { code, message } }` or a
+ * success (never a 500), a bad frame gets an error frame naming the problem,
+ * no rejection goes unhandled, and the healthy worker is never disturbed: it
+ * stays online and still runs a job to the known answer at the end.
+ * A failure prints fast-check's seed and path; pass them to `fc.assert` to replay it.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiErrorBody, JobInfo } from '../../src/protocol/api.js';
+import { TENSOR_DTYPES } from '../../src/protocol/tensor.js';
+import { enroll } from '../../src/worker/enroll.js';
+import type { WorkerIdentity } from '../../src/worker/identity.js';
+import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { hostileJson, hostileNumber, hostileString, withHostileField } from '../helpers/hostile.js';
+import { rawRequest } from '../helpers/https-raw.js';
+import { connectRaw, helloFrame } from '../helpers/raw-worker.js';
+
+let c: TestCoordinator;
+let healthy: Awaited<ReturnType<typeof startTestWorker>>;
+let identity: WorkerIdentity;
+let identitySha: string;
+let disturbed = false;
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  c = await startTestCoordinator();
+  identitySha = await c.addModel(writeOnnxFixtures(await tempDir()).identity);
+  healthy = await startTestWorker(c, { token: await c.createToken() });
+  await healthy.agent.waitFor('online');
+  c.sessions.on('offline', (id) => {
+    if (id === healthy.identity.workerId) disturbed = true;
+  });
+  identity = await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
+});
+
+afterAll(async () => {
+  // Nothing else was affected: the healthy worker stayed online and still computes the known answer.
+  expect(disturbed, 'the healthy worker went offline').toBe(false);
+  const x = { dtype: 'string', dims: [3], data: ['\u202e', 'a\u0001b', '😀'] };
+  const empty = Object.fromEntries(TENSOR_DTYPES.map((t) => [`x_${t}`, { dtype: t, dims: [0], data: [] }]));
+  const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256: identitySha }, input: { inputs: { ...empty, x_string: x } } }));
+  const done = await c.finished(job.id);
+  expect(done, JSON.stringify(done.error)).toMatchObject({ state: 'succeeded', output: { outputs: { y_string: x } } });
+  await healthy.agent.stop();
+  await c.stop();
+  await removeTempDirs();
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled, 'a rejection went unhandled').toEqual([]);
+});
+
+/** Every route the coordinator serves; a test below keeps this list complete. */
+const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
+  ['GET', '/healthz'],
+  ['GET', '/v1/enroll/ca'],
+  ['POST', '/v1/enroll'],
+  ['POST', '/v1/models'],
+  ['GET', '/v1/models'],
+  ['GET', '/v1/models/:sha256/info'],
+  ['GET', '/v1/models/:sha256'],
+  ['POST', '/v1/jobs'],
+  ['GET', '/v1/jobs'],
+  ['GET', '/v1/jobs/:id'],
+  ['POST', '/v1/jobs/:id/cancel'],
+  ['GET', '/v1/jobs/:id/input'],
+  ['POST', '/v1/jobs/:id/result'],
+  ['GET', '/v1/workers'],
+  ['GET', '/v1/workers/:id'],
+  ['POST', '/v1/workers/:id/revoke'],
+  ['GET', '/v1/workers/:id/policy'],
+  ['PUT', '/v1/workers/:id/policy'],
+  ['DELETE', '/v1/workers/:id/policy'],
+  ['GET', '/v1/policy'],
+  ['PUT', '/v1/policy'],
+  ['DELETE', '/v1/policy'],
+  ['GET', '/v1/tokens'],
+  ['POST', '/v1/tokens'],
+  ['DELETE', '/v1/tokens/:id'],
+  ['GET', '/updates/:channel/:file'],
+];
+
+it('the fuzzed route list names every route the coordinator registers', () => {
+  const dir = join(import.meta.dirname, '../../src/coordinator');
+  const registered = readdirSync(dir)
+    .filter((f) => f.startsWith('http') && f.endsWith('.ts'))
+    .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/\b(?:app|admin)\.(get|post|put|delete)(?:<[^>]*>)?\('([^']+)'/g)])
+    .map((m) => `${m[1]!.toUpperCase()} ${m[2]}`);
+  expect(registered.length).toBeGreaterThan(20);
+  expect(ROUTES.map(([m, p]) => `${m} ${p}`).sort()).toEqual([...new Set(registered)].sort());
+});
+
+/** Percent-encodes the UTF-8 of `s`; a lone surrogate becomes the invalid UTF-8 a hostile client would send for it. */
+function encodePathPart(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    const bytes = cp >= 0xd800 && cp <= 0xdfff ? Buffer.from([0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)]) : Buffer.from(ch, 'utf8');
+    out += [...bytes].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('');
+  }
+  return out || 'x';
+}
+
+const request = fc.record({
+  route: fc.constantFrom(...ROUTES),
+  params: fc.array(hostileString, { minLength: 2, maxLength: 2 }),
+  query: fc.option(fc.tuple(fc.constantFrom('wait', 'limit', 'state', 'name', 'x'), fc.oneof(hostileString, hostileNumber.map(String))), { nil: undefined }),
+  body: fc.option(
+    fc.oneof(
+      hostileJson,
+      withHostileField({ model: { sha256: 'a'.repeat(64) }, input: { inputs: {} } }, ['kind', 'input', 'requirements.labels', 'timeoutMs', 'model.sha256']),
+      withHostileField({ ttlSecs: 60, description: 'd' }, ['description', 'ttlSecs', 'maxUses']),
+      withHostileField({ paused: true, message: 'm' }, ['message', 'settings', 'limits']),
+    ),
+    { nil: undefined },
+  ),
+});
+
+describe('every HTTP route, with hostile parameters, queries and bodies', () => {
+  it('answers a 4xx error body or a success, never a 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(request, async ({ route: [method, template], params, query, body }) => {
+        let i = 0;
+        const path = template.replace(/:\w+/g, () => encodePathPart(params[i++]!));
+        const qs = query ? `?${query[0]}=${encodePathPart(query[1])}` : '';
+        const payload = body === undefined || method === 'GET' ? undefined : Buffer.from(JSON.stringify(body) ?? 'null');
+        const res = await rawRequest({
+          url: `${c.apiUrl}${path}${qs}`,
+          method,
+          ca: c.ca.material.certPem,
+          headers: { authorization: `Bearer ${c.adminKey}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+          ...(payload ? { body: payload } : {}),
+        });
+        expect(res.status, `${method} ${path}${qs}: ${res.body.toString().slice(0, 300)}`).toBeLessThan(500);
+        if (res.status >= 400) expect(ApiErrorBody.safeParse(res.json()).success).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+/** Valid frames an enrolled worker may send after hello, with the fields a hostile value goes into. */
+const FRAMES: [Record<string, unknown>, string[]][] = [
+  [{ type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 } }, ['status', 'pausedReason', 'load.cpu', 'runningJobs', 'slots', 'cachedModels']],
+  [{ type: 'job.progress', jobId: 'j-1', leaseId: 'l-1', progress: 0.5 }, ['jobId', 'leaseId', 'progress', 'message']],
+  [{ type: 'job.result', jobId: 'j-1', leaseId: 'l-1', outcome: { ok: true, output: { outputs: {} } } }, ['jobId', 'runMs', 'outcome.output', 'outcome']],
+  [{ type: 'job.release', jobId: 'j-1', leaseId: 'l-1', reason: 'r' }, ['jobId', 'reason']],
+];
+
+describe('control frames from an enrolled worker', () => {
+  /** The raw worker's next heartbeat as the coordinator takes it (the frames before it were taken too), and how to stop waiting. */
+  function heartbeatTaken(): { taken: Promise<'taken'>; stop(): void } {
+    let on = (_id: string) => undefined as void;
+    const taken = new Promise<'taken'>((resolve) => {
+      on = (id) => id === identity.workerId && resolve('taken');
+      c.sessions.on('heartbeat', on);
+    });
+    return { taken, stop: () => c.sessions.off('heartbeat', on) };
+  }
+
+  it('are taken, or answered with an error frame; the coordinator and the other worker carry on', async () => {
+    const frame = fc.oneof(...FRAMES.map(([base, paths]) => withHostileField(base, paths)), hostileJson);
+    const hello = await helloFrame(identity.workerId);
+    await fc.assert(
+      fc.asyncProperty(frame, async (f) => {
+        const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
+        try {
+          const frames = conn.channel.frames()[Symbol.asyncIterator]();
+          await conn.channel.send(hello);
+          expect((await frames.next()).value).toMatchObject({ type: 'welcome' });
+          // NaN and the like go out as null, as JSON.stringify writes them.
+          await conn.channel.send(f as never);
+          // A well-formed heartbeat after it: either it is taken (so was the frame), or an error frame came first.
+          const heartbeat = heartbeatTaken();
+          await conn.channel.send({ type: 'heartbeat', status: 'idle', load: { cpu: 0, freeMemoryBytes: 0 } }).catch(() => undefined);
+          const answer = await Promise.race([heartbeat.taken, frames.next().then((n) => n.value as { type?: string } | undefined)]).finally(heartbeat.stop);
+          if (answer === 'taken') return;
+          expect(answer).toMatchObject({ type: 'error', fatal: true, code: expect.stringMatching(/^GG_ERR_(FRAME_INVALID|MESSAGE_UNKNOWN|MESSAGE_UNEXPECTED)$/) });
+        } finally {
+          await conn.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+    expect(await c.api('GET', '/healthz')).toMatchObject({ ok: true });
+    // A QUIC handshake per run: about 0.2 s each alone, several times that beside the rest of the suite.
+  }, 120_000);
+});
