@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { GridError } from '../protocol/index.js';
+import { GridError, MAX_PAYLOAD_BYTES } from '../protocol/index.js';
 import { requestJson } from '../transport/https-client.js';
 import { adminKeyPath, caCertPath, readApiInfo } from '../coordinator/local-files.js';
 import { coordinatorDefaultDataDir } from '../worker/paths.js';
@@ -64,6 +64,8 @@ export class AdminClient {
       ca: this.caPem,
       // --wait long-polls for up to 25 s.
       timeoutMs: 60_000,
+      // A job's output may be MAX_PAYLOAD_BYTES of JSON; the rest of its record is small.
+      maxBytes: MAX_PAYLOAD_BYTES + 4 * 1024 * 1024,
       headers: { authorization: `Bearer ${this.apiKey}`, ...headers },
     });
     return schema.parse(reply);

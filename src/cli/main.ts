@@ -21,11 +21,19 @@ async function run(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
     // Open handles of a finished one-shot command (sockets in keep-alive,
-    // systeminformation's child processes) must not keep the CLI alive.
+    // systeminformation's child processes) must not keep the CLI alive; but
+    // stdout to a pipe is written asynchronously, and exiting at once cut
+    // `gogrid jobs --json | …` off at the pipe's 64 KiB.
+    await flushed(process.stdout);
     process.exit(0);
   } catch (e) {
     failAndExit(e);
   }
+}
+
+/** Resolves once everything written to `stream` so far has reached the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
 export function buildProgram(): Command {
