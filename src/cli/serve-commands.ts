@@ -18,6 +18,7 @@ import { createEnrollmentToken } from '../coordinator/enrollment.js';
 import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
 import { createLogger, type LogFormat } from './output.js';
 import { startHeadless } from './headless.js';
+import { controlFilePath } from '../worker/control/index.js';
 
 interface LogFlags {
   logLevel: string;
@@ -124,7 +125,10 @@ export function registerServeCommands(program: Command, version: string, run: (f
       });
       const w = h.host.running!;
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
-      logger.info(`status window: ${h.statusUrl}`);
+      // The address with its token lets whoever has it pause or re-point this worker: on the
+      // owner's terminal only, never in a log (control.json, 0600, also holds it).
+      logger.info(`status window: ${h.control.url} (its token is in ${controlFilePath(dataDir)})`);
+      if (process.stderr.isTTY) process.stderr.write(`Open the status window: ${h.statusUrl}\n`);
       try {
         await Promise.race([stopAsked, w.agent.done]);
       } finally {

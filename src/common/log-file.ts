@@ -9,8 +9,8 @@
  *   const logger = pino({ level: 'info' }, pino.multistream([{ level: 'info', stream: file.stream }, { level: 'info', stream: process.stdout }]));
  *   shell.openPath(file.dir);   // "Open logs folder"
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { DestinationStream } from 'pino';
 import pinoRoll from 'pino-roll';
 import { GridError } from '../protocol/index.js';
@@ -38,7 +38,14 @@ export async function openLogFile(base: string, opts: { maxBytes?: number } = {}
       // Files of earlier runs count too, or every restart would keep five more.
       limit: { count: LOG_FILES - 1, removeOtherLogFiles: true },
       sync: true,
+      // Logs name jobs, workers and paths: for the user who runs the process, as the data dir is.
+      mode: 0o600,
     });
+    // Files an earlier version left readable by everyone become private too.
+    const prefix = `${basename(file)}.`;
+    for (const name of await readdir(dirname(file))) {
+      if (name.startsWith(prefix) && name.endsWith('.log')) await chmod(join(dirname(file), name), 0o600);
+    }
     return { stream, dir: dirname(file), close: () => stream.end() };
   } catch (e) {
     throw new GridError('GG_ERR_CONFIG_INVALID', `cannot write logs to ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });

@@ -11,6 +11,8 @@ declare module 'pino-roll' {
     limit?: { count?: number; removeOtherLogFiles?: boolean };
     /** SonicBoom's: write each line before the call returns. */
     sync?: boolean;
+    /** SonicBoom's: the mode each new file is created with. */
+    mode?: number;
   }
   export default function build(options: PinoRollOptions): Promise<SonicBoom>;
 }

@@ -1,5 +1,5 @@
 /** Logs on disk (src/common/log-file.ts): real files, real pino. */
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,21 @@ describe('openLogFile', () => {
     }
     const lines = (await readFile(join(dir, 'worker.1.log'), 'utf8')).trim().split('\n');
     expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([expect.objectContaining({ level: 30, jobId: 'j-1', msg: 'job succeeded' })]);
+  });
+
+  it('keeps its files private (0600), also one an earlier version left readable by everyone', async () => {
+    if (process.platform === 'win32') return;
+    const dir = await tempDir();
+    await writeFile(join(dir, 'worker.1.log'), '{}\n', { mode: 0o644 });
+    await chmod(join(dir, 'worker.1.log'), 0o644);
+    const file = await openLogFile(join(dir, 'worker'));
+    pino({ level: 'info' }, file.stream).info('after the upgrade');
+    file.close();
+    expect((await stat(join(dir, 'worker.1.log'))).mode & 0o777).toBe(0o600);
+    // A file it creates itself is private from the start (the first test's, in a new folder).
+    const fresh = await openLogFile(join(dir, 'new', 'worker'));
+    fresh.close();
+    expect((await stat(join(dir, 'new', 'worker.1.log'))).mode & 0o777).toBe(0o600);
   });
 
   it(`rolls over at its size and keeps the newest ${LOG_FILES} files across restarts`, async () => {

@@ -4,7 +4,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkerList, TokenList } from '../../src/protocol/api.js';
+import { JobList, WorkerList, TokenList } from '../../src/protocol/api.js';
+import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
 
 const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
@@ -58,6 +59,9 @@ describe('gogrid worker', () => {
     expect(await w.exited).toBe(0);
     await offline;
     expect(Date.now() - stoppedAt).toBeLessThan(FAST.heartbeatTimeoutSecs * 1000);
+    // Its log says where the status window is, never the token that controls the worker.
+    expect(w.stderr()).toMatch(/status window: http:\/\/127\.0\.0\.1:\d+\/? \(its token is in /);
+    expect(w.stderr()).not.toMatch(/token=/);
   });
 
   it('exits non-zero with the reason for a used-up token, without retrying', async () => {
@@ -139,6 +143,23 @@ describe('gogrid coordinator', () => {
     await w.agent.stop();
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    // Two coordinator processes started one after the other (tsx, PGlite), and five CLI runs: over 20 s alone on two cores.
+  }, 90_000);
+});
+
+describe('gogrid jobs', () => {
+  it('writes all of a long --json listing into a pipe, not only the first 64 KiB', async () => {
+    const sha256 = await c.addModel(writeOnnxFixtures(await tempDir()).mlp);
+    // A kind no worker runs: the jobs stay queued, and stay out of the other tests' way.
+    const jobs = Array.from({ length: 150 }, () => ({ kind: 'nobody-runs-this', model: { sha256 }, input: {} }));
+    await c.api('POST', '/v1/jobs', { jobs });
+    // Through a real pipe to a slow reader, as `gogrid jobs --json | jq` on a busy machine: the
+    // reader starts after the CLI has had time to write everything (and, before the fix, to exit).
+    const listing = runCli(['jobs', '--json', '--limit', '300', '--data', c.dataDir], {}, { pipeInto: '{ sleep 1; cat; }' });
+    children.push(listing);
+    expect(await listing.exited).toBe(0);
+    expect(listing.stdout().length).toBeGreaterThan(64 * 1024);
+    expect(JobList.parse(JSON.parse(listing.stdout())).filter((j) => j.kind === 'nobody-runs-this')).toHaveLength(150);
   });
 });
 
