@@ -91,13 +91,15 @@ const fileSchema = (portZeroAllowed: boolean) => {
         .min(portZeroAllowed ? 0 : 1, `must be ${portRange}`)
         .max(65535, `must be ${portRange}`)
         .optional(),
-      max_connections: positiveInt.optional(),
-      heartbeat_interval_secs: seconds.optional(),
-      heartbeat_timeout_secs: seconds.optional(),
+      max_connections: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
+      // Bounded: a heartbeat every millisecond is a flood, and a timeout past Node's longest timer
+      // (about 24.8 days) made the lease timer fire every millisecond instead.
+      heartbeat_interval_secs: seconds.min(0.1, 'must be at least 0.1').max(3600, 'must be at most 3600 (an hour)').optional(),
+      heartbeat_timeout_secs: seconds.max(86_400, 'must be at most 86400 (a day)').optional(),
     }).optional(),
     database: table({
       url: string('a URL').refine((u) => parseDatabaseUrl(u) !== null, `must be ${DATABASE_URL_FORMS}`).optional(),
-      max_connections: positiveInt.optional(),
+      max_connections: positiveInt.max(1000, 'must be at most 1000').optional(),
     }).optional(),
     redis: table({ url: string('a URL').min(1, 'must not be empty').optional() }).optional(),
   });

@@ -73,6 +73,9 @@ describe('coordinator.toml', () => {
     ['a negative pool', '[database]\nmax_connections = -1\n', 'coordinator.toml: database.max_connections: must be greater than 0'],
     ['a zero interval', '[server]\nheartbeat_interval_secs = 0\n', 'coordinator.toml: server.heartbeat_interval_secs: must be greater than 0'],
     ['an infinite timeout', '[server]\nheartbeat_timeout_secs = inf\n', 'coordinator.toml: server.heartbeat_timeout_secs: must be a number of seconds, not Infinity'],
+    ['a timeout past any timer', '[server]\nheartbeat_timeout_secs = 10000000\n', 'coordinator.toml: server.heartbeat_timeout_secs: must be at most 86400 (a day)'],
+    ['a heartbeat every millisecond', '[server]\nheartbeat_interval_secs = 0.001\n', 'coordinator.toml: server.heartbeat_interval_secs: must be at least 0.1'],
+    ['a huge pool', '[database]\nmax_connections = 100000\n', 'coordinator.toml: database.max_connections: must be at most 1000'],
     ['nan as a port', '[server]\nport = nan\n', 'coordinator.toml: server.port: must be a port number, not NaN'],
     ['a date as a port', '[server]\nport = 1979-05-27\n', 'coordinator.toml: server.port: must be a port number, not a date'],
     [
