@@ -28,6 +28,9 @@ export const CONTROL_ROUTES = {
   settings: '/v1/settings',
 } as const;
 
+/** The longest snooze: past it, the owner means pause. */
+export const MAX_SNOOZE_MS = 7 * 24 * 3600 * 1000;
+
 /** The owner's commands: tray, status window, `gogrid worker pause|resume|snooze|finish`. */
 export const ControlAction = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('pause') }),
@@ -37,7 +40,7 @@ export const ControlAction = z.discriminatedUnion('action', [
     .strictObject({
       action: z.literal('snooze'),
       untilMs: z.number().int().positive().optional(),
-      minutes: z.number().int().min(1).max(7 * 24 * 60).optional(),
+      minutes: z.number().int().min(1).max(MAX_SNOOZE_MS / 60_000).optional(),
     })
     .refine((a) => (a.untilMs === undefined) !== (a.minutes === undefined), { message: 'give either untilMs or minutes' }),
   /** Finish the running job, take no new one, then stay paused. */

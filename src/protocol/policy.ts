@@ -13,6 +13,8 @@ import { line } from './text.js';
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
+/** The last instant a JavaScript Date can hold. */
+const MAX_DATE_MS = 8.64e15;
 const HH_MM = /^([01]\d|2[0-3]):[0-5]\d$/;
 const HH_MM_OR_24 = /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/;
 
@@ -89,7 +91,7 @@ export const UserControl = z.discriminatedUnion('state', [
   /** "Pause" until "Resume". */
   z.strictObject({ state: z.literal('paused') }),
   /** Paused until `untilMs` (epoch ms), then the rules decide again; nothing needs to clear it. */
-  z.strictObject({ state: z.literal('snoozed'), untilMs: z.number().finite() }),
+  z.strictObject({ state: z.literal('snoozed'), untilMs: z.number().int().min(0).max(MAX_DATE_MS) }),
   /** Folding@home's "finish": let the running job end, take no new one, then stay paused. */
   z.strictObject({ state: z.literal('finishing') }),
 ]);

@@ -4,13 +4,13 @@
  * coordinator's address, and the last override the administrator sent (so an
  * administrator's pause holds while the coordinator is unreachable).
  *
- *   const settings = await loadHostSettings(dataDir);
+ *   const settings = await loadHostSettings(dataDir, (problem) => logger.warn(problem));
  *   await saveHostSettings(dataDir, { ...settings, control: { state: 'paused' } });
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AdminOverride, GridError, PolicySettings, UserControl } from '../protocol/index.js';
+import { AdminOverride, PolicySettings, UserControl } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -27,7 +27,13 @@ export const HostSettings = z.object({
 });
 export type HostSettings = z.infer<typeof HostSettings>;
 
-export async function loadHostSettings(dataDir: string): Promise<HostSettings> {
+/**
+ * The saved settings. A saved setting never stops a start (a worker that
+ * cannot start until someone edits a file is worse than one that forgot a
+ * snooze): a setting that is not valid is left at its default, and
+ * `onProblem` says which and why.
+ */
+export async function loadHostSettings(dataDir: string, onProblem: (problem: string) => void = () => undefined): Promise<HostSettings> {
   const file = join(dataDir, SETTINGS_FILE);
   let text: string;
   try {
@@ -40,14 +46,17 @@ export async function loadHostSettings(dataDir: string): Promise<HostSettings> {
   try {
     json = JSON.parse(text);
   } catch {
-    throw new GridError('GG_ERR_CONFIG_INVALID', `${file} is not valid JSON; fix it or delete it to start from the defaults`);
+    onProblem(`${file} is not valid JSON: every setting is at its default until one is changed`);
+    return HostSettings.parse({});
   }
-  const parsed = HostSettings.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new GridError('GG_ERR_CONFIG_INVALID', `${file}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  const saved = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : {};
+  const kept: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(HostSettings.shape)) {
+    const parsed = schema.safeParse(saved[key]);
+    if (parsed.success) kept[key] = saved[key];
+    else onProblem(`${file}: ${[key, ...(parsed.error.issues[0]?.path ?? [])].join('.')}: ${parsed.error.issues[0]?.message ?? 'invalid'}; using the default`);
   }
-  return parsed.data;
+  return HostSettings.parse(kept);
 }
 
 export async function saveHostSettings(dataDir: string, settings: HostSettings): Promise<void> {

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import {
   GridError,
   isGridError,
+  MAX_SNOOZE_MS,
   parseEnrollmentToken,
   type AdminOverride,
   type ConnectionState,
@@ -72,7 +73,7 @@ export interface WorkerHostOptions {
 }
 
 export async function openWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
-  const host = new WorkerHost(opts, await loadHostSettings(opts.dataDir));
+  const host = new WorkerHost(opts, await loadHostSettings(opts.dataDir, (problem) => opts.logger.warn(problem)));
   await host.open();
   return host;
 }
@@ -157,8 +158,13 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
           return { state: 'paused' };
         case 'resume':
           return { state: 'active' };
-        case 'snooze':
-          return { state: 'snoozed', untilMs: action.untilMs ?? nowMs + action.minutes! * 60_000 };
+        case 'snooze': {
+          const untilMs = action.untilMs ?? nowMs + action.minutes! * 60_000;
+          if (untilMs <= nowMs || untilMs > nowMs + MAX_SNOOZE_MS) {
+            throw new GridError('GG_ERR_BAD_REQUEST', `untilMs: a snooze ends in the next ${MAX_SNOOZE_MS / 86_400_000} days, not at ${untilMs}`);
+          }
+          return { state: 'snoozed', untilMs };
+        }
         case 'finish':
           return (this.worker?.jobs.busy ?? 0) > 0 ? { state: 'finishing' } : { state: 'paused' };
       }

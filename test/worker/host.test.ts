@@ -8,8 +8,9 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { JobInfo, WorkerInfo, type WorkerView } from '../../src/protocol/index.js';
+import { JobInfo, MAX_SNOOZE_MS, WorkerInfo, type WorkerView } from '../../src/protocol/index.js';
 import { openWorkerHost, type WorkerHost, type WorkerHostOptions } from '../../src/worker/host.js';
+import { SETTINGS_FILE } from '../../src/worker/host-settings.js';
 import { scriptedSignals } from '../../src/worker/signals/index.js';
 import { SLOW, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import pino from 'pino';
@@ -164,6 +165,25 @@ describe('the worker host', () => {
     await expect.poll(slots, { timeout: 5000 }).toBe(3);
     await host.updateSettings({ policy: { preset: 'dedicated', slots: 2 } });
     await expect.poll(slots, { timeout: 5000 }).toBe(2);
+  });
+
+  it('refuses a snooze in the past or past a week, and starts despite a saved setting it cannot use', async () => {
+    const host = await open({ signals: scriptedSignals() });
+    for (const untilMs of [2 ** 53 - 1, Date.now() - 1000, Date.now() + MAX_SNOOZE_MS + 60_000]) {
+      await expect(host.act({ action: 'snooze', untilMs })).rejects.toMatchObject({ code: 'GG_ERR_BAD_REQUEST', message: expect.stringMatching(/^untilMs:/) });
+    }
+    expect(host.view().policy.control).toEqual({ state: 'active' });
+
+    // A settings file an older version (or a person) wrote: one setting unusable, the others kept.
+    const dataDir = await tempDir('gogrid-host-');
+    await writeFile(join(dataDir, SETTINGS_FILE), JSON.stringify({ control: { state: 'snoozed', untilMs: 2 ** 60 }, startAtLogin: false }));
+    const problems: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void problems.push((JSON.parse(line) as { msg: string }).msg) });
+    const restarted = await open({ signals: scriptedSignals(), dataDir, logger });
+    expect(restarted.view().policy.control).toEqual({ state: 'active' });
+    expect(problems).toEqual([expect.stringMatching(/settings\.json: control\.untilMs: .*; using the default$/)]);
+    await writeFile(join(dataDir, SETTINGS_FILE), '{ not json');
+    expect((await open({ signals: scriptedSignals(), dataDir })).view().policy.control).toEqual({ state: 'active' });
   });
 
   it('rejects bad settings and saves nothing', async () => {
