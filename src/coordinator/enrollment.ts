@@ -36,14 +36,18 @@ export async function enrollWorker(
   opts: { certValidityDays: number },
   now = new Date(),
 ): Promise<EnrollResponse> {
-  await consumeToken(db, req.tokenId, req.tokenSecret, now);
-  // A worker keeps the id it already has, unless another worker (or a revoked
-  // one) holds it: a token must never let one machine take over another's identity.
-  const workerId = (await getWorker(db, req.proposedWorkerId)) ? `w-${randomId(16)}` : req.proposedWorkerId;
-  const certPem = await signCsr(ca.material, req.csrPem, { workerId, validityDays: opts.certValidityDays });
-  const cert = readCert(certPem);
-  await insertWorker(db, { id: workerId, name: req.name, certFingerprint: cert.fingerprint, certNotAfter: cert.notAfter, tokenId: req.tokenId, now });
-  return { workerId, certPem, caPem: ca.material.certPem };
+  // One transaction: a use of the token counts only if the worker it enrolls is
+  // stored (a bad CSR or a refused row once used up a one-use token for nothing).
+  return db.transaction(async (tx) => {
+    await consumeToken(tx, req.tokenId, req.tokenSecret, now);
+    // A worker keeps the id it already has, unless another worker (or a revoked
+    // one) holds it: a token must never let one machine take over another's identity.
+    const workerId = (await getWorker(tx, req.proposedWorkerId)) ? `w-${randomId(16)}` : req.proposedWorkerId;
+    const certPem = await signCsr(ca.material, req.csrPem, { workerId, validityDays: opts.certValidityDays });
+    const cert = readCert(certPem);
+    await insertWorker(tx, { id: workerId, name: req.name, certFingerprint: cert.fingerprint, certNotAfter: cert.notAfter, tokenId: req.tokenId, now });
+    return { workerId, certPem, caPem: ca.material.certPem };
+  });
 }
 
 export function toTokenInfo(row: TokenRow, now = new Date()): TokenInfo {

@@ -191,6 +191,16 @@ describe('the HTTP API', () => {
     expect(tokens?.uses).toBe(0);
   });
 
+  it('spends no use of a token on an enrollment that fails after the token was checked', async () => {
+    const t = parseEnrollmentToken(await c.createToken({ maxUses: 1 }));
+    const body = { tokenId: t.id, tokenSecret: t.secret, proposedWorkerId: 'w-x', name: 'x' };
+    expect(await call('/v1/enroll', { method: 'POST', key: null, body: { ...body, csrPem: 'not a CSR' } })).toMatchObject({ status: 400, body: { error: { code: 'GG_ERR_CSR_INVALID' } } });
+    const tokens = (await c.api<{ id: string; uses: number }[]>('GET', '/v1/tokens')).find((x) => x.id === t.id);
+    expect(tokens?.uses).toBe(0);
+    // The token still enrolls a worker afterwards.
+    await enroll({ dataDir: await tempDir(), coordinator: address(), token: formatEnrollmentToken(t) });
+  });
+
   it('answers an unknown route with GG_ERR_NOT_FOUND', async () => {
     expect(await call('/v1/nothing')).toMatchObject({ status: 404, body: { error: { code: 'GG_ERR_NOT_FOUND' } } });
   });
