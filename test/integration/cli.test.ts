@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobList, WorkerList, TokenList } from '../../src/protocol/api.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { openDb } from '../../src/coordinator/store/index.js';
 import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
 
 const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
@@ -105,6 +106,18 @@ describe('gogrid coordinator', () => {
     expect(await p.exited).toBe(1);
     expect(p.stderr()).toContain(`${file}: server.port`);
     expect(p.stderr()).toContain(`${file}: server.heartbeat_interval_sec: unknown key`);
+  });
+
+  it('refuses an embedded database another process has open, naming that process', async () => {
+    const dbDir = join(await tempDir(), 'db');
+    const held = await openDb(`pglite://${dbDir}`);
+    try {
+      const second = cli(['coordinator', '--data', await tempDir(), '--database', `pglite://${dbDir}`, '--bind', '127.0.0.1', '--port', '0']);
+      expect(await second.exited).toBe(1);
+      expect(second.stderr()).toContain(`gogrid: GG_ERR_CONFIG_INVALID: another coordinator (pid ${process.pid}) is using the data dir ${dbDir}`);
+    } finally {
+      await held.close();
+    }
   });
 
   it('keeps its workers across a crash and restart: the worker reconnects with the same id, no new enrollment', async () => {

@@ -1,10 +1,27 @@
 /** The embedded backend: one PGlite instance (WebAssembly PostgreSQL, one connection). */
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import type { Db } from './db.js';
+import { lockDataDir, type DataDirLock } from '../../common/lock.js';
+import { ensurePrivateDir } from '../../common/files.js';
 
-/** `dataDir` undefined: in memory. */
+/**
+ * `dataDir` undefined: in memory. A data dir is locked for this process: two
+ * coordinators opening one embedded database (`--database pglite://A/db` from
+ * another data dir) both acknowledged jobs, and corrupted its indexes.
+ */
 export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
-  const pg = await PGlite.create(dataDir);
+  let lock: DataDirLock | undefined;
+  if (dataDir !== undefined) {
+    await ensurePrivateDir(dataDir);
+    lock = await lockDataDir(dataDir, 'coordinator');
+  }
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(dataDir);
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
   return {
     kind: 'pglite',
     async query<T>(text: string, params?: unknown[]) {
@@ -16,8 +33,9 @@ export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
     transaction<R>(fn: (tx: Db) => Promise<R>) {
       return pg.transaction((tx) => fn(transactionDb(tx)));
     },
-    close() {
-      return pg.close();
+    async close() {
+      await pg.close();
+      await lock?.release();
     },
   };
 }
