@@ -129,8 +129,11 @@ export function registerServeCommands(program: Command, version: string, run: (f
       // owner's terminal only, never in a log (control.json, 0600, also holds it).
       logger.info(`status window: ${h.control.url} (its token is in ${controlFilePath(dataDir)})`);
       if (process.stderr.isTTY) process.stderr.write(`Open the status window: ${h.statusUrl}\n`);
+      const ended = h.host.whenEnded().then((error) => {
+        if (error) throw error;
+      });
       try {
-        await Promise.race([stopAsked, w.agent.done]);
+        await Promise.race([stopAsked, ended]);
       } finally {
         // Ctrl+C hands a running job back at once (requeued, not lost) rather than keeping the owner waiting.
         await h.stop(0);

@@ -80,6 +80,8 @@ export async function openWorkerHost(opts: WorkerHostOptions): Promise<WorkerHos
 
 export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements ControlTarget {
   private worker: RunningWorker | null = null;
+  /** Waiting for the worker to end for good (`whenEnded`). */
+  private readonly endWaiters: ((error: unknown) => void)[] = [];
   private connection: { state: ConnectionState; detail: string | null } = { state: 'connecting', detail: null };
   private policy: Policy;
   private memory: PolicyMemory = INITIAL_MEMORY;
@@ -220,6 +222,16 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     return this.worker;
   }
 
+  /**
+   * Resolves when the worker stops by itself for good (revoked, replaced by
+   * another connection, refused): with the error that stopped it, or null. A
+   * worker restarted on a new coordinator address has not ended, so a headless
+   * `gogrid worker` keeps running through it.
+   */
+  whenEnded(): Promise<unknown> {
+    return new Promise((resolve) => this.endWaiters.push(resolve));
+  }
+
   /** True while `drain` holds new jobs back. */
   get draining(): boolean {
     return this.drainReason !== null || this.quitting;
@@ -329,6 +341,12 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
       await this.save({ ...this.settings, coordinator: undefined });
     }
     this.applyLimits();
+    void worker.agent.done.then(
+      () => null,
+      (e: unknown) => e,
+    ).then((error) => {
+      if (this.worker === worker) for (const resolve of this.endWaiters.splice(0)) resolve(error);
+    });
     worker.agent.on('state', (e) => this.setConnection(e.state, e.detail));
     worker.agent.on('adminPolicy', (p) => void this.onAdminPolicy(p));
     worker.jobs.on('changed', () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobList, WorkerList, TokenList } from '../../src/protocol/api.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { openDb } from '../../src/coordinator/store/index.js';
+import { controlClient } from '../../src/worker/control/index.js';
 import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
 
 const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
@@ -63,6 +64,20 @@ describe('gogrid worker', () => {
     // Its log says where the status window is, never the token that controls the worker.
     expect(w.stderr()).toMatch(/status window: http:\/\/127\.0\.0\.1:\d+\/? \(its token is in /);
     expect(w.stderr()).not.toMatch(/token=/);
+  });
+
+  it('keeps running when its owner gives it a new coordinator address from the status window', async () => {
+    const dataDir = await tempDir();
+    const online = nextOnline();
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', dataDir, '--log-format', 'json']);
+    const id = await online;
+    await w.waitFor(/status window/);
+    const again = sessionEvent(c, 'online', id);
+    await (await controlClient(dataDir)).updateSettings({ coordinator: `localhost:${c.port}` });
+    await again;
+    expect(w.child.exitCode).toBeNull();
+    w.child.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
   });
 
   it('exits non-zero with the reason for a used-up token, without retrying', async () => {
