@@ -22,6 +22,7 @@ import {
   MODEL_SHA256_HEADER,
   ModelInfo,
   ModelList,
+  printable,
   TERMINAL_JOB_STATES,
   type JobRequirements,
 } from '../protocol/index.js';
@@ -113,7 +114,8 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
           ...(job.events ?? []).map((e) => `    ${e.at}  ${e.state.padEnd(9)} attempt ${e.attempt}${e.workerId ? ` on ${e.workerId}` : ''}${e.detail ? `  (${e.detail})` : ''}`),
           ...(job.state === 'succeeded' ? ['  output:    (gogrid job ID --json shows it)'] : []),
         ];
-        process.stdout.write(`${lines.join('\n')}\n`);
+        // Model names, error messages and details come from clients and workers: escaped like table cells.
+        process.stdout.write(`${lines.map(printable).join('\n')}\n`);
       }),
   );
 

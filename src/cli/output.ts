@@ -8,7 +8,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { openLogFile } from '../common/log-file.js';
-import { isGridError } from '../protocol/index.js';
+import { isGridError, printable } from '../protocol/index.js';
 
 export type LogFormat = 'auto' | 'pretty' | 'json';
 
@@ -27,15 +27,21 @@ export async function createLogger(opts: { level: string; format: LogFormat; fil
 /** Exit codes: 1 for an expected failure (bad token, unreachable…), 70 (EX_SOFTWARE) for a bug. */
 export function failAndExit(e: unknown): never {
   if (isGridError(e)) {
-    process.stderr.write(`gogrid: ${e.code}: ${e.message}\n`);
+    process.stderr.write(`gogrid: ${e.code}: ${printable(e.message)}\n`);
     process.exit(1);
   }
   process.stderr.write(`gogrid: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(70);
 }
 
-/** A plain aligned table; the --json form of each command is the stable interface. */
-export function table(headers: string[], rows: string[][]): string {
+/**
+ * A plain aligned table; the --json form of each command is the stable
+ * interface. Cells hold what workers and clients named things: control and
+ * bidi characters are shown as escapes, so a name cannot rewrite the screen
+ * or disguise the columns after it.
+ */
+export function table(headers: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
