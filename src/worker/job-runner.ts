@@ -18,6 +18,8 @@
  * has already put it back in the queue, so its result would be refused.
  */
 import { EventEmitter } from 'node:events';
+import { homedir } from 'node:os';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { RunningJobView } from '../protocol/control.js';
 import {
@@ -303,7 +305,10 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         jobId,
         leaseId: entry.leaseId,
         runMs: runMs(),
-        outcome: { ok: false, error: { code: err.code, message: asMessage(err.message), retryable: ERROR_CODES[err.code].retryable } },
+        outcome: {
+          ok: false,
+          error: { code: err.code, message: asMessage(err.message, model ? [[model.path, `the model file of ${job.model.name}`]] : []), retryable: ERROR_CODES[err.code].retryable },
+        },
       });
     } finally {
       clearTimeout(startReport);
@@ -366,8 +371,18 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
   }
 }
 
-/** An error message as the protocol takes it: a runtime's text may hold control characters, and may be long. */
-function asMessage(text: string): string {
+/**
+ * An error message as the protocol takes it, and as the coordinator's users
+ * may see it: a runtime's text may hold control characters, may be long, and
+ * names files on this machine (onnxruntime: "Load model from /home/…/models/…
+ * failed"), which say who runs it and how it is laid out. `local` pairs a path
+ * with what to say instead; the model cache's folder and the home directory
+ * are always replaced.
+ */
+function asMessage(text: string, local: [path: string, shown: string][] = []): string {
+  let t = text;
+  const places = [...local, ...local.map(([p]): [string, string] => [dirname(p), '(model cache)']), [homedir(), '~'] as [string, string]];
+  for (const [path, shown] of places) if (path.length > 1) t = t.replaceAll(path, shown);
   // Cut first: cleaning also mends a surrogate pair the cut split.
-  return cleanText(text.slice(0, MAX_ERROR_MESSAGE));
+  return cleanText(t.slice(0, MAX_ERROR_MESSAGE));
 }

@@ -87,6 +87,17 @@ describe('faults', () => {
     await c.stop();
   });
 
+  it("fails a model the runtime cannot load without telling the submitter where the worker keeps its files", async () => {
+    const file = join(await tempDir(), 'not-a-model.onnx');
+    await writeFile(file, 'these bytes are no ONNX model');
+    const sha256 = await c.addModel(file);
+    const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256 }, input: mlpInput([1, 2, 3, 4]), maxAttempts: 1 }));
+    const done = await c.finished(job.id);
+    expect(done).toMatchObject({ state: 'failed', error: { code: 'GG_ERR_MODEL_UNSUPPORTED' } });
+    expect(done.error?.message).toContain('the model file of not-a-model.onnx');
+    expect(done.error?.message).not.toContain(w.dataDir);
+  });
+
   it('answers a malformed job body with 400 naming the field', async () => {
     const call = (body: unknown) => sendRequest({ url: `${c.apiUrl}/v1/jobs`, method: 'POST', body, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${c.adminKey}` } });
     expect(await call({ model: { sha256: 'nope' }, input: {} })).toMatchObject({ status: 400, body: { error: { code: 'GG_ERR_BAD_REQUEST', message: expect.stringMatching(/^model\.sha256:/) } } });
