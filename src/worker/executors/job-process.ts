@@ -13,6 +13,7 @@
  * died). It installs no SIGTERM handler: the default action ends it at once
  * even while native code holds the thread.
  */
+import { Worker } from 'node:worker_threads';
 import { isGridError } from '../../protocol/errors.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import { ToJobProcess, type FromJobProcess } from './ipc.js';
@@ -30,6 +31,20 @@ if (!channel) {
 
 // The worker lowered the main thread; node's own threads started before that.
 reniceOwnThreads();
+
+// A job process whose worker died (kill -9, out of memory) must stop at once,
+// not compute on for nobody. 'disconnect' needs the event loop, which a
+// runtime's native call may hold for minutes, so a thread of its own watches
+// the parent too: gone (reparented, or no such process), it ends this one.
+new Worker(
+  `const parent = ${process.ppid};
+  const gone = () => {
+    if (process.ppid !== parent) return true;
+    try { process.kill(parent, 0); return false; } catch (e) { return e.code === 'ESRCH'; }
+  };
+  setInterval(() => { if (gone()) process.kill(process.pid, 'SIGKILL'); }, 250);`,
+  { eval: true },
+).unref();
 
 const disconnected = new AbortController();
 process.on('disconnect', () => {

@@ -80,7 +80,8 @@ const spin: Executor = {
   kind: 'test-spin',
   canRun: always,
   async run(job, ctx) {
-    const { cpuMs, tag } = z.object({ cpuMs: z.number().int().min(0).max(3_600_000), tag: z.string().default('') }).parse(job.input);
+    // `hold`: never yield the thread, as a runtime's native call does.
+    const { cpuMs, tag, hold } = z.object({ cpuMs: z.number().int().min(0).max(3_600_000), tag: z.string().default(''), hold: z.boolean().default(false) }).parse(job.input);
     const start = process.cpuUsage();
     const used = () => {
       const { user, system } = process.cpuUsage(start);
@@ -88,6 +89,8 @@ const spin: Executor = {
     };
     let reported = 0;
     ctx.onProgress(0, `spinning, pid ${process.pid}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    if (hold) while (used() < cpuMs);
     for (let ms = used(); ms < cpuMs; ms = used()) {
       const until = performance.now() + 5;
       while (performance.now() < until);

@@ -28,6 +28,34 @@ afterEach(() => {
 });
 afterAll(removeTempDirs);
 
+describe('a job process whose worker is killed outright', () => {
+  it('ends within a second or so, even while its runtime holds the thread', async () => {
+    // A worker in a process of its own, running a job that never yields (as native code does).
+    const script = [
+      `import { runJob } from './src/worker/executors/index.ts';`,
+      `import { makeJob } from './test/worker/executors/helpers.ts';`,
+      `await runJob('test-spin', makeJob('test-spin', { cpuMs: 120000, hold: true }), { modelPath: '/m', threads: 1, timeoutMs: 300000, signal: new AbortController().signal, onProgress(_p, m) { if (m) console.log(m); } });`,
+    ].join('\n');
+    const worker = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, GOGRID_TEST_EXECUTORS: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(worker);
+    const pid = await new Promise<number>((resolve) => {
+      let out = '';
+      worker.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /spinning, pid (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+    });
+    worker.kill('SIGKILL');
+    await once(worker, 'exit');
+    // A grandchild: its exit cannot be awaited from here, only observed.
+    await expect.poll(() => isAlive(pid), { timeout: 3000, interval: 20 }).toBe(false);
+  });
+});
+
 describe.runIf(process.platform !== 'win32')('job processes left behind', () => {
   it('kills, at the next start, a stopped job process the last worker recorded', async () => {
     const file = join(await tempDir(), 'job-processes.json');
