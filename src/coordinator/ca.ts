@@ -1,16 +1,17 @@
 /**
  * The coordinator's certificate authority: created and persisted on first
  * start, or supplied by the operator as `ca.crt` + `ca.key` in the data dir.
- * Every start issues a fresh server certificate from it, so only the CA has
- * to be kept; workers pin the CA's fingerprint, never the server certificate.
+ * Workers pin the CA's fingerprint, never the server certificate; the server
+ * certificate is kept in the data dir too, so that a restart does not move its
+ * notBefore (a worker whose clock ran behind a fresh one was shut out).
  *
  *   const ca = await loadOrCreateCa(dataDir);
- *   const server = await issueServerCert(ca.material, { dnsNames: serverDnsNames() });
+ *   const server = await loadOrIssueServerCert(dataDir, ca, serverDnsNames());
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { createCa, certFingerprint, type CaMaterial } from '../transport/pki.js';
+import { createCa, certFingerprint, isIssuedBy, issueServerCert, readCert, type CaMaterial, type KeyAndCert } from '../transport/pki.js';
 import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { GridError } from '../protocol/index.js';
 import { writeFileAtomic } from '../common/files.js';
@@ -41,6 +42,35 @@ export async function loadOrCreateCa(dataDir: string): Promise<CoordinatorCa> {
 }
 
 /** Names the server certificate carries; clients always verify COORDINATOR_SERVER_NAME. */
+/** A kept server certificate is replaced this long before it expires. */
+const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
+
+/**
+ * The serving certificate in `server.crt` + `server.key`, issued anew only when
+ * there is none, it is not the CA's, it names other hosts than `dnsNames`, or it
+ * expires within 30 days.
+ */
+export async function loadOrIssueServerCert(dataDir: string, ca: CoordinatorCa, dnsNames: string[]): Promise<KeyAndCert> {
+  const certPath = join(dataDir, 'server.crt');
+  const keyPath = join(dataDir, 'server.key');
+  const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
+  if (certPem !== null && keyPem !== null && (await stillServes(certPem, ca, dnsNames))) return { certPem, keyPem };
+  const issued = await issueServerCert(ca.material, { dnsNames, validityDays: 397 });
+  await writeFileAtomic(keyPath, issued.keyPem, 0o600);
+  await writeFileAtomic(certPath, issued.certPem, 0o644);
+  return issued;
+}
+
+async function stillServes(certPem: string, ca: CoordinatorCa, dnsNames: string[]): Promise<boolean> {
+  try {
+    const info = readCert(certPem);
+    const names = [...info.dnsNames].sort().join(',');
+    return (await isIssuedBy(certPem, ca.material.certPem)) && names === [...dnsNames].sort().join(',') && info.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS;
+  } catch {
+    return false; // not a certificate at all: issue one
+  }
+}
+
 export function serverDnsNames(): string[] {
   return [...new Set([COORDINATOR_SERVER_NAME, 'localhost', hostname()])];
 }

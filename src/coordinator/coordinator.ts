@@ -10,12 +10,11 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { issueServerCert } from '../transport/pki.js';
 import { startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import type { CoordinatorConfig } from './config.js';
-import { loadOrCreateCa, serverDnsNames, type CoordinatorCa } from './ca.js';
+import { loadOrCreateCa, loadOrIssueServerCert, serverDnsNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
 import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
 import { SessionManager, type SessionTiming } from './sessions.js';
@@ -83,7 +82,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       helloTimeoutMs: opts.timing?.helloTimeoutMs ?? 10_000,
       certValidityDays: opts.timing?.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS,
     };
-    const serverCert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 397 });
+    const serverCert = await loadOrIssueServerCert(dataDir, ca, serverDnsNames());
     const listening = await listenBoth({ config, ca, db, cluster, serverCert, timing, pollMs: opts.timing?.schedulerPollMs, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
     await writeFileAtomic(

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   GG_ERR_CA_MISMATCH: { status: 400, retryable: false, summary: "The coordinator's CA does not match the fingerprint in the token; the secret was not sent." },
   GG_ERR_CSR_INVALID: { status: 400, retryable: false, summary: 'The certificate signing request is malformed or its signature does not verify.' },
   GG_ERR_NOT_ENROLLED: { status: 400, retryable: false, summary: 'The worker has no stored identity and no token was given.' },
+  GG_ERR_CLOCK_SKEW: { status: 400, retryable: true, summary: "A certificate is expired or not yet valid at this machine's time: most often a clock that is off (the worker retries, and connects once the clock is right)." },
   GG_ERR_CONNECTION_CLOSED: { status: 503, retryable: true, summary: 'The QUIC connection or its control stream closed before the frame could be sent.' },
   GG_ERR_COORDINATOR_UNREACHABLE: { status: 503, retryable: true, summary: 'The coordinator did not answer (network, firewall, or not running).' },
   GG_ERR_CONFIG_INVALID: { status: 400, retryable: false, summary: 'A configuration file or option has a bad or unknown key or value.' },

@@ -36,13 +36,19 @@ export interface CertInfo {
   fingerprint: string;
   notBefore: Date;
   notAfter: Date;
+  /** The DNS names of its subject alternative names; [] for a worker's certificate. */
+  dnsNames: string[];
 }
 
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const EC_SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** Backdating notBefore tolerates a worker whose clock runs a little behind. */
-const CLOCK_SKEW_MS = 60 * 1000;
+/**
+ * Backdating notBefore tolerates a peer whose clock runs behind: a day, since
+ * a PC that boots with a wrong clock may take a while to sync it (a minute
+ * once stopped a worker 61 s slow for good).
+ */
+const CLOCK_SKEW_MS = DAY_MS;
 
 /** Creates a self-signed CA certificate and key. */
 export async function createCa(opts: { commonName: string; validityDays?: number }): Promise<CaMaterial> {
@@ -73,7 +79,8 @@ export function certFingerprint(certPem: string): string {
  */
 export async function issueServerCert(
   ca: CaMaterial,
-  opts: { dnsNames: string[]; ipAddresses?: string[]; validityDays?: number },
+  /** `now`: issue as at this time (tests of a clock far off). */
+  opts: { dnsNames: string[]; ipAddresses?: string[]; validityDays?: number; now?: Date },
 ): Promise<KeyAndCert> {
   const keys = await generateKeyPair();
   const names: x509.JsonGeneralName[] = [
@@ -84,6 +91,7 @@ export async function issueServerCert(
     subject: [{ CN: [opts.dnsNames[0] ?? opts.ipAddresses?.[0] ?? 'gogrid-coordinator'] }],
     publicKey: keys.publicKey,
     validityDays: opts.validityDays ?? 825,
+    now: opts.now,
     usage: x509.ExtendedKeyUsage.serverAuth,
     extra: [new x509.SubjectAlternativeNameExtension(names, false)],
   });
@@ -151,6 +159,7 @@ export function readCert(certPemOrDer: string | Uint8Array): CertInfo {
     fingerprint: createHash('sha256').update(new Uint8Array(cert.rawData)).digest('hex'),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
+    dnsNames: (cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value),
   };
 }
 
@@ -177,6 +186,7 @@ async function issueLeaf(
     subject: x509.JsonName | x509.Name;
     publicKey: x509.PublicKeyType;
     validityDays: number;
+    now?: Date;
     usage: x509.ExtendedKeyUsage;
     extra: x509.Extension[];
   },
@@ -187,7 +197,7 @@ async function issueLeaf(
     serialNumber: randomSerial(),
     subject: opts.subject,
     issuer: caCert.subjectName,
-    ...validity(opts.validityDays),
+    ...validity(opts.validityDays, opts.now?.getTime()),
     publicKey: opts.publicKey,
     signingKey: caKey,
     signingAlgorithm: EC_SIGN,
@@ -208,8 +218,7 @@ function isP256(key: x509.PublicKey): boolean {
   return alg.name === EC_KEY.name && alg.namedCurve === EC_KEY.namedCurve;
 }
 
-function validity(days: number): { notBefore: Date; notAfter: Date } {
-  const now = Date.now();
+function validity(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
   return { notBefore: new Date(now - CLOCK_SKEW_MS), notAfter: new Date(now + days * DAY_MS) };
 }
 

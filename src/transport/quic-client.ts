@@ -16,6 +16,8 @@ import { baseConfig, clientCrypto, CLOSE_GRACE_MS, compileTiming, quicLogger, ty
 
 /** TLS alert 120, as a QUIC crypto error: the server speaks no protocol we offered (ALPN). */
 const TLS_NO_APPLICATION_PROTOCOL = 0x100 + 120;
+/** TLS alert 45, certificate_expired (RFC 8446 §6.2). */
+const TLS_CERTIFICATE_EXPIRED = 45;
 
 export interface QuicConnectOptions extends QuicTimingOptions {
   /** An IP address or a name the OS resolver knows. */
@@ -103,6 +105,16 @@ function connectError(e: unknown, opts: QuicConnectOptions): GridError {
   const where = `${opts.host}:${opts.port}`;
   if (e instanceof quicErrors.ErrorQUICClientCreateTimeout) {
     return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `no QUIC answer from ${where} within ${opts.connectTimeoutMs} ms`, { cause: e });
+  }
+  const alert = (e instanceof quicErrors.ErrorQUICConnectionPeerTLS || e instanceof quicErrors.ErrorQUICConnectionLocalTLS) && e.data.errorCode - 0x100;
+  if (alert === TLS_CERTIFICATE_EXPIRED) {
+    // Also what BoringSSL sends for "not yet valid": a clock that is off, far more often than a stale certificate.
+    const whose = e instanceof quicErrors.ErrorQUICConnectionLocalTLS ? `the certificate of ${where}` : `${where}: this worker's certificate`;
+    return new GridError(
+      'GG_ERR_CLOCK_SKEW',
+      `${whose} is expired or not yet valid at this machine's time (${new Date().toISOString()}): check the clock; a worker away for longer than its certificate lasts (30 days) needs a new token`,
+      { cause: e },
+    );
   }
   if (e instanceof quicErrors.ErrorQUICConnectionPeerTLS) {
     if (e.data.errorCode === TLS_NO_APPLICATION_PROTOCOL) {

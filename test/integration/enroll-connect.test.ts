@@ -156,7 +156,7 @@ describe('heartbeat timeout', () => {
 
 describe('certificate renewal', () => {
   it('renews a client certificate past half its life over the authenticated channel', async () => {
-    // 20 s certificates: at connect the worker's has less than half its life left (notBefore is back-dated a minute for clock skew).
+    // 20 s certificates: at connect the worker's has less than half its life left (notBefore is back-dated a day for clock skew).
     const short = await startTestCoordinator({ certValidityDays: 20 / 86_400 });
     try {
       const w = await startTestWorker(short, { token: await short.createToken() });

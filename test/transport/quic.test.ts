@@ -260,6 +260,18 @@ describe('QUIC transport over loopback', () => {
     expect(await errorCodeOf(connect(s.port, { serverName: 'someone-else' }))).toBe('GG_ERR_UNAUTHENTICATED');
   });
 
+  it('says a clock is off, retryably, when a certificate is not yet valid at its time', async () => {
+    // The server's certificate as issued three days from now (notBefore two days ahead, after the backdating):
+    // what a worker whose clock runs two days behind sees.
+    const ahead = await issueServerCert(ca, { dnsNames: [SERVER_NAME], now: new Date(Date.now() + 3 * 86_400_000) });
+    const s = await server({ onConnection: () => undefined, tls: { certPem: ahead.certPem, keyPem: ahead.keyPem, caPem: ca.certPem } });
+    const err = await connect(s.port).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'GG_ERR_CLOCK_SKEW', retryable: true, message: expect.stringMatching(/not yet valid at this machine's time .*check the clock/) });
+  });
+
   it('refuses a maxIdleTimeoutMs of 0, which would never notice a dead peer', async () => {
     expect(await errorCodeOf(server({ onConnection: () => undefined, maxIdleTimeoutMs: 0 }))).toBe('GG_ERR_CONFIG_INVALID');
     expect(await errorCodeOf(connect(1, { maxIdleTimeoutMs: 1000, keepAliveIntervalMs: 1000 }))).toBe('GG_ERR_CONFIG_INVALID');
