@@ -34,6 +34,7 @@ import type { WorkerView } from './scheduler.js';
 import type { Db } from './store/db.js';
 import { getPolicies, getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert, type WorkerRow } from './store/index.js';
 import type { CoordinatorCa } from './ca.js';
+import { TokenBucket } from '../common/token-bucket.js';
 
 export interface SessionTiming {
   heartbeatIntervalSecs: number;
@@ -90,6 +91,14 @@ export interface SessionEvents {
   /** Something the scheduler looks at changed: paused/resumed, cached models. */
   capacity: [workerId: string];
 }
+
+/**
+ * How fast one session's messages are read: far above an honest worker's
+ * (a heartbeat every interval, a result per job, progress at most once a
+ * second per job), far below a flood, whose sender QUIC flow control then
+ * slows. One worker's heartbeat flood once took the API's p50 from 8 to 223 ms.
+ */
+const MESSAGE_RATE = { burst: 1000, perSecond: 1000 };
 
 /** Close frames are flushed before the connection goes; a peer that does not hang up is cut off after this. */
 const CLOSE_GRACE_MS = 1000;
@@ -253,8 +262,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     this.emit('online', workerId);
     await this.maybeRenewCert(session, certDer);
 
+    const budget = new TokenBucket(MESSAGE_RATE);
     try {
       for (let next = await frames.next(); !next.done; next = await frames.next()) {
+        await budget.take();
         const msg = parseWorkerMessage(next.value);
         if (msg.type === 'heartbeat') await this.onHeartbeat(session, msg);
         else if (msg.type === 'error') log.warn({ workerId, code: msg.code }, `worker reported: ${msg.message}`);
