@@ -18,6 +18,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { z } from 'zod';
 import {
   checkJobPayload,
+  cleanText,
   GridError,
   JobResult,
   JobState,
@@ -59,7 +60,8 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
       if (!model) {
         throw new GridError('GG_ERR_MODEL_NOT_FOUND', `${field(i)}model.sha256: no model ${request.model.sha256} is stored; add it with \`gogrid models add FILE\``);
       }
-      return { request, model: { sha256: model.sha256, size: model.size, name: model.name } satisfies ModelRef };
+      // A name an older version stored unchecked must not make every job of the model unreadable to its worker.
+      return { request, model: { sha256: model.sha256, size: model.size, name: cleanText(model.name, true) } satisfies ModelRef };
     });
     const rows = await dispatcher.submitMany(jobs);
     void reply.status(201);

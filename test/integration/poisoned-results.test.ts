@@ -7,7 +7,12 @@
  * results sent beside it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { JobInfo } from '../../src/protocol/api.js';
+import { parseCoordinatorMessage } from '../../src/protocol/messages.js';
+import { modelsDir } from '../../src/coordinator/models.js';
 import { enroll } from '../../src/worker/enroll.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
@@ -119,6 +124,24 @@ describe('a result that is not what the job kind produces', () => {
       expect(assigned.job.jobId).toBe(next);
       await w.send(result(assigned, GOOD));
       expect(await c.finished(next)).toMatchObject({ state: 'succeeded' });
+    });
+  });
+});
+
+describe('a model an older version stored with a NUL in its name', () => {
+  it('still gets its jobs to a worker, its name made readable', async () => {
+    // Written into the model store as an older version did, without the API's check of the name.
+    const bytes = await readFile(writeOnnxFixtures(await tempDir()).mlp);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(join(modelsDir(c.dataDir), sha), bytes);
+    await writeFile(join(modelsDir(c.dataDir), `${sha}.json`), JSON.stringify({ sha256: sha, size: bytes.length, name: 'old\u0000name.onnx', addedAt: new Date().toISOString() }));
+    const id = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256: sha }, input: { inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } } })).id;
+    await withWorker(async (w) => {
+      const assign = await w.next('job.assign');
+      // What a real worker does with the frame: parse it.
+      expect(parseCoordinatorMessage(assign)).toMatchObject({ job: { jobId: id, model: { name: 'old\ufffdname.onnx' } } });
+      await w.send(result(assign, GOOD));
+      expect(await c.finished(id)).toMatchObject({ state: 'succeeded' });
     });
   });
 });
