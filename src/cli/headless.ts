@@ -38,6 +38,8 @@ export async function startHeadless(opts: {
   name?: string;
   jobs?: WorkerJobOptions;
   controlPort?: number;
+  /** Gives up a start still waiting to enroll (Ctrl+C before the coordinator answered). */
+  signal?: AbortSignal;
 }): Promise<Headless> {
   let host: WorkerHost | undefined;
   const signals = headlessSignals({ ownPids: () => [process.pid, ...(host?.running?.jobPids() ?? [])] });
@@ -53,6 +55,7 @@ export async function startHeadless(opts: {
       token: opts.token,
       name: opts.name,
       jobs: opts.jobs,
+      signal: opts.signal,
     });
     const view = host.view();
     // A server has nobody to fill in an enrollment form: say how to enroll and stop.

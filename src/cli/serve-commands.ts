@@ -112,7 +112,10 @@ export function registerServeCommands(program: Command, version: string, run: (f
       if (!(flags.modelCacheGib > 0)) throw new GridError('GG_ERR_CONFIG_INVALID', `--model-cache-gib: "${flags.modelCacheGib}" is not a positive number`);
       // Listening from the start: a SIGTERM while starting stops it cleanly once started, instead of killing it half-way.
       const stopAsked = untilSignal();
+      const giveUp = new AbortController();
+      void stopAsked.then(() => giveUp.abort());
       const h = await startHeadless({
+        signal: giveUp.signal,
         dataDir,
         coordinator: flags.coordinator,
         token: flags.token,
@@ -122,7 +125,12 @@ export function registerServeCommands(program: Command, version: string, run: (f
         preset: flags.preset,
         controlPort: flags.controlPort,
         jobs: { slots: flags.slots, threads: flags.threads, labels: flags.label, modelCacheBytes: Math.round(flags.modelCacheGib * 2 ** 30) },
+      }).catch((e: unknown) => {
+        // Stopped while still waiting to enroll: a clean stop, not a failure.
+        if (giveUp.signal.aborted) return null;
+        throw e;
       });
+      if (!h) return;
       const w = h.host.running!;
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
       // The address with its token lets whoever has it pause or re-point this worker: on the

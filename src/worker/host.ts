@@ -51,6 +51,8 @@ export interface WorkerHostOptions {
   name?: string;
   jobs?: WorkerJobOptions;
   agent?: StartWorkerOptions['agent'];
+  /** Gives up a start still waiting to enroll with an unreachable coordinator. */
+  signal?: AbortSignal;
   /**
    * How often the policy looks at the signals while a job runs: the
    * worst-case delay before it steps aside once its owner is back (goal ≤ 1 s
@@ -322,6 +324,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
         logger: this.opts.logger,
         // Started within the limits already, so hello announces the right slot count.
         jobs: { ...this.opts.jobs, ...this.limits() },
+        signal: this.opts.signal,
         agent: { ...this.opts.agent, status: () => this.status(), accepting: () => !this.draining && (this.decision?.acceptJobs ?? false) },
       });
     } catch (e) {

@@ -23,6 +23,8 @@ import { httpsModelDownloader } from './model-download.js';
 import { canRunKind, executorKinds, JobProcessLeftovers, JobProcessPool } from './executors/index.js';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelayMs } from './backoff.js';
 
 export interface StartWorkerOptions {
   dataDir: string;
@@ -34,6 +36,8 @@ export interface StartWorkerOptions {
   logger: Logger;
   agent?: Partial<Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes' | 'status' | 'accepting'>>;
   jobs?: WorkerJobOptions;
+  /** Gives up a start still waiting to enroll (a coordinator not reachable yet); the start then rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface WorkerJobOptions {
@@ -172,7 +176,7 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
       throw new GridError('GG_ERR_CONFIG_INVALID', 'enrolling needs the coordinator address: add --coordinator HOST:PORT');
     }
     const name = opts.name ?? provisioned?.provisioning.name;
-    const identity = await enroll({ dataDir: opts.dataDir, coordinator: enrollAt, token: tokenText, name }).catch((e: unknown) => {
+    const identity = await enrollPatiently(opts, () => enroll({ dataDir: opts.dataDir, coordinator: enrollAt, token: tokenText, name })).catch((e: unknown) => {
       // The person reading the log must learn which file held the address and token.
       throw provisioned && e instanceof GridError ? new GridError(e.code, `enrolling with ${provisioned.path}: ${e.message}`, { cause: e }) : e;
     });
@@ -187,6 +191,25 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
     throw new GridError('GG_ERR_NOT_ENROLLED', `this worker is not enrolled (data dir ${opts.dataDir}); ${hint}`);
   }
   return { identity: withAddress(stored, address), enrolled: false };
+}
+
+/**
+ * Enrolls, trying again with backoff while the failure is one that can pass
+ * (the coordinator is down or restarting, the network is not up yet at first
+ * login): a worker started before its coordinator used to exit for good.
+ * A refused token or CA fails at once.
+ */
+async function enrollPatiently(opts: StartWorkerOptions, attempt: () => Promise<WorkerIdentity>): Promise<WorkerIdentity> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (!(e instanceof GridError) || !e.retryable || opts.signal?.aborted) throw e;
+      const waitMs = Math.round(backoffDelayMs(n, opts.agent?.backoff));
+      opts.logger.warn({ code: e.code, retryInMs: waitMs }, `could not enroll yet: ${e.message}`);
+      await delay(waitMs, undefined, { signal: opts.signal });
+    }
+  }
 }
 
 /** A token left on disk is a secret lying around; a file we may not rewrite is bounded by the token's uses and expiry. */

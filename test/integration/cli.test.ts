@@ -80,6 +80,31 @@ describe('gogrid worker', () => {
     expect(await w.exited).toBe(0);
   });
 
+  it('waits for a coordinator that is not up yet to enroll, and stops cleanly while it waits', async () => {
+    // A coordinator with a persistent store, stopped after making a token: the worker starts before it is back.
+    const dir = await tempDir();
+    const first = await startTestCoordinator({ dataDir: dir, databaseUrl: `pglite://${join(dir, 'db')}` });
+    const token = await first.createToken({ maxUses: 2 });
+    const port = first.port;
+    await first.stop();
+
+    const impatient = cli(['worker', '--coordinator', `127.0.0.1:${port}`, '--token', token, '--data', await tempDir(), '--log-format', 'json']);
+    await impatient.waitFor(/could not enroll yet/);
+    impatient.child.kill('SIGTERM');
+    expect(await impatient.exited).toBe(0);
+
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${port}`, '--token', token, '--data', await tempDir(), '--log-format', 'json']);
+    await w.waitFor(/could not enroll yet/);
+    const again = await startTestCoordinator({ dataDir: dir, databaseUrl: `pglite://${join(dir, 'db')}`, port });
+    try {
+      await new Promise((resolve) => again.sessions.once('online', resolve));
+      w.child.kill('SIGTERM');
+      expect(await w.exited).toBe(0);
+    } finally {
+      await again.stop();
+    }
+  }, 90_000);
+
   it('exits non-zero with the reason for a used-up token, without retrying', async () => {
     const token = await c.createToken({ maxUses: 1 });
     const first = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', token, '--data', await tempDir(), '--log-format', 'json']);
