@@ -14,7 +14,7 @@
  * The schedule is reproducible from the seed; the timing of real processes is
  * not, so a replay retraces the same faults, not the same interleaving.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JobInfo, WorkerList } from '../../src/protocol/api.js';
@@ -73,6 +73,15 @@ function mlp(x: number[]): number[] {
 }
 
 const exited = (p: CliProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
+
+/** The process's state letter from /proc (R, S, T…), for a violation's message; '?' where there is none. */
+function procState(pid: number | undefined): string {
+  try {
+    return /^State:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+  } catch {
+    return '?';
+  }
+}
 
 export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const started = Date.now();
@@ -157,13 +166,21 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         coordinator = await startCoordinator();
         break;
       case 'worker-kill9':
-      case 'worker-sigterm':
-        if (stopped.delete(i)) workers[i]!.child.kill('SIGCONT');
-        workers[i]!.child.kill(kind === 'worker-kill9' ? 'SIGKILL' : 'SIGTERM');
-        await workers[i]!.exited;
+      case 'worker-sigterm': {
+        const w = workers[i]!;
+        stopped.delete(i);
+        w.child.kill(kind === 'worker-kill9' ? 'SIGKILL' : 'SIGTERM');
+        // A stalled worker gets the signal once it runs again (a SIGCONT after it, so it cannot be lost).
+        w.child.kill('SIGCONT');
+        if (kind === 'worker-sigterm' && (await Promise.race([w.exited.then(() => true), pause(30_000).then(() => false)])) === false) {
+          violations.push(`worker ${i} did not exit within 30 s of SIGTERM (state ${procState(w.child.pid)})`);
+          w.child.kill('SIGKILL');
+        }
+        await w.exited;
         await pause(rand() * 1000);
         workers[i] = startWorker(i);
         break;
+      }
       case 'worker-sigstop': {
         if (stopped.has(i) || exited(workers[i]!)) break;
         const w = workers[i]!;
