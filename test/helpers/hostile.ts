@@ -61,7 +61,7 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   return target;
 }
 
-/** Every string in `value` (keys too), with its path; below the given top-level paths only if `into`. */
+/** Every string in `value` (keys too), with its path; nothing below a path `skip` says to leave out. */
 export function stringsIn(value: unknown, skip: (path: string) => boolean = () => false): [string, string][] {
   const found: [string, string][] = [];
   const stack: [unknown, string][] = [[value, '']];
