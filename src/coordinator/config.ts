@@ -6,7 +6,13 @@
  *   const { config, notices } = await loadCoordinatorConfig('/opt/gogrid/config/coordinator.toml', { port: 9443 });
  *   for (const n of notices) log.warn(n);
  *
- * Every key is optional and falls back to DEFAULT_CONFIG; command-line overrides win over the file.
+ * Where each setting comes from, first found wins (decided here and nowhere else):
+ *   1. the command line (`ConfigOverrides`, from `gogrid coordinator` flags);
+ *   2. coordinator.toml;
+ *   3. DEFAULT_CONFIG.
+ * What is not in the file (timeouts of the protocol's inner steps, the
+ * scheduler's poll) is CoordinatorTuning: DEFAULT_TUNING unless tests or
+ * benchmarks shorten it. `runtimeSettings` turns both into what the parts run with.
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -14,6 +20,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { GridError } from '../protocol/index.js';
 import { DATABASE_URL_FORMS, parseDatabaseUrl } from './store/url.js';
+import type { SessionTiming } from './sessions.js';
 
 export interface CoordinatorConfig {
   server: {
@@ -42,6 +49,55 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
   database: { url: null, maxConnections: 10 },
   redis: { url: null },
 };
+
+/** What the coordinator runs with that coordinator.toml does not set: fixed in a deployment, shortened by tests and benchmarks. */
+export interface CoordinatorTuning {
+  /** How long a new connection may take to open its stream and say hello. */
+  helloTimeoutMs: number;
+  /** Lifetime of client certificates issued at enrollment and renewal. */
+  certValidityDays: number;
+  /** How often the queue is looked at without an event (in case a notification from another instance was lost). */
+  schedulerPollMs: number;
+  /** Queued jobs a full scheduling pass considers. */
+  schedulerBatch: number;
+}
+
+export const DEFAULT_TUNING: CoordinatorTuning = {
+  helloTimeoutMs: 10_000,
+  certValidityDays: 30,
+  schedulerPollMs: 1000,
+  schedulerBatch: 500,
+};
+
+/** What the coordinator's parts run with, from the resolved file and the tuning. */
+export interface RuntimeSettings {
+  sessions: SessionTiming;
+  dispatch: {
+    /** How long a lease lasts without a heartbeat renewing it. */
+    leaseTtlMs: number;
+    pollMs: number;
+    batch: number;
+  };
+}
+
+export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<CoordinatorTuning> = {}): RuntimeSettings {
+  const t = { ...DEFAULT_TUNING, ...tuning };
+  return {
+    sessions: {
+      heartbeatIntervalSecs: config.server.heartbeatIntervalSecs,
+      heartbeatTimeoutSecs: config.server.heartbeatTimeoutSecs,
+      helloTimeoutMs: t.helloTimeoutMs,
+      certValidityDays: t.certValidityDays,
+    },
+    dispatch: {
+      // A lease outlives a missed heartbeat or two; a worker that really went
+      // away is caught sooner, by its session ending.
+      leaseTtlMs: 2 * config.server.heartbeatTimeoutSecs * 1000,
+      pollMs: t.schedulerPollMs,
+      batch: t.schedulerBatch,
+    },
+  };
+}
 
 /** Command-line options; each one replaces the file's value. */
 export interface ConfigOverrides {

@@ -13,17 +13,17 @@ import type { Logger } from 'pino';
 import { startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
-import type { CoordinatorConfig } from './config.js';
+import { runtimeSettings, type CoordinatorConfig, type CoordinatorTuning, type RuntimeSettings } from './config.js';
 import { loadOrCreateCa, loadOrIssueServerCert, serverDnsNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
 import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
-import { SessionManager, type SessionTiming } from './sessions.js';
+import { revokedMessage, SessionManager } from './sessions.js';
 import { Dispatcher } from './dispatcher.js';
 import { openCluster, type Cluster } from './cluster.js';
 import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
 import type { ModelInfo } from '../protocol/index.js';
-import { buildHttpApi, revokedMessage } from './http.js';
+import { buildHttpApi } from './http.js';
 import { sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
 
@@ -31,8 +31,8 @@ export interface StartCoordinatorOptions {
   config: CoordinatorConfig;
   dataDir: string;
   logger: Logger;
-  /** Overrides for tests and benchmarks; production uses the defaults. */
-  timing?: Partial<Pick<SessionTiming, 'helloTimeoutMs' | 'certValidityDays'> & { schedulerPollMs: number }>;
+  /** Shorter timings for tests and benchmarks; a deployment runs with DEFAULT_TUNING. */
+  tuning?: Partial<CoordinatorTuning>;
 }
 
 export interface Coordinator {
@@ -48,8 +48,6 @@ export interface Coordinator {
   readonly dispatcher: Dispatcher;
   stop(): Promise<void>;
 }
-
-const DEFAULT_CERT_VALIDITY_DAYS = 30;
 
 export async function startCoordinator(opts: StartCoordinatorOptions): Promise<Coordinator> {
   const { dataDir } = opts;
@@ -76,14 +74,9 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
     await markInstanceWorkersOffline(db, instanceId, new Date());
     cluster = await openCluster({ db, databaseUrl: config.database.url, instanceId, logger: logger.child({ component: 'cluster' }) });
     const newAdminKey = await ensureAdminKey(db, dataDir);
-    const timing: SessionTiming = {
-      heartbeatIntervalSecs: config.server.heartbeatIntervalSecs,
-      heartbeatTimeoutSecs: config.server.heartbeatTimeoutSecs,
-      helloTimeoutMs: opts.timing?.helloTimeoutMs ?? 10_000,
-      certValidityDays: opts.timing?.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS,
-    };
     const serverCert = await loadOrIssueServerCert(dataDir, ca, serverDnsNames());
-    const listening = await listenBoth({ config, ca, db, cluster, serverCert, timing, pollMs: opts.timing?.schedulerPollMs, instanceId, dataDir, logger });
+    const runtime = runtimeSettings(config, opts.tuning);
+    const listening = await listenBoth({ config, runtime, ca, db, cluster, serverCert, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
     await writeFileAtomic(
       apiInfoPath(dataDir),
@@ -123,12 +116,11 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
 
 async function listenBoth(args: {
   config: CoordinatorConfig;
+  runtime: RuntimeSettings;
   ca: CoordinatorCa;
   db: Db;
   cluster: Cluster;
   serverCert: { certPem: string; keyPem: string };
-  timing: SessionTiming;
-  pollMs: number | undefined;
   instanceId: string;
   dataDir: string;
   logger: Logger;
@@ -139,7 +131,8 @@ async function listenBoth(args: {
   quic: Awaited<ReturnType<typeof startQuicServer>>;
   http: Awaited<ReturnType<typeof buildHttpApi>>;
 }> {
-  const { config, ca, db, cluster, serverCert, timing, logger } = args;
+  const { config, ca, db, cluster, serverCert, logger } = args;
+  const timing = args.runtime.sessions;
   // With port 0 the UDP port is picked first and TCP must take the same
   // number; another program may hold it on TCP, so try a few ports.
   const attempts = config.server.port === 0 ? 5 : 1;
@@ -162,10 +155,7 @@ async function listenBoth(args: {
         db,
         sessions,
         instanceId: args.instanceId,
-        // A lease outlives a missed heartbeat or two; a worker that really went
-        // away is caught sooner, by its session ending.
-        leaseTtlMs: 2 * timing.heartbeatTimeoutSecs * 1000,
-        pollMs: args.pollMs,
+        ...args.runtime.dispatch,
         cluster,
         logger: logger.child({ component: 'dispatcher' }),
       });

@@ -4,7 +4,7 @@
  * current lease), renews leases from heartbeats, and puts jobs back in the
  * queue when a worker goes away or a lease expires.
  *
- *   const d = new Dispatcher({ db, sessions, instanceId, leaseTtlMs, logger });
+ *   const d = new Dispatcher({ db, sessions, instanceId, ...runtimeSettings(config).dispatch, logger });
  *   d.start();
  *   const job = await d.submit(request, model);     // queued, and a pass is on its way
  *   const jobs = await d.submitMany([{ request, model }, …]); // one statement for all of them
@@ -19,8 +19,10 @@
  * event pass that could not fill the free slots, reads a full batch and
  * also records why the jobs left queued are waiting.
  *
- * New jobs, `running` marks and results are written through JobWrites: one
- * statement per kind for everything that arrived meanwhile.
+ * Which worker holds which lease is the LeaseTable's (leases.ts), which the
+ * dispatcher alone changes; sessions only carry messages. New jobs, `running`
+ * marks and results are written through JobWrites: one statement per kind for
+ * everything that arrived meanwhile.
  *
  * With other instances on the same database (`cluster`), it tells them when
  * jobs become queued or final and when a cancel ends a lease, and acts on what
@@ -58,6 +60,7 @@ import {
 import { planAssignments } from './scheduler.js';
 import { jobIds, JobWrites } from './job-writes.js';
 import type { JobMessage, SessionManager } from './sessions.js';
+import { LeaseTable, type Lease } from './leases.js';
 import type { Cluster } from './cluster.js';
 import type { ClusterNews } from '../protocol/cluster.js';
 
@@ -67,28 +70,27 @@ export interface DispatcherOptions {
   instanceId: string;
   /** How long a lease lasts without a heartbeat renewing it. */
   leaseTtlMs: number;
-  /** How often the queue is looked at without an event (a notification from another instance lost). @default 1000 */
-  pollMs?: number;
-  /** Queued jobs a full pass considers. @default 500 */
-  batch?: number;
+  /** How often the queue is looked at without an event (a notification from another instance lost). */
+  pollMs: number;
+  /** Queued jobs a full pass considers. */
+  batch: number;
   /** Other instances sharing the database. @default none: this instance is alone */
   cluster?: Cluster;
   logger: Logger;
 }
 
 export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
-  private running = false;
-  private again = false;
-  /** The next pass reads a full batch of the queue. */
-  private wide = false;
+  /** A scheduling pass is scheduled or running. */
+  private passPending = false;
+  /** Another pass was asked for while one was pending: it runs after. */
+  private passAgain = false;
+  /** The next pass reads a full batch of the queue, not just what the free slots need. */
+  private nextPassFull = false;
   private stopped = false;
   private readonly timers: NodeJS.Timeout[] = [];
-  /** Progress and lease renewals from heartbeats, written in one statement per flush. */
-  private readonly renewals = new Map<string, { jobId: string; leaseId: string; progress: number | null }>();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly waiters = new Map<string, Set<() => void>>();
-  /** jobId → the lease under which this instance already marked the job running. */
-  private readonly started = new Map<string, string>();
+  private readonly leases = new LeaseTable();
   /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
   private serial: Promise<unknown> = Promise.resolve();
   private readonly writes: JobWrites;
@@ -109,12 +111,20 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     };
     // A new session starts with no leases: any this instance recorded for the
     // worker belong to an earlier session (replaced, or before a restart).
-    on('online', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected')).then(() => this.kick())));
+    // Forgotten at once, so that a pass from now on leases to the new session
+    // only; the store releases the old ones after.
+    on('online', (workerId: string) => {
+      this.leases.forgetWorker(workerId);
+      this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected')).then(() => this.kick()));
+    });
     on('capacity', () => this.kick());
-    on('offline', (workerId: string) => this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected'))));
+    on('offline', (workerId: string) => {
+      this.leases.forgetWorker(workerId);
+      this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected')));
+    });
     on('job', (workerId: string, msg: JobMessage) => this.guard(this.takeJobMessage(workerId, msg).then(() => undefined)));
     on('heartbeat', (workerId: string, hb: { runningJobs: { jobId: string; leaseId: string; progress: number | null }[] }) => {
-      for (const r of hb.runningJobs) if (sessions.leaseOf(workerId, r.jobId)?.leaseId === r.leaseId) this.renewals.set(r.jobId, r);
+      for (const r of hb.runningJobs) this.leases.renew(workerId, r);
     });
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
@@ -133,7 +143,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       cluster.on('resync', onResync);
       this.unsubscribe.push(() => cluster.off('event', onEvent), () => cluster.off('resync', onResync));
     }
-    every(this.opts.pollMs ?? 1000, () => this.kick(true));
+    every(this.opts.pollMs, () => this.kick(true));
     every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
     this.kick(true);
   }
@@ -177,10 +187,9 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     await this.writes.flush();
     const before = await cancelJob(this.opts.db, jobId, new Date());
     if (!before) return null;
-    this.started.delete(jobId);
     if (before.workerId && before.state !== 'queued') {
       const reason = 'canceled by an administrator';
-      await this.opts.sessions.endLease(before.workerId, jobId, { reason });
+      await this.endLease(before.workerId, jobId, { reason });
       this.opts.cluster?.publish({ type: 'lease.ended', jobId, workerId: before.workerId, reason });
     }
     this.finished({ ...before, state: 'canceled' });
@@ -229,9 +238,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         return;
       case 'lease.ended':
         // A no-op unless that worker's session is here and still holds the lease.
-        this.started.delete(e.jobId);
-        this.renewals.delete(e.jobId);
-        return this.guard(this.opts.sessions.endLease(e.workerId, e.jobId, { reason: e.reason }).then(() => this.kick()));
+        return this.guard(this.endLease(e.workerId, e.jobId, { reason: e.reason }).then(() => this.kick()));
       case 'policy.changed':
       case 'worker.revoked':
         return; // sessions' business (the coordinator wires them); a revoked worker's leases go when its session ends
@@ -243,22 +250,22 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     this.opts.cluster?.publish({ type: 'jobs.queued' });
   }
 
-  /** Asks for a scheduling pass soon (`wide`: a full batch of the queue); passes never overlap. */
-  kick(wide = false): void {
+  /** Asks for a scheduling pass soon (`full`: reading a full batch of the queue); passes never overlap. */
+  kick(full = false): void {
     if (this.stopped) return;
-    if (wide) this.wide = true;
-    if (this.running) {
-      this.again = true;
+    if (full) this.nextPassFull = true;
+    if (this.passPending) {
+      this.passAgain = true;
       return;
     }
-    this.running = true;
+    this.passPending = true;
     setImmediate(() => {
       this.exclusive(() => this.pass())
         .catch((e: unknown) => this.opts.logger.error({ err: e }, 'scheduling pass failed'))
         .finally(() => {
-          this.running = false;
-          if (this.again) {
-            this.again = false;
+          this.passPending = false;
+          if (this.passAgain) {
+            this.passAgain = false;
             this.kick();
           }
         });
@@ -267,17 +274,17 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
 
   private async pass(): Promise<void> {
     if (this.stopped) return;
-    const { db, sessions } = this.opts;
-    const batch = this.opts.batch ?? 500;
-    const wide = this.wide;
-    this.wide = false;
-    const views = sessions.views();
+    const { db } = this.opts;
+    const { batch } = this.opts;
+    const full = this.nextPassFull;
+    this.nextPassFull = false;
+    const views = this.opts.sessions.views().map((w) => ({ ...w, running: this.leases.countOf(w.id) }));
     const free = views.reduce((n, w) => n + (w.paused ? 0 : Math.max(0, w.slots - w.running)), 0);
-    if (!wide && free === 0) return;
+    if (!full && free === 0) return;
     // Jobs are planned in queue order, each on the best worker with room, so
     // once the free slots are filled the jobs behind would all wait: an event
     // pass reads only a few more than it can place.
-    const limit = wide ? batch : Math.min(batch, Math.max(16, 2 * free));
+    const limit = full ? batch : Math.min(batch, Math.max(16, 2 * free));
     const queued = await listQueueHead(db, limit);
     if (queued.length === 0) return;
     const plan = planAssignments(queued, views);
@@ -291,8 +298,10 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     this.writes.counted(leased.length);
     await Promise.all(
       leased.map(async (row) => {
+        const workerId = row.workerId!;
         const inline = Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
-        const sent = await sessions.assign(row.workerId!, {
+        this.leases.grant(workerId, { jobId: row.id, leaseId: row.leaseId!, kind: row.kind });
+        const sent = await this.opts.sessions.send(workerId, {
           type: 'job.assign',
           job: {
             jobId: row.id,
@@ -310,20 +319,21 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         // The worker left between planning and sending: its offline handler
         // may have run before this lease existed, so release it here.
         if (!sent) {
+          this.leases.end(workerId, row.id);
           const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected before the job reached it' };
-          await releaseWorkerLeases(db, row.workerId!, this.opts.instanceId, reason, new Date(), sessions.leasesOf(row.workerId!));
+          await releaseWorkerLeases(db, workerId, this.opts.instanceId, reason, new Date(), this.leases.leaseIdsOf(workerId));
         }
       }),
     );
-    if (wide) await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
+    if (full) await setWaitingReasons(db, plan.waiting.map((w) => ({ jobId: w.jobId, reason: w.reason })));
     // A full window means more may be waiting behind it: jobs that fit where
     // these did not (a narrow pass), or more to lease (a full one).
-    if (queued.length === limit && (wide ? leased.length > 0 : plan.assignments.length < free)) this.kick(!wide);
+    if (queued.length === limit && (full ? leased.length > 0 : plan.assignments.length < free)) this.kick(!full);
   }
 
   /** Whether `leaseId` is the lease the worker holds for the job through its session here. */
   holdsLease(workerId: string, jobId: string, leaseId: string): boolean {
-    return this.opts.sessions.leaseOf(workerId, jobId)?.leaseId === leaseId;
+    return this.leases.current(workerId, jobId, leaseId) !== undefined;
   }
 
   /**
@@ -332,48 +342,39 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
    * not current.
    */
   async takeJobMessage(workerId: string, msg: JobMessage): Promise<boolean> {
-    const { logger } = this.opts;
-    const lease = this.opts.sessions.leaseOf(workerId, msg.jobId);
-    if (lease?.leaseId !== msg.leaseId) {
-      logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
+    const lease = this.leases.current(workerId, msg.jobId, msg.leaseId);
+    if (!lease) {
+      this.opts.logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId, type: msg.type }, 'message for a lease that is not current: rejected');
       return false;
     }
     if (msg.type === 'job.progress') {
       // Only the first progress of a lease changes the job's state; later ones
       // ride along with the next lease renewal instead of a write each.
-      if (this.started.get(msg.jobId) !== msg.leaseId) {
-        this.started.set(msg.jobId, msg.leaseId);
-        await this.writes.markRunning(msg.jobId, msg.leaseId, new Date());
-        return true;
-      }
-      this.renewals.set(msg.jobId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
+      if (this.leases.markStarted(lease)) await this.writes.markRunning(msg.jobId, msg.leaseId, new Date());
+      else this.leases.renew(workerId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
       return true;
     }
     if (msg.type === 'job.release') return this.takeRelease(workerId, msg);
-    return this.takeResult(workerId, msg, lease.kind);
+    return this.takeResult(lease, msg);
   }
 
   private async takeRelease(workerId: string, msg: Extract<JobMessage, { type: 'job.release' }>): Promise<boolean> {
     await this.writes.flush();
     const row = await handBackJob(this.opts.db, msg.jobId, msg.leaseId, msg.reason, new Date());
-    this.started.delete(msg.jobId);
-    this.renewals.delete(msg.jobId);
-    await this.opts.sessions.endLease(workerId, msg.jobId);
+    this.leases.end(workerId, msg.jobId);
     this.kick();
     if (row) this.queued();
     this.opts.logger.info({ workerId, jobId: msg.jobId, handedBack: row !== null }, `job handed back: ${msg.reason}`);
     return row !== null;
   }
 
-  private async takeResult(workerId: string, msg: Extract<JobMessage, { type: 'job.result' }>, kind: string): Promise<boolean> {
-    const { sessions, logger } = this.opts;
+  private async takeResult(lease: Lease, msg: Extract<JobMessage, { type: 'job.result' }>): Promise<boolean> {
+    const { logger } = this.opts;
+    const { workerId } = lease;
     const at = new Date();
-    // A short job's start was never reported on its own: its result says when it was.
-    const startedAt = this.started.get(msg.jobId) !== msg.leaseId && msg.runMs !== undefined ? new Date(at.getTime() - msg.runMs) : undefined;
-    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome: checkedOutcome(kind, msg.outcome, workerId), at, startedAt });
-    this.started.delete(msg.jobId);
-    await sessions.endLease(workerId, msg.jobId);
-    this.renewals.delete(msg.jobId);
+    const startedAt = this.leases.startedAt(lease, at, msg.runMs);
+    const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome: checkedOutcome(lease.kind, msg.outcome, workerId), at, startedAt });
+    this.leases.end(workerId, msg.jobId);
     this.kick();
     if (!row) {
       logger.warn({ workerId, jobId: msg.jobId, leaseId: msg.leaseId }, 'result for a lease that is no longer current: rejected');
@@ -388,7 +389,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private async workerGone(workerId: string, what: string): Promise<void> {
     // A pass may already have leased a job to the worker's new session before
     // this ran: those leases are current, the rest belong to an ended session.
-    const keep = this.opts.sessions.leasesOf(workerId);
+    const keep = this.leases.leaseIdsOf(workerId);
     // What the worker sent before it went counts: its results are written before its leases are released.
     await this.writes.flush();
     const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` };
@@ -408,15 +409,20 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     const expired = await expireLeases(this.opts.db, new Date());
     for (const row of expired) {
       // Stale on the worker too, if it is still connected here: stop it.
-      if (row.workerId) await this.opts.sessions.endLease(row.workerId, row.id, { reason: 'lease expired' });
+      if (row.workerId) await this.endLease(row.workerId, row.id, { reason: 'lease expired' });
     }
     this.afterRelease(expired);
   }
 
+  /** Forgets a lease; with `cancel`, also tells its worker, if connected here, to stop the job. */
+  private async endLease(workerId: string, jobId: string, cancel?: { reason: string }): Promise<void> {
+    const lease = this.leases.end(workerId, jobId);
+    if (lease && cancel) await this.opts.sessions.send(workerId, { type: 'job.cancel', jobId, leaseId: lease.leaseId, reason: cancel.reason });
+  }
+
   private afterRelease(rows: JobRow[]): void {
     for (const row of rows) {
-      this.renewals.delete(row.id);
-      this.started.delete(row.id);
+      if (row.workerId) this.leases.end(row.workerId, row.id);
       if (TERMINAL_JOB_STATES.includes(row.state)) this.finished(row);
     }
     if (rows.length > 0) {
@@ -427,9 +433,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   }
 
   private async flushRenewals(): Promise<void> {
-    if (this.renewals.size === 0) return;
-    const batch = [...this.renewals.values()];
-    this.renewals.clear();
+    const batch = this.leases.takeRenewals();
+    if (batch.length === 0) return;
     await renewLeases(this.opts.db, batch, new Date(Date.now() + this.opts.leaseTtlMs));
   }
 

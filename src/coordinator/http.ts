@@ -22,7 +22,7 @@ import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
 import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
 import { createEnrollmentToken, enrollWorker, toTokenInfo } from './enrollment.js';
-import type { SessionManager } from './sessions.js';
+import { revokedMessage, type SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
 import { answerErrors, frameworkErrors, parseBody } from '../common/http-errors.js';
 import { registerJobRoutes, workerJobRoutes, type ModelCatalog } from './http-jobs.js';
@@ -49,7 +49,6 @@ export interface HttpApiOptions {
 }
 
 /** What a revoked worker is told as its connection closes, by whichever instance holds it. */
-export const revokedMessage = (workerId: string) => `worker ${workerId} was revoked by an administrator`;
 
 export async function buildHttpApi(opts: HttpApiOptions) {
   const { db, ca, sessions } = opts;

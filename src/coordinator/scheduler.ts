@@ -20,7 +20,7 @@ export interface SchedulableJob {
   requirements: JobRequirements;
 }
 
-export interface WorkerView {
+export interface SchedulableWorker {
   id: string;
   hardware: HardwareReport;
   /** Job kinds its executors run. */
@@ -42,7 +42,7 @@ export interface Plan {
 }
 
 /** Null when the worker could run the job (slots and pauses aside); else why not, as a phrase about the worker. */
-export function misfit(job: SchedulableJob, w: WorkerView): string | null {
+export function misfit(job: SchedulableJob, w: SchedulableWorker): string | null {
   const r = job.requirements;
   if (!w.executors.includes(job.kind)) return `runs no ${job.kind} jobs`;
   if (r.os?.length && !r.os.includes(w.hardware.os.platform)) return `is ${w.hardware.os.platform}, not ${r.os.join(' or ')}`;
@@ -64,13 +64,13 @@ export function misfit(job: SchedulableJob, w: WorkerView): string | null {
 }
 
 /** Whether the worker can take the job right now (on top of `misfit` being null). */
-function hasRoomNow(job: SchedulableJob, w: WorkerView, running: number): boolean {
+function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number): boolean {
   if (w.paused || running >= w.slots) return false;
   const need = job.requirements.minFreeMemoryBytes;
   return need === undefined || w.freeMemoryBytes === null || w.freeMemoryBytes >= need;
 }
 
-export function planAssignments(jobs: readonly SchedulableJob[], workers: readonly WorkerView[]): Plan {
+export function planAssignments(jobs: readonly SchedulableJob[], workers: readonly SchedulableWorker[]): Plan {
   const running = new Map(workers.map((w) => [w.id, w.running]));
   const plan: Plan = { assignments: [], waiting: [] };
   for (const job of jobs) {
@@ -88,7 +88,7 @@ export function planAssignments(jobs: readonly SchedulableJob[], workers: readon
 }
 
 /** True when `a` is a better choice than `b` for the job. */
-function better(job: SchedulableJob, a: WorkerView, b: WorkerView, running: Map<string, number>): boolean {
+function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
   const cachedA = a.cachedModels.has(job.model.sha256);
   const cachedB = b.cachedModels.has(job.model.sha256);
   if (cachedA !== cachedB) return cachedA;
@@ -101,7 +101,7 @@ function better(job: SchedulableJob, a: WorkerView, b: WorkerView, running: Map<
   return a.id < b.id;
 }
 
-function whyWaiting(job: SchedulableJob, workers: readonly WorkerView[], fitting: readonly WorkerView[]): string {
+function whyWaiting(job: SchedulableJob, workers: readonly SchedulableWorker[], fitting: readonly SchedulableWorker[]): string {
   if (workers.length === 0) return 'no worker is connected';
   if (fitting.length === 0) {
     const counts = new Map<string, number>();

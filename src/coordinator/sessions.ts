@@ -1,11 +1,12 @@
 /**
- * Worker sessions: one per authenticated QUIC connection. This is where a
- * worker becomes `online` and `offline`, where heartbeats are taken, and
- * where a revoked or replaced worker is thrown out.
+ * Worker sessions: one per authenticated connection (QUIC today; any
+ * ControlPeer). This is where a worker becomes `online` and `offline`, where
+ * heartbeats are taken, and where a revoked or replaced worker is thrown out.
+ * Sessions carry messages; the leases they are about are the dispatcher's.
  *
- *   const sessions = new SessionManager({ db, ca, instanceId, timing, logger, connectionCount });
+ *   const sessions = new SessionManager({ db, ca, instanceId, timing, maxConnections, connectionCount, logger });
  *   quicServer = await startQuicServer({ …, onConnection: (peer) => sessions.handlePeer(peer) });
- *   await sessions.revoke(workerId); // disconnects it within a second
+ *   await sessions.disconnect(workerId, 'GG_ERR_WORKER_REVOKED', message); // within a second
  *
  * Liveness lives in memory; the store sees transitions (online, offline,
  * paused reason) at once and `last_seen` in one batched statement per
@@ -13,9 +14,10 @@
  * 333 single-row writes a second.
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { X509Certificate } from 'node:crypto';
-import type { FrameChannel, QuicPeer } from '../transport/quic.js';
+import type { ControlPeer, FrameChannel } from '../transport/quic.js';
 import { readCert, renewCert } from '../transport/pki.js';
 import {
   GridError,
@@ -30,7 +32,7 @@ import {
   type WorkerMessage,
   type WorkerStatus,
 } from '../protocol/index.js';
-import type { WorkerView } from './scheduler.js';
+import type { SchedulableWorker } from './scheduler.js';
 import type { Db } from './store/db.js';
 import { getPolicies, getWorker, markOffline, markOnline, setPausedReason, touchLastSeen, updateCert, type WorkerRow } from './store/index.js';
 import type { CoordinatorCa } from './ca.js';
@@ -58,9 +60,11 @@ export interface SessionManagerOptions {
 
 interface Session {
   readonly workerId: string;
-  readonly peer: QuicPeer;
+  readonly peer: ControlPeer;
   readonly channel: FrameChannel;
   readonly hello: Hello;
+  /** The client certificate the connection presented (renewed past half its life). */
+  readonly certDer: Uint8Array;
   /** From hello, then from heartbeats that change it. */
   slots: number;
   lastHeartbeatAt: number;
@@ -70,15 +74,10 @@ interface Session {
   adminPaused: boolean;
   cachedModels: ReadonlySet<string>;
   load: Heartbeat['load'] | null;
-  /** Jobs leased to this worker through this session. */
-  readonly leases: Map<string, HeldLease>;
 }
 
-/** A job's lease as the session holding it knows it: the fencing token, and the kind that says what its output must be. */
-export interface HeldLease {
-  leaseId: string;
-  kind: string;
-}
+/** A registered worker as the scheduler sees it, but for `running`, which the dispatcher's leases know. */
+export type ConnectedWorker = Omit<SchedulableWorker, 'running'>;
 
 /** A message about a job, from the worker that holds its lease (or claims to). */
 export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.result' | 'job.release' }>;
@@ -111,6 +110,9 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Counts policy pushes, so that a session registering during one can tell it missed it. */
+  private policyVersion = 0;
+  private readonly transitions = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: SessionManagerOptions) {
     super();
@@ -152,7 +154,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   /** Entry point for every accepted QUIC connection; never throws or rejects. */
-  handlePeer(peer: QuicPeer): void {
+  handlePeer(peer: ControlPeer): void {
     this.runPeer(peer).catch((e: unknown) => {
       this.opts.logger.error({ err: e, remote: peer.remoteAddress }, 'session failed');
       void peer.close().catch(() => undefined);
@@ -167,117 +169,157 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     return true;
   }
 
-  private async runPeer(peer: QuicPeer): Promise<void> {
-    const log = this.opts.logger;
+  /**
+   * A connection's life, in order: admitted (capacity, certificate), hello
+   * read and checked, enrollment checked, welcome sent with the
+   * administrator's policy, registered (online, schedulable), then its frames
+   * served until it ends. A session is visible to the dispatcher only from
+   * `register` on, so no job.assign can overtake the welcome.
+   */
+  private async runPeer(peer: ControlPeer): Promise<void> {
     const channel = await withTimeout(peer.acceptChannel(), this.opts.timing.helloTimeoutMs, peer.closed);
     if (!channel) {
       await peer.close();
       return;
     }
-    const refuse = (code: ErrorCode, message: string) => closeWithError(peer, channel, code, message);
-
-    if (this.stopping) return refuse('GG_ERR_SHUTTING_DOWN', 'coordinator is shutting down');
-    if (this.opts.connectionCount() > this.opts.maxConnections) {
-      log.warn({ remote: peer.remoteAddress, max: this.opts.maxConnections }, 'connection refused: max_connections reached');
-      return refuse('GG_ERR_TOO_MANY_CONNECTIONS', `coordinator is at max_connections (${this.opts.maxConnections}); try again later`);
-    }
-    const certDer = peer.peerCertificate;
-    if (!certDer) return refuse('GG_ERR_UNAUTHENTICATED', 'a client certificate is required; enroll with `gogrid worker --token`');
-    const cert = readCert(certDer);
-    const workerId = cert.subjectCommonName;
-    if (!workerId) return refuse('GG_ERR_UNAUTHENTICATED', 'client certificate has no subject common name');
-
     const frames = channel.frames()[Symbol.asyncIterator]();
-    let hello: Hello;
+    let session: Session;
+    let policyVersion: number;
     try {
-      const first = await withTimeout(frames.next(), this.opts.timing.helloTimeoutMs, peer.closed);
-      if (!first || first.done) {
+      const { workerId, certDer } = this.admit(peer);
+      const hello = await this.readHello(peer, frames, workerId);
+      if (!hello) {
         await peer.close();
         return;
       }
-      const msg = parseWorkerMessage(first.value);
-      if (msg.type !== 'hello') return refuse('GG_ERR_MESSAGE_UNEXPECTED', `first message must be hello, got ${msg.type}`);
-      hello = msg;
+      session = await this.checkEnrolled({ workerId, peer, channel, hello, certDer });
+      policyVersion = this.policyVersion;
+      await this.welcome(session);
+      await this.register(session);
     } catch (e) {
-      if (isGridError(e)) return refuse(e.code, e.message);
+      if (isGridError(e)) return closeWithError(peer, channel, e.code, e.message);
       throw e;
     }
+    try {
+      // A policy pushed between loading it for the welcome and registering went to the other sessions only.
+      if (this.policyVersion !== policyVersion) await this.pushPolicy(session.workerId);
+      await this.maybeRenewCert(session);
+      await this.serve(session, frames);
+    } finally {
+      await this.ended(session);
+    }
+  }
+
+  /** Whether this connection may start a session at all, and for which worker its certificate speaks. */
+  private admit(peer: ControlPeer): { workerId: string; certDer: Uint8Array } {
+    if (this.stopping) throw new GridError('GG_ERR_SHUTTING_DOWN', 'coordinator is shutting down');
+    if (this.opts.connectionCount() > this.opts.maxConnections) {
+      this.opts.logger.warn({ remote: peer.remoteAddress, max: this.opts.maxConnections }, 'connection refused: max_connections reached');
+      throw new GridError('GG_ERR_TOO_MANY_CONNECTIONS', `coordinator is at max_connections (${this.opts.maxConnections}); try again later`);
+    }
+    const certDer = peer.peerCertificate;
+    if (!certDer) throw new GridError('GG_ERR_UNAUTHENTICATED', 'a client certificate is required; enroll with `gogrid worker --token`');
+    const workerId = readCert(certDer).subjectCommonName;
+    if (!workerId) throw new GridError('GG_ERR_UNAUTHENTICATED', 'client certificate has no subject common name');
+    return { workerId, certDer };
+  }
+
+  /** The first frame, which must be a hello this coordinator can answer, from the worker the certificate names; null if the peer left first. */
+  private async readHello(peer: ControlPeer, frames: AsyncIterator<unknown>, workerId: string): Promise<Hello | null> {
+    const first = await withTimeout(frames.next(), this.opts.timing.helloTimeoutMs, peer.closed);
+    if (!first || first.done) return null;
+    const hello = parseWorkerMessage(first.value);
+    if (hello.type !== 'hello') throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', `first message must be hello, got ${hello.type}`);
     if (!SUPPORTED_PROTOCOL_VERSIONS.includes(hello.protocolVersion)) {
-      return refuse(
+      throw new GridError(
         'GG_ERR_PROTOCOL_VERSION_UNSUPPORTED',
         `protocol version ${hello.protocolVersion} is not supported; this coordinator speaks ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')}`,
       );
     }
-    if (hello.workerId !== workerId) {
-      return refuse('GG_ERR_UNAUTHENTICATED', `hello names worker ${hello.workerId} but the certificate is for ${workerId}`);
-    }
-    const row = await getWorker(this.opts.db, workerId);
-    if (!row) return refuse('GG_ERR_WORKER_UNKNOWN', `worker ${workerId} is not enrolled with this coordinator; enroll again with a new token`);
-    if (row.state === 'revoked') return refuse('GG_ERR_WORKER_REVOKED', `worker ${workerId} was revoked by an administrator`);
+    if (hello.workerId !== workerId) throw new GridError('GG_ERR_UNAUTHENTICATED', `hello names worker ${hello.workerId} but the certificate is for ${workerId}`);
+    return hello;
+  }
 
-    // markOnline refuses a revoked worker, which also covers a revocation
-    // that lands between the check above and this write.
-    const online = await markOnline(this.opts.db, workerId, {
-      name: hello.name,
-      hardware: hello.hardware,
-      appVersion: hello.appVersion,
-      instanceId: this.opts.instanceId,
-      now: new Date(),
-    });
-    if (!online) return refuse('GG_ERR_WORKER_REVOKED', `worker ${workerId} was revoked by an administrator`);
-
-    // Seeded from the store so the first heartbeat clears a reason left by an earlier session.
+  /** The session of an enrolled, unrevoked worker, its status from hello recorded; not yet visible to anyone. */
+  private async checkEnrolled(s: Pick<Session, 'workerId' | 'peer' | 'channel' | 'hello' | 'certDer'>): Promise<Session> {
+    const row = await getWorker(this.opts.db, s.workerId);
+    if (!row) throw new GridError('GG_ERR_WORKER_UNKNOWN', `worker ${s.workerId} is not enrolled with this coordinator; enroll again with a new token`);
+    if (row.state === 'revoked') throw new GridError('GG_ERR_WORKER_REVOKED', revokedMessage(s.workerId));
     const session: Session = {
-      workerId,
-      peer,
-      channel,
-      hello,
-      slots: hello.capabilities.slots,
+      ...s,
+      slots: s.hello.capabilities.slots,
       lastHeartbeatAt: Date.now(),
-      status: hello.status,
-      pausedReason: online.pausedReason,
+      status: s.hello.status,
+      // Seeded from the store so that a reason left by an earlier session is cleared.
+      pausedReason: row.pausedReason,
       adminPaused: false,
-      cachedModels: new Set(hello.cachedModels),
+      cachedModels: new Set(s.hello.cachedModels),
       load: null,
-      leases: new Map(),
     };
-    const previous = this.sessions.get(workerId);
-    this.sessions.set(workerId, session);
-    if (previous) {
-      log.warn({ workerId, old: previous.peer.remoteAddress, new: peer.remoteAddress }, 'same worker connected twice; the newest connection wins');
-      void this.closeSession(previous, 'GG_ERR_SESSION_REPLACED', `another connection (${peer.remoteAddress}) presented this worker's certificate`);
-    }
-    const adminPolicy = (await getPolicies(this.opts.db, workerId))?.effective ?? {};
+    await this.updateStatus(session, s.hello.status, s.hello.pausedReason);
+    return session;
+  }
+
+  /** Loads the administrator's policy for the worker and sends it with the welcome. */
+  private async welcome(session: Session): Promise<void> {
+    const adminPolicy = (await getPolicies(this.opts.db, session.workerId))?.effective ?? {};
     session.adminPaused = adminPolicy.paused === true;
-    await send(channel, {
+    await send(session.channel, {
       type: 'welcome',
       protocolVersion: PROTOCOL_VERSION,
-      workerId,
+      workerId: session.workerId,
       heartbeatIntervalSecs: this.opts.timing.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: this.opts.timing.heartbeatTimeoutSecs,
       adminPolicy,
     });
-    await this.updateStatus(session, hello.status, hello.pausedReason);
-    log.info({ workerId, name: hello.name, remote: peer.remoteAddress }, 'worker online');
-    this.emit('online', workerId);
-    await this.maybeRenewCert(session, certDer);
+  }
 
+  /**
+   * Marks the worker online and makes the session the worker's one: from here
+   * the dispatcher sees it. An earlier session of the same worker is closed.
+   * Nothing is awaited between the store's answer and the map, so a revocation
+   * (store first, then `disconnect`) either is refused here or finds the session.
+   */
+  private async register(session: Session): Promise<void> {
+    const { workerId, hello, peer } = session;
+    await this.inTurn(workerId, async () => {
+      // Refused for a revoked worker, which covers a revocation since checkEnrolled.
+      const online = await markOnline(this.opts.db, workerId, {
+        name: hello.name,
+        hardware: hello.hardware,
+        appVersion: hello.appVersion,
+        instanceId: this.opts.instanceId,
+        now: new Date(),
+      });
+      if (!online) throw new GridError('GG_ERR_WORKER_REVOKED', revokedMessage(workerId));
+      const previous = this.sessions.get(workerId);
+      this.sessions.set(workerId, session);
+      this.opts.logger.info({ workerId, name: hello.name, remote: peer.remoteAddress }, 'worker online');
+      this.emit('online', workerId);
+      if (previous) {
+        this.opts.logger.warn({ workerId, old: previous.peer.remoteAddress, new: peer.remoteAddress }, 'same worker connected twice; the newest connection wins');
+        void this.closeSession(previous, 'GG_ERR_SESSION_REPLACED', `another connection (${peer.remoteAddress}) presented this worker's certificate`);
+      }
+    });
+  }
+
+  /** The session's frames until it ends; a protocol error closes it with that error. */
+  private async serve(session: Session, frames: AsyncIterator<unknown>): Promise<void> {
+    const { workerId } = session;
     const budget = new TokenBucket(MESSAGE_RATE);
     try {
       for (let next = await frames.next(); !next.done; next = await frames.next()) {
         await budget.take();
         const msg = parseWorkerMessage(next.value);
         if (msg.type === 'heartbeat') await this.onHeartbeat(session, msg);
-        else if (msg.type === 'error') log.warn({ workerId, code: msg.code }, `worker reported: ${msg.message}`);
+        else if (msg.type === 'error') this.opts.logger.warn({ workerId, code: msg.code }, `worker reported: ${msg.message}`);
         else if (msg.type === 'hello') throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'hello sent twice');
         else this.emit('job', workerId, msg);
       }
     } catch (e) {
       if (!isGridError(e)) throw e;
-      log.warn({ workerId, code: e.code }, `closing session: ${e.message}`);
+      this.opts.logger.warn({ workerId, code: e.code }, `closing session: ${e.message}`);
       await this.closeSession(session, e.code, e.message);
-    } finally {
-      await this.ended(session);
     }
   }
 
@@ -308,6 +350,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
    * instance says a policy changed).
    */
   async pushPolicy(workerId?: string): Promise<number> {
+    this.policyVersion++;
     const targets = workerId === undefined ? [...this.sessions.values()] : [this.sessions.get(workerId)].filter((s) => s !== undefined);
     let sent = 0;
     for (const session of targets) {
@@ -330,15 +373,14 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   // ---------------------------------------------------------------- the dispatcher's view
 
-  /** Connected workers as the scheduler sees them. */
-  views(): WorkerView[] {
+  /** Registered workers as the scheduler sees them, but for the jobs they run (the dispatcher's leases say). */
+  views(): ConnectedWorker[] {
     return [...this.sessions.values()].map((s) => ({
       id: s.workerId,
       hardware: s.hello.hardware,
       executors: s.hello.capabilities.executors,
       labels: s.hello.capabilities.labels,
       slots: s.slots,
-      running: s.leases.size,
       paused: s.adminPaused || s.status === 'paused' || s.status === 'draining',
       cachedModels: s.cachedModels,
       cpuLoad: s.load?.cpu ?? null,
@@ -346,45 +388,24 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     }));
   }
 
-  /** Every lease the worker holds through its current session. */
-  leasesOf(workerId: string): string[] {
-    return [...(this.sessions.get(workerId)?.leases.values() ?? [])].map((l) => l.leaseId);
-  }
-
-  /** The lease the worker holds for a job through its current session, if any. */
-  leaseOf(workerId: string, jobId: string): HeldLease | undefined {
-    return this.sessions.get(workerId)?.leases.get(jobId);
-  }
-
-  /** Sends a job to a connected worker and records its lease; false if the worker is gone. */
-  async assign(workerId: string, msg: Extract<CoordinatorMessageInput, { type: 'job.assign' }>): Promise<boolean> {
+  /** Sends to a worker's current session; false (logged) if it has none or the send failed. */
+  async send(workerId: string, msg: CoordinatorMessageInput): Promise<boolean> {
     const session = this.sessions.get(workerId);
     if (!session) return false;
-    session.leases.set(msg.job.jobId, { leaseId: msg.leaseId, kind: msg.job.kind });
     try {
       await send(session.channel, msg);
       return true;
     } catch (e) {
-      session.leases.delete(msg.job.jobId);
-      this.opts.logger.warn({ err: e, workerId, jobId: msg.job.jobId }, 'could not send job.assign');
+      this.opts.logger.warn({ err: e, workerId, type: msg.type }, `could not send ${msg.type}`);
       return false;
     }
   }
 
-  /** Forgets a lease (result taken, lease released); with `cancel`, also tells the worker to stop the job. */
-  async endLease(workerId: string, jobId: string, cancel?: { reason: string }): Promise<void> {
-    const session = this.sessions.get(workerId);
-    const lease = session?.leases.get(jobId);
-    if (!session || lease === undefined) return;
-    session.leases.delete(jobId);
-    if (cancel) await send(session.channel, { type: 'job.cancel', jobId, leaseId: lease.leaseId, reason: cancel.reason }).catch(() => undefined);
-  }
-
-  private async maybeRenewCert(session: Session, certDer: Uint8Array): Promise<void> {
-    const cert = readCert(certDer);
+  private async maybeRenewCert(session: Session): Promise<void> {
+    const cert = readCert(session.certDer);
     const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
     if (cert.notAfter.getTime() - Date.now() > lifetime / 2) return;
-    const pem = new X509Certificate(certDer).toString();
+    const pem = new X509Certificate(session.certDer).toString();
     const renewed = await renewCert(this.opts.ca.material, pem, this.opts.timing.certValidityDays);
     const info = readCert(renewed);
     await updateCert(this.opts.db, session.workerId, info.fingerprint, info.notAfter);
@@ -412,12 +433,30 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   /** Marks the worker offline unless a newer session for it has taken over. */
   private async ended(session: Session): Promise<void> {
-    if (this.sessions.get(session.workerId) !== session) return;
-    this.sessions.delete(session.workerId);
-    this.pendingLastSeen.delete(session.workerId);
-    await markOffline(this.opts.db, session.workerId, new Date(), this.opts.instanceId);
-    this.opts.logger.info({ workerId: session.workerId }, 'worker offline');
-    this.emit('offline', session.workerId);
+    const { workerId } = session;
+    await this.inTurn(workerId, async () => {
+      if (this.sessions.get(workerId) !== session) return;
+      this.sessions.delete(workerId);
+      this.pendingLastSeen.delete(workerId);
+      await markOffline(this.opts.db, workerId, new Date(), this.opts.instanceId);
+      this.opts.logger.info({ workerId }, 'worker offline');
+      this.emit('offline', workerId);
+    });
+  }
+
+  /**
+   * Runs a worker's online and offline transitions one after another, so that
+   * the store's state is the one of the last session, whichever of an old
+   * session's end and a new one's start is written first.
+   */
+  private inTurn(workerId: string, fn: () => Promise<void>): Promise<void> {
+    const next = (this.transitions.get(workerId) ?? Promise.resolve()).then(fn);
+    const settled = next.catch(() => undefined);
+    this.transitions.set(workerId, settled);
+    void settled.then(() => {
+      if (this.transitions.get(workerId) === settled) this.transitions.delete(workerId);
+    });
+    return next;
   }
 
   private async flushLastSeen(): Promise<void> {
@@ -432,12 +471,14 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 }
 
+export const revokedMessage = (workerId: string) => `worker ${workerId} was revoked by an administrator`;
+
 async function send(channel: FrameChannel, msg: CoordinatorMessageInput): Promise<void> {
   await channel.send(msg);
 }
 
 /** Sends a fatal error frame, lets it reach the peer, then closes the connection. */
-async function closeWithError(peer: QuicPeer, channel: FrameChannel, code: ErrorCode, message: string): Promise<void> {
+async function closeWithError(peer: ControlPeer, channel: FrameChannel, code: ErrorCode, message: string): Promise<void> {
   try {
     await send(channel, { type: 'error', code, message, fatal: true });
     await channel.close();
@@ -450,15 +491,12 @@ async function closeWithError(peer: QuicPeer, channel: FrameChannel, code: Error
 
 /** Resolves with the value, or undefined if the time runs out or `abandon` settles first. */
 async function withTimeout<T>(p: Promise<T>, ms: number, abandon?: Promise<unknown>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  const racers: Promise<T | undefined>[] = [p, timeout];
+  const timer = new AbortController();
+  const racers: Promise<T | undefined>[] = [p, delay(ms, undefined, { signal: timer.signal })];
   if (abandon) racers.push(abandon.then(() => undefined, () => undefined));
   try {
     return await Promise.race(racers);
   } finally {
-    clearTimeout(timer);
+    timer.abort();
   }
 }

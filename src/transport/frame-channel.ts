@@ -26,6 +26,28 @@ export interface FrameChannel {
   close(): Promise<void>;
 }
 
+/**
+ * One worker's connection as the session layer sees it, whatever carries it
+ * (QUIC today; an in-memory pair in tests). Only peers that presented a
+ * certificate chaining to the coordinator's CA get this far.
+ */
+export interface ControlPeer {
+  /** "host:port" ("[v6]:port" for IPv6). */
+  readonly remoteAddress: string;
+  /** DER of the client's leaf certificate. */
+  readonly peerCertificate: Uint8Array | null;
+  /** The control channel the client opens first. Rejects with GG_ERR_CONNECTION_CLOSED if the connection closes first. */
+  acceptChannel(): Promise<FrameChannel>;
+  /**
+   * Ends the control channel (flushing queued frames, waiting briefly for the
+   * client to end its half), then closes the connection with an application
+   * error code (default 0) and reason (by convention a GG_ERR_* code name).
+   */
+  close(opts?: { errorCode?: number; reason?: string }): Promise<void>;
+  /** Resolves when the connection is gone: peer close, idle timeout (a killed peer), or our close. */
+  readonly closed: Promise<void>;
+}
+
 /** The extra the connection wrappers need to close without losing the last frame. */
 export interface ControlChannel extends FrameChannel {
   /** close(), then wait up to `graceMs` for the peer to end its half too. */

@@ -8,7 +8,7 @@
 import { QUICServer, events, utils, type QUICConnection } from '@matrixai/quic';
 import type { Logger as PinoLogger } from 'pino';
 import { GridError } from '../protocol/errors.js';
-import { openFrameChannel, type ControlChannel, type FrameChannel } from './frame-channel.js';
+import { openFrameChannel, type ControlChannel, type ControlPeer, type FrameChannel } from './frame-channel.js';
 import {
   APP_ERROR_INTERNAL,
   baseConfig,
@@ -20,27 +20,12 @@ import {
   type QuicTimingOptions,
 } from './quic-config.js';
 
-export interface QuicPeer {
-  /** "host:port" ("[v6]:port" for IPv6). */
-  readonly remoteAddress: string;
-  /** DER of the client's leaf certificate. Never null in practice: see the file header. */
-  readonly peerCertificate: Uint8Array | null;
-  /**
-   * The first bidirectional stream the client opens, as a FrameChannel. QUIC
-   * announces a stream with its first bytes, so this resolves when the
-   * client's first frame arrives. Rejects with GG_ERR_CONNECTION_CLOSED if the
-   * connection closes first. Later streams are refused.
-   */
-  acceptChannel(): Promise<FrameChannel>;
-  /**
-   * Ends the control stream (flushing queued frames, waiting briefly for the
-   * client to end its half), then closes the connection with an application
-   * error code (default 0) and reason (by convention a GG_ERR_* code name).
-   */
-  close(opts?: { errorCode?: number; reason?: string }): Promise<void>;
-  /** Resolves when the connection is gone: peer close, idle timeout (a killed peer), or our close. */
-  readonly closed: Promise<void>;
-}
+/**
+ * A verified QUIC connection. QUIC announces a stream with its first bytes, so
+ * `acceptChannel` resolves when the client's first frame arrives; later
+ * streams are refused. `close`'s error code is a QUIC application error code.
+ */
+export type QuicPeer = ControlPeer;
 
 export interface QuicServerOptions extends QuicTimingOptions {
   /** Port 0 picks a free port; read the bound one from the result. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { misfit, planAssignments, type SchedulableJob, type WorkerView } from '../../src/coordinator/scheduler.js';
+import { misfit, planAssignments, type SchedulableJob, type SchedulableWorker } from '../../src/coordinator/scheduler.js';
 import type { HardwareReport, JobRequirements } from '../../src/protocol/index.js';
 
 const GiB = 2 ** 30;
@@ -12,7 +12,7 @@ const hw = (o: { platform?: string; arch?: string; mem?: number | null; gpus?: H
 const cuda = { vendor: 'NVIDIA', model: 'RTX 4070', vramMiB: 12_288, backends: ['cuda', 'vulkan'] };
 const metal = { vendor: 'Apple', model: 'M2', vramMiB: null, backends: ['metal'] };
 
-const worker = (id: string, o: Partial<WorkerView> = {}): WorkerView => ({
+const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWorker => ({
   id,
   hardware: hw(),
   executors: ['onnx'],
@@ -34,7 +34,7 @@ const job = (id: string, requirements: JobRequirements = {}, o: Partial<Schedula
 });
 
 describe('misfit: can this worker ever run this job?', () => {
-  it.each<[string, JobRequirements, Partial<WorkerView>, string | null]>([
+  it.each<[string, JobRequirements, Partial<SchedulableWorker>, string | null]>([
     ['no requirements', {}, {}, null],
     ['another kind', {}, { executors: ['llm'] }, 'runs no onnx jobs'],
     ['os matches', { os: ['linux', 'darwin'] }, {}, null],

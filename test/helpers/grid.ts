@@ -60,7 +60,7 @@ export async function startTestCoordinator(
     config,
     dataDir,
     logger: silent,
-    timing: {
+    tuning: {
       helloTimeoutMs: 2000,
       ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}),
       ...(opts.schedulerPollMs ? { schedulerPollMs: opts.schedulerPollMs } : {}),

@@ -10,7 +10,7 @@
  */
 import { PROTOCOL_VERSION, type CoordinatorMessage } from '../../src/protocol/index.js';
 import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
-import { connectQuic, type QuicClientConnection } from '../../src/transport/quic.js';
+import { connectQuic, type FrameChannel, type QuicClientConnection } from '../../src/transport/quic.js';
 import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
 
@@ -19,6 +19,8 @@ export interface RawWorker {
   send(frame: unknown): Promise<void>;
   /** The next frame of that type the coordinator sends (earlier ones of other types are skipped); rejects if the connection ends first. */
   next<T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>>;
+  /** The next frame the coordinator sends, whatever its type; rejects if the connection ends first. */
+  frame(): Promise<CoordinatorMessage>;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,8 @@ export function connectRaw(port: number, tls: { caPem: string; certPem?: string;
   });
 }
 
+let hardware: ReturnType<typeof collectHardware> | undefined;
+
 export async function helloFrame(workerId: string, capabilities: { executors: string[]; slots: number } = { executors: [], slots: 0 }) {
   return {
     type: 'hello',
@@ -41,25 +45,37 @@ export async function helloFrame(workerId: string, capabilities: { executors: st
     workerId,
     name: 'raw',
     appVersion: 'test',
-    hardware: await collectHardware(),
+    hardware: await (hardware ??= collectHardware()),
     capabilities,
+  };
+}
+
+/** The frames a coordinator sends, in order or by type. */
+export function frameReader(channel: FrameChannel): Pick<RawWorker, 'next' | 'frame'> {
+  const frames = channel.frames()[Symbol.asyncIterator]();
+  const read = async (what: string) => {
+    const f = await frames.next();
+    if (f.done) throw new Error(`the connection ended before ${what}`);
+    return f.value as CoordinatorMessage;
+  };
+  return {
+    async next(type) {
+      for (;;) {
+        const f = await read(`a ${type} frame`);
+        if (f.type === type) return f as never;
+      }
+    },
+    frame: () => read('another frame'),
   };
 }
 
 /** Connects as `identity`, says hello with `capabilities`, and waits for `welcome`. */
 export async function rawWorker(c: { port: number }, identity: WorkerIdentity, capabilities: { executors: string[]; slots: number }): Promise<RawWorker> {
   const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
-  const frames = conn.channel.frames()[Symbol.asyncIterator]();
   const w: RawWorker = {
     conn,
     send: (frame) => conn.channel.send(frame as never),
-    async next(type) {
-      for (;;) {
-        const f = await frames.next();
-        if (f.done) throw new Error(`the connection ended before a ${type} frame`);
-        if ((f.value as { type?: unknown }).type === type) return f.value as never;
-      }
-    },
+    ...frameReader(conn.channel),
     close: () => conn.close(),
   };
   await w.send(await helloFrame(identity.workerId, capabilities));
