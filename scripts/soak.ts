@@ -10,9 +10,8 @@
  *   npm run soak -- --database postgres://…       # on PostgreSQL
  *   npm run soak -- --seed 12345                  # replay the first round's schedule
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { resultBase, writeResult } from '../bench/lib/results.js';
 import { runFaults, type FaultReport } from '../test/fault/harness.js';
 import { removeTempDirs } from '../test/helpers/grid.js';
 
@@ -58,7 +57,5 @@ const summary = {
   violations: total((r) => r.violations.length),
 };
 console.log(`soak: ${JSON.stringify(summary)}`);
-const dir = join(import.meta.dirname, '..', 'bench', 'results');
-await mkdir(dir, { recursive: true });
-await writeFile(join(dir, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), `${JSON.stringify({ summary, rounds }, null, 2)}\n`);
+await writeResult(`${resultBase('soak', new Date())}.json`, { summary, rounds });
 process.exit(summary.violations === 0 ? 0 : 1);

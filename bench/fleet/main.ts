@@ -9,46 +9,11 @@
  *
  * It is a benchmark, not a test: nothing fails on slow numbers. See BENCHMARKS.md.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
-import { availableParallelism, loadavg, release, totalmem } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fleetConfig, runFleet, type FleetConfig, type FleetResult } from './fleet.js';
-import { fmt } from './measure.js';
-
-const RESULTS = join(import.meta.dirname, 'results');
-
-function machine(): Record<string, string | number> {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const pkg = (name: string) =>
-    (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  return {
-    nproc: availableParallelism(),
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    kernel: release(),
-    node: process.version,
-    quic: `@matrixai/quic ${pkg('@matrixai/quic')} (native ${pkg('@matrixai/quic-linux-x64')})`,
-    commit: git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain', '--', 'src']) ? ' + uncommitted changes in src/' : ''),
-  };
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** Other work on a shared machine shows here: the suite's own processes add about one. */
-function load(): string {
-  return loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
-}
+import { loadAvg, machine } from '../lib/machine.js';
+import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
+import { fmt } from '../lib/stats.js';
+import { fleetConfig, runFleet, type FleetConfig, type FleetResult } from './phases.js';
 
 function parseSizes(text: string | undefined): number[] | undefined {
   if (text === undefined) return undefined;
@@ -126,12 +91,10 @@ function table(cfg: FleetConfig, r: FleetResult): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' } } });
   const cfg = fleetConfig({ quick: values.quick ?? false, sizes: parseSizes(values.sizes) });
-  await mkdir(RESULTS, { recursive: true });
   const startedAt = new Date();
-  const loadAtStart = load();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const base = join(RESULTS, `fleet-${stamp}${cfg.quick ? '-quick' : ''}`);
-  const log = (line: string) => process.stderr.write(`[${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+  const info = machine();
+  const base = resultBase('fleet', startedAt, cfg.quick);
+  const log = progressLog();
   log(`fleet benchmark: sizes ${cfg.sizes.join(', ')}, heartbeat ${cfg.heartbeatIntervalSecs} s${cfg.quick ? ' (quick: shortened heartbeat and windows)' : ''}`);
   const result = await runFleet(cfg, log, base);
   const finishedAt = new Date();
@@ -140,18 +103,12 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationSecs: (finishedAt.getTime() - startedAt.getTime()) / 1000,
-    machine: { ...machine(), loadAvgAtStart: loadAtStart, loadAvgAtEnd: load() },
+    machine: { ...info, loadAvgAtEnd: loadAvg() },
     config: cfg,
     ...result,
   };
-  await writeFile(`${base}.json`, `${JSON.stringify(record, null, 2)}\n`);
+  await writeResult(`${base}.json`, record);
   process.stdout.write(`${table(cfg, result)}\n\nwrote ${base}.json\n`);
 }
 
-// Children are killed by runFleet's finally; a signal must still run it.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-
-main().catch((e: unknown) => {
-  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  process.exit(1);
-});
+runMain('fleet', main);

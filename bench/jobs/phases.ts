@@ -1,5 +1,5 @@
 /**
- * The two measurements of bench/jobs.ts that need a fleet: dispatch latency
+ * The two measurements of the jobs suite that need a fleet: dispatch latency
  * with idle workers, and the throughput of tiny jobs submitted as fast as the
  * API takes them. Each call starts a fresh coordinator (dist/, in-memory
  * store) and its own simulated workers, so repetitions share no job table.
@@ -13,21 +13,23 @@ import { basename, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { JobInfo, JobList, SubmitJobsResponse } from '../src/protocol/index.js';
-import { slowModel, writeOnnxFixtures } from '../test/fixtures/make-onnx.js';
-import { coordinatorProfile, SqlWindow, type CoordinatorProfile } from './jobs-profile.js';
-import { Done, Started } from './sim-job-ipc.js';
-import type { CoordinatorProc, Grid, SimProc } from './jobs-grid.js';
-import { busyPct, cpuUs, jobProcesses, machineTicks, othersCores, percentile, round, rssKiB, serverCpuUs, treeCpuUs } from './jobs-proc.js';
+import { JobInfo, JobList, SubmitJobsResponse } from '../../src/protocol/index.js';
+import { slowModel, writeOnnxFixtures } from '../../test/fixtures/make-onnx.js';
+import { busyPct, cpuUs, jobProcesses, machineTicks, othersCores, rssKiB, serverCpuUs, treeCpuUs } from '../lib/procfs.js';
+import { Done, type RpcChild } from '../lib/rpc.js';
+import { percentiles, round, type Percentiles } from '../lib/stats.js';
+import { Frames, Started, type SimCommand } from './commands.js';
+import type { CoordinatorProc, Grid } from './grid.js';
+import { coordinatorProfile, SqlWindow, type CoordinatorProfile } from './profile.js';
 
 type Log = (line: string) => void;
 
 export interface Fleet {
   c: CoordinatorProc;
-  sims: SimProc[];
+  sims: RpcChild<SimCommand>[];
   /** The MLP model's sha256: the tiny jobs. */
   sha256: string;
-  /** Each worker's label (its data dir's name, see bench/sim-job-worker.ts). */
+  /** Each worker's label (its data dir's name, see sim-worker.ts). */
   labels: string[];
 }
 
@@ -54,7 +56,7 @@ export async function startFleet(grid: Grid, opts: { mlpFile: string; workers: n
   const sha256 = await c.api.addModel(opts.mlpFile, 'mlp.onnx');
   const token = await c.api.createToken(opts.workers);
   const root = await grid.tempDir('workers');
-  const sims = await Promise.all(Array.from({ length: opts.sims }, (_, i) => grid.sim(`sim ${i + 1}`)));
+  const sims = Array.from({ length: opts.sims }, (_, i) => grid.sim(`sim ${i + 1}`));
   const dirs = Array.from({ length: opts.workers }, (_, i) => join(root, `w${i}`));
   await Promise.all(sims.map((sim, s) => sim.call({ type: 'start', distDir: grid.distDir, coordinator: `127.0.0.1:${c.port}`, token, dirs: dirs.filter((_, i) => i % opts.sims === s), slots: opts.slots, concurrency: 8 }, Started)));
   return { c, sims, sha256, labels: dirs.map((d) => basename(d)) };
@@ -70,24 +72,6 @@ let inputSeq = 0;
 export function mlpJob(sha256: string): Record<string, unknown> {
   const i = inputSeq++;
   return { model: { sha256 }, input: { inputs: { x: { dtype: 'float32', dims: [1, 4], data: [i % 10, -1, 0.5, (i % 7) - 3] } } } };
-}
-
-export interface Percentiles {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function percentiles(xs: number[]): Percentiles {
-  return {
-    p50: percentile(xs, 50),
-    p90: percentile(xs, 90),
-    p99: percentile(xs, 99),
-    max: Math.max(...xs),
-    mean: round(xs.reduce((a, b) => a + b, 0) / xs.length, 2),
-  };
 }
 
 // ---------------------------------------------------------------- dispatch latency
@@ -150,7 +134,7 @@ export async function measureLatency(grid: Grid, opts: { mlpFile: string; worker
       clientEndToEndMs: percentiles(rows.map((r) => round(r.clientMs, 2))),
       coordinatorCpuUsPerJob: Math.round(perJob),
       machineBusyPct: round(busyPct(m0, m1)),
-      othersCores: othersCores(m0, m1, ours, (performance.now() - t0) / 1000),
+      othersCores: round(othersCores(m0, m1, ours, (performance.now() - t0) / 1000), 2),
       failed: rows.length - ok.length,
       coordinatorWarnings: f.c.warnings.count,
     };
@@ -227,7 +211,7 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
   const profiling = opts.profileSecs !== undefined && opts.profileFile !== undefined;
   const f = await startFleet(grid, {
     ...opts,
-    ...(profiling ? { execArgv: ['--import', 'tsx', '--import', join(import.meta.dirname, 'jobs-profile-hook.ts')], env: { GOGRID_BENCH_CPU_PROFILE: opts.profileFile! } } : {}),
+    ...(profiling ? { execArgv: ['--import', 'tsx', '--import', join(import.meta.dirname, 'profile-hook.ts')], env: { GOGRID_BENCH_CPU_PROFILE: opts.profileFile! } } : {}),
   });
   try {
     const { api } = f.c;
@@ -310,7 +294,7 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
     const rows = (await api.call('GET', `/v1/jobs?limit=10000`, JobList)).filter((j) => mine.has(j.id));
     const first = Math.min(...rows.map((j) => Date.parse(j.submittedAt)));
     const last = Math.max(...rows.map((j) => Date.parse(j.finishedAt ?? j.submittedAt)));
-    const frames = await Promise.all(f.sims.map((s) => s.frames()));
+    const frames = await Promise.all(f.sims.map((s) => s.call({ type: 'frames' }, Frames)));
     const perJob = (tables: Record<string, number>[]) => {
       const sum: Record<string, number> = {};
       for (const t of tables) for (const [k, v] of Object.entries(t)) sum[k] = (sum[k] ?? 0) + v;
@@ -334,7 +318,7 @@ export async function measureThroughput(grid: Grid, opts: ThroughputOptions, log
       clientCpuUsPerJob: Math.round((own.user + own.system) / opts.jobs),
       databaseCpuUsPerJob: grid.postgresUrl === undefined ? null : Math.round(databaseCpu / opts.jobs),
       machineBusyPct: round(busy),
-      othersCores: othersCores(m0, m1, coordinatorCpu + databaseCpu + simsCpu + own.user + own.system, wall),
+      othersCores: round(othersCores(m0, m1, coordinatorCpu + databaseCpu + simsCpu + own.user + own.system, wall), 2),
       framesPerJob: { received: perJob(frames.map((s) => s.received)), sent: perJob(frames.map((s) => s.sent)) },
       jobProcesses: { afterWarmUp: warmProcesses, afterRun: jobProcessesAfter },
       coordinatorWarnings: f.c.warnings.count,

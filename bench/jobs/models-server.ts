@@ -2,20 +2,21 @@
  * The servers of the model-download benchmark, each in its own process as on
  * a real network (the downloading side then has its core to itself):
  * a GoGrid coordinator, or the baseline, a minimal node:https server that
- * streams one file from disk. Driven over the fork() IPC channel.
+ * streams one file from disk. Driven over bench/lib/rpc.ts.
  *
- *   const child = fork('bench/models-server.ts', [], { execArgv: ['--import', 'tsx'] });
- *   child.send({ type: 'coordinator', dataDir });   // → { type: 'coordinator', port, apiUrl, adminKey, caPem }
- *   child.send({ type: 'plain', file, tls });       // → { type: 'plain', port }
+ *   const server = procs.fork<ServerCommand>(join(import.meta.dirname, 'models-server.ts'), 'coordinator');
+ *   await server.call({ type: 'coordinator', dataDir }, ServerReady);   // → { type: 'coordinator', port, apiUrl, adminKey, caPem }
+ *   await server.call({ type: 'plain', file, tls }, ServerReady);       // → { type: 'plain', port }
  */
 import { createReadStream, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { parseCoordinatorConfig } from '../src/coordinator/config.js';
-import { startCoordinator } from '../src/coordinator/coordinator.js';
-import { adminKeyPath } from '../src/coordinator/local-files.js';
+import { parseCoordinatorConfig } from '../../src/coordinator/config.js';
+import { startCoordinator } from '../../src/coordinator/coordinator.js';
+import { adminKeyPath } from '../../src/coordinator/local-files.js';
+import { serveRpc } from '../lib/rpc.js';
 
 export const ServerCommand = z.discriminatedUnion('type', [
   z.object({ type: z.literal('coordinator'), dataDir: z.string() }),
@@ -48,22 +49,15 @@ async function serve(cmd: ServerCommand): Promise<{ ready: ServerReady; stop: ()
   return { ready: { type: 'plain', port: addr.port }, stop: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-if (process.send) {
-  let stop: (() => Promise<void>) | undefined;
-  process.once('message', (msg: unknown) => {
-    serve(ServerCommand.parse(msg)).then(
-      (s) => {
-        stop = s.stop;
-        process.send!(s.ready);
-      },
-      (e: unknown) => {
-        console.error(e);
-        process.exit(1);
-      },
-    );
-  });
+let stop: (() => Promise<void>) | undefined;
+serveRpc(
+  ServerCommand,
+  async (cmd) => {
+    if (stop) throw new Error('already serving');
+    const s = await serve(cmd);
+    stop = s.stop;
+    return s.ready;
+  },
   // The benchmark ends (or dies): stop with it.
-  process.once('disconnect', () => {
-    void (stop?.() ?? Promise.resolve()).finally(() => process.exit(0));
-  });
-}
+  () => void (stop?.() ?? Promise.resolve()).finally(() => process.exit(0)),
+);

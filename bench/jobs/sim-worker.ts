@@ -2,11 +2,11 @@
  * A worker simulator for the jobs benchmark: many real workers in one Node
  * process, each `startWorker` from the built dist/ with its own data dir,
  * enrollment, QUIC connection, model cache and warm job process (real
- * onnxruntime). Driven by bench/jobs.ts over the fork() IPC channel
- * (bench/sim-job-ipc.ts).
+ * onnxruntime). Driven by the jobs suite over bench/lib/rpc.ts
+ * (commands.ts).
  *
- *   const child = fork('bench/sim-job-worker.ts', [], { execArgv: ['--import', 'tsx'] });
- *   child.send({ id: 1, cmd: { type: 'start', distDir, coordinator, token, dirs, slots: 1, concurrency: 8 } });
+ *   const sim = procs.fork<SimCommand>(join(import.meta.dirname, 'sim-worker.ts'), 'sim 1');
+ *   await sim.call({ type: 'start', distDir, coordinator, token, dirs, slots: 1, concurrency: 8 }, Started);
  *
  * Only the probes are fixed (one hardware report per process, a constant
  * load), so the simulator spends its CPU on jobs and the protocol, not on
@@ -18,12 +18,13 @@
 import { pathToFileURL } from 'node:url';
 import { basename, join } from 'node:path';
 import { pino } from 'pino';
-import type * as WorkerModule from '../src/worker/worker.js';
-import type * as FrameModule from '../src/protocol/frame.js';
-import type * as RunnerModule from '../src/worker/job-runner.js';
-import type * as HardwareModule from '../src/worker/hardware.js';
-import type { HardwareReport } from '../src/protocol/index.js';
-import { SimRequest, type SimCommand } from './sim-job-ipc.js';
+import type * as WorkerModule from '../../src/worker/worker.js';
+import type * as FrameModule from '../../src/protocol/frame.js';
+import type * as RunnerModule from '../../src/worker/job-runner.js';
+import type * as HardwareModule from '../../src/worker/hardware.js';
+import type { HardwareReport } from '../../src/protocol/index.js';
+import { serveRpc } from '../lib/rpc.js';
+import { SimCommand } from './commands.js';
 
 const silent = pino({ level: 'silent' });
 const LOAD = { cpu: 0.05, freeMemoryBytes: 8 * 2 ** 30 };
@@ -90,33 +91,27 @@ async function start(cmd: Extract<SimCommand, { type: 'start' }>): Promise<{ wor
   return { workerIds: ids };
 }
 
-async function handle(cmd: SimCommand): Promise<unknown> {
-  switch (cmd.type) {
-    case 'start':
-      return start(cmd);
-    case 'frames':
-      return { received: { ...received }, sent: { ...sent } };
-    case 'reset-frames':
-      for (const table of [received, sent]) for (const key of Object.keys(table)) delete table[key];
-      return {};
-    case 'stop':
-      await Promise.all(workers.map((w) => w.agent.stop()));
-      workers = [];
-      return {};
-  }
-}
+const stopAll = () => Promise.all(workers.map((w) => w.agent.stop()));
+/** The benchmark went away (finished, failed or killed) or stops this process: take the workers down with it. */
+const stopAndExit = () => void stopAll().finally(() => process.exit(0));
 
-process.on('message', (raw: unknown) => {
-  const { id, cmd } = SimRequest.parse(raw);
-  handle(cmd).then(
-    (value) => process.send!({ id, ok: true, value }),
-    (e: unknown) => process.send!({ id, ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
-  );
-});
-// The benchmark went away (finished, failed or killed): take the workers down with it.
-process.on('disconnect', () => {
-  void Promise.all(workers.map((w) => w.agent.stop())).finally(() => process.exit(0));
-});
-process.on('SIGTERM', () => {
-  void Promise.all(workers.map((w) => w.agent.stop())).finally(() => process.exit(0));
-});
+serveRpc(
+  SimCommand,
+  async (cmd) => {
+    switch (cmd.type) {
+      case 'start':
+        return start(cmd);
+      case 'frames':
+        return { received: { ...received }, sent: { ...sent } };
+      case 'reset-frames':
+        for (const table of [received, sent]) for (const key of Object.keys(table)) delete table[key];
+        return {};
+      case 'stop':
+        await stopAll();
+        workers = [];
+        return {};
+    }
+  },
+  stopAndExit,
+);
+process.on('SIGTERM', stopAndExit);

@@ -6,9 +6,10 @@
  *   const after = { sampledKiB: w.rssMedianKiB, settled: await settledMemory(coordinator, { reducerSecs: 10, unmapSecs: 2 }) };
  *   const row = { ...perWorker(n, connectSecs, w), ...memoryPerWorker(n, base, after) };
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Stats } from './ipc.js';
+import { busyPct, machineTicks, rssKiB, threadTicks } from '../lib/procfs.js';
+import type { Stats } from '../lib/rpc.js';
+import { median } from '../lib/stats.js';
 
 export interface Window {
   wallSecs: number;
@@ -85,7 +86,7 @@ export async function measureWindow(target: { pid: number; stats(): Promise<Stat
     clientCpuUs: c1.reduce((sum, s, i) => sum + s.cpuUs - c0[i]!.cpuUs, 0),
     messagesIn: t1!.messagesIn - t0!.messagesIn,
     rssMedianKiB: median(rss.length ? rss : [rssKiB(target.pid)]),
-    machineBusyPct: (100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total),
+    machineBusyPct: busyPct(machine0, machine1),
   };
 }
 
@@ -141,58 +142,4 @@ export function memoryPerWorker(n: number, base: MemoryReading, withN: MemoryRea
     heapKiBPerWorker: (withN.settled.heapUsedKiB - base.settled.heapUsedKiB) / n,
     externalKiBPerWorker: (withN.settled.externalKiB - base.settled.externalKiB) / n,
   };
-}
-
-/**
- * Least squares y = intercept + slope × x. Over the fleet sizes it splits a
- * server's cost into a fixed part and a marginal cost per worker, which no
- * single baseline reading gives as reliably. Null below two distinct x.
- */
-export function fitLine(points: { x: number; y: number }[]): { slope: number; intercept: number } | null {
-  const mx = points.reduce((a, p) => a + p.x, 0) / points.length;
-  const my = points.reduce((a, p) => a + p.y, 0) / points.length;
-  const sxx = points.reduce((a, p) => a + (p.x - mx) ** 2, 0);
-  if (points.length < 2 || sxx === 0) return null;
-  const slope = points.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0) / sxx;
-  return { slope, intercept: my - slope * mx };
-}
-
-export function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
-/** utime + stime in clock ticks, of the main thread (tid = pid) and of all threads. */
-function threadTicks(pid: number): { main: number; all: number } {
-  let main = 0;
-  let all = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread ended between the listing and the read
-    }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    all += ticks;
-    if (tid === String(pid)) main = ticks;
-  }
-  return { main, all };
-}
-
-/** The first line of /proc/stat: ticks of all cores, busy and in total (idle and iowait are not busy). */
-function machineTicks(): { busy: number; total: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - fields[3]! - fields[4]!, total };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-export function fmt(x: number, digits = 0): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }

@@ -8,10 +8,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { JobInfo } from '../src/protocol/index.js';
-import type { Grid } from './jobs-grid.js';
-import { busyPct, cpuUs, jobProcesses, machineTicks, percentile, round, rssKiB } from './jobs-proc.js';
-import { mlpJob } from './jobs-phases.js';
+import { JobInfo } from '../../src/protocol/index.js';
+import { busyPct, cpuUs, jobProcesses, machineTicks, rssKiB } from '../lib/procfs.js';
+import { median, round } from '../lib/stats.js';
+import type { Grid } from './grid.js';
+import { mlpJob } from './phases.js';
 
 type Log = (line: string) => void;
 
@@ -74,7 +75,7 @@ export async function measureIdleWorker(
       );
       return { heartbeatSecs: opts.heartbeatSecs, noJobProcess, withWarmJobProcess };
     } finally {
-      await grid.stop(worker);
+      await grid.procs.stop(worker);
     }
   } finally {
     await c.stop();
@@ -104,8 +105,8 @@ async function window(pid: number, secs: number): Promise<IdleWindow> {
   const kids = [...kids0].filter(([p]) => Number.isFinite(cpuUs(p)));
   const kidCpu = kids.reduce((sum, [p, before]) => sum + cpuUs(p) - before, 0);
   const mib = (kib: number) => round(kib / 1024);
-  const workerRss = percentile(rss, 50);
-  const jobRss = percentile(kidRss, 50);
+  const workerRss = median(rss);
+  const jobRss = median(kidRss);
   return {
     windowSecs: round(wall, 1),
     workerCpuPct: round((100 * worker) / (wall * 1e6), 3),

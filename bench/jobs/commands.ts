@@ -1,10 +1,8 @@
 /**
- * The commands bench/jobs.ts sends its worker simulators
- * (bench/sim-job-worker.ts) over the fork() IPC channel, and their replies.
- * Each side parses what it receives with these schemas.
+ * The commands the jobs suite sends its worker simulators (sim-worker.ts)
+ * over bench/lib/rpc.ts, and their replies.
  *
- *   child.send({ id: 1, cmd: { type: 'start', distDir, coordinator: '127.0.0.1:8443', token, dirs, slots: 1, concurrency: 8 } });
- *   // ← { id: 1, ok: true, value: { workerIds: [...] } }
+ *   await sim.call({ type: 'start', distDir, coordinator: '127.0.0.1:8443', token, dirs, slots: 1, concurrency: 8 }, Started);
  */
 import { z } from 'zod';
 
@@ -31,12 +29,6 @@ export const SimCommand = z.discriminatedUnion('type', [
 ]);
 export type SimCommand = z.infer<typeof SimCommand>;
 
-export const SimRequest = z.object({ id: z.number().int(), cmd: SimCommand });
-export const SimReply = z.union([
-  z.object({ id: z.number().int(), ok: z.literal(true), value: z.unknown() }),
-  z.object({ id: z.number().int(), ok: z.literal(false), error: z.string() }),
-]);
-
 export const Started = z.object({ workerIds: z.array(z.string()) });
 export const Frames = z.object({
   /** From the coordinator. */
@@ -45,4 +37,3 @@ export const Frames = z.object({
   sent: z.record(z.string(), z.number()),
 });
 export type Frames = z.infer<typeof Frames>;
-export const Done = z.object({});

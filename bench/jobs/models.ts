@@ -7,32 +7,32 @@
  *   const r = await benchModelDownload({ sizeMiB: 200 });
  *   console.log(r.cacheMiBs, r.plainMiBs, r.ratio);
  *
- *   node --import tsx bench/models.ts [--size 200] [--rounds 3]
+ *   node --import tsx bench/jobs/models.ts [--size 200] [--rounds 3]
  *
- * Both servers run in child processes (bench/models-server.ts), as they
+ * Both servers run in child processes (models-server.ts), as they
  * would on another machine; the downloads run here. Rounds interleave the
  * methods so background load hits them alike; each result is the median, and
  * the ratio is the median of the per-round ratios.
  * The baselines: `plain` writes to a file as a competent client would
  * (a 1 MiB-buffered WriteStream, no fsync); `plainDiscard` only receives.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { CreatedToken, ModelInfo } from '../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME, requestJson } from '../src/transport/https-client.js';
-import { createCa, issueServerCert } from '../src/transport/pki.js';
-import { enroll } from '../src/worker/enroll.js';
-import { ModelCache } from '../src/worker/model-cache.js';
-import { httpsModelDownloader } from '../src/worker/model-download.js';
+import { CreatedToken, ModelInfo } from '../../src/protocol/index.js';
+import { COORDINATOR_SERVER_NAME, requestJson } from '../../src/transport/https-client.js';
+import { createCa, issueServerCert } from '../../src/transport/pki.js';
+import { enroll } from '../../src/worker/enroll.js';
+import { ModelCache } from '../../src/worker/model-cache.js';
+import { httpsModelDownloader } from '../../src/worker/model-download.js';
+import { Procs } from '../lib/procs.js';
+import { median, round } from '../lib/stats.js';
 import { ServerReady, type ServerCommand } from './models-server.js';
 
 export interface ModelDownloadBenchOptions {
@@ -63,14 +63,14 @@ export interface ModelDownloadBench {
 export async function benchModelDownload(opts: ModelDownloadBenchOptions = {}): Promise<ModelDownloadBench> {
   const sizeMiB = opts.sizeMiB ?? 200;
   const rounds = opts.rounds ?? 3;
-  const root = await mkdtemp(join(tmpdir(), 'gogrid-bench-models-'));
-  const children: ChildProcess[] = [];
+  const procs = new Procs();
   try {
+    const root = await procs.tempDir('models');
     const file = join(root, 'model.bin');
     const sha256 = await writeRandomFile(file, sizeMiB);
     const size = sizeMiB * 1024 * 1024;
 
-    const coordinator = await startServer(children, { type: 'coordinator', dataDir: join(root, 'coordinator') });
+    const coordinator = await startServer(procs, { type: 'coordinator', dataDir: join(root, 'coordinator') });
     if (coordinator.type !== 'coordinator') throw new Error('unexpected reply');
     const upload = await timed(() => uploadModel(coordinator, file, size, sha256));
     const token = await createToken(coordinator);
@@ -78,7 +78,7 @@ export async function benchModelDownload(opts: ModelDownloadBenchOptions = {}): 
 
     const ca = await createCa({ commonName: 'bench CA' });
     const plainTls = await issueServerCert(ca, { dnsNames: [COORDINATOR_SERVER_NAME] });
-    const plain = await startServer(children, { type: 'plain', file, tls: plainTls });
+    const plain = await startServer(procs, { type: 'plain', file, tls: plainTls });
 
     const download = httpsModelDownloader({ baseUrl: coordinator.apiUrl, tls: () => identity });
     const ref = { sha256, size, name: 'bench.bin' };
@@ -126,9 +126,7 @@ export async function benchModelDownload(opts: ModelDownloadBenchOptions = {}): 
       samples,
     };
   } finally {
-    for (const child of children) if (child.connected) child.disconnect();
-    await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
-    await rm(root, { recursive: true, force: true });
+    await procs.close();
   }
 }
 
@@ -144,14 +142,8 @@ async function writeRandomFile(file: string, sizeMiB: number): Promise<string> {
   return hash.digest('hex');
 }
 
-function startServer(children: ChildProcess[], cmd: ServerCommand): Promise<ServerReady> {
-  const child = fork(join(import.meta.dirname, 'models-server.ts'), [], { execArgv: ['--import', 'tsx'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    child.once('message', (m: unknown) => resolve(ServerReady.parse(m)));
-    child.once('exit', (code) => reject(new Error(`${cmd.type} server exited (${code}) before it was ready`)));
-    child.send(cmd);
-  });
+function startServer(procs: Procs, cmd: ServerCommand): Promise<ServerReady> {
+  return procs.fork<ServerCommand>(join(import.meta.dirname, 'models-server.ts'), `${cmd.type} server`).call(cmd, ServerReady);
 }
 
 function request(opts: https.RequestOptions, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
@@ -191,16 +183,6 @@ async function timed<T>(f: () => Promise<T>): Promise<{ value: T; secs: number }
   const t = performance.now();
   const value = await f();
   return { value, secs: (performance.now() - t) / 1000 };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function round(x: number, digits = 1): number {
-  return Math.round(x * 10 ** digits) / 10 ** digits;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

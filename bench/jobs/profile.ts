@@ -1,5 +1,5 @@
 /**
- * Reads what bench/jobs-profile-hook.ts wrote for a window of the
+ * Reads what bench/jobs/profile-hook.ts wrote for a window of the
  * coordinator under load, per job finished in that window: where the CPU
  * went by area (the store, QUIC, the HTTP API, …) and which SQL statements
  * ran, how often and for how long.

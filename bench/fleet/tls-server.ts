@@ -3,16 +3,17 @@
  * could do per worker. Mutual TLS with the coordinator's CA, the same frame
  * codec, a welcome for each hello, and a last-seen time per heartbeat; no
  * schema checks, no store, no logging. Runs in its own process, driven over
- * IPC (bench/ipc.ts), with --expose-gc for its memory readings.
+ * IPC (bench/lib/rpc.ts), with --expose-gc for its memory readings.
  *
- *   const server = new RpcChild(fork('bench/tls-server.ts', [], { execArgv: ['--expose-gc', '--import', 'tsx'] }), 'tls server');
+ *   const server = procs.fork<TlsServerCommand>(join(import.meta.dirname, 'tls-server.ts'), 'tls server', { execArgv: ['--expose-gc'] });
  *   const { port } = await server.call({ type: 'listen', tls, heartbeatIntervalSecs: 30 }, Listening);
  *   const { at } = await server.call({ type: 'hellos', count: 1000 }, HellosAt);
  */
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { encodeFrame, FrameDecoder } from '../src/protocol/frame.js';
-import { PROTOCOL_VERSION } from '../src/protocol/index.js';
-import { countMessageIn, fullGcStats, ownStats, serveRpc, TlsServerCommand } from './ipc.js';
+import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/index.js';
+import { countMessageIn, fullGcStats, ownStats, serveRpc } from '../lib/rpc.js';
+import { TlsServerCommand } from './commands.js';
 
 let server: Server | undefined;
 let hellos = 0;

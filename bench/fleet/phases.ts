@@ -4,13 +4,13 @@
  *   const result = await runFleet(fleetConfig({ quick: false }), console.error, 'bench/results/fleet-…');
  *
  * For each fleet size N a fresh `gogrid coordinator` child (memory:// store)
- * enrolls N workers held by a few simulator processes (bench/sim-worker.ts:
+ * enrolls N workers held by a few simulator processes (sim-worker.ts:
  * shipped WorkerAgents, one shared UDP socket per process), then sits through
  * an idle window of whole heartbeat intervals. Its own CPU (process.cpuUsage,
  * all threads) and settled RSS (measure.ts, minus the same reading with 0
  * workers) are divided by N, and a line fitted over the sizes splits each
  * into a fixed and a per-worker part. The baseline, in the same run: the same
- * N identities over node:tls with the same frames to bench/tls-server.ts.
+ * N identities over node:tls with the same frames to tls-server.ts.
  *
  * At one size (1000 by default) the same coordinator then runs
  * Error.stackTraceLimit = 0, a CPU profile of the idle window, and a 10 s
@@ -18,17 +18,18 @@
  * Detection of a killed worker is timed on small coordinators of their own
  * while the rest runs.
  */
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadOrCreateCa, serverDnsNames } from '../src/coordinator/ca.js';
-import { issueServerCert } from '../src/transport/pki.js';
-import { Done, Enrolled, HellosAt, Listening, Online, type RpcChild, type SimCommand, type Stats, type TlsServerCommand } from './ipc.js';
-import { fitLine, fmt, measureWindow, memoryPerWorker, perWorker, settledMemory, type Measure, type SettleWait, type WindowOnly } from './measure.js';
+import { loadOrCreateCa, serverDnsNames } from '../../src/coordinator/ca.js';
+import { issueServerCert } from '../../src/transport/pki.js';
+import { Procs } from '../lib/procs.js';
+import { Done, type RpcChild, type Stats } from '../lib/rpc.js';
+import { fitLine, fmt } from '../lib/stats.js';
+import { Enrolled, HellosAt, Listening, Online, type SimCommand, type TlsServerCommand } from './commands.js';
+import { createToken, fleetCoordinator, type FleetCoordinator } from './coordinator.js';
 import { armKill, type KillOptions, type KillResult } from './kill.js';
-import { Procs, type CoordinatorProc } from './procs.js';
+import { measureWindow, memoryPerWorker, perWorker, settledMemory, type Measure, type SettleWait, type WindowOnly } from './measure.js';
 import { summarizeHeapProfile, summarizeProfile, type HeapSummary, type ProfileSummary } from './profile.js';
 
 export interface FleetConfig {
@@ -134,6 +135,8 @@ export interface FleetResult {
   fit: { quic: CostFit | null; tls: CostFit | null };
 }
 
+const SIM_WORKER = join(import.meta.dirname, 'sim-worker.ts');
+
 interface Ctx {
   cfg: FleetConfig;
   procs: Procs;
@@ -147,15 +150,10 @@ interface Ctx {
 /** `artifactBase`: path prefix for the profiles (`.cpuprofile`, `.heapprofile`). */
 export async function runFleet(cfg: FleetConfig, log: (line: string) => void, artifactBase: string): Promise<FleetResult> {
   const procs = new Procs();
-  const root = await mkdtemp(join(tmpdir(), 'gogrid-bench-'));
-  // On a signal (process.exit) the finally below never runs.
-  const onExit = () => {
-    procs.killAllNow();
-    rmSync(root, { recursive: true, force: true });
-  };
-  process.once('exit', onExit);
+  const undo = procs.closeOnSignal();
   try {
-    const sims = Array.from({ length: cfg.sims }, (_, i) => procs.fork<SimCommand>('sim-worker.ts', `sim ${i + 1}`));
+    const root = await procs.tempDir('fleet');
+    const sims = Array.from({ length: cfg.sims }, (_, i) => procs.fork<SimCommand>(SIM_WORKER, `sim ${i + 1}`));
     const ctx: Ctx = { cfg, procs, root, coordDir: join(root, 'coordinator'), sims, log, artifactBase };
     const result: FleetResult = { rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tls: null } };
     // A killed worker takes heartbeat_timeout_secs (90 s) to be noticed. Each
@@ -194,9 +192,8 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
     result.fit = { quic: costFit(result.rows.map((r) => r.quic)), tls: costFit(result.rows.map((r) => r.tls)) };
     return result;
   } finally {
-    await procs.killAll();
-    process.off('exit', onExit);
-    await rm(root, { recursive: true, force: true });
+    undo();
+    await procs.close();
   }
 }
 
@@ -225,14 +222,14 @@ async function quicPhase(
   const { cfg, procs, sims, log } = ctx;
   const label = `quic N=${n}`;
   log(`${label}: starting the coordinator`);
-  const c = await procs.coordinator({
+  const c = await fleetCoordinator(procs, {
     dataDir: ctx.coordDir,
     label: `N=${n}`,
     heartbeatIntervalSecs: cfg.heartbeatIntervalSecs,
     heartbeatTimeoutSecs: cfg.heartbeatTimeoutSecs,
   });
   try {
-    const token = await procs.token(ctx.coordDir, n);
+    const token = await createToken(ctx.coordDir, n);
     const enrollSecs = await enrollFleet(ctx, c.port, token, n);
     log(`${label}: enrolled in ${enrollSecs.toFixed(1)} s`);
 
@@ -265,12 +262,12 @@ async function quicPhase(
  * storm's garbage, would otherwise land in the window (measured: a third more
  * CPU, most of it on V8's GC threads).
  */
-async function steady(c: CoordinatorProc, cfg: FleetConfig): Promise<void> {
+async function steady(c: FleetCoordinator, cfg: FleetConfig): Promise<void> {
   await settledMemory(c, { ...cfg.memorySettle, reducerSecs: Math.max(cfg.memorySettle.reducerSecs, cfg.heartbeatIntervalSecs) });
 }
 
 /** Runs after the row's window, on the same coordinator with the same fleet connected. */
-async function variantsAndProfiles(ctx: Ctx, c: CoordinatorProc, fleet: Fleet, n: number, connectSecs: number): Promise<{ variants: Variants; profiles: Profiles }> {
+async function variantsAndProfiles(ctx: Ctx, c: FleetCoordinator, fleet: Fleet, n: number, connectSecs: number): Promise<{ variants: Variants; profiles: Profiles }> {
   const { cfg, sims, log } = ctx;
   const label = `quic N=${n}`;
 
@@ -307,7 +304,7 @@ async function variantsAndProfiles(ctx: Ctx, c: CoordinatorProc, fleet: Fleet, n
 }
 
 /** The simulators' workers as one fleet on coordinator `c`; connect resolves with seconds to the n-th "worker online". */
-function fleetOf(ctx: Ctx, c: CoordinatorProc, n: number): Fleet {
+function fleetOf(ctx: Ctx, c: FleetCoordinator, n: number): Fleet {
   let online = 0;
   let offline = 0;
   return {
@@ -362,12 +359,12 @@ interface TlsServer {
 async function startTlsServer(ctx: Ctx, n: number): Promise<TlsServer> {
   const ca = await loadOrCreateCa(ctx.coordDir);
   const cert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 2 });
-  const rpc = ctx.procs.fork<TlsServerCommand>('tls-server.ts', `tls N=${n}`, ['--expose-gc']);
+  const rpc = ctx.procs.fork<TlsServerCommand>(join(import.meta.dirname, 'tls-server.ts'), `tls N=${n}`, { execArgv: ['--expose-gc'] });
   const { port } = await rpc.call(
     { type: 'listen', tls: { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.material.certPem }, heartbeatIntervalSecs: ctx.cfg.heartbeatIntervalSecs },
     Listening,
   );
-  const target = { pid: rpc.child.pid!, stats: () => rpc.stats(), gc: () => rpc.gc() };
+  const target = { pid: rpc.pid, stats: () => rpc.stats(), gc: () => rpc.gc() };
   const settled = await settledMemory(target, ctx.cfg.memorySettle);
   return { rpc, port, target, base: { sampledKiB: settled.rssKiB, settled } };
 }
@@ -391,6 +388,6 @@ async function tlsPhase(ctx: Ctx, n: number, ready: Promise<TlsServer>): Promise
     log(`${label}: ${fmt(measure.cpuUsPerWorkerSec, 1)} µs/worker/s, ${fmt(measure.rssKiBPerWorker, 1)} KiB/worker`);
     return measure;
   } finally {
-    await procs.stop(rpc.child, 'SIGTERM', 5000);
+    await procs.stop(rpc.child);
   }
 }

@@ -15,24 +15,26 @@
  * Packets are the kernel's count on loopback (/proc/net/snmp: UDP datagrams,
  * TCP segments), both directions. It is a benchmark, not a test.
  */
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { encodeFrame, FrameDecoder } from '../src/protocol/frame.js';
-import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../src/transport/pki.js';
-import { connectQuic, startQuicServer } from '../src/transport/quic.js';
-import { ownStats, RpcChild, serveRpc, Stats } from './ipc.js';
+import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../../src/transport/pki.js';
+import { connectQuic, startQuicServer } from '../../src/transport/quic.js';
+import { loadAvg, machine, type Machine } from '../lib/machine.js';
+import { packetsIn } from '../lib/procfs.js';
+import { Procs } from '../lib/procs.js';
+import { ownStats, serveRpc, StatsCommand, type RpcChild } from '../lib/rpc.js';
+import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
+import { median, round } from '../lib/stats.js';
 
 const SERVER_NAME = 'gogrid-coordinator';
 const Kind = z.enum(['quic', 'tls']);
 type Kind = z.infer<typeof Kind>;
 const Tls = z.object({ certPem: z.string(), keyPem: z.string(), caPem: z.string() });
-const ServeCommand = z.discriminatedUnion('type', [z.object({ type: z.literal('stats') }), z.object({ type: z.literal('listen'), kind: Kind, tls: Tls })]);
+const ServeCommand = z.discriminatedUnion('type', [StatsCommand, z.object({ type: z.literal('listen'), kind: Kind, tls: Tls })]);
+type ServeCommand = z.infer<typeof ServeCommand>;
 const Listening = z.object({ port: z.number().int() });
 
 /** What the server answers each request with: about a `job.assign` of the jobs benchmark's MLP. */
@@ -111,14 +113,7 @@ async function client(kind: Kind, port: number, ca: string, id: { certPem: strin
   };
 }
 
-/** Packets on loopback so far: each one is counted once sent and once received, so this counts each once. */
-function packets(kind: Kind): number {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n');
-  const proto = kind === 'quic' ? 'Udp:' : 'Tcp:';
-  const [names, values] = lines.filter((l) => l.startsWith(proto)).map((l) => l.split(/\s+/));
-  const field = kind === 'quic' ? 'InDatagrams' : 'InSegs';
-  return Number(values![names!.indexOf(field)]);
-}
+const packets = (kind: Kind) => packetsIn(kind === 'quic' ? 'udp' : 'tcp');
 
 export interface TransportRound {
   kind: Kind;
@@ -130,9 +125,9 @@ export interface TransportRound {
   packets: number;
 }
 
-type ServerProc = RpcChild<z.infer<typeof ServeCommand>>;
+type ServerProc = RpcChild<ServeCommand>;
 
-async function round(kind: Kind, server: ServerProc, port: number, ca: string, id: { certPem: string; keyPem: string }, exchanges: number): Promise<TransportRound> {
+async function measureRound(kind: Kind, server: ServerProc, port: number, ca: string, id: { certPem: string; keyPem: string }, exchanges: number): Promise<TransportRound> {
   const c = await client(kind, port, ca, id);
   try {
     for (let i = 0; i < 200; i++) await c.exchange(i); // warm-up: JIT, first-use allocations
@@ -152,34 +147,35 @@ async function round(kind: Kind, server: ServerProc, port: number, ca: string, i
       wallUs: Math.round((wall * 1000) / exchanges),
       serverCpuUs: Math.round((s1 - s0) / exchanges),
       clientCpuUs: Math.round((c1.user + c1.system) / exchanges),
-      packets: Math.round((100 * (p1 - p0)) / exchanges) / 100,
+      packets: round((p1 - p0) / exchanges, 2),
     };
   } finally {
     await c.close();
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 export interface TransportBench {
   suite: 'transport';
   startedAt: string;
+  machine: Machine;
   config: { rounds: number; exchanges: number };
   rounds: TransportRound[];
   /** Medians over the rounds, and QUIC ÷ TLS of each. */
   summary: Record<Kind, Omit<TransportRound, 'kind' | 'exchanges'>> & { ratio: { serverCpu: number; clientCpu: number; wall: number } };
 }
 
-export async function runTransportBench(opts: { quick: boolean }, log: (line: string) => void): Promise<TransportBench> {
+export async function runTransportBench(opts: { quick: boolean }, startedAt: Date, log: (line: string) => void): Promise<TransportBench> {
+  const info = machine();
   const config = opts.quick ? { rounds: 2, exchanges: 500 } : { rounds: 7, exchanges: 3000 };
   const ca = await createCa({ commonName: 'Transport bench CA' });
   const serverId = await issueServerCert(ca, { dnsNames: [SERVER_NAME], ipAddresses: ['127.0.0.1'] });
   const worker = await createKeyAndCsr('worker');
   const workerId = { keyPem: worker.keyPem, certPem: await signCsr(ca, worker.csrPem, { workerId: 'bench-worker', validityDays: 1 }) };
+  const procs = new Procs();
   const servers = new Map<Kind, { rpc: ServerProc; port: number }>();
   try {
     for (const kind of Kind.options) {
-      const rpc: ServerProc = new RpcChild(fork(import.meta.filename, ['serve'], { execArgv: ['--import', 'tsx'] }), `${kind} server`);
+      const rpc = procs.fork<ServeCommand>(import.meta.filename, `${kind} server`, { args: ['serve'] });
       const { port } = await rpc.call({ type: 'listen', kind, tls: { ...serverId, caPem: ca.certPem } }, Listening);
       servers.set(kind, { rpc, port });
     }
@@ -187,7 +183,7 @@ export async function runTransportBench(opts: { quick: boolean }, log: (line: st
     for (let i = 1; i <= config.rounds; i++) {
       for (const kind of Kind.options) {
         const { rpc, port } = servers.get(kind)!;
-        const r = await round(kind, rpc, port, ca.certPem, workerId, config.exchanges);
+        const r = await measureRound(kind, rpc, port, ca.certPem, workerId, config.exchanges);
         rounds.push(r);
         log(`round ${i}/${config.rounds} ${kind}: ${r.wallUs} µs per exchange, server ${r.serverCpuUs} µs CPU, client ${r.clientCpuUs} µs CPU, ${r.packets} packets`);
       }
@@ -203,39 +199,38 @@ export async function runTransportBench(opts: { quick: boolean }, log: (line: st
     };
     const quic = med('quic');
     const tls = med('tls');
-    const ratio = (a: number, b: number) => Math.round((10 * a) / Math.max(1, b)) / 10;
+    const ratio = (a: number, b: number) => round(a / Math.max(1, b), 1);
     return {
       suite: 'transport',
-      startedAt: new Date().toISOString(),
+      startedAt: startedAt.toISOString(),
+      machine: { ...info, loadAvgAtEnd: loadAvg() },
       config,
       rounds,
       summary: { quic, tls, ratio: { serverCpu: ratio(quic.serverCpuUs, tls.serverCpuUs), clientCpu: ratio(quic.clientCpuUs, tls.clientCpuUs), wall: ratio(quic.wallUs, tls.wallUs) } },
     };
   } finally {
-    for (const s of servers.values()) s.rpc.child.kill();
+    await procs.close();
   }
 }
 
 if (process.argv[2] === 'serve') {
-  serveRpc(ServeCommand, async (cmd) => (cmd.type === 'stats' ? Stats.parse(ownStats()) : listen(cmd.kind, cmd.tls)));
-} else if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  const t0 = Date.now();
-  const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
-  const startedAt = new Date();
-  const r = await runTransportBench({ quick: values.quick ?? false }, log);
-  const dir = join(import.meta.dirname, 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `transport-${startedAt.toISOString().replace(/[:.]/g, '-')}${values.quick ? '-quick' : ''}.json`);
-  await writeFile(file, JSON.stringify(r, null, 2));
-  const { quic, tls, ratio } = r.summary;
-  process.stdout.write(
-    [
-      `per exchange (request + reply), median of ${r.config.rounds} rounds × ${r.config.exchanges}:`,
-      `  QUIC: server ${quic.serverCpuUs} µs CPU, client ${quic.clientCpuUs} µs CPU, ${quic.wallUs} µs wall, ${quic.packets} packets`,
-      `  TLS:  server ${tls.serverCpuUs} µs CPU, client ${tls.clientCpuUs} µs CPU, ${tls.wallUs} µs wall, ${tls.packets} packets`,
-      `  QUIC ÷ TLS: server CPU ${ratio.serverCpu}×, client CPU ${ratio.clientCpu}×, wall ${ratio.wall}×`,
-      `written to ${file}`,
-    ].join('\n') + '\n',
-  );
+  serveRpc(ServeCommand, async (cmd) => (cmd.type === 'stats' ? ownStats() : listen(cmd.kind, cmd.tls)));
+} else {
+  runMain('transport', async () => {
+    const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+    const startedAt = new Date();
+    const r = await runTransportBench({ quick: values.quick ?? false }, startedAt, progressLog());
+    const file = `${resultBase('transport', startedAt, values.quick)}.json`;
+    await writeResult(file, r);
+    const { quic, tls, ratio } = r.summary;
+    process.stdout.write(
+      [
+        `per exchange (request + reply), median of ${r.config.rounds} rounds × ${r.config.exchanges}:`,
+        `  QUIC: server ${quic.serverCpuUs} µs CPU, client ${quic.clientCpuUs} µs CPU, ${quic.wallUs} µs wall, ${quic.packets} packets`,
+        `  TLS:  server ${tls.serverCpuUs} µs CPU, client ${tls.clientCpuUs} µs CPU, ${tls.wallUs} µs wall, ${tls.packets} packets`,
+        `  QUIC ÷ TLS: server CPU ${ratio.serverCpu}×, client CPU ${ratio.clientCpu}×, wall ${ratio.wall}×`,
+        `written to ${file}`,
+      ].join('\n') + '\n',
+    );
+  });
 }

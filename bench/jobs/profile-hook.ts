@@ -8,7 +8,7 @@
  *     runs a statement synchronously, in WebAssembly, in execProtocolRawSync);
  * then prints "gogrid-bench: profile written" on stdout.
  *
- *   node --import tsx --import ./bench/jobs-profile-hook.ts dist/cli/main.js coordinator …
+ *   node --import tsx --import ./bench/jobs/profile-hook.ts dist/cli/main.js coordinator …
  *   kill -USR2 $PID; sleep 5; kill -USR2 $PID
  *
  * `--cpu-prof` would cover the whole life of the process (PGlite's start,

@@ -5,7 +5,7 @@
  * exactly the idle window and a sampling heap profile over a fleet's
  * connection, and sets Error.stackTraceLimit once the coordinator is up.
  *
- *   node --expose-gc --import tsx --import ./bench/coordinator-hook.ts src/cli/main.ts coordinator …
+ *   node --expose-gc --import tsx --import ./bench/fleet/coordinator-hook.ts src/cli/main.ts coordinator …
  *
  * `--cpu-prof` would profile the whole life of the process (start-up,
  * enrollment, the connection storm); the inspector session here sees only the
@@ -15,7 +15,8 @@
 import dgram from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
-import { countMessageIn, fullGcStats, HookCommand, ownStats, serveRpc } from './ipc.js';
+import { countMessageIn, fullGcStats, ownStats, serveRpc } from '../lib/rpc.js';
+import { HookCommand } from './commands.js';
 
 // Counts the UDP datagrams the coordinator receives, so a window shows how
 // many heartbeats (and pings) actually arrived: on a busy machine late

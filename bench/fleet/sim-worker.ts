@@ -1,8 +1,8 @@
 /**
  * A fleet simulator process for `npm run bench`: many workers in one Node
- * process, driven by the benchmark over the fork() IPC channel (bench/ipc.ts).
+ * process, driven by the fleet suite over bench/lib/rpc.ts.
  *
- *   const sim = new RpcChild(fork('bench/sim-worker.ts', [], { execArgv: ['--import', 'tsx'] }), 'sim 1');
+ *   const sim = procs.fork<SimCommand>(join(import.meta.dirname, 'sim-worker.ts'), 'sim 1');
  *   await sim.call({ type: 'enroll', coordinator: { host, port }, token, dirs, concurrency: 8 }, Enrolled);
  *   await sim.call({ type: 'quic', keepAliveMs: null, concurrency: 16 }, Online);
  *   await sim.call({ type: 'stop', concurrency: 32 }, Done);
@@ -16,15 +16,16 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { QUICSocket } from '@matrixai/quic';
-import { encodeFrame, FrameDecoder } from '../src/protocol/frame.js';
-import { PROTOCOL_VERSION, type HardwareReport, type WorkerMessageInput } from '../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../src/transport/https-client.js';
-import { quicLogger } from '../src/transport/quic-config.js';
-import { WorkerAgent, type AgentProbes } from '../src/worker/agent.js';
-import { enroll } from '../src/worker/enroll.js';
-import { collectHardware } from '../src/worker/hardware.js';
-import type { WorkerIdentity } from '../src/worker/identity.js';
-import { ownStats, serveRpc, SimCommand } from './ipc.js';
+import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { PROTOCOL_VERSION, type HardwareReport, type WorkerMessageInput } from '../../src/protocol/index.js';
+import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { quicLogger } from '../../src/transport/quic-config.js';
+import { WorkerAgent, type AgentProbes } from '../../src/worker/agent.js';
+import { enroll } from '../../src/worker/enroll.js';
+import { collectHardware } from '../../src/worker/hardware.js';
+import type { WorkerIdentity } from '../../src/worker/identity.js';
+import { ownStats, serveRpc } from '../lib/rpc.js';
+import { SimCommand } from './commands.js';
 
 const silent = pino({ level: 'silent' });
 const APP_VERSION = '0.0.0-bench';

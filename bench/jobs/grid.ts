@@ -1,38 +1,39 @@
 /**
- * The processes of the jobs benchmark (bench/jobs.ts): the `gogrid
- * coordinator` from a built dist/ in a child process, its admin API over
- * keep-alive HTTPS, the worker simulators (bench/sim-job-worker.ts) and
- * `gogrid worker` processes. Everything started goes into one `Grid`, which
- * kills it and deletes its temp dirs when the run ends or fails
- * (bench/jobs-proc.ts reads their CPU and memory).
+ * The processes of the jobs suite: the `gogrid coordinator` from a built
+ * dist/ in a child process, its admin API over keep-alive HTTPS, the worker
+ * simulators (sim-worker.ts) and `gogrid worker` processes. Everything
+ * started goes into one `Grid` (its Procs), which kills it and deletes its
+ * temp dirs when the run ends or fails (bench/lib/procfs.ts reads their CPU
+ * and memory).
  *
  *   const grid = new Grid((await ensureBuilt()).distDir);
  *   try {
  *     const c = await grid.coordinator({ heartbeatSecs: 30 });
- *     const sim = await grid.sim('sim 1');
+ *     const sim = grid.sim('sim 1');
  *     await sim.call({ type: 'start', distDir: grid.distDir, coordinator: `127.0.0.1:${c.port}`, token, dirs, slots: 1, concurrency: 8 }, Started);
  *     const job = await c.api.call('POST', '/v1/jobs', JobInfo, body);
  *   } finally {
  *     await grid.close();
  *   }
  */
-import { lines, stopChild } from './procs.js';
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { z } from 'zod';
-import { ApiErrorBody, CreatedToken, ModelInfo } from '../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../src/transport/https-client.js';
-import { adminKeyPath, caCertPath, readApiInfo } from '../src/coordinator/local-files.js';
-import { Frames, SimReply, type SimCommand } from './sim-job-ipc.js';
+import { ApiErrorBody, CreatedToken, ModelInfo } from '../../src/protocol/index.js';
+import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { adminKeyPath, caCertPath, readApiInfo } from '../../src/coordinator/local-files.js';
+import { startCoordinator, type CoordinatorChild } from '../lib/coordinator.js';
+import { ROOT } from '../lib/machine.js';
+import { Procs } from '../lib/procs.js';
+import type { RpcChild } from '../lib/rpc.js';
+import type { SimCommand } from './commands.js';
 
-export const ROOT = join(import.meta.dirname, '..');
 const execFileP = promisify(execFile);
 
 // ---------------------------------------------------------------- the build under test
@@ -152,15 +153,8 @@ export class ApiClient {
 
 // ---------------------------------------------------------------- processes
 
-export interface CoordinatorProc {
-  pid: number;
-  port: number;
+export interface CoordinatorProc extends CoordinatorChild {
   api: ApiClient;
-  /** Lines at warn level or above (a healthy run has none), the last few kept. */
-  warnings: { count: number; last: string[] };
-  /** Resolves when the coordinator prints `line` on stdout (the profile hook's messages). */
-  printed(line: string): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export interface CoordinatorOptions {
@@ -170,17 +164,9 @@ export interface CoordinatorOptions {
   env?: Record<string, string>;
 }
 
-export interface SimProc {
-  pid: number;
-  call<T extends z.ZodType>(cmd: SimCommand, schema: T): Promise<z.infer<T>>;
-  frames(): Promise<Frames>;
-}
-
 export class Grid {
-  private readonly children = new Set<ChildProcess>();
-  private readonly dirs: string[] = [];
+  readonly procs = new Procs();
   private readonly clients: ApiClient[] = [];
-  private closing = false;
 
   /** Schemas made for coordinators on PostgreSQL, dropped by close(). */
   private readonly schemas: string[] = [];
@@ -195,125 +181,51 @@ export class Grid {
     readonly postgresUrl?: string,
   ) {}
 
-  async tempDir(prefix: string): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), `gogrid-bench-jobs-${prefix}-`));
-    this.dirs.push(dir);
-    return dir;
+  tempDir(prefix: string): Promise<string> {
+    return this.procs.tempDir(`jobs-${prefix}`);
   }
 
   /** `gogrid coordinator` from dist/, in-memory store (or a fresh PostgreSQL schema), on a free port, JSON logs at warn. */
   async coordinator(opts: CoordinatorOptions = {}): Promise<CoordinatorProc> {
     const dataDir = await this.tempDir('coordinator');
-    const database = this.postgresUrl === undefined ? 'memory://' : await this.freshSchema(this.postgresUrl);
-    const args = ['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', '--database', database, '--log-format', 'json', '--log-level', 'warn'];
-    if (opts.heartbeatSecs !== undefined) args.push('--heartbeat-interval', String(opts.heartbeatSecs), '--heartbeat-timeout', String(Math.max(3 * opts.heartbeatSecs, 3)));
-    const child = spawn(process.execPath, [...this.coordinatorFlags, ...(opts.execArgv ?? []), join(this.distDir, 'cli/main.js'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.track(child);
-    const warnings = { count: 0, last: [] as string[] };
-    let stderrTail = '';
-    lines(child.stderr!, (line) => {
-      stderrTail = (stderrTail + line + '\n').slice(-4000);
-      const level = /"level":(\d+)/.exec(line);
-      if (!level || Number(level[1]) >= 40) {
-        warnings.count++;
-        warnings.last = [...warnings.last.slice(-4), line.slice(0, 400)];
-      }
-    });
-    let stdout = '';
-    const waiters: { line: string; resolve: () => void }[] = [];
-    lines(child.stdout!, (line) => {
-      stdout += line + '\n';
-      for (const w of [...waiters]) {
-        if (line.includes(w.line)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-      }
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      const check = setInterval(() => {
-        const m = /listening on \S+:(\d+)/.exec(stdout);
-        if (m) {
-          clearInterval(check);
-          resolve(Number(m[1]));
-        }
-      }, 20);
-      child.once('exit', (code) => {
-        clearInterval(check);
-        reject(new Error(`coordinator exited (${code}) before listening:\n${stderrTail}`));
-      });
-    });
-    // A coordinator that dies mid-run shows up to the clients as a reset connection; say why.
-    let stopping = false;
-    child.once('exit', (code, signal) => {
-      if (!stopping && !this.closing) process.stderr.write(`coordinator exited (${code ?? signal}) during the run; its last lines:\n${stderrTail}`);
+    const c = await startCoordinator(this.procs, {
+      label: `on ${dataDir}`,
+      node: [...this.coordinatorFlags, ...(opts.execArgv ?? []), join(this.distDir, 'cli/main.js')],
+      dataDir,
+      database: this.postgresUrl === undefined ? 'memory://' : await this.freshSchema(this.postgresUrl),
+      heartbeat: opts.heartbeatSecs === undefined ? undefined : { intervalSecs: opts.heartbeatSecs, timeoutSecs: Math.max(3 * opts.heartbeatSecs, 3) },
+      logLevel: 'warn',
+      env: opts.env,
     });
     const api = await ApiClient.ofDataDir(dataDir);
     this.clients.push(api);
     return {
-      pid: child.pid!,
-      port,
+      ...c,
       api,
-      warnings,
-      printed: (line) => new Promise((resolve) => waiters.push({ line, resolve })),
-      stop: async () => {
-        stopping = true;
+      stop: () => {
         api.close();
-        await stopChild(child, 'SIGTERM', 15_000);
+        return c.stop();
       },
     };
   }
 
-  /** A worker simulator process (bench/sim-job-worker.ts), answering commands over IPC. */
-  async sim(label: string): Promise<SimProc> {
-    const child = fork(join(import.meta.dirname, 'sim-job-worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.track(child);
-    let next = 0;
-    const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-    child.on('message', (raw: unknown) => {
-      const reply = SimReply.parse(raw);
-      const p = pending.get(reply.id);
-      pending.delete(reply.id);
-      if (reply.ok) p?.resolve(reply.value);
-      else p?.reject(new Error(`${label}: ${reply.error}`));
-    });
-    child.once('exit', (code) => {
-      for (const p of pending.values()) p.reject(new Error(`${label} exited (${code})`));
-      pending.clear();
-    });
-    const call = <T extends z.ZodType>(cmd: SimCommand, schema: T): Promise<z.infer<T>> =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        pending.set(id, { resolve: (v) => resolve(schema.parse(v)), reject });
-        child.send({ id, cmd });
-      });
-    return { pid: child.pid!, call, frames: () => call({ type: 'frames' }, Frames) };
+  /** A worker simulator process (sim-worker.ts), answering commands over bench/lib/rpc.ts. */
+  sim(label: string): RpcChild<SimCommand> {
+    return this.procs.fork<SimCommand>(join(import.meta.dirname, 'sim-worker.ts'), label);
   }
 
   /** `gogrid worker` from dist/, as an operator runs it. */
   worker(args: string[]): ChildProcess {
-    const child = spawn(process.execPath, [join(this.distDir, 'cli/main.js'), 'worker', ...args, '--log-format', 'json', '--log-level', 'warn'], {
+    return this.procs.spawn(process.execPath, [join(this.distDir, 'cli/main.js'), 'worker', ...args, '--log-format', 'json', '--log-level', 'warn'], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    this.track(child);
-    return child;
   }
 
-  async stop(child: ChildProcess): Promise<void> {
-    await stopChild(child, 'SIGTERM', 10_000);
-  }
-
-  /** Everything this grid started: simulators first (their workers say goodbye), then the rest; then the temp dirs. */
+  /** Everything this grid started (simulators' workers say goodbye on SIGTERM), its temp dirs, its PostgreSQL schemas. */
   async close(): Promise<void> {
-    this.closing = true;
     for (const c of this.clients) c.close();
-    await Promise.all([...this.children].map((c) => stopChild(c, 'SIGTERM', 10_000)));
-    await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+    await this.procs.close();
     if (this.postgresUrl !== undefined && this.schemas.length > 0) {
       await withPg(this.postgresUrl, async (pg) => {
         for (const schema of this.schemas.splice(0)) await pg.query(`DROP SCHEMA ${schema} CASCADE`);
@@ -329,18 +241,6 @@ export class Grid {
     const scoped = new URL(url);
     scoped.searchParams.set('options', `-c search_path=${schema}`);
     return scoped.toString();
-  }
-
-  /** For a signal or exit handler, where nothing can be awaited. */
-  closeNow(): void {
-    this.closing = true;
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  }
-
-  private track(child: ChildProcess): void {
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
   }
 }
 

@@ -3,8 +3,8 @@
  * and how much CPU a low-priority job leaves to the machine's owner. Writes
  * bench/results/polite-<ISO date>.json; summary in BENCHMARKS.md.
  *
- *   node --import tsx bench/polite.ts            # full run, about 2–3 minutes
- *   node --import tsx bench/polite.ts --quick    # smoke run, ~30 s: fewer tries, not comparable
+ *   npm run bench:polite                # full run, about 2–3 minutes
+ *   npm run bench:polite -- --quick     # smoke run, ~30 s: fewer tries, not comparable
  *
  * (a) suspend latency: from `JobRunner.suspend()` to the job process seen
  *     stopped (state T in /proc/PID/stat, polled in a tight loop), over many
@@ -26,15 +26,16 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, release } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { JobSpec } from '../src/protocol/index.js';
-import { JobProcessPool, type JobProcessPoolOptions } from '../src/worker/executors/index.js';
-import { JobRunner } from '../src/worker/job-runner.js';
+import type { JobSpec } from '../../src/protocol/index.js';
+import { JobProcessPool, type JobProcessPoolOptions } from '../../src/worker/executors/index.js';
+import { JobRunner } from '../../src/worker/job-runner.js';
+import { loadAvg, machine, type Machine } from '../lib/machine.js';
+import { cpuUs, procStat } from '../lib/procfs.js';
+import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
+import { median, percentile, round } from '../lib/stats.js';
 
 interface Config {
   quick: boolean;
@@ -74,11 +75,9 @@ interface ShareSample {
   jobCpu: number | null;
 }
 
-const ROOT = join(import.meta.dirname, '..');
 const TASKSET = existsSync('/usr/bin/taskset');
 const JOB_CORE = '0';
 const BENCH_CORE = '1';
-const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 /** Counts loop iterations for `ms` after a 200 ms warm-up (JIT, CPU frequency) and prints millions per second. */
 const FOREGROUND = `
@@ -94,10 +93,11 @@ function pin(pid: number, core: string): void {
   if (TASKSET) execFileSync('taskset', ['-a', '-p', '-c', core, String(pid)], { stdio: 'ignore' });
 }
 
-function stat(pid: number): { state: string; ticks: number } {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: f[0]!, ticks: Number(f[11]) + Number(f[12]) };
+/** The job process's /proc/PID/stat; it must be alive while the suite measures it. */
+function stat(pid: number): { state: string; cpuUs: number } {
+  const s = procStat(pid);
+  if (!s) throw new Error(`job process ${pid} is gone`);
+  return s;
 }
 
 /** The owner's program: a busy loop in a session (autogroup) of its own, on the job's core. */
@@ -166,31 +166,13 @@ async function startNiceOnly(): Promise<{ pid: number; stop(): Promise<void> }> 
   };
 }
 
-/** CPU time run so far by all the process's threads, in µs. */
-function cpuUs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // A thread that ended meanwhile.
-    }
-  }
-  return ns / 1000;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
-
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const r3 = (x: number) => round(x, 3);
 
 export interface PoliteResult {
   suite: 'polite';
   startedAt: string;
   durationSecs: number;
-  machine: Record<string, string | number | boolean>;
+  machine: Machine;
   config: Config;
   suspendLatency: { alone: Latency; withOwnerOnCore: Latency };
   cpuShare: Share;
@@ -219,8 +201,8 @@ async function measureLatency(tries: number, withOwner: boolean): Promise<Latenc
   const cpu: number[] = [];
   try {
     // Running the job, not starting node: its CPU time grows.
-    const t = stat(pid).ticks;
-    while (stat(pid).ticks < t + 20) await new Promise((r) => setTimeout(r, 20));
+    const t = stat(pid).cpuUs;
+    while (stat(pid).cpuUs < t + 200_000) await new Promise((r) => setTimeout(r, 20));
     for (let i = 0; i < tries; i++) {
       const cpu0 = cpuUs(pid);
       const t0 = performance.now();
@@ -238,15 +220,13 @@ async function measureLatency(tries: number, withOwner: boolean): Promise<Latenc
     await runner.handBack('benchmark over');
     await pool.close();
   }
-  const sorted = [...stops].sort((a, b) => a - b);
-  const cpuSorted = [...cpu].sort((a, b) => a - b);
   return {
     tries,
-    p50Ms: r3(percentile(sorted, 0.5)),
-    p99Ms: r3(percentile(sorted, 0.99)),
-    maxMs: r3(sorted.at(-1)!),
+    p50Ms: r3(percentile(stops, 50)),
+    p99Ms: r3(percentile(stops, 99)),
+    maxMs: r3(Math.max(...stops)),
     callP50Ms: r3(median(calls)),
-    cpuAfterSuspendUs: { p50: Math.round(percentile(cpuSorted, 0.5)), p99: Math.round(percentile(cpuSorted, 0.99)), max: Math.round(cpuSorted.at(-1)!) },
+    cpuAfterSuspendUs: { p50: Math.round(percentile(cpu, 50)), p99: Math.round(percentile(cpu, 99)), max: Math.round(Math.max(...cpu)) },
   };
 }
 
@@ -265,10 +245,10 @@ async function measureShare(cfg: Config, log: (line: string) => void): Promise<S
   for (let round = 1; round <= cfg.shareRounds; round++) {
     for (const mode of MODES) {
       const job = mode === 'alone' ? null : mode === 'niceOnly' ? await startNiceOnly() : await startSpin({ priority: mode });
-      const before = job ? stat(job.pid).ticks : 0;
+      const before = job ? stat(job.pid).cpuUs : 0;
       const t0 = performance.now();
       const mips = await foregroundMips(cfg.shareWindowMs);
-      const jobCpu = job ? ((stat(job.pid).ticks - before) * TICK_MS) / (performance.now() - t0) : null;
+      const jobCpu = job ? (stat(job.pid).cpuUs - before) / 1000 / (performance.now() - t0) : null;
       await job?.stop();
       samples.push({ mode, round, foregroundMips: r3(mips), jobCpu: jobCpu === null ? null : r3(jobCpu) });
       log(`  round ${round} ${mode.padEnd(8)} foreground ${mips.toFixed(0)} M it/s${jobCpu === null ? '' : `, job ${(jobCpu * 100).toFixed(0)} % of a core`}`);
@@ -285,25 +265,16 @@ async function measureShare(cfg: Config, log: (line: string) => void): Promise<S
   return { samples, ratios, roundRatios, jobCpu };
 }
 
-function machine(): Record<string, string | number | boolean> {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const autogroup = existsSync('/proc/sys/kernel/sched_autogroup_enabled') && readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
-  return {
-    nproc: availableParallelism(),
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    kernel: release(),
-    node: process.version,
-    autogroup,
-    taskset: TASKSET,
-    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(),
-    loadAvgAtStart: loadavg().map((x) => x.toFixed(2)).join(' '),
-  };
+/** Whether the kernel puts each session in a scheduling group of its own: what decides the `niceOnly` figure. */
+function autogroup(): boolean {
+  const file = '/proc/sys/kernel/sched_autogroup_enabled';
+  return existsSync(file) && readFileSync(file, 'utf8').trim() === '1';
 }
 
 export async function runPoliteBench(quick: boolean, log: (line: string) => void): Promise<PoliteResult> {
   // The job processes take the test-only executors (test-spin) from this environment.
   process.env['GOGRID_TEST_EXECUTORS'] = '1';
-  const info = machine();
+  const info = machine({ autogroup: autogroup(), taskset: TASKSET });
   pin(process.pid, BENCH_CORE);
   const cfg: Config = { quick, latencyTries: quick ? 10 : 50, shareRounds: quick ? 2 : 7, shareWindowMs: quick ? 1000 : 2500 };
   const startedAt = new Date();
@@ -324,25 +295,18 @@ export async function runPoliteBench(quick: boolean, log: (line: string) => void
     suite: 'polite',
     startedAt: startedAt.toISOString(),
     durationSecs: Math.round((Date.now() - startedAt.getTime()) / 1000),
-    machine: { ...info, loadAvgAtEnd: loadavg().map((x) => x.toFixed(2)).join(' ') },
+    machine: { ...info, loadAvgAtEnd: loadAvg() },
     config: cfg,
     suspendLatency: { alone, withOwnerOnCore: contended },
     cpuShare: share,
   };
-  const dir = join(import.meta.dirname, 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `polite-${startedAt.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
-  await writeFile(file, JSON.stringify(result, null, 2) + '\n');
+  const file = `${resultBase('polite', startedAt, quick)}.json`;
+  await writeResult(file, result);
   log(`wrote ${file}`);
   return result;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+runMain('polite', async () => {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  const t0 = Date.now();
-  const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
-  runPoliteBench(values.quick ?? false, log).catch((e: unknown) => {
-    process.stderr.write(`polite benchmark failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  });
-}
+  await runPoliteBench(values.quick ?? false, progressLog());
+});

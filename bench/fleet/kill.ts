@@ -9,8 +9,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Enrolled, Online, type SimCommand } from './ipc.js';
-import type { Procs } from './procs.js';
+import type { Procs } from '../lib/procs.js';
+import { Enrolled, Online, type SimCommand } from './commands.js';
+import { createToken, fleetCoordinator } from './coordinator.js';
 
 export interface KillOptions {
   procs: Procs;
@@ -42,10 +43,10 @@ export interface KillResult {
 export async function armKill(opts: KillOptions): Promise<{ noticed: Promise<KillResult> }> {
   const { procs, label, intervalSecs, timeoutSecs, log } = opts;
   const dataDir = join(opts.root, `kill-${label}`);
-  const c = await procs.coordinator({ dataDir, label: `kill ${label}`, heartbeatIntervalSecs: intervalSecs, heartbeatTimeoutSecs: timeoutSecs });
+  const c = await fleetCoordinator(procs, { dataDir, label: `kill ${label}`, heartbeatIntervalSecs: intervalSecs, heartbeatTimeoutSecs: timeoutSecs });
   try {
-    const probe = procs.fork<SimCommand>('sim-worker.ts', `probe ${label}`);
-    const token = await procs.token(dataDir, opts.workers);
+    const probe = procs.fork<SimCommand>(join(import.meta.dirname, 'sim-worker.ts'), `probe ${label}`);
+    const token = await createToken(dataDir, opts.workers);
     const dirs = Array.from({ length: opts.workers }, (_, i) => join(dataDir, 'workers', String(i)));
     await probe.call({ type: 'enroll', coordinator: { host: '127.0.0.1', port: c.port }, token, dirs, concurrency: opts.workers }, Enrolled);
     const { welcomeAt } = await probe.call({ type: 'quic', keepAliveMs: null, concurrency: opts.workers }, Online);

@@ -1,20 +1,18 @@
 /**
- * The jobs benchmark (issue 3): dispatch latency with idle workers, tiny-job
+ * The jobs suite (issue 3): dispatch latency with idle workers, tiny-job
  * throughput through one coordinator, model download against plain HTTPS,
  * and what an idle worker costs. Writes bench/results/jobs-<ISO date>.json.
  *
- *   node --import tsx bench/jobs.ts            # full run, about 6 minutes
- *   node --import tsx bench/jobs.ts --quick    # smoke run, about 70 s: smaller, one repetition, not comparable
- *   node --import tsx bench/jobs.ts --only throughput --dist /tmp/other/dist   # A/B: another build's dist/
- *   node --import tsx bench/jobs.ts --only latency,throughput --coordinator-flags=--stack-trace-limit=0
- *   node --import tsx bench/jobs.ts --quick --only throughput --submit-batch 1 --submitters 8   # single-job submits
- *   node --import tsx bench/jobs.ts --only throughput --database "$GOGRID_TEST_PG_URL"   # coordinators on PostgreSQL (scripts/postgres.sh start)
- *
- *   const result = await runJobsBench({ quick: false }, console.error);
+ *   npm run bench:jobs                         # full run, about 6 minutes
+ *   npm run bench:jobs -- --quick              # smoke run, about 70 s: smaller, one repetition, not comparable
+ *   npm run bench:jobs -- --only throughput --dist /tmp/other/dist   # A/B: another build's dist/
+ *   npm run bench:jobs -- --only latency,throughput --coordinator-flags=--stack-trace-limit=0
+ *   npm run bench:jobs -- --quick --only throughput --submit-batch 1 --submitters 8   # single-job submits
+ *   npm run bench:jobs -- --only throughput --database "$GOGRID_TEST_PG_URL"   # coordinators on PostgreSQL (scripts/postgres.sh start)
  *
  * The coordinator and the `gogrid worker` run from dist/ (rebuilt first if
  * src/ is newer), so no tsx transpiling happens in a measured process; the
- * simulators (bench/sim-job-worker.ts) load the workers from the same dist/.
+ * simulators (sim-worker.ts) load the workers from the same dist/.
  * The profiled run's CPU profile is kept beside the result file
  * (`jobs-<ISO date>.cpuprofile`, for Chrome DevTools or speedscope).
  * Everything runs on this machine: the coordinator, up to 50 workers with
@@ -23,18 +21,17 @@
  * coordinator alone would do. It is a benchmark, not a test: nothing fails
  * on slow numbers. See BENCHMARKS.md.
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, loadavg, release, totalmem } from 'node:os';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { redactDatabaseUrl } from '../src/coordinator/store/url.js';
+import { redactDatabaseUrl } from '../../src/coordinator/store/url.js';
+import { loadAvg, machine, type Machine } from '../lib/machine.js';
+import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
+import { range, round, type Range } from '../lib/stats.js';
+import { ensureBuilt, Grid, shortPath, type Build } from './grid.js';
+import { measureIdleWorker, type IdleResult } from './idle.js';
 import { benchModelDownload, type ModelDownloadBench } from './models.js';
-import { ensureBuilt, Grid, ROOT, shortPath, type Build } from './jobs-grid.js';
-import { round } from './jobs-proc.js';
-import { measureLatency, measureThroughput, writeBenchModels, type LatencyResult, type ThroughputResult } from './jobs-phases.js';
-import { measureIdleWorker, type IdleResult } from './jobs-idle.js';
+import { measureLatency, measureThroughput, writeBenchModels, type LatencyResult, type ThroughputResult } from './phases.js';
 
 export const PHASES = ['latency', 'throughput', 'download', 'idle'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -70,7 +67,7 @@ export interface JobsBenchResult {
   suite: 'jobs';
   startedAt: string;
   durationSecs: number;
-  machine: Record<string, string | number>;
+  machine: Machine;
   build: { distDir: string; how: Build['how']; coordinatorFlags: readonly string[] };
   /** Where the coordinators kept their state. */
   store: string;
@@ -104,12 +101,6 @@ export interface Summary {
   goals: { dispatchP50: boolean | null; throughput: boolean | null; coordinatorCore: boolean | null; download: boolean | null };
 }
 
-export interface Range {
-  median: number;
-  min: number;
-  max: number;
-}
-
 export function jobsBenchConfig(quick: boolean): JobsBenchConfig {
   return quick
     ? {
@@ -138,18 +129,12 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
   const startedAt = new Date();
   const defaults = jobsBenchConfig(opts.quick);
   const cfg: JobsBenchConfig = { ...defaults, throughput: { ...defaults.throughput, ...opts.submit } };
-  const dir = join(import.meta.dirname, 'results');
-  const base = join(dir, `jobs-${startedAt.toISOString().replace(/[:.]/g, '-')}${cfg.quick ? '-quick' : ''}`);
+  const base = resultBase('jobs', startedAt, cfg.quick);
   const only = new Set(opts.only ?? PHASES);
   const build = await ensureBuilt(opts.dist);
   log(`jobs benchmark${cfg.quick ? ' (QUICK: small and single runs, not comparable with a full run)' : ''}; measured processes run from ${shortPath(build.distDir)} (${build.how})`);
   const grid = new Grid(build.distDir, opts.coordinatorFlags, opts.postgresUrl);
-  const onSignal = () => {
-    grid.closeNow();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const undo = grid.procs.closeOnSignal();
   const result: Omit<JobsBenchResult, 'summary' | 'durationSecs'> = {
     suite: 'jobs',
     startedAt: startedAt.toISOString(),
@@ -191,7 +176,6 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
         log(`throughput under the profiler (${cfg.profileSecs} s of the coordinator's CPU profile)`);
         const profileFile = join(await grid.tempDir('profile'), 'coordinator.cpuprofile');
         result.throughputProfiled = await measureThroughput(grid, { ...t, profileSecs: cfg.profileSecs, profileFile }, log);
-        await mkdir(dir, { recursive: true });
         await copyFile(profileFile, `${base}.cpuprofile`);
         const p = result.throughputProfiled.profile!;
         log(`  coordinator main thread: ${p.busyUsPerJob} µs per job (${p.jobsInWindow} jobs in ${p.windowSecs} s); by area:`);
@@ -214,19 +198,17 @@ export async function runJobsBench(opts: JobsBenchOptions, log: (line: string) =
       result.idle = await measureIdleWorker(grid, { mlpFile: mlp, ...cfg.idle }, log);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    undo();
     await grid.close();
   }
   const record: JobsBenchResult = {
     ...result,
     durationSecs: round((Date.now() - startedAt.getTime()) / 1000),
-    machine: { ...result.machine, loadAvgAtEnd: loadavg().map((x) => x.toFixed(2)).join(' ') },
+    machine: { ...result.machine, loadAvgAtEnd: loadAvg() },
     summary: summarize(result),
   };
-  await mkdir(dir, { recursive: true });
   const file = `${base}.json`;
-  await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
+  await writeResult(file, record);
   log(`wrote ${shortPath(file)}`);
   return record;
 }
@@ -251,34 +233,6 @@ function summarize(r: Omit<JobsBenchResult, 'summary' | 'durationSecs'>): Summar
       download: r.download ? r.download.ratio >= 0.8 : null,
     },
   };
-}
-
-function range(xs: number[]): Range | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s[s.length - 1]! };
-}
-
-function machine(): Record<string, string | number> {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  return {
-    nproc: availableParallelism(),
-    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    memoryGiB: round(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    commit: git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain', '--', 'src']) ? ' + uncommitted changes in src/' : ''),
-    loadAvgAtStart: loadavg().map((x) => x.toFixed(2)).join(' '),
-  };
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 function summaryTable(r: JobsBenchResult): string {
@@ -310,7 +264,7 @@ function summaryTable(r: JobsBenchResult): string {
   return lines.join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+runMain('jobs', async () => {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -326,8 +280,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const only = values.only?.split(',').map((p) => p.trim());
   const bad = only?.filter((p) => !(PHASES as readonly string[]).includes(p));
   if (bad?.length) throw new Error(`--only takes ${PHASES.join(', ')} (got ${bad.join(', ')})`);
-  const t0 = Date.now();
-  const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
   const coordinatorFlags = values['coordinator-flags']?.split(/\s+/).filter(Boolean);
   const int = (v: string | undefined, flag: string) => {
     if (v === undefined) return undefined;
@@ -336,11 +288,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const submit = { submitBatch: int(values['submit-batch'], 'submit-batch'), submitters: int(values.submitters, 'submitters') };
   const submitGiven = Object.fromEntries(Object.entries(submit).filter(([, v]) => v !== undefined));
-  runJobsBench({ quick: values.quick ?? false, dist: values.dist, only: only as Phase[] | undefined, coordinatorFlags, submit: submitGiven, postgresUrl: values.database }, log).then(
-    (r) => process.stdout.write(`${summaryTable(r)}\n`),
-    (e: unknown) => {
-      process.stderr.write(`jobs benchmark failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+  const options = { quick: values.quick ?? false, dist: values.dist, only: only as Phase[] | undefined, coordinatorFlags, submit: submitGiven, postgresUrl: values.database };
+  const r = await runJobsBench(options, progressLog());
+  process.stdout.write(`${summaryTable(r)}\n`);
+});
