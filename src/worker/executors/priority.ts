@@ -7,7 +7,7 @@
  *   applyPriority(proc.pid, plan);                         // at once, before the process gets far
  *   reniceOwnThreads();                                    // first thing inside the job process
  *
- * Linux gotchas, measured on this kernel (bench/polite.ts):
+ * Linux gotchas, measured on this kernel (bench/polite/main.ts):
  * - nice is per thread: setpriority(pid) changes only the main thread, and
  *   threads node started before that call keep nice 0. The worker's call
  *   usually lands first (spawn returns right after exec), but a busy machine
