@@ -9,20 +9,23 @@
  *   await agent.stop(); // or: await agent.done, which rejects on a fatal error
  *
  *   stopped ─start→ connecting ─welcome→ online ─lost→ waiting ─delay→ connecting …
- *   any ─fatal error (revoked, replaced, unsupported version)→ failed
+ *   any ─fatal error (revoked, replaced, unsupported version), or a bug→ failed
  *   any ─stop()→ stopping → stopped
+ *
+ * Only an error the registry (protocol/errors.ts) calls retryable leads to a
+ * reconnect. The transport reports every network failure as a GridError, so
+ * anything else is a bug here: retrying it would loop forever, so it fails.
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
-  ERROR_CODES,
   GridError,
   isGridError,
   parseCoordinatorMessage,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
   type AdminOverride,
-  type ErrorCode,
   type HardwareReport,
   type Heartbeat,
   type WorkerMessageInput,
@@ -33,6 +36,7 @@ import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import type { JobRunner } from './job-runner.js';
+import { peerError } from './peer-error.js';
 
 export type AgentState = 'stopped' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'failed';
 
@@ -137,7 +141,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     return this.identity;
   }
 
-  /** Settles when the agent stops: resolves after stop(), rejects with the GridError that made it fail. */
+  /** Settles when the agent stops: resolves after stop(), rejects with the GridError (or the bug) that made it fail. */
   get done(): Promise<void> {
     if (!this.loop) throw new Error('WorkerAgent.done read before start()');
     return this.loop;
@@ -201,17 +205,23 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         logger.warn('connection to the coordinator was lost');
       } catch (e) {
         if (this.abort.signal.aborted) break;
-        const err = toGridError(e);
-        if (!err.retryable) {
-          logger.error({ code: err.code }, err.message);
-          this.transition('failed', err.message, err);
-          throw err;
+        if (!isGridError(e)) {
+          const bug = new GridError('GG_ERR_INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+          logger.error({ err: e }, bug.message);
+          this.transition('failed', bug.message, bug);
+          throw e;
         }
-        logger.warn({ code: err.code }, err.message);
+        if (!e.retryable) {
+          logger.error({ code: e.code }, e.message);
+          this.transition('failed', e.message, e);
+          throw e;
+        }
+        logger.warn({ code: e.code }, e.message);
       }
-      const delay = backoffDelayMs(attempt++, backoff);
-      this.transition('waiting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
-      if (!(await abortableDelay(delay, this.abort.signal))) break;
+      const waitMs = backoffDelayMs(attempt++, backoff);
+      this.transition('waiting', `reconnecting in ${Math.ceil(waitMs / 1000)} s`);
+      const waited = await delay(waitMs, true, { signal: this.abort.signal }).catch(() => false);
+      if (!waited) break;
       this.transition('connecting', `connecting to ${this.address()}`);
     }
     this.transition('stopped', null);
@@ -274,7 +284,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   private async handle(msg: CoordinatorMessage, reply: (m: WorkerMessageInput) => Promise<void>): Promise<void> {
     switch (msg.type) {
       case 'error':
-        throw new GridError(knownCode(msg.code), `coordinator: ${msg.message}`);
+        throw peerError(msg.code, `coordinator: ${msg.message}`);
       case 'cert.renew':
         await saveCertificate(this.opts.dataDir, msg.certPem);
         this.identity = { ...this.identity, certPem: msg.certPem };
@@ -343,30 +353,4 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
 
 function send(channel: FrameChannel, msg: WorkerMessageInput): Promise<void> {
   return channel.send(msg);
-}
-
-function knownCode(code: string): ErrorCode {
-  return code in ERROR_CODES ? (code as ErrorCode) : 'GG_ERR_INTERNAL';
-}
-
-function toGridError(e: unknown): GridError {
-  if (isGridError(e)) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `connection failed: ${message}`, { cause: e });
-}
-
-/** Resolves true after `ms`, or false at once when aborted. */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
