@@ -131,7 +131,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
         throw e;
       });
       if (!h) return;
-      const w = h.host.running!;
+      const w = h.host.worker!;
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
       // The address with its token lets whoever has it pause or re-point this worker: on the
       // owner's terminal only, never in a log (control.json, 0600, also holds it).
@@ -183,7 +183,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
       logger: opts.logger.child({ side: 'worker' }),
       preset: 'dedicated',
     });
-    const w = h.host.running!;
+    const w = h.host.worker!;
     await w.agent.waitFor('online');
     const sample = await runSampleJob(c);
     const dataFlag = JSON.stringify(coordinatorDir);

@@ -37,6 +37,7 @@ import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import type { JobRunner } from './job-runner.js';
 import { peerError } from './peer-error.js';
+import { WORKER_DEFAULTS } from './worker-config.js';
 
 export type AgentState = 'stopped' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'failed';
 
@@ -52,27 +53,22 @@ export interface AgentProbes {
   load(): Promise<{ cpu: number | null; freeMemoryBytes: number | null }>;
 }
 
+/** Timing defaults: WORKER_DEFAULTS (worker-config.ts). */
 export interface AgentOptions {
   dataDir: string;
   identity: WorkerIdentity;
   appVersion: string;
   logger: Logger;
   probes: AgentProbes;
-  /** @default 10_000 */
   connectTimeoutMs?: number;
-  /**
-   * Upper bound on how long a silent coordinator goes unnoticed (the peers
-   * agree on the smaller of both sides' values).
-   * @default 90_000, the seed's heartbeat_timeout_secs
-   */
+  /** Upper bound on how long a silent coordinator goes unnoticed (the peers agree on the smaller of both sides' values). */
   maxIdleTimeoutMs?: number;
   /**
    * QUIC pings on top of heartbeats, for NATs that drop UDP mappings faster
    * than the heartbeat interval. Each ping costs coordinator CPU (BENCHMARKS.md).
-   * @default null: the heartbeats alone keep the connection alive
    */
   keepAliveIntervalMs?: number | null;
-  /** @default { baseMs: 1000, capMs: 60_000 } */
+  /** Reconnect delays. @default backoff.ts's */
   backoff?: { baseMs: number; capMs: number };
   /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
   socket?: QuicConnectOptions['socket'];
@@ -192,7 +188,6 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
 
   private async run(): Promise<void> {
     const { logger } = this.opts;
-    const backoff = this.opts.backoff ?? { baseMs: 1000, capMs: 60_000 };
     const hardware = await this.opts.probes.hardware();
     let attempt = 0;
     this.transition('connecting', `connecting to ${this.address()}`);
@@ -218,7 +213,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         }
         logger.warn({ code: e.code }, e.message);
       }
-      const waitMs = backoffDelayMs(attempt++, backoff);
+      const waitMs = backoffDelayMs(attempt++, this.opts.backoff);
       this.transition('waiting', `reconnecting in ${Math.ceil(waitMs / 1000)} s`);
       const waited = await delay(waitMs, true, { signal: this.abort.signal }).catch(() => false);
       if (!waited) break;
@@ -235,9 +230,9 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       port: identity.coordinator.port,
       serverName: COORDINATOR_SERVER_NAME,
       tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
-      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? 90_000,
-      keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? null,
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? WORKER_DEFAULTS.connectTimeoutMs,
+      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? WORKER_DEFAULTS.maxIdleTimeoutMs,
+      keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? WORKER_DEFAULTS.keepAliveIntervalMs,
       logger: this.opts.logger,
       socket: this.opts.socket,
     });
