@@ -23,6 +23,8 @@
  *   at enrollment); else the host's default (desktop in the app, --preset
  *   headless, default dedicated). The administrator's override applies on top
  *   (policy/settings.ts).
+ * - Reconnect and enrollment retries: backoff.ts's defaults, unless a caller
+ *   passes `agent.backoff` (tests, benchmarks).
  * - Environment: GOGRID_DATA_DIR picks the data dir when --data is not given
  *   (paths.ts); GOGRID_PROVISIONING_FILE replaces the provisioning file's
  *   search path (provisioning.ts).
