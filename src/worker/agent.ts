@@ -313,7 +313,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       this.opts.probes
         .load()
         .then((load) => send(channel, this.heartbeat(load)))
-        .catch((e: unknown) => this.opts.logger.debug({ err: e }, 'heartbeat not sent'));
+        // A closed connection is noticed by the frame loop; anything else is a bug, which must show in the log.
+        .catch((e: unknown) => (isGridError(e) ? this.opts.logger.debug({ err: e }, 'heartbeat not sent') : this.opts.logger.error({ err: e }, 'heartbeat not sent')));
     };
     this.beatNow = beat;
     return setInterval(beat, intervalSecs * 1000);
