@@ -103,7 +103,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
   private policy: Policy;
   private readonly loop: PolicyLoop;
   private readonly counts = new DayCounts();
-  private quitting: Promise<void> | null = null;
+  private shutdown: Promise<void> | null = null;
   private lastView = '';
 
   constructor(
@@ -232,8 +232,8 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
    * connection closes cleanly. Called again, it is the same quit.
    */
   quit({ graceMs }: { graceMs: number }): Promise<void> {
-    this.quitting ??= this.shutDown(graceMs);
-    return this.quitting;
+    this.shutdown ??= this.shutDown(graceMs);
+    return this.shutdown;
   }
 
   private async shutDown(graceMs: number): Promise<void> {
