@@ -42,7 +42,7 @@ export async function startHeadless(opts: {
   signal?: AbortSignal;
 }): Promise<Headless> {
   let host: WorkerHost | undefined;
-  const signals = headlessSignals({ ownPids: () => [process.pid, ...(host?.running?.jobPids() ?? [])] });
+  const signals = headlessSignals({ ownPids: () => [process.pid, ...(host?.worker?.jobPids() ?? [])] });
   try {
     host = await openWorkerHost({
       dataDir: opts.dataDir,

@@ -19,6 +19,7 @@ import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
 import { createLogger, type LogFormat } from './output.js';
 import { startHeadless } from './headless.js';
 import { controlFilePath } from '../worker/control/index.js';
+import { WORKER_DEFAULTS } from '../worker/worker-config.js';
 
 interface LogFlags {
   logLevel: string;
@@ -98,10 +99,10 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--token <token>', 'enrollment token from `gogrid token create`')
       .option('--name <name>', 'display name (default: the host name)')
       .option('--data <dir>', 'data dir: identity, settings (default: the per-OS worker data dir)')
-      .option('--slots <n>', 'jobs run at once', toPositiveInt, 1)
+      .option('--slots <n>', 'jobs run at once', toPositiveInt, WORKER_DEFAULTS.slots)
       .option('--threads <n>', 'runtime threads per job (default: all logical processors)', toPositiveInt)
       .option('--label <label>', 'a label jobs can require, e.g. --label lab --label fast (repeatable)', (v: string, all: string[]) => [...all, v], [])
-      .option('--model-cache-gib <n>', 'size cap of the model cache', Number, 10)
+      .option('--model-cache-gib <n>', 'size cap of the model cache', Number, WORKER_DEFAULTS.modelCacheBytes / 2 ** 30)
       .option('--preset <name>', "when to run, until changed in the status window: dedicated (always) or desktop (only while this computer's user is away)", toPreset, 'dedicated')
       .option('--control-port <port>', 'port of the local status window and control API on 127.0.0.1 (default: any free port)', toInt),
   ).action(
@@ -131,7 +132,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
         throw e;
       });
       if (!h) return;
-      const w = h.host.running!;
+      const w = h.host.worker!;
       logger.info({ workerId: w.identity.workerId, dataDir, enrolled: w.enrolled }, 'worker started');
       // The address with its token lets whoever has it pause or re-point this worker: on the
       // owner's terminal only, never in a log (control.json, 0600, also holds it).
@@ -183,7 +184,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
       logger: opts.logger.child({ side: 'worker' }),
       preset: 'dedicated',
     });
-    const w = h.host.running!;
+    const w = h.host.worker!;
     await w.agent.waitFor('online');
     const sample = await runSampleJob(c);
     const dataFlag = JSON.stringify(coordinatorDir);

@@ -10,7 +10,7 @@
  *   gogrid worker status --json
  */
 import type { Command } from 'commander';
-import { GridError, type ControlAction, type WorkerView } from '../protocol/index.js';
+import { GridError, MAX_SNOOZE_MS, type ControlAction, type WorkerView } from '../protocol/index.js';
 import { controlClient } from '../worker/control/index.js';
 import { defaultDataDir } from '../worker/paths.js';
 import { parseDurationSecs } from './duration.js';
@@ -20,9 +20,6 @@ interface ControlFlags {
   data?: string;
   json?: boolean;
 }
-
-/** The longest snooze the control API takes (its `minutes` bound). */
-const MAX_SNOOZE_MS = 7 * 24 * 3_600_000;
 
 /** Adds the control subcommands to the `worker` command that `registerServeCommands` created. */
 export function registerWorkerCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {

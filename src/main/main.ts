@@ -90,7 +90,7 @@ async function start(): Promise<void> {
   const persistLogin = login ? await applyLoginItem(login, dataDir) : false;
 
   const signals = pushedSignals({
-    base: headlessSignals({ ownPids: () => [process.pid, ...(host?.running?.jobPids() ?? [])] }),
+    base: headlessSignals({ ownPids: () => [process.pid, ...(host?.worker?.jobPids() ?? [])] }),
     poll: powerPoll(powerMonitor),
   });
   const stopPower = watchPower(powerMonitor, signals);
@@ -116,10 +116,10 @@ async function start(): Promise<void> {
     ? null
     : startUpdater({
         feed: () => {
-          const identity = h.running?.agent.currentIdentity;
+          const identity = h.worker?.agent.currentIdentity;
           return identity ? updateFeed(identity) : null;
         },
-        jobs: () => ({ runningJobs: h.running?.jobs.busy ?? 0, draining: h.draining }),
+        jobs: () => ({ runningJobs: h.worker?.runner.busy ?? 0, draining: h.draining }),
         drain: (reason) => h.drain(reason),
         logger: logger.child({ component: 'updater' }),
       });

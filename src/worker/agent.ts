@@ -9,20 +9,23 @@
  *   await agent.stop(); // or: await agent.done, which rejects on a fatal error
  *
  *   stopped ─start→ connecting ─welcome→ online ─lost→ waiting ─delay→ connecting …
- *   any ─fatal error (revoked, replaced, unsupported version)→ failed
+ *   any ─fatal error (revoked, replaced, unsupported version), or a bug→ failed
  *   any ─stop()→ stopping → stopped
+ *
+ * Only an error the registry (protocol/errors.ts) calls retryable leads to a
+ * reconnect. The transport reports every network failure as a GridError, so
+ * anything else is a bug here: retrying it would loop forever, so it fails.
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
-  ERROR_CODES,
   GridError,
   isGridError,
   parseCoordinatorMessage,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
   type AdminOverride,
-  type ErrorCode,
   type HardwareReport,
   type Heartbeat,
   type WorkerMessageInput,
@@ -33,6 +36,8 @@ import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import type { JobRunner } from './job-runner.js';
+import { peerError } from './peer-error.js';
+import { WORKER_DEFAULTS } from './worker-config.js';
 
 export type AgentState = 'stopped' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'failed';
 
@@ -48,27 +53,22 @@ export interface AgentProbes {
   load(): Promise<{ cpu: number | null; freeMemoryBytes: number | null }>;
 }
 
+/** Timing defaults: WORKER_DEFAULTS (worker-config.ts). */
 export interface AgentOptions {
   dataDir: string;
   identity: WorkerIdentity;
   appVersion: string;
   logger: Logger;
   probes: AgentProbes;
-  /** @default 10_000 */
   connectTimeoutMs?: number;
-  /**
-   * Upper bound on how long a silent coordinator goes unnoticed (the peers
-   * agree on the smaller of both sides' values).
-   * @default 90_000, the seed's heartbeat_timeout_secs
-   */
+  /** Upper bound on how long a silent coordinator goes unnoticed (the peers agree on the smaller of both sides' values). */
   maxIdleTimeoutMs?: number;
   /**
    * QUIC pings on top of heartbeats, for NATs that drop UDP mappings faster
    * than the heartbeat interval. Each ping costs coordinator CPU (BENCHMARKS.md).
-   * @default null: the heartbeats alone keep the connection alive
    */
   keepAliveIntervalMs?: number | null;
-  /** @default { baseMs: 1000, capMs: 60_000 } */
+  /** Reconnect delays. @default backoff.ts's */
   backoff?: { baseMs: number; capMs: number };
   /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
   socket?: QuicConnectOptions['socket'];
@@ -137,7 +137,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     return this.identity;
   }
 
-  /** Settles when the agent stops: resolves after stop(), rejects with the GridError that made it fail. */
+  /** Settles when the agent stops: resolves after stop(), rejects with the GridError (or the bug) that made it fail. */
   get done(): Promise<void> {
     if (!this.loop) throw new Error('WorkerAgent.done read before start()');
     return this.loop;
@@ -188,7 +188,6 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
 
   private async run(): Promise<void> {
     const { logger } = this.opts;
-    const backoff = this.opts.backoff ?? { baseMs: 1000, capMs: 60_000 };
     const hardware = await this.opts.probes.hardware();
     let attempt = 0;
     this.transition('connecting', `connecting to ${this.address()}`);
@@ -201,17 +200,23 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         logger.warn('connection to the coordinator was lost');
       } catch (e) {
         if (this.abort.signal.aborted) break;
-        const err = toGridError(e);
-        if (!err.retryable) {
-          logger.error({ code: err.code }, err.message);
-          this.transition('failed', err.message, err);
-          throw err;
+        if (!isGridError(e)) {
+          const bug = new GridError('GG_ERR_INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+          logger.error({ err: e }, bug.message);
+          this.transition('failed', bug.message, bug);
+          throw e;
         }
-        logger.warn({ code: err.code }, err.message);
+        if (!e.retryable) {
+          logger.error({ code: e.code }, e.message);
+          this.transition('failed', e.message, e);
+          throw e;
+        }
+        logger.warn({ code: e.code }, e.message);
       }
-      const delay = backoffDelayMs(attempt++, backoff);
-      this.transition('waiting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
-      if (!(await abortableDelay(delay, this.abort.signal))) break;
+      const waitMs = backoffDelayMs(attempt++, this.opts.backoff);
+      this.transition('waiting', `reconnecting in ${Math.ceil(waitMs / 1000)} s`);
+      const waited = await delay(waitMs, true, { signal: this.abort.signal }).catch(() => false);
+      if (!waited) break;
       this.transition('connecting', `connecting to ${this.address()}`);
     }
     this.transition('stopped', null);
@@ -225,9 +230,9 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       port: identity.coordinator.port,
       serverName: COORDINATOR_SERVER_NAME,
       tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
-      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? 90_000,
-      keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? null,
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? WORKER_DEFAULTS.connectTimeoutMs,
+      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? WORKER_DEFAULTS.maxIdleTimeoutMs,
+      keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? WORKER_DEFAULTS.keepAliveIntervalMs,
       logger: this.opts.logger,
       socket: this.opts.socket,
     });
@@ -274,7 +279,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   private async handle(msg: CoordinatorMessage, reply: (m: WorkerMessageInput) => Promise<void>): Promise<void> {
     switch (msg.type) {
       case 'error':
-        throw new GridError(knownCode(msg.code), `coordinator: ${msg.message}`);
+        throw peerError(msg.code, `coordinator: ${msg.message}`);
       case 'cert.renew':
         await saveCertificate(this.opts.dataDir, msg.certPem);
         this.identity = { ...this.identity, certPem: msg.certPem };
@@ -308,7 +313,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       this.opts.probes
         .load()
         .then((load) => send(channel, this.heartbeat(load)))
-        .catch((e: unknown) => this.opts.logger.debug({ err: e }, 'heartbeat not sent'));
+        // A closed connection is noticed by the frame loop; anything else is a bug, which must show in the log.
+        .catch((e: unknown) => (isGridError(e) ? this.opts.logger.debug({ err: e }, 'heartbeat not sent') : this.opts.logger.error({ err: e }, 'heartbeat not sent')));
     };
     this.beatNow = beat;
     return setInterval(beat, intervalSecs * 1000);
@@ -343,30 +349,4 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
 
 function send(channel: FrameChannel, msg: WorkerMessageInput): Promise<void> {
   return channel.send(msg);
-}
-
-function knownCode(code: string): ErrorCode {
-  return code in ERROR_CODES ? (code as ErrorCode) : 'GG_ERR_INTERNAL';
-}
-
-function toGridError(e: unknown): GridError {
-  if (isGridError(e)) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `connection failed: ${message}`, { cause: e });
-}
-
-/** Resolves true after `ms`, or false at once when aborted. */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

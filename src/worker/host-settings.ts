@@ -5,13 +5,16 @@
  * administrator's pause holds while the coordinator is unreachable).
  *
  *   const settings = await loadHostSettings(dataDir, (problem) => logger.warn(problem));
- *   await saveHostSettings(dataDir, { ...settings, control: { state: 'paused' } });
+ *   await saveHostSettings(dataDir, { ...settings, control: controlFor({ action: 'pause' }, Date.now(), busy) });
+ *   await saveHostSettings(dataDir, settingsAfter(settings, update, { hasLoginItem: false }));   // throws: nothing saved
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AdminOverride, PolicySettings, UserControl } from '../protocol/index.js';
+import { AdminOverride, GridError, MAX_SNOOZE_MS, PolicySettings, UserControl, type ControlAction, type SettingsUpdate } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
+import { parseCoordinatorAddress } from './address.js';
+import { compilePolicy } from './policy/index.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -61,4 +64,41 @@ export async function loadHostSettings(dataDir: string, onProblem: (problem: str
 
 export async function saveHostSettings(dataDir: string, settings: HostSettings): Promise<void> {
   await writeFileAtomic(join(dataDir, SETTINGS_FILE), `${JSON.stringify(settings, null, 2)}\n`, 0o600);
+}
+
+/** The owner's pause state after one of the status window's buttons. */
+export function controlFor(action: ControlAction, nowMs: number, jobsRunning: number): UserControl {
+  switch (action.action) {
+    case 'pause':
+      return { state: 'paused' };
+    case 'resume':
+      return { state: 'active' };
+    case 'snooze': {
+      const untilMs = action.untilMs ?? nowMs + action.minutes! * 60_000;
+      if (untilMs <= nowMs || untilMs > nowMs + MAX_SNOOZE_MS) {
+        throw new GridError('GG_ERR_BAD_REQUEST', `untilMs: a snooze ends in the next ${MAX_SNOOZE_MS / 86_400_000} days, not at ${untilMs}`);
+      }
+      return { state: 'snoozed', untilMs };
+    }
+    case 'finish':
+      return jobsRunning > 0 ? { state: 'finishing' } : { state: 'paused' };
+  }
+}
+
+/** The settings with the owner's change applied; throws (naming the bad key) before anything is saved. */
+export function settingsAfter(settings: HostSettings, update: SettingsUpdate, host: { hasLoginItem: boolean }): HostSettings {
+  const next: HostSettings = { ...settings };
+  if (update.policy) {
+    compilePolicy(update.policy, next.adminPolicy);
+    next.policy = update.policy;
+  }
+  if (update.coordinator !== undefined) {
+    parseCoordinatorAddress(update.coordinator);
+    next.coordinator = update.coordinator;
+  }
+  if (update.startAtLogin !== undefined) {
+    if (!host.hasLoginItem) throw new GridError('GG_ERR_BAD_REQUEST', 'this worker has no login item to change (it runs headless)');
+    next.startAtLogin = update.startAtLogin;
+  }
+  return next;
 }

@@ -1,10 +1,52 @@
 /**
- * Pieces of the status window's `WorkerView` that are plain functions of
- * what the worker knows: the hardware line and the day's job counts.
+ * The status window's `WorkerView`, a plain function of what the host knows:
+ * its connection, the worker, the policy's last decision, the settings, the
+ * hardware line and the day's job counts.
  *
+ *   const view = workerView({ appVersion, connection, worker, decision, holdBack, ... });
  *   hardwareView(report).summary  // "Intel Core i7-8700 · 12 threads · 31.2 GiB · NVIDIA RTX 3060"
  */
-import type { HardwareReport, WorkerView } from '../protocol/index.js';
+import type { ConnectionState, HardwareReport, PolicySettings, UserControl, WorkerView } from '../protocol/index.js';
+import type { Decision } from './policy/index.js';
+import type { RunningWorker } from './worker.js';
+
+export interface ViewParts {
+  appVersion: string;
+  connection: { state: ConnectionState; detail: string | null };
+  /** HOST:PORT the owner saved, shown until the worker is enrolled. */
+  savedCoordinator: string | null;
+  worker: RunningWorker | null;
+  decision: Decision | null;
+  /** Why the host takes no new jobs whatever the policy says (draining, quitting), or null. */
+  holdBack: string | null;
+  control: UserControl;
+  byAdmin: boolean;
+  policySettings: PolicySettings;
+  startAtLogin: boolean | null;
+  counts: DayCounts;
+}
+
+export function workerView(p: ViewParts): WorkerView {
+  const identity = p.worker?.agent.currentIdentity ?? null;
+  return {
+    appVersion: p.appVersion,
+    connection: {
+      ...p.connection,
+      coordinator: identity ? `${identity.coordinator.host}:${identity.coordinator.port}` : p.savedCoordinator,
+    },
+    worker: identity ? { id: identity.workerId, name: identity.name } : null,
+    hardware: p.worker ? hardwareView(p.worker.hardware) : null,
+    jobs: { running: p.worker?.runner.views() ?? [], ...p.counts.view(new Date()) },
+    policy: {
+      run: p.decision?.run ?? false,
+      cause: p.decision?.cause ?? 'starting',
+      reason: p.holdBack ?? p.decision?.reason ?? 'Starting',
+      control: p.control,
+      byAdmin: p.byAdmin,
+    },
+    settings: { policy: p.policySettings, startAtLogin: p.startAtLogin },
+  };
+}
 
 export function hardwareView(h: HardwareReport): NonNullable<WorkerView['hardware']> {
   const cpu = [h.cpu.manufacturer, h.cpu.brand].filter((s): s is string => !!s).join(' ') || null;

@@ -204,15 +204,14 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
 
   accept(assign: { job: JobSpec; leaseId: string }): void {
     const { job, leaseId } = assign;
-    const refuse = (code: ErrorCode, message: string, retryable: boolean) =>
-      void this.sendResult({ type: 'job.result', jobId: job.jobId, leaseId, outcome: { ok: false, error: { code, message, retryable } } });
+    const refuse = (code: ErrorCode, message: string) => void this.sendResult({ type: 'job.result', jobId: job.jobId, leaseId, outcome: failure(code, message) });
     if (this.jobs.has(job.jobId)) return;
     if (this.jobs.size >= this.slots) {
-      refuse('GG_ERR_WORKER_BUSY', `all ${this.slots} slots are busy`, true);
+      refuse('GG_ERR_WORKER_BUSY', `all ${this.slots} slots are busy`);
       return;
     }
     if (!this.opts.canRun(job.kind)) {
-      refuse('GG_ERR_EXECUTOR_UNAVAILABLE', `this worker has no executor for ${job.kind} jobs`, true);
+      refuse('GG_ERR_EXECUTOR_UNAVAILABLE', `this worker has no executor for ${job.kind} jobs`);
       return;
     }
     const controller = new AbortController();
@@ -305,10 +304,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         jobId,
         leaseId: entry.leaseId,
         runMs: runMs(),
-        outcome: {
-          ok: false,
-          error: { code: err.code, message: asMessage(err.message, model ? [[model.path, `the model file of ${job.model.name}`]] : []), retryable: ERROR_CODES[err.code].retryable },
-        },
+        outcome: failure(err.code, asMessage(err.message, model ? [[model.path, `the model file of ${job.model.name}`]] : [])),
       });
     } finally {
       clearTimeout(startReport);
@@ -329,7 +325,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         jobId: result.jobId,
         leaseId: result.leaseId,
         runMs: result.runMs,
-        outcome: { ok: false, error: { code: err.code, message: asMessage(`could not upload the result: ${err.message}`), retryable: err.retryable } },
+        outcome: failure(err.code, asMessage(`could not upload the result: ${err.message}`)),
       });
     }
   }
@@ -349,7 +345,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
           jobId: result.jobId,
           leaseId: result.leaseId,
           runMs: result.runMs,
-          outcome: { ok: false, error: { code: 'GG_ERR_FRAME_TOO_LARGE', message: asMessage(`the output is too large to send inline: ${e.message}`), retryable: false } },
+          outcome: failure('GG_ERR_FRAME_TOO_LARGE', asMessage(`the output is too large to send inline: ${e.message}`)),
         };
         await this.report(sent);
       }
@@ -369,6 +365,11 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       this.opts.logger.debug({ err: e, type: msg.type }, 'could not send to the coordinator');
     }
   }
+}
+
+/** A failed outcome; whether the coordinator may run the job again is the registry's word for the code, never the call site's. */
+function failure(code: ErrorCode, message: string): ResultMessage['outcome'] {
+  return { ok: false, error: { code, message, retryable: ERROR_CODES[code].retryable } };
 }
 
 /**

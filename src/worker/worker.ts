@@ -22,9 +22,9 @@ import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
 import { canRunKind, executorKinds, JobProcessLeftovers, JobProcessPool } from './executors/index.js';
 import { join } from 'node:path';
-import { availableParallelism } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelayMs } from './backoff.js';
+import { dialAddress, WORKER_DEFAULTS } from './worker-config.js';
 
 export interface StartWorkerOptions {
   dataDir: string;
@@ -40,21 +40,22 @@ export interface StartWorkerOptions {
   signal?: AbortSignal;
 }
 
+/** Defaults: WORKER_DEFAULTS (worker-config.ts). */
 export interface WorkerJobOptions {
-  /** Jobs run at once. @default 1 */
+  /** Jobs run at once. */
   slots?: number;
-  /** Runtime threads per job. @default the machine's logical processors */
+  /** Runtime threads per job. */
   threads?: number;
-  /** Labels jobs may require. @default [] */
+  /** Labels jobs may require. */
   labels?: string[];
-  /** Size cap of the model cache. @default 10 GiB */
+  /** Size cap of the model cache. */
   modelCacheBytes?: number;
 }
 
 export interface RunningWorker {
   agent: WorkerAgent;
-  /** The jobs running now (for status displays). */
-  jobs: JobRunner;
+  /** Runs the jobs the coordinator assigns; how many run now, for status displays. */
+  runner: JobRunner;
   identity: WorkerIdentity;
   hardware: HardwareReport;
   /** True when this start enrolled the worker. */
@@ -96,12 +97,12 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   const baseUrl = `https://${hostForUrl(identity.coordinator.host)}:${identity.coordinator.port}`;
   const models = await ModelCache.open({
     dir: join(opts.dataDir, 'models'),
-    maxBytes: jobsOpts.modelCacheBytes ?? 10 * 2 ** 30,
+    maxBytes: jobsOpts.modelCacheBytes ?? WORKER_DEFAULTS.modelCacheBytes,
     download: httpsModelDownloader({ baseUrl, tls: () => current() }),
     logger: opts.logger,
   });
   const executors = executorKinds().filter((k) => canRunKind(k, hardware));
-  const slots = jobsOpts.slots ?? 1;
+  const slots = jobsOpts.slots ?? WORKER_DEFAULTS.slots;
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
@@ -123,7 +124,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   };
   const runner = new JobRunner({
     slots,
-    threads: jobsOpts.threads ?? availableParallelism(),
+    threads: jobsOpts.threads ?? WORKER_DEFAULTS.threads,
     models,
     run: (kind, job, runOpts) => processes.run(kind, job, runOpts),
     canRun: (kind) => executors.includes(kind),
@@ -142,16 +143,17 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     logger: opts.logger,
     ...opts.agent,
     probes: { hardware: async () => hardware, load: probes.load },
-    jobs: { runner, models, capabilities: { executors, slots, labels: jobsOpts.labels ?? [] } },
+    jobs: { runner, models, capabilities: { executors, slots, labels: jobsOpts.labels ?? [...WORKER_DEFAULTS.labels] } },
   });
   current = () => agent.currentIdentity;
   agent.start();
-  return { agent, jobs: runner, identity, hardware, enrolled, provisionedPreset: preset ?? null, processes, jobPids: () => processes.pids() };
+  return { agent, runner, identity, hardware, enrolled, provisionedPreset: preset ?? null, processes, jobPids: () => processes.pids() };
 }
 
 async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: WorkerIdentity; enrolled: boolean; preset?: 'desktop' | 'dedicated' }> {
   const stored = await loadIdentity(opts.dataDir);
-  const address = opts.coordinator ? parseCoordinatorAddress(opts.coordinator) : null;
+  const typed = opts.coordinator ? parseCoordinatorAddress(opts.coordinator) : null;
+  const reconnect = (stored: WorkerIdentity): WorkerIdentity => ({ ...stored, coordinator: { ...stored.coordinator, ...dialAddress({ typed, enrolled: stored.coordinator }) } });
   // No token given: an installer or MDM may have dropped one in a provisioning
   // file (silent fleet enrollment). A broken file must not take an enrolled worker offline.
   const provisioned = opts.token
@@ -168,10 +170,9 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
     // not spend another token use once this machine is enrolled there.
     if (stored && stored.coordinator.caFingerprint === token.caFingerprint) {
       if (provisioned) await forgetProvisionedToken(provisioned, opts.logger);
-      return { identity: withAddress(stored, address), enrolled: false };
+      return { identity: reconnect(stored), enrolled: false };
     }
-    // A provisioning file's address is for enrolling; only an explicit one moves a stored identity.
-    const enrollAt = address ?? (provisioned ? parseCoordinatorAddress(provisioned.provisioning.coordinator) : null);
+    const enrollAt = dialAddress({ typed, provisioned: provisioned?.provisioning.coordinator });
     if (!enrollAt) {
       throw new GridError('GG_ERR_CONFIG_INVALID', 'enrolling needs the coordinator address: add --coordinator HOST:PORT');
     }
@@ -190,7 +191,7 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
       : `run: gogrid worker --coordinator HOST:PORT --token TOKEN (make a token on the coordinator with: gogrid token create), or drop a provisioning file at ${provisioningPaths().join(' or ')}`;
     throw new GridError('GG_ERR_NOT_ENROLLED', `this worker is not enrolled (data dir ${opts.dataDir}); ${hint}`);
   }
-  return { identity: withAddress(stored, address), enrolled: false };
+  return { identity: reconnect(stored), enrolled: false };
 }
 
 /**
@@ -221,10 +222,4 @@ async function forgetProvisionedToken(found: FoundProvisioning, logger: Logger):
 
 function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
-}
-
-/** An explicit --coordinator overrides the stored address (the coordinator moved), never the pinned CA. */
-function withAddress(identity: WorkerIdentity, address: { host: string; port: number } | null): WorkerIdentity {
-  if (!address) return identity;
-  return { ...identity, coordinator: { ...identity.coordinator, ...address } };
 }

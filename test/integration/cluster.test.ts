@@ -70,9 +70,9 @@ describe.runIf(PG_URL !== undefined)('two coordinator instances on one PostgreSQ
     const sha256 = await a.addModel(file);
     const job = JobInfo.parse(await a.api('POST', '/v1/jobs', { model: { sha256 }, input: { inputs: { x: { dtype: 'float32', dims: [1, 1], data: [1] } } }, timeoutMs: 10 * MINUTE }));
     await expect.poll(async () => JobInfo.parse(await a.api('GET', `/v1/jobs/${job.id}`)).state, { timeout: 20_000, interval: 50 }).toBe('running');
-    expect(w.jobs.busy).toBe(1);
+    expect(w.runner.busy).toBe(1);
     expect(JobInfo.parse(await a.api('POST', `/v1/jobs/${job.id}/cancel`)).state).toBe('canceled');
-    await expect.poll(() => w.jobs.busy, { timeout: 5000, interval: 20 }).toBe(0);
+    await expect.poll(() => w.runner.busy, { timeout: 5000, interval: 20 }).toBe(0);
   });
 
   it("lists B's worker as online through A's API, and a worker a dead instance left online as offline", async () => {

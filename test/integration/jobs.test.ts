@@ -153,7 +153,7 @@ describe('faults', () => {
     const sha256 = await c.addModel(fixtures.slow);
     const job = await submit(c, { model: { sha256 }, input: slowInput, timeoutMs: 300, maxAttempts: 2 });
     expect(await c.finished(job.id)).toMatchObject({ state: 'failed', attempt: 2, error: { code: 'GG_ERR_JOB_TIMEOUT' } });
-    await expect.poll(() => w.jobs.busy).toBe(0);
+    await expect.poll(() => w.runner.busy).toBe(0);
   });
 
   it('moves inputs and outputs too large for a control frame over HTTPS', async () => {
@@ -189,7 +189,7 @@ describe('faults', () => {
     const canceledAt = Date.now();
     const canceled = JobInfo.parse(await c.api('POST', `/v1/jobs/${job.id}/cancel`));
     expect(canceled.state).toBe('canceled');
-    await expect.poll(() => w.jobs.busy, { timeout: 1000, interval: 10 }).toBe(0);
+    await expect.poll(() => w.runner.busy, { timeout: 1000, interval: 10 }).toBe(0);
     expect(Date.now() - canceledAt).toBeLessThan(1000);
     await expect(c.api('POST', `/v1/jobs/${job.id}/cancel`)).rejects.toMatchObject({ code: 'GG_ERR_BAD_REQUEST' });
   });

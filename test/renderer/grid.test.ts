@@ -66,7 +66,7 @@ async function workerInfo(id: string): Promise<WorkerInfo> {
 describe('the status window on a real grid', () => {
   it('shows the real worker, pauses it for the coordinator, and follows a job to completion', { timeout: 180_000 }, async () => {
     const { host, page, errors } = await openWorker({ token: await c.createToken() });
-    const id = host.running!.identity.workerId;
+    const id = host.worker!.identity.workerId;
     await expect.poll(() => page.locator('#connection-state').innerText(), { timeout: 15_000 }).toBe('Online');
     expect(await page.locator('#worker-id').innerText()).toBe(id);
     expect(await page.locator('#connection-coordinator').innerText()).toBe(`127.0.0.1:${c.port}`);
@@ -105,7 +105,7 @@ describe('the status window on a real grid', () => {
     await page.locator('#enroll-token').fill('gg1.bad');
     await page.getByRole('button', { name: 'Enroll' }).click();
     await expect.poll(() => page.locator('#enroll-token-error').innerText(), { timeout: 5000 }).toMatch(/token/i);
-    expect(host.running).toBeNull();
+    expect(host.worker).toBeNull();
 
     await page.locator('#enroll-token').fill(await c.createToken());
     await page.getByRole('button', { name: 'Enroll' }).click();

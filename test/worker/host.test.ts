@@ -104,6 +104,22 @@ describe('the worker host', () => {
     expect((await workerInfo(online.worker!.id)).state).toBe('online');
   });
 
+  it('walks its lifecycle by the allowed transitions only: drained, then quit once however often asked', async () => {
+    const host = await open({ signals: scriptedSignals() });
+    expect(host.state).toBe('not-enrolled');
+    await host.drain('Updating to 9.9.9');
+    expect(host.state).toBe('draining');
+    expect(host.draining).toBe(true);
+    expect(host.view().policy.reason).toBe('Updating to 9.9.9');
+    await expect(host.enroll({ coordinator: `127.0.0.1:${c.port}`, token: await c.createToken() })).rejects.toMatchObject({ code: 'GG_ERR_BAD_REQUEST' });
+
+    const first = host.quit({ graceMs: 0 });
+    expect(host.quit({ graceMs: 0 })).toBe(first);
+    await first;
+    expect(host.state).toBe('stopped');
+    expect(host.view().policy.reason).toMatch(/^Quitting/);
+  });
+
   it("shows the owner's pause, snooze and resume to the coordinator", async () => {
     const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
     const { worker } = await untilView(host, (v) => v.connection.state === 'online');

@@ -8,14 +8,13 @@
 import {
   ApiErrorBody,
   CONTROL_ROUTES,
-  ERROR_CODE_LIST,
   GridError,
   WorkerView,
   type ControlAction,
   type EnrollForm,
-  type ErrorCode,
   type SettingsUpdate,
 } from '../../protocol/index.js';
+import { peerError } from '../peer-error.js';
 import { readControlFile } from './control-file.js';
 
 export interface ControlClient {
@@ -55,7 +54,7 @@ export async function controlClient(dataDir: string, opts: { timeoutMs?: number 
     if (res.ok) return WorkerView.parse(json);
     const error = ApiErrorBody.safeParse(json);
     if (!error.success) throw new GridError('GG_ERR_INTERNAL', `the worker answered HTTP ${res.status} without an error body`);
-    throw new GridError(knownCode(error.data.error.code), error.data.error.message);
+    throw peerError(error.data.error.code, error.data.error.message);
   };
 
   return {
@@ -80,9 +79,4 @@ function isAlive(pid: number): boolean {
     // EPERM: it exists, under another user.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** A code from a newer worker that this CLI does not know still fails, as an internal error. */
-function knownCode(code: string): ErrorCode {
-  return ERROR_CODE_LIST.find((known) => known === code) ?? 'GG_ERR_INTERNAL';
 }

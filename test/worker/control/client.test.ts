@@ -92,3 +92,23 @@ describe('control client against a worker that hangs', () => {
     }
   });
 });
+
+describe('control client against a newer worker', () => {
+  it('fails on an error code it does not know, naming the code, and not as retryable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gogrid-client-'));
+    const newer = createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'GG_ERR_FROM_THE_FUTURE', message: 'not now' } }));
+    }).listen(0, '127.0.0.1');
+    await once(newer, 'listening');
+    try {
+      const { port } = newer.address() as AddressInfo;
+      await writeFile(controlFilePath(dir), JSON.stringify({ url: `http://127.0.0.1:${port}`, token: 't', pid: process.pid }));
+      const failure = await (await controlClient(dir)).status().catch((e: unknown) => e);
+      expect(failure).toMatchObject({ code: 'GG_ERR_MESSAGE_UNKNOWN', retryable: false, message: expect.stringMatching(/^not now \(GG_ERR_FROM_THE_FUTURE: /) });
+    } finally {
+      newer.closeAllConnections();
+      newer.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

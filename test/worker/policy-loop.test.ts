@@ -1,0 +1,118 @@
+/**
+ * The polite worker's loop on fake timers, with a runner that only records:
+ * how often it looks, when it suspends and hands back, and which of the
+ * owner's controls it settles. The real suspension (SIGSTOP) is host.test.ts's.
+ */
+import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { UserControl } from '../../src/protocol/index.js';
+import type { JobRunner } from '../../src/worker/job-runner.js';
+import { PolicyLoop } from '../../src/worker/policy-loop.js';
+import { compilePolicy } from '../../src/worker/policy/index.js';
+import { scriptedSignals } from '../../src/worker/signals/index.js';
+
+class FakeRunner extends EventEmitter {
+  busy = 1;
+  suspended = false;
+  readonly handedBack: string[] = [];
+  suspend(): boolean {
+    this.suspended = true;
+    return true;
+  }
+  resume(): void {
+    this.suspended = false;
+  }
+  async handBack(reason: string): Promise<void> {
+    this.handedBack.push(reason);
+    this.suspended = false;
+    this.busy = 0;
+  }
+}
+
+const loops: PolicyLoop[] = [];
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(async () => {
+  await Promise.all(loops.splice(0).map((l) => l.stop()));
+  vi.useRealTimers();
+});
+
+function loopFor(runner: FakeRunner | null, opts: { control?: () => UserControl; settle?: (c: UserControl) => Promise<void> } = {}) {
+  const signals = scriptedSignals({ idleSeconds: 3600, onBattery: false, otherCpu: 0 });
+  const loop = new PolicyLoop({
+    signals,
+    logger: pino({ level: 'silent' }),
+    runner: () => runner as unknown as JobRunner | null,
+    policy: () => compilePolicy({ preset: 'desktop' }),
+    control: opts.control ?? (() => ({ state: 'active' })),
+    settle: opts.settle ?? (async () => {}),
+    onDecision: () => {},
+    onStep: () => {},
+    intervalMs: 500,
+    idleIntervalMs: 5000,
+    suspendGraceMs: 60_000,
+  });
+  loops.push(loop);
+  return { loop, signals };
+}
+
+describe('the policy loop', () => {
+  it('suspends the jobs at the next look once the owner is back, and hands them back once the pause outlasts the grace period', async () => {
+    const runner = new FakeRunner();
+    const { loop, signals } = loopFor(runner);
+    await loop.step();
+    expect(loop.decision?.run).toBe(true);
+    loop.start();
+
+    signals.set({ idleSeconds: 0 });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(runner.suspended).toBe(true);
+    expect(loop.decision?.reason).toBe('You are using this computer');
+
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(runner.handedBack).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runner.handedBack).toEqual(['You are using this computer']);
+  });
+
+  it('looks seldom while no job runs, at once when one starts, then often', async () => {
+    const runner = new FakeRunner();
+    runner.busy = 0;
+    const { loop, signals } = loopFor(runner);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(signals.reads).toBe(2);
+
+    runner.busy = 1;
+    loop.jobStarted();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(signals.reads).toBe(3);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(signals.reads).toBe(5);
+
+    await loop.stop();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(signals.reads).toBe(5);
+    await loop.step();
+    expect(signals.reads).toBe(5);
+  });
+
+  it("settles a snooze that ran out and a finish with nothing left to finish, so a restart does not repeat them", async () => {
+    const settled: UserControl[] = [];
+    let control: UserControl = { state: 'snoozed', untilMs: Date.now() + 1000 };
+    const runner = new FakeRunner();
+    runner.busy = 0;
+    const { loop } = loopFor(runner, { control: () => control, settle: async (c) => void settled.push((control = c)) });
+    await loop.step();
+    expect(settled).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    await loop.step();
+    expect(settled).toEqual([{ state: 'active' }]);
+
+    control = { state: 'finishing' };
+    await loop.step();
+    expect(settled).toEqual([{ state: 'active' }, { state: 'paused' }]);
+  });
+});
