@@ -27,8 +27,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { z } from 'zod';
-import { ApiErrorBody, CreatedToken, ModelInfo } from '../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../src/transport/https-client.js';
+import { ApiErrorBody, COORDINATOR_SERVER_NAME, CreatedToken, ModelInfo } from '../src/protocol/index.js';
 import { adminKeyPath, caCertPath, readApiInfo } from '../src/coordinator/local-files.js';
 import { Frames, SimReply, type SimCommand } from './sim-job-ipc.js';
 

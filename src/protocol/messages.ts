@@ -19,6 +19,8 @@ export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
 export const MAX_ERROR_MESSAGE = 4000;
 /** QUIC ALPN identifier. */
 export const ALPN = 'gogrid/1';
+/** Every coordinator certificate carries this DNS name, so clients verify it whatever address they dial (QUIC and HTTPS alike). */
+export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
 
 const id = line(128).min(1);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');

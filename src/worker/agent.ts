@@ -15,6 +15,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import {
+  COORDINATOR_SERVER_NAME,
   ERROR_CODES,
   GridError,
   isGridError,
@@ -29,7 +30,6 @@ import {
   type WorkerStatus,
 } from '../protocol/index.js';
 import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
-import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import type { JobRunner } from './job-runner.js';
