@@ -23,7 +23,7 @@ import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { encodeFrame, FrameDecoder } from '../src/protocol/frame.js';
+import { encodeFrame, FrameDecoder } from '../src/transport/frame.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../src/transport/pki.js';
 import { connectQuic, startQuicServer } from '../src/transport/quic.js';
 import { ownStats, RpcChild, serveRpc, Stats } from './ipc.js';

@@ -1,6 +1,5 @@
 export * from './api.js';
 export * from './errors.js';
-export * from './frame.js';
 export * from './messages.js';
 export * from './token.js';
 export * from './tensor.js';
