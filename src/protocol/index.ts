@@ -7,3 +7,4 @@ export * from './policy.js';
 export * from './control.js';
 export * from './cluster.js';
 export * from './text.js';
+export * from './zod-problems.js';

@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { line, tensorString } from './text.js';
+import { firstZodProblem } from './zod-problems.js';
 
 export const TENSOR_DTYPES = [
   'float32',
@@ -109,10 +110,7 @@ function base64Bytes(b64: string): number {
 export function checkJobPayload(kind: string, which: 'input' | 'output', value: unknown): string | null {
   if (kind !== 'onnx') return null;
   const parsed = (which === 'input' ? OnnxJobInput.transform((v) => v.inputs) : OnnxJobOutput.transform((v) => v.outputs)).safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return `${[which, ...(issue?.path ?? []).map(String)].join('.')}: ${issue?.message ?? 'invalid'}`;
-  }
+  if (!parsed.success) return firstZodProblem(parsed.error, [which]);
   for (const [name, tensor] of Object.entries(parsed.data)) {
     const problem = checkTensorJson(tensor);
     if (problem) return `${which}.${which}s.${name}: ${problem}`;

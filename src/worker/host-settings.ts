@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AdminOverride, PolicySettings, UserControl } from '../protocol/index.js';
+import { AdminOverride, firstZodProblem, PolicySettings, UserControl } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -54,7 +54,7 @@ export async function loadHostSettings(dataDir: string, onProblem: (problem: str
   for (const [key, schema] of Object.entries(HostSettings.shape)) {
     const parsed = schema.safeParse(saved[key]);
     if (parsed.success) kept[key] = saved[key];
-    else onProblem(`${file}: ${[key, ...(parsed.error.issues[0]?.path ?? [])].join('.')}: ${parsed.error.issues[0]?.message ?? 'invalid'}; using the default`);
+    else onProblem(`${file}: ${firstZodProblem(parsed.error, [key])}; using the default`);
   }
   return HostSettings.parse(kept);
 }
