@@ -36,6 +36,11 @@ export default tseslint.config(
   // preload/ and renderer/ run in the sandboxed page: no Node, nothing of ours but the protocol.
   layer(['src/preload/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'renderer', 'node:*'], 'preload/ is the bridge: electron and protocol/ only'),
   layer(['src/renderer/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'preload', 'electron', 'node:*'], 'renderer/ runs in a browser page: protocol/ and its own files only'),
+  // The renderer bundles protocol/, so it may use only what a browser page has.
+  {
+    files: ['src/protocol/**'],
+    rules: { 'no-restricted-globals': ['error', ...['process', 'Buffer', 'require', '__dirname', '__filename'].map((name) => ({ name, message: 'protocol/ runs in the renderer too: use Uint8Array, TextEncoder/TextDecoder, atob/btoa' }))] },
+  },
   {
     files: ['src/preload/**', 'src/renderer/**'],
     rules: { 'no-restricted-globals': ['error', ...['process', 'Buffer', 'require', '__dirname', '__filename'].map((name) => ({ name, message: 'no Node in the sandboxed page' }))] },

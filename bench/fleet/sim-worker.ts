@@ -16,9 +16,8 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { QUICSocket } from '@matrixai/quic';
-import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
-import { PROTOCOL_VERSION, type HardwareReport, type WorkerMessageInput } from '../../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
+import { COORDINATOR_SERVER_NAME, PROTOCOL_VERSION, type HardwareReport, type WorkerMessageInput } from '../../src/protocol/index.js';
 import { quicLogger } from '../../src/transport/quic-config.js';
 import { WorkerAgent, type AgentProbes } from '../../src/worker/agent.js';
 import { enroll } from '../../src/worker/enroll.js';

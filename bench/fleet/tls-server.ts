@@ -10,7 +10,7 @@
  *   const { at } = await server.call({ type: 'hellos', count: 1000 }, HellosAt);
  */
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/index.js';
 import { countMessageIn, fullGcStats, ownStats, serveRpc } from '../lib/rpc.js';
 import { TlsServerCommand } from './commands.js';

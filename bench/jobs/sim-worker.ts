@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { basename, join } from 'node:path';
 import { pino } from 'pino';
 import type * as WorkerModule from '../../src/worker/worker.js';
-import type * as FrameModule from '../../src/protocol/frame.js';
+import type * as FrameModule from '../../src/transport/frame.js';
 import type * as RunnerModule from '../../src/worker/job-runner.js';
 import type * as HardwareModule from '../../src/worker/hardware.js';
 import type { HardwareReport } from '../../src/protocol/index.js';
@@ -47,7 +47,7 @@ async function start(cmd: Extract<SimCommand, { type: 'start' }>): Promise<{ wor
   const { startWorker } = await load<typeof WorkerModule>(cmd.distDir, 'worker/worker.js');
   const { collectHardware } = await load<typeof HardwareModule>(cmd.distDir, 'worker/hardware.js');
   if (!patched) {
-    const { FrameDecoder } = await load<typeof FrameModule>(cmd.distDir, 'protocol/frame.js');
+    const { FrameDecoder } = await load<typeof FrameModule>(cmd.distDir, 'transport/frame.js');
     const { JobRunner } = await load<typeof RunnerModule>(cmd.distDir, 'worker/job-runner.js');
     const push = FrameDecoder.prototype.push;
     FrameDecoder.prototype.push = function (chunk) {

@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../../src/transport/pki.js';
 import { connectQuic, startQuicServer } from '../../src/transport/quic.js';
 import { loadAvg, machine, type Machine } from '../lib/machine.js';

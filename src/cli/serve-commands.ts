@@ -14,7 +14,7 @@ import { getJob, type JobRow } from '../coordinator/store/index.js';
 import { GridError, OnnxJobInput } from '../protocol/index.js';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { createEnrollmentToken } from '../coordinator/enrollment.js';
+import { startLoopbackCoordinator } from '../coordinator/loopback.js';
 import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
 import { createLogger, type LogFormat } from './output.js';
 import { startHeadless } from './headless.js';
@@ -167,18 +167,17 @@ export function registerServeCommands(program: Command, version: string, run: (f
 async function runLocal(opts: { dataDir: string; port: number; version: string; logger: Logger }): Promise<void> {
   const coordinatorDir = join(opts.dataDir, 'coordinator');
   const workerDir = join(opts.dataDir, 'worker');
-  const { config } = await loadCoordinatorConfig(undefined, { bindAddr: '127.0.0.1', port: opts.port, databaseUrl: 'memory://' });
   const stopAsked = untilSignal();
-  const c = await startCoordinator({ config, dataDir: coordinatorDir, logger: opts.logger.child({ side: 'coordinator' }) });
+  const { coordinator: c, address, token } = await startLoopbackCoordinator({
+    dataDir: coordinatorDir,
+    port: opts.port,
+    logger: opts.logger.child({ side: 'coordinator' }),
+    tokenDescription: 'gogrid local',
+  });
   try {
-    const { token } = await createEnrollmentToken(c.db, c.ca, {
-      ttlSecs: 600,
-      maxUses: 1,
-      description: 'gogrid local',
-    });
     const h = await startHeadless({
       dataDir: workerDir,
-      coordinator: `127.0.0.1:${c.port}`,
+      coordinator: address,
       token,
       version: opts.version,
       logger: opts.logger.child({ side: 'worker' }),

@@ -9,11 +9,17 @@
  * Several files are all staged first and renamed last, in the given order, so
  * the window in which a crash leaves a mix of old and new files is a few
  * renames long; put the file that marks the set as complete last.
+ *
+ * And the read side of the JSON files written so:
+ *
+ *   const info = await readJsonFile(join(dir, 'control.json'), ControlFile); // null when there is none
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { z } from 'zod';
+import { firstZodProblem, GridError } from '../protocol/index.js';
 
 export interface AtomicFile {
   /** A plain file name inside the directory. */
@@ -111,6 +117,35 @@ export async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** `file`'s text; null when it does not exist. Throws GG_ERR_CONFIG_INVALID naming the file when it cannot be read (the errno error is the cause). */
+export async function readTextFile(file: string): Promise<string | null> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return null;
+    throw new GridError('GG_ERR_CONFIG_INVALID', `cannot read ${file}: ${messageOf(error)}`, { cause: error });
+  }
+}
+
+/** `file` as JSON of `schema`'s shape, as `readTextFile` reads it; GG_ERR_CONFIG_INVALID naming the file when it is not JSON or not of that shape. */
+export async function readJsonFile<S extends z.ZodType>(file: string, schema: S): Promise<z.output<S> | null> {
+  const text = await readTextFile(file);
+  if (text === null) return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new GridError('GG_ERR_CONFIG_INVALID', `${file} is not valid JSON (${messageOf(error)})`, { cause: error });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new GridError('GG_ERR_CONFIG_INVALID', `${file}: ${firstZodProblem(parsed.error)}`);
+  return parsed.data;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export function isErrno(error: unknown, code: string): boolean {

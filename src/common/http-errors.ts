@@ -9,15 +9,13 @@
  */
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { z } from 'zod';
-import { GridError, isGridError, line, printable, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
+import { firstZodProblem, GridError, isGridError, line, printable, type ApiErrorBody, type ErrorCode } from '../protocol/index.js';
 
 /** Parses `value` or throws GG_ERR_BAD_REQUEST naming the first bad field (under `prefix`, if given). */
 export function parseBody<T extends z.ZodType>(schema: T, value: unknown, prefix?: string): z.infer<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const path = [...(prefix ? [prefix] : []), ...(issue?.path ?? []).map(String)];
-  throw new GridError('GG_ERR_BAD_REQUEST', `${path.length ? path.join('.') : '(body)'}: ${issue?.message ?? 'invalid'}`);
+  throw new GridError('GG_ERR_BAD_REQUEST', firstZodProblem(result.error, prefix ? [prefix] : [], '(body)'));
 }
 
 export function errorPayload(code: ErrorCode, message: string): ApiErrorBody {

@@ -12,8 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { createCa, certFingerprint, isIssuedBy, issueServerCert, readCert, type CaMaterial, type KeyAndCert } from '../transport/pki.js';
-import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
-import { GridError } from '../protocol/index.js';
+import { COORDINATOR_SERVER_NAME, GridError } from '../protocol/index.js';
 import { writeFileAtomic } from '../common/files.js';
 
 export interface CoordinatorCa {

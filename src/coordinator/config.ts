@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { GridError } from '../protocol/index.js';
+import { GridError, zodProblems } from '../protocol/index.js';
 import { DATABASE_URL_FORMS, parseDatabaseUrl } from './store/url.js';
 import type { SessionTiming } from './sessions.js';
 
@@ -183,16 +183,7 @@ export function parseCoordinatorConfig(
   const problems: string[] = [];
 
   const parsed = fileSchema(overrides.port !== undefined).safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const k of issue.keys) problems.push(`${file}: ${[...issue.path, k].join('.')}: unknown key`);
-      } else {
-        const key = issue.path.join('.');
-        problems.push(`${where(key)}: ${key}: ${issue.message}`);
-      }
-    }
-  }
+  if (!parsed.success) problems.push(...zodProblems(parsed.error).map((p) => `${where(p.path)}: ${p.path}: ${p.message}`));
   const order = heartbeatOrderProblem(raw);
   if (order !== null) problems.push(`${where('server.heartbeat_timeout_secs')}: server.heartbeat_timeout_secs: ${order}`);
   if (!parsed.success || problems.length > 0) throw new GridError('GG_ERR_CONFIG_INVALID', problems.join('\n'));

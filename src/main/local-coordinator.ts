@@ -9,10 +9,8 @@
  *   await local.stop();
  */
 import type { Logger } from 'pino';
-import { loadCoordinatorConfig } from '../coordinator/config.js';
-import { startCoordinator } from '../coordinator/coordinator.js';
-import { createEnrollmentToken } from '../coordinator/enrollment.js';
 import { adminKeyPath } from '../coordinator/local-files.js';
+import { startLoopbackCoordinator } from '../coordinator/loopback.js';
 
 export interface LocalCoordinator {
   /** HOST:PORT for the worker. */
@@ -25,13 +23,6 @@ export interface LocalCoordinator {
 }
 
 export async function startLocalCoordinator(dataDir: string, logger: Logger): Promise<LocalCoordinator> {
-  const { config } = await loadCoordinatorConfig(undefined, { bindAddr: '127.0.0.1', port: 0, databaseUrl: 'memory://' });
-  const c = await startCoordinator({ config, dataDir, logger });
-  try {
-    const { token } = await createEnrollmentToken(c.db, c.ca, { ttlSecs: 600, maxUses: 1, description: 'desktop app, local test mode' });
-    return { address: `127.0.0.1:${c.port}`, token, apiUrl: c.apiUrl, adminKeyFile: adminKeyPath(dataDir), stop: () => c.stop() };
-  } catch (e) {
-    await c.stop();
-    throw e;
-  }
+  const { coordinator, address, token } = await startLoopbackCoordinator({ dataDir, port: 0, logger, tokenDescription: 'desktop app, local test mode' });
+  return { address, token, apiUrl: coordinator.apiUrl, adminKeyFile: adminKeyPath(dataDir), stop: () => coordinator.stop() };
 }

@@ -24,23 +24,17 @@ import path from 'node:path';
 import { configureRequestOptions, configureRequestUrl, HttpExecutor, type DownloadOptions } from 'builder-util-runtime';
 import electronUpdater, { type AppUpdater } from 'electron-updater';
 import type { Logger } from 'pino';
-import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
+import { coordinatorTls, type WorkerTls } from '../transport/https-client.js';
 import { mayApplyUpdate } from '../worker/update-policy.js';
 
 /** The release channel folder on the coordinator (`<data dir>/updates/<channel>/`). @default 'stable' */
 export const DEFAULT_UPDATE_CHANNEL = 'stable';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-export interface FeedTls {
-  caPem: string;
-  certPem: string;
-  keyPem: string;
-}
-
 export interface UpdateFeed {
   url: string;
   /** Read at every request, so a renewed worker certificate is used from the next one on. */
-  tls: FeedTls;
+  tls: WorkerTls;
 }
 
 export interface UpdaterHost {
@@ -85,7 +79,7 @@ export function updateFeed(
  * a provider is created (setFeedURL, below) and at every download, which is
  * what test/coordinator/http-updates.test.ts drives against a real coordinator.
  */
-export function useCoordinatorFeed(updater: AppUpdater, url: string, tls: () => FeedTls): void {
+export function useCoordinatorFeed(updater: AppUpdater, url: string, tls: () => WorkerTls): void {
   (updater as unknown as { httpExecutor: HttpExecutor<ClientRequest> }).httpExecutor = new CoordinatorHttpExecutor(tls);
   // One range per request: the coordinator serves single ranges (differential downloads use them).
   updater.setFeedURL({ provider: 'generic', url, useMultipleRangeRequest: false });
@@ -163,23 +157,17 @@ export function startUpdater(host: UpdaterHost, opts: StartUpdaterOptions = {}):
 
 /** electron-updater's HTTP client on Node https, pinned to the coordinator CA, with the worker's certificate. */
 class CoordinatorHttpExecutor extends HttpExecutor<ClientRequest> {
-  constructor(private readonly tls: () => FeedTls) {
+  constructor(private readonly tls: () => WorkerTls) {
     super();
   }
 
   override createRequest(options: RequestOptions, callback: (response: IncomingMessage) => void): ClientRequest {
-    const { caPem, certPem, keyPem } = this.tls();
     return https.request(
       {
         ...options,
         // URL hostnames keep IPv6 brackets; sockets want the bare address.
         ...(options.hostname ? { hostname: options.hostname.replace(/^\[|\]$/g, '') } : {}),
-        // Coordinator certificates carry this name whatever address the worker dials.
-        servername: COORDINATOR_SERVER_NAME,
-        ca: caPem,
-        cert: certPem,
-        key: keyPem,
-        agent: false,
+        ...coordinatorTls(this.tls()),
       },
       callback,
     );

@@ -1,6 +1,5 @@
 export * from './api.js';
 export * from './errors.js';
-export * from './frame.js';
 export * from './messages.js';
 export * from './token.js';
 export * from './tensor.js';
@@ -8,3 +7,4 @@ export * from './policy.js';
 export * from './control.js';
 export * from './cluster.js';
 export * from './text.js';
+export * from './zod-problems.js';

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { GridError } from './errors.js';
 import { AdminOverride } from './policy.js';
 import { json, line, prose } from './text.js';
+import { firstZodProblem } from './zod-problems.js';
 
 /** Bumped on any incompatible change to the messages below. */
 export const PROTOCOL_VERSION = 1;
@@ -19,6 +20,8 @@ export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
 export const MAX_ERROR_MESSAGE = 4000;
 /** QUIC ALPN identifier. */
 export const ALPN = 'gogrid/1';
+/** Every coordinator certificate carries this DNS name, so clients verify it whatever address they dial (QUIC and HTTPS alike). */
+export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
 
 const id = line(128).min(1);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
@@ -255,11 +258,7 @@ function parseWith<T>(schema: z.ZodType<T>, known: Set<string>, value: unknown):
     throw new GridError('GG_ERR_MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(type ?? null).slice(0, 80)}`);
   }
   const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? issue.path.join('.') : '(root)';
-    throw new GridError('GG_ERR_FRAME_INVALID', `invalid ${type} message: ${where}: ${issue?.message ?? 'invalid'}`);
-  }
+  if (!result.success) throw new GridError('GG_ERR_FRAME_INVALID', `invalid ${type} message: ${firstZodProblem(result.error)}`);
   return result.data;
 }
 

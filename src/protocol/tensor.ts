@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { line, tensorString } from './text.js';
+import { firstZodProblem } from './zod-problems.js';
 
 export const TENSOR_DTYPES = [
   'float32',
@@ -50,7 +51,7 @@ export const DTYPE_BYTES: Record<Exclude<TensorDtype, 'string'>, number> = {
   bool: 1,
 };
 
-/** Standard base64 with padding, as Buffer writes it. */
+/** Standard base64 with padding, as Buffer and btoa write it. */
 export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 const dims = z.array(z.number().int().nonnegative()).max(32);
@@ -88,9 +89,14 @@ export function checkTensorJson(t: TensorJson): string | null {
   if (t.data !== undefined) {
     return t.data.length === want ? null : `dims [${t.dims.join(', ')}] need ${want} values, data has ${t.data.length}`;
   }
-  const bytes = Buffer.from(t.b64!, 'base64').length;
+  const bytes = base64Bytes(t.b64!);
   const need = want * DTYPE_BYTES[t.dtype as Exclude<TensorDtype, 'string'>];
   return bytes === need ? null : `dims [${t.dims.join(', ')}] of ${t.dtype} need ${need} bytes, b64 has ${bytes}`;
+}
+
+/** What `b64`, already checked against BASE64, decodes to: three bytes per four characters, less one per `=`. */
+function base64Bytes(b64: string): number {
+  return (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
 }
 
 /**
@@ -104,10 +110,7 @@ export function checkTensorJson(t: TensorJson): string | null {
 export function checkJobPayload(kind: string, which: 'input' | 'output', value: unknown): string | null {
   if (kind !== 'onnx') return null;
   const parsed = (which === 'input' ? OnnxJobInput.transform((v) => v.inputs) : OnnxJobOutput.transform((v) => v.outputs)).safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return `${[which, ...(issue?.path ?? []).map(String)].join('.')}: ${issue?.message ?? 'invalid'}`;
-  }
+  if (!parsed.success) return firstZodProblem(parsed.error, [which]);
   for (const [name, tensor] of Object.entries(parsed.data)) {
     const problem = checkTensorJson(tensor);
     if (problem) return `${which}.${which}s.${name}: ${problem}`;

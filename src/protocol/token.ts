@@ -22,7 +22,7 @@ export interface EnrollmentToken {
 }
 
 export function formatEnrollmentToken(t: EnrollmentToken): string {
-  const fp = Buffer.from(t.caFingerprint, 'hex').toString('base64url');
+  const fp = hexToBase64url(t.caFingerprint);
   return [PREFIX, t.id, t.secret, fp].join('.');
 }
 
@@ -35,7 +35,18 @@ export function parseEnrollmentToken(text: string): EnrollmentToken {
       'enrollment token is malformed: expected gg1.<8-char id>.<22-char secret>.<43-char CA fingerprint>, as printed by `gogrid token create`',
     );
   }
-  return { id: id!, secret: secret!, caFingerprint: Buffer.from(fp!, 'base64url').toString('hex') };
+  return { id: id!, secret: secret!, caFingerprint: base64urlToHex(fp!) };
+}
+
+// btoa/atob, not Node's Buffer: the renderer bundles protocol/.
+function hexToBase64url(hex: string): string {
+  const binary = String.fromCharCode(...(hex.match(/../g) ?? []).map((byte) => parseInt(byte, 16)));
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function base64urlToHex(text: string): string {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return Array.from(binary, (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('');
 }
 
 export const TOKEN_ID_PATTERN = ID;

@@ -1,6 +1,6 @@
 /**
  * A FrameChannel over one bidirectional QUIC stream: length-prefixed JSON
- * frames (src/protocol/frame.ts) out through `send`, in through `frames()`.
+ * frames (frame.ts) out through `send`, in through `frames()`.
  *
  *   const channel = openFrameChannel(stream, { maxFrameBytes });
  *   await channel.send({ type: 'hello', … });
@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ReadableStreamReadResult } from 'node:stream/web';
 import { errors as quicErrors, type QUICStream } from '@matrixai/quic';
 import { GridError } from '../protocol/errors.js';
-import { encodeFrame, FrameDecoder } from '../protocol/frame.js';
+import { encodeFrame, FrameDecoder } from './frame.js';
 
 export interface FrameChannel {
   /** Encodes and writes one frame; rejects with GG_ERR_CONNECTION_CLOSED once the channel is closed. */

@@ -8,10 +8,24 @@
  */
 import https from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { ApiErrorBody, GridError, isGridError, type ErrorCode, ERROR_CODES } from '../protocol/index.js';
+import { ApiErrorBody, COORDINATOR_SERVER_NAME, GridError, isGridError, type ErrorCode, ERROR_CODES } from '../protocol/index.js';
 
-/** Every coordinator certificate carries this DNS name, so clients verify it whatever address they dial. */
-export const COORDINATOR_SERVER_NAME = 'gogrid-coordinator';
+/** A worker's mTLS material: the coordinator's CA and its own certificate and key (PEM). A WorkerIdentity is one. */
+export interface WorkerTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * The TLS options of every `https.request` to the coordinator: its CA pinned,
+ * its certificate checked for COORDINATOR_SERVER_NAME whatever address was
+ * dialled, and the worker's client certificate when given. No shared agent:
+ * a pooled connection would go on presenting a certificate renewed since.
+ */
+export function coordinatorTls(tls: Partial<WorkerTls>): https.RequestOptions {
+  return { servername: COORDINATOR_SERVER_NAME, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, agent: false };
+}
 
 export interface HttpsRequest {
   url: string;
@@ -21,11 +35,10 @@ export interface HttpsRequest {
   /** Byte length of a stream body, when known (sent as content-length). */
   bodyLength?: number;
   headers?: Record<string, string>;
-  /** PEM of the CA the server certificate must chain to. Omit only with `insecureNoVerify`. */
+  /** PEM of the CA the server certificate must chain to, for routes without a client certificate. Omit only with `insecureNoVerify`. */
   ca?: string;
-  /** Client certificate (mTLS), when the route needs one. */
-  cert?: string;
-  key?: string;
+  /** The worker's CA and client certificate (mTLS), for the routes that take one; instead of `ca`. */
+  tls?: WorkerTls;
   /** Skip server verification: only for fetching the CA whose fingerprint the caller then checks itself. */
   insecureNoVerify?: boolean;
   timeoutMs?: number;
@@ -66,12 +79,8 @@ export function sendRequest(req: HttpsRequest): Promise<HttpsResponse> {
         host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port || 443,
         path: url.pathname + url.search,
-        servername: COORDINATOR_SERVER_NAME,
-        ca: req.ca,
-        cert: req.cert,
-        key: req.key,
+        ...coordinatorTls(req.tls ?? { caPem: req.ca }),
         rejectUnauthorized: !req.insecureNoVerify,
-        agent: false,
         timeout: req.timeoutMs ?? 10_000,
         headers: {
           accept: 'application/json',

@@ -8,7 +8,7 @@ import Logger, { Handler, LogLevel, type LogRecord } from '@matrixai/logger';
 import type { QUICClientCrypto, QUICConfig, QUICServerCrypto } from '@matrixai/quic';
 import type { Logger as PinoLogger } from 'pino';
 import { GridError } from '../protocol/errors.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frame.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './frame.js';
 import { ALPN } from '../protocol/messages.js';
 
 /** Options common to the server and the client. */

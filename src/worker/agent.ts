@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
+  COORDINATOR_SERVER_NAME,
   GridError,
   isGridError,
   parseCoordinatorMessage,
@@ -32,7 +33,6 @@ import {
   type WorkerStatus,
 } from '../protocol/index.js';
 import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
-import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import type { JobRunner } from './job-runner.js';

@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AdminOverride, GridError, MAX_SNOOZE_MS, PolicySettings, UserControl, type ControlAction, type SettingsUpdate } from '../protocol/index.js';
+import { AdminOverride, firstZodProblem, GridError, MAX_SNOOZE_MS, PolicySettings, UserControl, type ControlAction, type SettingsUpdate } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
 import { parseCoordinatorAddress } from './address.js';
 import { compilePolicy } from './policy/index.js';
@@ -57,7 +57,7 @@ export async function loadHostSettings(dataDir: string, onProblem: (problem: str
   for (const [key, schema] of Object.entries(HostSettings.shape)) {
     const parsed = schema.safeParse(saved[key]);
     if (parsed.success) kept[key] = saved[key];
-    else onProblem(`${file}: ${[key, ...(parsed.error.issues[0]?.path ?? [])].join('.')}: ${parsed.error.issues[0]?.message ?? 'invalid'}; using the default`);
+    else onProblem(`${file}: ${firstZodProblem(parsed.error, [key])}; using the default`);
   }
   return HostSettings.parse(kept);
 }

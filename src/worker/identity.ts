@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { GridError } from '../protocol/errors.js';
-import { createFileAtomic, isErrno, writeFilesAtomic } from '../common/files.js';
+import { firstZodProblem } from '../protocol/zod-problems.js';
+import { createFileAtomic, readJsonFile, readTextFile, writeFilesAtomic } from '../common/files.js';
 
 export const WORKER_CONFIG_FILE = 'worker.json';
 export const KEY_FILE = 'worker.key';
@@ -146,37 +147,17 @@ async function ensureDataDir(dataDir: string): Promise<void> {
   await fs.mkdir(dataDir, { recursive: true, mode: DIR_MODE });
 }
 
-/** Null when the file does not exist; any other read failure names the file. */
-async function readText(dataDir: string, name: string): Promise<string | null> {
-  const file = path.join(dataDir, name);
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return null;
-    throw new GridError('GG_ERR_CONFIG_INVALID', `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
+function readText(dataDir: string, name: string): Promise<string | null> {
+  return readTextFile(path.join(dataDir, name));
 }
 
-async function readConfig(dataDir: string): Promise<z.infer<typeof WorkerConfigFile> | null> {
-  const text = await readText(dataDir, WORKER_CONFIG_FILE);
-  if (text === null) return null;
-  const file = path.join(dataDir, WORKER_CONFIG_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new GridError('GG_ERR_CONFIG_INVALID', `${file} is not valid JSON (${error instanceof Error ? error.message : String(error)})`, { cause: error });
-  }
-  return parseConfig(file, json);
+function readConfig(dataDir: string): Promise<z.infer<typeof WorkerConfigFile> | null> {
+  return readJsonFile(path.join(dataDir, WORKER_CONFIG_FILE), WorkerConfigFile);
 }
 
 function parseConfig(label: string, json: unknown): z.infer<typeof WorkerConfigFile> {
   const result = WorkerConfigFile.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? issue.path.join('.') : '(root)';
-    throw new GridError('GG_ERR_CONFIG_INVALID', `${label}: ${where}: ${issue?.message ?? 'invalid'}`);
-  }
+  if (!result.success) throw new GridError('GG_ERR_CONFIG_INVALID', `${label}: ${firstZodProblem(result.error)}`);
   return result.data;
 }
 

@@ -14,7 +14,7 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { ApiErrorBody, ERROR_CODES, GridError, type ErrorCode } from '../protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../transport/https-client.js';
+import { coordinatorTls, type WorkerTls } from '../transport/https-client.js';
 
 export interface DownloadResponse {
   /** 206 when the server honoured `offset`; 200 means the body starts at byte 0. */
@@ -26,18 +26,11 @@ export interface DownloadResponse {
 
 export type ModelDownloader = (sha256: string, opts: { offset: number; signal?: AbortSignal }) => Promise<DownloadResponse>;
 
-/** What `tls()` returns; a WorkerIdentity is one. */
-export interface DownloadTls {
-  caPem: string;
-  certPem: string;
-  keyPem: string;
-}
-
 export interface HttpsDownloaderOptions {
   /** The coordinator, e.g. `https://10.0.0.5:8443`. */
   baseUrl: string;
   /** Read at every request, so a certificate renewed meanwhile is used from the next download on. */
-  tls: () => DownloadTls;
+  tls: () => WorkerTls;
   /**
    * No bytes for this long (while connecting or during the body) fails the download; what arrived is kept for resume.
    * @default 30_000
@@ -54,17 +47,12 @@ export function httpsModelDownloader(opts: HttpsDownloaderOptions): ModelDownloa
   return (sha256, { offset, signal }) =>
     new Promise<DownloadResponse>((resolve, reject) => {
       const url = new URL(`${opts.baseUrl.replace(/\/+$/, '')}/v1/models/${sha256}`);
-      const { caPem, certPem, keyPem } = opts.tls();
       let response: IncomingMessage | undefined;
       const req = https.request({
         host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port || 443,
         path: url.pathname,
-        servername: COORDINATOR_SERVER_NAME,
-        ca: caPem,
-        cert: certPem,
-        key: keyPem,
-        agent: false,
+        ...coordinatorTls(opts.tls()),
         signal,
         headers: { accept: 'application/octet-stream', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
       });

@@ -31,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { GridError, parseEnrollmentToken } from '../protocol/index.js';
+import { GridError, parseEnrollmentToken, zodProblems } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
 import { parseCoordinatorAddress } from './address.js';
 
@@ -120,11 +120,7 @@ export function parseProvisioning(text: string, file: string): Provisioning {
   }
   const parsed = ProvisioningFileSchema.safeParse(raw);
   if (parsed.success) return parsed.data.worker;
-  const problems = parsed.error.issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((k) => `${file}: ${[...issue.path, k].join('.')}: unknown key`)
-      : [`${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`],
-  );
+  const problems = zodProblems(parsed.error).map((p) => `${file}: ${p.path || '(root)'}: ${p.message}`);
   throw new GridError('GG_ERR_CONFIG_INVALID', problems.join('\n'));
 }
 

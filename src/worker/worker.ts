@@ -110,13 +110,10 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   processes.on('spawn', ({ pid }) => leftovers.add(pid));
   processes.on('exit', ({ pid }) => leftovers.remove(pid));
   const worker = (path: string, leaseId: string, body?: unknown) => {
-    const { caPem, certPem, keyPem } = current();
     return requestJson({
       url: `${baseUrl}${path}`,
       ...(body === undefined ? {} : { method: 'POST' as const, body }),
-      ca: caPem,
-      cert: certPem,
-      key: keyPem,
+      tls: current(),
       headers: { [LEASE_HEADER]: leaseId },
       timeoutMs: 60_000,
       maxBytes: MAX_PAYLOAD_BYTES + 64 * 1024,

@@ -6,8 +6,8 @@
  */
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobInfo, MAX_SUBMIT_BATCH, SubmitJobsResponse } from '../../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME, requestJson } from '../../src/transport/https-client.js';
+import { COORDINATOR_SERVER_NAME, JobInfo, MAX_SUBMIT_BATCH, SubmitJobsResponse } from '../../src/protocol/index.js';
+import { requestJson } from '../../src/transport/https-client.js';
 import { createApiKey, getJobEvents, listJobs, listQueued } from '../../src/coordinator/store/index.js';
 import { sha256Hex } from '../../src/coordinator/enrollment.js';
 import { MLP, writeOnnxFixtures } from '../fixtures/make-onnx.js';

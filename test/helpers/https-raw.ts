@@ -4,7 +4,7 @@
  * client certificate; the answer comes back as bytes.
  */
 import https from 'node:https';
-import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { COORDINATOR_SERVER_NAME } from '../../src/protocol/index.js';
 
 export interface RawRequest {
   url: string;

@@ -11,7 +11,7 @@
  *   for await (const frame of client.frames()) …
  */
 import { GridError } from '../../src/protocol/errors.js';
-import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
 import type { ControlPeer, FrameChannel } from '../../src/transport/quic.js';
 
 /** One direction of a pair: frames in order, then its end. */

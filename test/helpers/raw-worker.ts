@@ -8,8 +8,7 @@
  *   await w.send({ type: 'job.result', jobId: assign.job.jobId, leaseId: assign.leaseId, outcome: … });
  *   expect((await w.next('error')).code).toBe('GG_ERR_FRAME_INVALID');
  */
-import { PROTOCOL_VERSION, type CoordinatorMessage } from '../../src/protocol/index.js';
-import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { COORDINATOR_SERVER_NAME, PROTOCOL_VERSION, type CoordinatorMessage } from '../../src/protocol/index.js';
 import { connectQuic, type FrameChannel, type QuicClientConnection } from '../../src/transport/quic.js';
 import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';

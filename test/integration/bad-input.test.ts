@@ -5,12 +5,12 @@
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenInfo } from '../../src/protocol/api.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { COORDINATOR_SERVER_NAME, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { connectRaw, helloFrame } from '../helpers/raw-worker.js';
 import { formatEnrollmentToken, parseEnrollmentToken } from '../../src/protocol/token.js';
 import { createToken } from '../../src/coordinator/store/index.js';
 import { sha256Hex } from '../../src/coordinator/enrollment.js';
-import { sendRequest, COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
+import { sendRequest } from '../../src/transport/https-client.js';
 import type { QuicClientConnection } from '../../src/transport/quic.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { enroll } from '../../src/worker/enroll.js';

@@ -175,10 +175,10 @@ describe('faults', () => {
     const noCert = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/input`, ca: c.ca.material.certPem, headers: { 'x-gogrid-lease': 'l' } });
     expect(noCert).toMatchObject({ status: 401, body: { error: { code: 'GG_ERR_UNAUTHENTICATED' } } });
     const id = w.agent.currentIdentity;
-    const stale = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/input`, ca: id.caPem, cert: id.certPem, key: id.keyPem, headers: { 'x-gogrid-lease': 'l-old' } });
+    const stale = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/input`, tls: id, headers: { 'x-gogrid-lease': 'l-old' } });
     expect(stale).toMatchObject({ status: 409, body: { error: { code: 'GG_ERR_JOB_LEASE_STALE' } } });
     const result = { type: 'job.result', jobId: 'j-x', leaseId: 'l-old', outcome: { ok: true, output: 1 } };
-    const late = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/result`, method: 'POST', body: result, ca: id.caPem, cert: id.certPem, key: id.keyPem, headers: { 'x-gogrid-lease': 'l-old' } });
+    const late = await sendRequest({ url: `${c.apiUrl}/v1/jobs/j-x/result`, method: 'POST', body: result, tls: id, headers: { 'x-gogrid-lease': 'l-old' } });
     expect(late).toMatchObject({ status: 409, body: { error: { code: 'GG_ERR_JOB_LEASE_STALE' } } });
   });
 

@@ -16,7 +16,6 @@ import {
   cleanText,
   CreateTokenRequest,
   EnrollRequest,
-  FrameDecoder,
   isGridError,
   line,
   ModelUploadQuery,
@@ -29,6 +28,7 @@ import {
   TensorJson,
 } from '../../src/protocol/index.js';
 import { ControlAction, EnrollForm, SettingsUpdate } from '../../src/protocol/control.js';
+import { FrameDecoder } from '../../src/transport/frame.js';
 import { decodeTensor } from '../../src/worker/executors/tensor-codec.js';
 import { hostileJson, hostileString, stringsIn, withHostileField } from '../helpers/hostile.js';
 

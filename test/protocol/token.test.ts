@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatEnrollmentToken, parseEnrollmentToken } from '../../src/protocol/token.js';
 
@@ -9,6 +10,15 @@ describe('enrollment token', () => {
     const text = formatEnrollmentToken(good);
     expect(text).toMatch(/^gg1\.k3x9a2m4\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
     expect(parseEnrollmentToken(` ${text}\n`)).toEqual(good);
+  });
+
+  it('writes the fingerprint as Node writes base64url, whatever its bytes', () => {
+    for (const bytes of [Buffer.alloc(32), Buffer.alloc(32, 0xff), ...Array.from({ length: 50 }, () => randomBytes(32))]) {
+      const caFingerprint = bytes.toString('hex');
+      const text = formatEnrollmentToken({ ...good, caFingerprint });
+      expect(text.split('.')[3]).toBe(bytes.toString('base64url'));
+      expect(parseEnrollmentToken(text).caFingerprint).toBe(caFingerprint);
+    }
   });
 
   it.each([

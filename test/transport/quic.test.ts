@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { QUICClient } from '@matrixai/quic';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isGridError } from '../../src/protocol/errors.js';
-import { encodeFrame } from '../../src/protocol/frame.js';
+import { encodeFrame } from '../../src/transport/frame.js';
 import { createCa, createKeyAndCsr, issueServerCert, readCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { baseConfig, clientCrypto, compileTiming, quicLogger } from '../../src/transport/quic-config.js';
 import {

@@ -8,10 +8,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../../src/transport/pki.js';
-import { httpsModelDownloader, type DownloadTls } from '../../src/worker/model-download.js';
+import { httpsModelDownloader } from '../../src/worker/model-download.js';
+import type { WorkerTls } from '../../src/transport/https-client.js';
 
 const SHA = 'a'.repeat(64);
-let tls: DownloadTls;
+let tls: WorkerTls;
 let serverTls: { certPem: string; keyPem: string };
 const servers: Array<https.Server | TcpServer> = [];
 const sockets = new Set<Socket>();

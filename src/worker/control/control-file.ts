@@ -7,10 +7,10 @@
  *   await writeControlFile(dataDir, { url, token, pid: process.pid });
  *   const info = await readControlFile(dataDir); // null when no worker wrote one
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../common/files.js';
+import { isErrno, readJsonFile, writeFileAtomic } from '../../common/files.js';
 import { GridError } from '../../protocol/index.js';
 
 export const ControlFile = z.strictObject({
@@ -29,24 +29,12 @@ export function writeControlFile(dataDir: string, info: ControlFile): Promise<vo
 
 export async function readControlFile(dataDir: string): Promise<ControlFile | null> {
   const file = controlFilePath(dataDir);
-  let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    return await readJsonFile(file, ControlFile);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    if (code === 'EACCES') throw new GridError('GG_ERR_UNAUTHENTICATED', `cannot read ${file}: run this as the user the worker runs as`);
+    if (e instanceof Error && isErrno(e.cause, 'EACCES')) throw new GridError('GG_ERR_UNAUTHENTICATED', `cannot read ${file}: run this as the user the worker runs as`);
     throw e;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GridError('GG_ERR_CONFIG_INVALID', `${file} is not valid JSON`);
-  }
-  const parsed = ControlFile.safeParse(json);
-  if (!parsed.success) throw new GridError('GG_ERR_CONFIG_INVALID', `${file} is not a valid control file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  return parsed.data;
 }
 
 /** Removes the file only while it still names this endpoint: a newer worker's file stays. */

@@ -23,6 +23,7 @@ import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { firstZodProblem } from '../../protocol/zod-problems.js';
 import { FromJobProcess, type ToJobProcess } from './ipc.js';
 import { applyPriority, defaultJobPriority, priorityEnv, priorityPlan, type JobPriority } from './priority.js';
 
@@ -238,7 +239,7 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     const parsed = FromJobProcess.safeParse(raw);
     if (!parsed.success) {
       this.log('warn', `invalid message: ${parsed.error.message}`);
-      this.kill('killed', `sent an invalid message (${parsed.error.issues[0]?.message ?? 'schema mismatch'})`);
+      this.kill('killed', `sent an invalid message (${firstZodProblem(parsed.error)})`);
       return;
     }
     this.emit('message', parsed.data);

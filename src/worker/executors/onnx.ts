@@ -17,6 +17,7 @@
 import type * as Ort from 'onnxruntime-node';
 import { GridError } from '../../protocol/errors.js';
 import { OnnxJobInput, type OnnxJobOutput, type TensorMap } from '../../protocol/tensor.js';
+import { firstZodProblem } from '../../protocol/zod-problems.js';
 import { SessionCache } from './session-cache.js';
 import { decodeTensor, encodeTensor, type RawTensor } from './tensor-codec.js';
 import type { Executor } from './types.js';
@@ -67,9 +68,7 @@ export const onnxExecutor: Executor = {
 function parseInput(raw: unknown): OnnxJobInput {
   const parsed = OnnxJobInput.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const where = issue?.path.length ? issue.path.join('.') : 'input';
-  throw new GridError('GG_ERR_INPUT_INVALID', `${where}: ${issue?.message ?? 'not an ONNX job input'} (expected {"inputs": {NAME: TENSOR}})`);
+  throw new GridError('GG_ERR_INPUT_INVALID', `${firstZodProblem(parsed.error, [], 'input')} (expected {"inputs": {NAME: TENSOR}})`);
 }
 
 function refuseNonTensors(session: Ort.InferenceSession): void {

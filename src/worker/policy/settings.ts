@@ -9,6 +9,7 @@
  */
 import type { z } from 'zod';
 import { GridError } from '../../protocol/errors.js';
+import { zodProblems } from '../../protocol/zod-problems.js';
 import {
   AdminOverride,
   CustomSettings,
@@ -117,7 +118,7 @@ export interface Policy {
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${[what, ...i.path].join('.')}: ${i.message}`);
+  const problems = zodProblems(result.error, [what]).map((p) => `${p.path}: ${p.message}`);
   throw new GridError('GG_ERR_CONFIG_INVALID', problems.join('\n'));
 }
 

@@ -7,8 +7,13 @@
  *   const decoder = new FrameDecoder({ maxFrameBytes: 1 << 20 });
  *   for (const value of decoder.push(chunk)) handle(value); // throws GridError
  *   stream.write(encodeFrame({ type: 'heartbeat', … }));
+ *
+ * In transport/, not protocol/: it is on every frame's path and uses Node's
+ * pooled Buffer (TextEncoder and fresh Uint8Arrays took it from 2.7 to 3.3 µs
+ * a frame, 6.5 µs when a frame spans two chunks), and the renderer, which
+ * bundles protocol/, never frames.
  */
-import { GridError } from './errors.js';
+import { GridError } from '../protocol/errors.js';
 
 /** Default limit; large inputs and outputs go by reference over HTTPS, not inline. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;

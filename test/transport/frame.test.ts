@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
+import { encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
 import { isGridError } from '../../src/protocol/errors.js';
 
 function header(length: number): Uint8Array {
