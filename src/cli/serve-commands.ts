@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import { loadCoordinatorConfig, type ConfigOverrides } from '../coordinator/config.js';
 import { startCoordinator, type Coordinator } from '../coordinator/coordinator.js';
 import { addModelFromStream, modelsDir } from '../coordinator/models.js';
-import { getJob, type JobRow } from '../coordinator/store/index.js';
 import { GridError, OnnxJobInput } from '../protocol/index.js';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -220,22 +219,12 @@ async function runSampleJob(c: Coordinator): Promise<{ id: string; workerId: str
   const model = await addModelFromStream(modelsDir(c.dataDir), createReadStream(new URL('../../samples/mlp.onnx', import.meta.url)), { name: 'mlp.onnx' });
   const input = OnnxJobInput.parse(JSON.parse(await readFile(new URL('../../samples/mlp-input.json', import.meta.url), 'utf8')));
   const started = Date.now();
-  const finished = new Promise<JobRow>((resolve) => {
-    const on = (row: JobRow) => {
-      if (row.id !== job.id) return;
-      c.dispatcher.off('finished', on);
-      resolve(row);
-    };
-    c.dispatcher.on('finished', on);
-  });
-  const job = await c.dispatcher.submit(
+  const done = await c.runJob(
     { kind: 'onnx', model: { sha256: model.sha256 }, input, requirements: {}, timeoutMs: 60_000, maxAttempts: 1, priority: 0 },
     { sha256: model.sha256, size: model.size, name: model.name },
   );
-  const row = await finished;
-  const done = await getJob(c.db, row.id);
-  if (done?.state !== 'succeeded') {
-    throw new GridError('GG_ERR_INTERNAL', `the sample job ${row.id} ${row.state}: ${row.error?.code ?? ''} ${row.error?.message ?? ''}`);
+  if (done.state !== 'succeeded') {
+    throw new GridError('GG_ERR_INTERNAL', `the sample job ${done.id} ${done.state}: ${done.error?.code ?? ''} ${done.error?.message ?? ''}`);
   }
   return { id: done.id, workerId: done.workerId, ms: Date.now() - started, y: (done.output as { outputs: { y: { data: unknown } } }).outputs.y.data };
 }

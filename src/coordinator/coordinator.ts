@@ -16,15 +16,15 @@ import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import { runtimeSettings, type CoordinatorConfig, type CoordinatorTuning, type RuntimeSettings } from './config.js';
 import { loadOrCreateCa, loadOrIssueServerCert, serverDnsNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
-import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, markInstanceWorkersOffline } from './store/index.js';
+import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, getJob, markInstanceWorkersOffline, type JobRow } from './store/index.js';
 import { revokedMessage, SessionManager } from './sessions.js';
 import { Dispatcher } from './dispatcher.js';
 import { openCluster, type Cluster } from './cluster.js';
 import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
-import type { ModelInfo } from '../protocol/index.js';
+import { TERMINAL_JOB_STATES, type CreatedToken, type CreateTokenRequest, type ModelInfo, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
 import { buildHttpApi } from './http.js';
-import { sha256Hex } from './enrollment.js';
+import { createEnrollmentToken, sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
 
 export interface StartCoordinatorOptions {
@@ -43,9 +43,15 @@ export interface Coordinator {
   readonly ca: CoordinatorCa;
   /** The API key created at first start; null when one already existed. */
   readonly newAdminKey: string | null;
-  readonly db: Db;
-  readonly sessions: SessionManager;
-  readonly dispatcher: Dispatcher;
+  /** A new enrollment token, as `POST /v1/tokens` makes one. */
+  createEnrollmentToken(req: CreateTokenRequest): Promise<CreatedToken>;
+  /** Queues a job on a stored model; resolves with its row once it is final. */
+  runJob(request: SubmitJobRequest, model: ModelRef): Promise<JobRow>;
+  /**
+   * The coordinator's own modules, for tests and benchmarks that watch or
+   * drive them directly. Commands go through the methods above or the API.
+   */
+  readonly parts: { readonly db: Db; readonly sessions: SessionManager; readonly dispatcher: Dispatcher };
   stop(): Promise<void>;
 }
 
@@ -93,9 +99,9 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       dataDir,
       ca,
       newAdminKey,
-      db,
-      sessions: listening.sessions,
-      dispatcher: listening.dispatcher,
+      createEnrollmentToken: (req) => createEnrollmentToken(db, ca, req),
+      runJob: (request, model) => runJob(db, listening.dispatcher, request, model),
+      parts: { db, sessions: listening.sessions, dispatcher: listening.dispatcher },
       async stop() {
         if (stopped) return;
         stopped = true;
@@ -200,6 +206,21 @@ async function listenBoth(args: {
       await quic?.stop({ force: true }).catch(() => undefined);
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw e;
     }
+  }
+}
+
+async function runJob(db: Db, dispatcher: Dispatcher, request: SubmitJobRequest, model: ModelRef): Promise<JobRow> {
+  const { id } = await dispatcher.submit(request, model);
+  for (;;) {
+    // Waiting first, then reading: a job that ends in between still wakes us.
+    const reread = new AbortController();
+    const woken = dispatcher.whenFinished(id, reread.signal);
+    const row = await getJob(db, id);
+    if (row && TERMINAL_JOB_STATES.includes(row.state)) {
+      reread.abort();
+      return row;
+    }
+    await woken;
   }
 }
 

@@ -10,7 +10,6 @@
 import type { Logger } from 'pino';
 import { loadCoordinatorConfig } from './config.js';
 import { startCoordinator, type Coordinator } from './coordinator.js';
-import { createEnrollmentToken } from './enrollment.js';
 
 export interface LoopbackCoordinator {
   coordinator: Coordinator;
@@ -24,7 +23,7 @@ export async function startLoopbackCoordinator(opts: { dataDir: string; port: nu
   const { config } = await loadCoordinatorConfig(undefined, { bindAddr: '127.0.0.1', port: opts.port, databaseUrl: 'memory://' });
   const coordinator = await startCoordinator({ config, dataDir: opts.dataDir, logger: opts.logger });
   try {
-    const { token } = await createEnrollmentToken(coordinator.db, coordinator.ca, { ttlSecs: 600, maxUses: 1, description: opts.tokenDescription });
+    const { token } = await coordinator.createEnrollmentToken({ ttlSecs: 600, maxUses: 1, description: opts.tokenDescription });
     return { coordinator, address: `127.0.0.1:${coordinator.port}`, token };
   } catch (e) {
     await coordinator.stop();

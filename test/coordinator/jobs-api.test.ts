@@ -42,14 +42,14 @@ async function submitBatch(jobs: unknown[]): Promise<JobInfo[]> {
   return SubmitJobsResponse.parse(await c.api('POST', '/v1/jobs', { jobs })).jobs;
 }
 
-const jobCount = async () => (await listJobs(c.db, { limit: 100_000 })).length;
+const jobCount = async () => (await listJobs(c.parts.db, { limit: 100_000 })).length;
 
 describe('POST /v1/jobs with { jobs: [...] }', () => {
   it('queues every job, answers them in the order sent, and the queue serves them in that order', async () => {
     const infos = await submitBatch(Array.from({ length: 25 }, (_, i) => tiny(i, { priority: 900, requirements: { labels: ['nobody-has-this'] } })));
     expect(infos).toHaveLength(25);
     expect(infos.every((j) => j.state === 'queued' && j.model.name === 'mlp.onnx' && j.priority === 900)).toBe(true);
-    expect((await listQueued(c.db, 25)).map((j) => j.id)).toEqual(infos.map((j) => j.id));
+    expect((await listQueued(c.parts.db, 25)).map((j) => j.id)).toEqual(infos.map((j) => j.id));
     const one = JobInfo.parse(await c.api('GET', `/v1/jobs/${infos[3]!.id}`));
     expect(one).toMatchObject({ id: infos[3]!.id, state: 'queued', requirements: { labels: ['nobody-has-this'] } });
     for (const j of infos) await c.api('POST', `/v1/jobs/${j.id}/cancel`);
@@ -128,7 +128,7 @@ describe('POST /v1/jobs with { jobs: [...] }', () => {
         mlp([i, 1, 2, 3]).forEach((want, k) => expect(y[k]).toBeCloseTo(want, 4));
       }
       for (const j of infos) {
-        expect((await getJobEvents(c.db, j.id)).map((e) => e.state)).toEqual(['queued', 'leased', 'running', 'succeeded']);
+        expect((await getJobEvents(c.parts.db, j.id)).map((e) => e.state)).toEqual(['queued', 'leased', 'running', 'succeeded']);
       }
     } finally {
       await w.agent.stop();
@@ -150,7 +150,7 @@ describe('the API key check', () => {
   it('takes a key created a moment ago at once', async () => {
     const key = 'ggk_created_just_now_for_this_test';
     await expect(get(key)).rejects.toMatchObject({ code: 'GG_ERR_UNAUTHENTICATED' });
-    await createApiKey(c.db, { id: 'fresh', keySha256: sha256Hex(key), description: 'test', now: new Date() });
+    await createApiKey(c.parts.db, { id: 'fresh', keySha256: sha256Hex(key), description: 'test', now: new Date() });
     await expect(get(key)).resolves.toBeDefined();
   });
 });

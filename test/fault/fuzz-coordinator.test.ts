@@ -36,7 +36,7 @@ beforeAll(async () => {
   identitySha = await c.addModel(writeOnnxFixtures(await tempDir()).identity);
   healthy = await startTestWorker(c, { token: await c.createToken() });
   await healthy.agent.waitFor('online');
-  c.sessions.on('offline', (id) => {
+  c.parts.sessions.on('offline', (id) => {
     if (id === healthy.identity.workerId) disturbed = true;
   });
   identity = await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
@@ -161,9 +161,9 @@ describe('control frames from an enrolled worker', () => {
     let on = (_id: string) => undefined as void;
     const taken = new Promise<'taken'>((resolve) => {
       on = (id) => id === identity.workerId && resolve('taken');
-      c.sessions.on('heartbeat', on);
+      c.parts.sessions.on('heartbeat', on);
     });
-    return { taken, stop: () => c.sessions.off('heartbeat', on) };
+    return { taken, stop: () => c.parts.sessions.off('heartbeat', on) };
   }
 
   it('are taken, or answered with an error frame; the coordinator and the other worker carry on', async () => {

@@ -121,10 +121,10 @@ export function sessionEvent(c: Coordinator, event: 'online' | 'offline', worker
   return new Promise((resolve) => {
     const on = (id: string) => {
       if (id !== workerId) return;
-      c.sessions.off(event, on);
+      c.parts.sessions.off(event, on);
       resolve();
     };
-    c.sessions.on(event, on);
+    c.parts.sessions.on(event, on);
   });
 }
 

@@ -27,7 +27,7 @@ beforeAll(async () => {
   otherCa = await createCa({ commonName: 'someone else' });
   healthy = await startTestWorker(c, { token: await c.createToken() });
   await healthy.agent.waitFor('online');
-  c.sessions.on('offline', (id) => {
+  c.parts.sessions.on('offline', (id) => {
     if (id === healthy.identity.workerId) healthyWentOffline = true;
   });
 });
@@ -51,7 +51,7 @@ describe('enrollment tokens', () => {
   it('refuses an expired token with GG_ERR_TOKEN_EXPIRED', async () => {
     const secret = 'B'.repeat(22);
     const past = new Date(Date.now() - 60_000);
-    await createToken(c.db, { id: 'expired1', secretSha256: sha256Hex(secret), description: '', expiresAt: past, maxUses: 1, now: new Date(past.getTime() - 60_000) });
+    await createToken(c.parts.db, { id: 'expired1', secretSha256: sha256Hex(secret), description: '', expiresAt: past, maxUses: 1, now: new Date(past.getTime() - 60_000) });
     const token = formatEnrollmentToken({ id: 'expired1', secret, caFingerprint: c.ca.fingerprint });
     await expect(enroll({ dataDir: await tempDir(), coordinator: address(), token })).rejects.toMatchObject({ code: 'GG_ERR_TOKEN_EXPIRED' });
   });

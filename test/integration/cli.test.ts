@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 function nextOnline(): Promise<string> {
-  return new Promise((resolve) => c.sessions.once('online', resolve));
+  return new Promise((resolve) => c.parts.sessions.once('online', resolve));
 }
 
 describe('gogrid worker', () => {
@@ -97,7 +97,7 @@ describe('gogrid worker', () => {
     await w.waitFor(/could not enroll yet/);
     const again = await startTestCoordinator({ dataDir: dir, databaseUrl: `pglite://${join(dir, 'db')}`, port });
     try {
-      await new Promise((resolve) => again.sessions.once('online', resolve));
+      await new Promise((resolve) => again.parts.sessions.once('online', resolve));
       w.child.kill('SIGTERM');
       expect(await w.exited).toBe(0);
     } finally {

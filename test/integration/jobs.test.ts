@@ -199,7 +199,7 @@ describe('a worker killed mid-job', () => {
   it('loses the job to another worker, which finishes it; only that result counts', { timeout: 120_000 }, async () => {
     const c = await startTestCoordinator();
     try {
-      const online = new Promise<string>((resolve) => c.sessions.once('online', resolve));
+      const online = new Promise<string>((resolve) => c.parts.sessions.once('online', resolve));
       const a = runCli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
       children.push(a);
       const aId = await online;

@@ -172,7 +172,7 @@ describe('the worker host', () => {
   it("applies an administrator's slot ceiling and the owner's own slot setting, and the coordinator schedules by them", async () => {
     const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}`, jobs: { threads: 1, slots: 3 } });
     const { worker } = await untilView(host, (v) => v.connection.state === 'online');
-    const slots = () => c.sessions.views().find((w) => w.id === worker!.id)?.slots;
+    const slots = () => c.parts.sessions.views().find((w) => w.id === worker!.id)?.slots;
     expect(slots()).toBe(3);
 
     await c.api('PUT', `/v1/workers/${worker!.id}/policy`, { limits: { slots: 1 } });
