@@ -9,10 +9,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
 import type { TensorJson } from '../../../src/protocol/tensor.js';
-import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
 import { MLP } from '../../fixtures/make-onnx.js';
-import { isAlive, makeJob, onnxFixtures, pidRecorder } from './helpers.js';
+import { closeJobProcesses, isAlive, makeJob, onnxFixtures, pidRecorder, runJob } from './helpers.js';
 
 const models = onnxFixtures();
 afterAll(async () => {

@@ -16,9 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TensorJson } from '../../../src/protocol/tensor.js';
-import { closeJobProcesses, runJob } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
-import { makeJob, pidRecorder, isAlive } from './helpers.js';
+import { closeJobProcesses, isAlive, makeJob, pidRecorder, runJob } from './helpers.js';
 import { readWav, resample } from './wav.js';
 
 const MODEL = createRequire(import.meta.url).resolve('@ricky0123/vad-web/dist/silero_vad_v5.onnx');

@@ -1,14 +1,14 @@
 /**
- * runJob and the job process, with the test-only executors (test-executors.ts)
- * that crash, hang, throw and break the IPC contract on purpose. Warm reuse is
- * checked here through runJob's shared pool; the pool's own settings (idle
- * timeout, recycling, close) in job-pool.test.ts.
+ * The job process, with the test-only executors (test-executors.ts) that
+ * crash, hang, throw and break the IPC contract on purpose. Warm reuse is
+ * checked here through the tests' shared pool (runJob); the pool's own
+ * settings (idle timeout, recycling, close) in job-pool.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../../src/protocol/errors.js';
-import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
-import { isAlive, makeJob, pidRecorder, rejection, useTestExecutors } from './helpers.js';
+import { closeJobProcesses, isAlive, makeJob, pidRecorder, rejection, runJob, useTestExecutors } from './helpers.js';
 
 const log = pidRecorder();
 
