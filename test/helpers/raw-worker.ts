@@ -13,6 +13,7 @@ import { COORDINATOR_SERVER_NAME } from '../../src/transport/https-client.js';
 import { connectQuic, type QuicClientConnection } from '../../src/transport/quic.js';
 import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
+import { within } from './within.js';
 
 export interface RawWorker {
   conn: QuicClientConnection;
@@ -53,13 +54,18 @@ export async function rawWorker(c: { port: number }, identity: WorkerIdentity, c
   const w: RawWorker = {
     conn,
     send: (frame) => conn.channel.send(frame as never),
-    async next(type) {
-      for (;;) {
-        const f = await frames.next();
-        if (f.done) throw new Error(`the connection ended before a ${type} frame`);
-        if ((f.value as { type?: unknown }).type === type) return f.value as never;
-      }
-    },
+    next: (type) =>
+      within(
+        10_000,
+        `a ${type} frame`,
+        (async () => {
+          for (;;) {
+            const f = await frames.next();
+            if (f.done) throw new Error(`the connection ended before a ${type} frame`);
+            if ((f.value as { type?: unknown }).type === type) return f.value as never;
+          }
+        })(),
+      ),
     close: () => conn.close(),
   };
   await w.send(await helloFrame(identity.workerId, capabilities));

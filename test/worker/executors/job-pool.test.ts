@@ -10,6 +10,7 @@ import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type R
 import type { JobExit } from '../../../src/worker/executors/index.js';
 import { isAlive, makeJob, rejection, useTestExecutors } from './helpers.js';
 import { TEST_EXECUTORS_ENV } from './test-executors.js';
+import { within } from '../../helpers/within.js';
 
 type ExitEvent = JobProcessInfo & { exit: JobExit };
 
@@ -33,7 +34,7 @@ async function echo(pool: JobProcessPool): Promise<number> {
 }
 
 async function nextExit(pool: JobProcessPool): Promise<ExitEvent> {
-  const [event] = (await once(pool, 'exit')) as [ExitEvent];
+  const [event] = (await within(10_000, 'a job process exit', once(pool, 'exit'))) as [ExitEvent];
   return event;
 }
 
