@@ -4,7 +4,7 @@
  * result with the lease id it came with; step aside when the machine's owner
  * needs it (issue #5).
  *
- *   const runner = new JobRunner({ slots: 1, threads: 2, models: cache, run: runJob, canRun, logger });
+ *   const runner = new JobRunner({ slots: 1, threads: 2, models: cache, run: (kind, job, o) => pool.run(kind, job, o), canRun, logger });
  *   runner.attach(send);           // the current connection; detach() when it drops
  *   runner.accept(assignMessage);  // from job.assign
  *   runner.cancel(jobId);          // from job.cancel
