@@ -85,7 +85,7 @@ describe('runJob in a job process', () => {
     expect(isAlive(hangingPid)).toBe(false);
   });
 
-  it('cancels within a second, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED; its process is not reused', async () => {
+  it('cancels at once, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED; its process is not reused', async () => {
     const controller = new AbortController();
     let abortedAt = 0;
     let hangingPid = 0;
@@ -105,7 +105,8 @@ describe('runJob in a job process', () => {
     const e = await rejection(running);
     expect(e.code).toBe('GG_ERR_JOB_CANCELED');
     expect(abortedAt).toBeGreaterThan(0);
-    expect(performance.now() - abortedAt).toBeLessThan(1000);
+    // SIGKILL follows 300 ms after SIGTERM (killGraceMs); the bound leaves a busy machine room, not the 2 s finish grace.
+    expect(performance.now() - abortedAt).toBeLessThan(1500);
     // Settled only once the process was gone, so it cannot be reused.
     expect(isAlive(hangingPid)).toBe(false);
   });
