@@ -32,6 +32,7 @@ import { pino } from 'pino';
 import type { JobSpec } from '../../src/protocol/index.js';
 import { JobProcessPool, type JobProcessPoolOptions } from '../../src/worker/executors/index.js';
 import { JobRunner } from '../../src/worker/job-runner.js';
+import { TEST_EXECUTORS_ENV } from '../../test/worker/executors/test-executors.js';
 import { loadAvg, machine, type Machine } from '../lib/machine.js';
 import { cpuUs, procStat } from '../lib/procfs.js';
 import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
@@ -273,7 +274,7 @@ function autogroup(): boolean {
 
 export async function runPoliteBench(quick: boolean, log: (line: string) => void): Promise<PoliteResult> {
   // The job processes take the test-only executors (test-spin) from this environment.
-  process.env['GOGRID_TEST_EXECUTORS'] = '1';
+  Object.assign(process.env, TEST_EXECUTORS_ENV);
   const info = machine({ autogroup: autogroup(), taskset: TASKSET });
   pin(process.pid, BENCH_CORE);
   const cfg: Config = { quick, latencyTries: quick ? 10 : 50, shareRounds: quick ? 2 : 7, shareWindowMs: quick ? 1000 : 2500 };

@@ -4,7 +4,7 @@
  * result with the lease id it came with; step aside when the machine's owner
  * needs it (issue #5).
  *
- *   const runner = new JobRunner({ slots: 1, threads: 2, models: cache, run: runJob, canRun, logger });
+ *   const runner = new JobRunner({ slots: 1, threads: 2, models: cache, run: (kind, job, o) => pool.run(kind, job, o), canRun, logger });
  *   runner.attach(send);           // the current connection; detach() when it drops
  *   runner.accept(assignMessage);  // from job.assign
  *   runner.cancel(jobId);          // from job.cancel
@@ -59,6 +59,8 @@ export interface JobRunnerOptions {
    * @default process.platform
    */
   platform?: NodeJS.Platform;
+  /** How long a job runs before its start is reported (START_REPORT_MS). @default 250 */
+  startReportMs?: number;
 }
 
 /** A job that ended with a result (sent, or a refusal on arrival): the status window's counts and last error. */
@@ -248,6 +250,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     const { jobId } = job;
     const { signal } = entry.controller;
     const log = this.opts.logger.child({ jobId, attempt: job.attempt });
+    const startReportMs = this.opts.startReportMs ?? START_REPORT_MS;
     // Monotonic, unlike entry.startedAt (the wall-clock time the status window shows).
     const started = performance.now();
     const runMs = () => Math.floor(performance.now() - started);
@@ -259,11 +262,11 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     };
     const progress = (p: number, message?: string) => {
       entry.progress = p;
-      const quiet = lastSent === 0 ? runMs() < START_REPORT_MS : Date.now() - lastSent < PROGRESS_EVERY_MS;
+      const quiet = lastSent === 0 ? runMs() < startReportMs : Date.now() - lastSent < PROGRESS_EVERY_MS;
       if (!quiet) sendProgress(p, message);
     };
     // The first progress message marks the job running at the coordinator.
-    const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), START_REPORT_MS);
+    const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), startReportMs);
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;

@@ -11,15 +11,19 @@ import { listenPostgres } from '../../src/coordinator/store/postgres.js';
 import type { ClusterEvent } from '../../src/protocol/cluster.js';
 import { PG_URL } from '../helpers/backends.js';
 import { silent } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
 
-/** Collects a cluster's events; `next(n)` resolves once n more have come. */
+/** Collects a cluster's events; `until(pred)` resolves once they satisfy it, and fails after 10 s. */
 function inbox(cluster: Cluster) {
   const events: ClusterEvent[] = [];
   cluster.on('event', (e) => events.push(e));
   return {
     events,
-    async until(pred: (es: ClusterEvent[]) => boolean): Promise<void> {
-      while (!pred(events)) await once(cluster, 'event');
+    until(pred: (es: ClusterEvent[]) => boolean): Promise<void> {
+      const arrived = (async () => {
+        while (!pred(events)) await once(cluster, 'event');
+      })();
+      return within(10_000, () => `the cluster events awaited (got ${JSON.stringify(events)})`, arrived);
     },
   };
 }

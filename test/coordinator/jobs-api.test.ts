@@ -8,7 +8,7 @@ import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COORDINATOR_SERVER_NAME, JobInfo, MAX_SUBMIT_BATCH, SubmitJobsResponse } from '../../src/protocol/index.js';
 import { requestJson } from '../../src/transport/https-client.js';
-import { createApiKey, getJobEvents, listJobs, listQueued } from '../../src/coordinator/store/index.js';
+import { createApiKey, getJobEvents, listJobs, listQueueHead } from '../../src/coordinator/store/index.js';
 import { sha256Hex } from '../../src/coordinator/enrollment.js';
 import { MLP, writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
@@ -49,7 +49,7 @@ describe('POST /v1/jobs with { jobs: [...] }', () => {
     const infos = await submitBatch(Array.from({ length: 25 }, (_, i) => tiny(i, { priority: 900, requirements: { labels: ['nobody-has-this'] } })));
     expect(infos).toHaveLength(25);
     expect(infos.every((j) => j.state === 'queued' && j.model.name === 'mlp.onnx' && j.priority === 900)).toBe(true);
-    expect((await listQueued(c.parts.db, 25)).map((j) => j.id)).toEqual(infos.map((j) => j.id));
+    expect((await listQueueHead(c.parts.db, 25)).map((j) => j.id)).toEqual(infos.map((j) => j.id));
     const one = JobInfo.parse(await c.api('GET', `/v1/jobs/${infos[3]!.id}`));
     expect(one).toMatchObject({ id: infos[3]!.id, state: 'queued', requirements: { labels: ['nobody-has-this'] } });
     for (const j of infos) await c.api('POST', `/v1/jobs/${j.id}/cancel`);

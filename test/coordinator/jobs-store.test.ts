@@ -6,15 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   cancelJob,
-  completeJob,
   expireLeases,
   getJob,
   getJobEvents,
-  insertJob,
   leaseJobs,
   listJobs,
-  listQueued,
-  markRunning,
+  listQueueHead,
   migrate,
   releaseWorkerLeases,
   renewLeases,
@@ -22,7 +19,7 @@ import {
   type Db,
 } from '../../src/coordinator/store/index.js';
 import { backends, useMigratedDb } from '../helpers/backends.js';
-import { at, lease, newJob } from '../helpers/store-jobs.js';
+import { at, completeJob, insertJob, lease, markRunning, newJob } from '../helpers/store-jobs.js';
 
 async function job(db: Db, opts: { maxAttempts?: number; priority?: number; now?: Date } = {}) {
   return insertJob(db, newJob(opts));
@@ -59,6 +56,21 @@ describe.each(backends)('jobs on $name', (backend) => {
     expect(await completeJob(db, j.id, 'new', { ok: true, output: 'fresh' }, at(5))).not.toBeNull();
     expect(await completeJob(db, j.id, 'new', { ok: true, output: 'again' }, at(6))).toBeNull();
     expect(await getJob(db, j.id)).toMatchObject({ state: 'succeeded', output: 'fresh', attempt: 2, workerId: 'w-2' });
+  });
+
+  it('fences a failure as it fences a success: one for an old lease, or after the result, changes nothing', async () => {
+    const j = await job(db, { maxAttempts: 5 });
+    const fatal = { ok: false as const, error: { code: 'GG_ERR_INPUT_INVALID', message: 'late', retryable: false } };
+    await leaseJobs(db, [lease(j.id, 'old')], at(1));
+    await releaseWorkerLeases(db, 'w-1', 'c-1', { code: 'GG_ERR_CONNECTION_CLOSED', message: 'worker disconnected' }, at(2));
+    await leaseJobs(db, [lease(j.id, 'new', { workerId: 'w-2' })], at(3));
+    expect(await completeJob(db, j.id, 'old', fatal, at(4))).toBeNull();
+    expect(await getJob(db, j.id)).toMatchObject({ state: 'leased', leaseId: 'new', workerId: 'w-2', error: { message: 'worker disconnected' } });
+
+    expect(await completeJob(db, j.id, 'new', { ok: true, output: 'fresh' }, at(5))).not.toBeNull();
+    expect(await completeJob(db, j.id, 'new', fatal, at(6))).toBeNull();
+    expect(await getJob(db, j.id)).toMatchObject({ state: 'succeeded', output: 'fresh', error: null });
+    expect((await getJobEvents(db, j.id)).map((e) => e.state)).toEqual(['queued', 'leased', 'queued', 'leased', 'succeeded']);
   });
 
   it('leases a job once when two instances try at the same moment', async () => {
@@ -135,7 +147,7 @@ describe.each(backends)('jobs on $name', (backend) => {
       const low = await job(fresh.db, { priority: 0, now: at(1) });
       const high = await job(fresh.db, { priority: 5, now: at(2) });
       const older = await job(fresh.db, { priority: 0, now: at(0) });
-      expect((await listQueued(fresh.db, 10)).map((j) => j.id)).toEqual([high.id, older.id, low.id]);
+      expect((await listQueueHead(fresh.db, 10)).map((j) => j.id)).toEqual([high.id, older.id, low.id]);
       await setWaitingReasons(fresh.db, [{ jobId: low.id, reason: 'no worker runs onnx jobs' }]);
       expect((await getJob(fresh.db, low.id))?.waitingReason).toBe('no worker runs onnx jobs');
       const [leased] = await leaseJobs(fresh.db, [lease(low.id, 'L')], at(3));

@@ -18,6 +18,7 @@ import { CreatedToken, JobInfo, ModelInfo, TERMINAL_JOB_STATES } from '../../src
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { within } from './within.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -41,8 +42,8 @@ export interface TestCoordinator extends Coordinator {
   createToken(opts?: { ttlSecs?: number; maxUses?: number }): Promise<string>;
   /** Stores a model file through the API; returns its sha256. */
   addModel(file: string): Promise<string>;
-  /** The job once final (long-polls). */
-  finished(jobId: string): Promise<JobInfo>;
+  /** The job once final (long-polls); fails after `ms`. */
+  finished(jobId: string, ms?: number): Promise<JobInfo>;
 }
 
 export async function startTestCoordinator(
@@ -88,13 +89,19 @@ export async function startTestCoordinator(
       });
       return ModelInfo.parse(info).sha256;
     },
-    async finished(jobId: string) {
-      for (;;) {
-        const job = JobInfo.parse(await api('GET', `/v1/jobs/${jobId}?wait=20`));
-        if (TERMINAL_JOB_STATES.includes(job.state)) return job;
-      }
-    },
+    finished: (jobId: string, ms?: number) => untilFinished((path) => api('GET', path), jobId, ms),
   });
+}
+
+/** Long-polls a job through `get` until it is final; fails after `ms`, saying where the job was left. */
+export async function untilFinished(get: (path: string) => Promise<unknown>, jobId: string, ms = 25_000): Promise<JobInfo> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = Math.ceil((deadline - Date.now()) / 1000);
+    const job = JobInfo.parse(await get(`/v1/jobs/${jobId}?wait=${Math.min(20, Math.max(0, left))}`));
+    if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+    if (left <= 0) throw new Error(`job ${jobId} not finished within ${ms} ms: ${job.state}${job.waitingReason ? ` (${job.waitingReason})` : ''}`);
+  }
 }
 
 export async function startTestWorker(
@@ -116,9 +123,9 @@ export async function startTestWorker(
   return Object.assign(w, { dataDir });
 }
 
-/** Resolves when the coordinator emits `event` for `workerId`. */
-export function sessionEvent(c: Coordinator, event: 'online' | 'offline', workerId: string): Promise<void> {
-  return new Promise((resolve) => {
+/** Resolves when the coordinator emits `event` for `workerId`; fails `ms` after the call. */
+export function sessionEvent(c: Coordinator, event: 'online' | 'offline', workerId: string, ms = 10_000): Promise<void> {
+  const seen = new Promise<void>((resolve) => {
     const on = (id: string) => {
       if (id !== workerId) return;
       c.parts.sessions.off(event, on);
@@ -126,6 +133,7 @@ export function sessionEvent(c: Coordinator, event: 'online' | 'offline', worker
     };
     c.parts.sessions.on(event, on);
   });
+  return within(ms, `worker ${workerId} ${event}`, seen);
 }
 
 // ---------------------------------------------------------------- the CLI as a child process
@@ -138,8 +146,8 @@ export interface CliProcess {
   stderr(): string;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
-  /** Resolves when stderr or stdout has printed a line matching `re`. */
-  waitFor(re: RegExp): Promise<void>;
+  /** Resolves when stderr or stdout has printed a line matching `re`; fails after `ms`. */
+  waitFor(re: RegExp, ms?: number): Promise<void>;
 }
 
 /** `pipeInto`: a shell command the CLI's stdout is piped into (a real pipe, as people use one); the exit code is still the CLI's. */
@@ -176,11 +184,15 @@ export function runCli(args: string[], env: Record<string, string> = {}, opts: {
     stdout: () => out,
     stderr: () => err,
     exited,
-    waitFor: (re) =>
-      new Promise<void>((resolve, reject) => {
-        waiters.push({ re, resolve });
-        check();
-        void exited.then((code) => reject(new Error(`CLI exited (${code}) before printing ${re}\nstderr: ${err}\nstdout: ${out}`)));
-      }),
+    waitFor: (re, ms = 20_000) =>
+      within(
+        ms,
+        () => `the CLI printing ${re}\nstderr: ${err}\nstdout: ${out}`,
+        new Promise<void>((resolve, reject) => {
+          waiters.push({ re, resolve });
+          check();
+          void exited.then((code) => reject(new Error(`CLI exited (${code}) before printing ${re}\nstderr: ${err}\nstdout: ${out}`)));
+        }),
+      ),
   };
 }

@@ -12,6 +12,7 @@ import { COORDINATOR_SERVER_NAME, PROTOCOL_VERSION, type CoordinatorMessage } fr
 import { connectQuic, type FrameChannel, type QuicClientConnection } from '../../src/transport/quic.js';
 import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
+import { within } from './within.js';
 
 export interface RawWorker {
   conn: QuicClientConnection;
@@ -49,7 +50,7 @@ export async function helloFrame(workerId: string, capabilities: { executors: st
   };
 }
 
-/** The frames a coordinator sends, in order or by type. */
+/** The frames a coordinator sends, in order or by type; each within 10 s, or the wait fails naming it. */
 export function frameReader(channel: FrameChannel): Pick<RawWorker, 'next' | 'frame'> {
   const frames = channel.frames()[Symbol.asyncIterator]();
   const read = async (what: string) => {
@@ -58,13 +59,18 @@ export function frameReader(channel: FrameChannel): Pick<RawWorker, 'next' | 'fr
     return f.value as CoordinatorMessage;
   };
   return {
-    async next(type) {
-      for (;;) {
-        const f = await read(`a ${type} frame`);
-        if (f.type === type) return f as never;
-      }
-    },
-    frame: () => read('another frame'),
+    next: (type) =>
+      within(
+        10_000,
+        `a ${type} frame`,
+        (async () => {
+          for (;;) {
+            const f = await read(`a ${type} frame`);
+            if (f.type === type) return f as never;
+          }
+        })(),
+      ),
+    frame: () => within(10_000, 'another frame', read('another frame')),
   };
 }
 

@@ -1,12 +1,24 @@
 /**
- * Jobs and leases for the store tests: a fixed clock, and rows to insert or
- * lease with only what a test cares about spelled out.
+ * Jobs and leases for the store tests: a fixed clock, rows to insert or lease
+ * with only what a test cares about spelled out, and one-job forms of the
+ * store's many-jobs statements.
  *
- *   await insertJobs(db, [newJob({ priority: 5 }), newJob()]);
+ *   const job = await insertJob(db, newJob({ priority: 5 }));
  *   await leaseJobs(db, [lease(job.id, 'L-1')], at(1));
+ *   await completeJob(db, job.id, 'L-1', { ok: true, output: 1 }, at(2)); // null: stale lease
  */
 import { jobIds } from '../../src/coordinator/job-writes.js';
-import type { Lease, NewJob } from '../../src/coordinator/store/index.js';
+import {
+  completeJobs,
+  insertJobs,
+  markRunningMany,
+  queuedJobRow,
+  type Db,
+  type JobOutcome,
+  type JobRow,
+  type Lease,
+  type NewJob,
+} from '../../src/coordinator/store/index.js';
 
 export const T0 = new Date('2026-01-01T00:00:00.000Z');
 /** `s` seconds after T0. */
@@ -36,3 +48,17 @@ export const lease = (jobId: string, leaseId: string, o: Partial<Lease> = {}): L
   expiresAt: at(90),
   ...o,
 });
+
+export async function insertJob(db: Db, j: NewJob): Promise<JobRow> {
+  await insertJobs(db, [j]);
+  return queuedJobRow(j);
+}
+
+/** leased → running; false for a stale lease. */
+export async function markRunning(db: Db, jobId: string, leaseId: string, now: Date): Promise<boolean> {
+  return (await markRunningMany(db, [{ jobId, leaseId, at: now }]))[0]!;
+}
+
+export async function completeJob(db: Db, jobId: string, leaseId: string, outcome: JobOutcome, now: Date): Promise<JobRow | null> {
+  return (await completeJobs(db, [{ jobId, leaseId, outcome, at: now }]))[0]!;
+}

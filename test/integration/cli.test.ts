@@ -9,6 +9,7 @@ import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { openDb } from '../../src/coordinator/store/index.js';
 import { controlClient } from '../../src/worker/control/index.js';
 import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
 
 const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
 
@@ -31,7 +32,7 @@ afterAll(async () => {
 });
 
 function nextOnline(): Promise<string> {
-  return new Promise((resolve) => c.parts.sessions.once('online', resolve));
+  return within(20_000, 'a worker online', new Promise((resolve) => c.parts.sessions.once('online', resolve)));
 }
 
 describe('gogrid worker', () => {

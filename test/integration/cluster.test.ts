@@ -15,6 +15,7 @@ import { JobInfo, WorkerList, type AdminOverride } from '../../src/protocol/inde
 import { PG_URL } from '../helpers/backends.js';
 import { SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
 
 const MINUTE = 60_000;
 
@@ -95,12 +96,11 @@ describe.runIf(PG_URL !== undefined)('two coordinator instances on one PostgreSQ
   });
 
   // Last: the worker is gone after it.
-  it("disconnects B's worker within a second when A revokes it", { timeout: 30_000 }, async () => {
+  it("disconnects B's worker at once when A revokes it", { timeout: 30_000 }, async () => {
     const failed = w.agent.waitFor('failed');
-    const started = Date.now();
     await a.api('POST', `/v1/workers/${w.identity.workerId}/revoke`);
-    const event = await failed;
+    // Nothing but A's notice to B ends this healthy session: without it, it never ends.
+    const event = await within(5000, "B's worker disconnected after A's revocation", failed);
     expect(event.error?.code).toBe('GG_ERR_WORKER_REVOKED');
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 });

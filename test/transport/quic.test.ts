@@ -348,8 +348,8 @@ describe('QUIC transport over loopback', () => {
     const killed = Date.now();
     child.kill('SIGKILL');
     await peer.closed;
-    const noticedAfter = Date.now() - killed;
-    expect(noticedAfter).toBeLessThan(maxIdleTimeoutMs + 1000);
+    // By the idle timeout, give or take a busy machine; a dead peer never noticed runs into the bound.
+    expect(Date.now() - killed).toBeLessThan(3 * maxIdleTimeoutMs);
     expect(await frames).toEqual([expect.objectContaining({ type: 'hello' })]);
     expect(s.connectionCount()).toBe(0);
   });

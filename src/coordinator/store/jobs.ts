@@ -8,7 +8,7 @@
  *   queued | leased | running ─cancel→ canceled
  *
  *   const [job] = await leaseJobs(db, [{ jobId, leaseId, workerId, instanceId, expiresAt }], now);
- *   const done = await completeJob(db, jobId, leaseId, { ok: true, output }, now); // null: stale lease
+ *   const [done] = await completeJobs(db, [{ jobId, leaseId, outcome: { ok: true, output }, at: now }]); // null: stale lease
  */
 import { z } from 'zod';
 import { JobRequirements, JobState, type JobError, type ModelRef } from '../../protocol/index.js';
@@ -165,11 +165,6 @@ export function queuedJobRow(j: NewJob): JobRow {
   };
 }
 
-export async function insertJob(db: Db, j: NewJob): Promise<JobRow> {
-  await insertJobs(db, [j]);
-  return queuedJobRow(j);
-}
-
 export async function getJob(db: Db, id: string): Promise<JobRow | null> {
   const r = await db.query('SELECT * FROM jobs WHERE id = $1', [id]);
   return r[0] === undefined ? null : JobRow.parse(r[0]);
@@ -188,17 +183,15 @@ export async function listJobs(db: Db, opts: { state?: JobState; limit: number }
   return rows(r);
 }
 
-/** The queue in the order the scheduler serves it: priority, then age. */
-export async function listQueued(db: Db, limit: number): Promise<JobRow[]> {
-  return rows(await db.query(`SELECT ${SUMMARY} FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]));
-}
-
 const QueueEntryRow = z
   .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), requirements: JobRequirements })
   .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256 }, requirements: r.requirements }));
 export type QueueEntry = z.output<typeof QueueEntryRow>;
 
-/** `listQueued` with only what the scheduler reads: a pass runs on every freed slot. */
+/**
+ * The head of the queue in the order the scheduler serves it (priority, then
+ * age), with only what the scheduler reads: a pass runs on every freed slot.
+ */
 export async function listQueueHead(db: Db, limit: number): Promise<QueueEntry[]> {
   const r = await db.query(`SELECT id, kind, model_sha256, requirements FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
   return r.map((x) => QueueEntryRow.parse(x));
@@ -248,12 +241,10 @@ export async function leaseJobs(db: Db, leases: Lease[], now: Date): Promise<Job
   return rows(r);
 }
 
-/** leased → running, when the worker says it started. False for a stale lease. */
-export async function markRunning(db: Db, jobId: string, leaseId: string, now: Date): Promise<boolean> {
-  return (await markRunningMany(db, [{ jobId, leaseId, at: now }]))[0]!;
-}
-
-/** `markRunning` for many jobs in one statement; one answer per mark, in order. */
+/**
+ * leased → running, when the worker says it started, for many jobs in one
+ * statement; one answer per mark, in order, false for a stale lease.
+ */
 export async function markRunningMany(db: Db, marks: readonly { jobId: string; leaseId: string; at: Date }[]): Promise<boolean[]> {
   if (marks.length === 0) return [];
   const r = await db.query<{ ord: unknown }>(
@@ -283,15 +274,6 @@ export async function renewLeases(db: Db, leases: { jobId: string; leaseId: stri
 
 export type JobOutcome = { ok: true; output: unknown } | { ok: false; error: JobError & { retryable: boolean } };
 
-/**
- * Takes a worker's result for the lease it names. Null when that lease is no
- * longer current (the job was requeued, canceled, or already finished): the
- * fencing that makes exactly one result count.
- */
-export async function completeJob(db: Db, jobId: string, leaseId: string, outcome: JobOutcome, now: Date): Promise<JobRow | null> {
-  return (await completeJobs(db, [{ jobId, leaseId, outcome, at: now }]))[0]!;
-}
-
 export interface JobResultRecord {
   jobId: string;
   leaseId: string;
@@ -306,10 +288,12 @@ export interface JobResultRecord {
 }
 
 /**
- * `completeJob` for many results: the successes in one statement, each
- * failure in one of its own (they are rare, and each decides retry or not).
- * One answer per result, in order. Of several results for the same lease
- * only the first counts, here as across calls.
+ * Takes workers' results for the leases they name: the successes in one
+ * statement, each failure in one of its own (they are rare, and each decides
+ * retry or not). One answer per result, in order: null when that lease is no
+ * longer current (the job was requeued, canceled, or already finished), the
+ * fencing that makes exactly one result count. Of several results for the
+ * same lease only the first counts, here as across calls.
  */
 export async function completeJobs(db: Db, results: readonly JobResultRecord[]): Promise<(JobRow | null)[]> {
   const answers: (JobRow | null)[] = results.map(() => null);

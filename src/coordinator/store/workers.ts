@@ -173,25 +173,12 @@ export async function updateCert(db: Db, id: string, fingerprint: string, notAft
  * to it any more; they show offline until they reconnect. Returns how many.
  */
 export async function markInstanceWorkersOffline(db: Db, instanceId: string, now: Date): Promise<number> {
-  return countUpdated(
-    db,
-    `UPDATE workers SET state = 'offline', instance_id = NULL, state_changed_at = $2
-     WHERE state = 'online' AND instance_id = $1 RETURNING 1`,
+  const rows = await db.query(
+    `WITH u AS (
+       UPDATE workers SET state = 'offline', instance_id = NULL, state_changed_at = $2
+       WHERE state = 'online' AND instance_id = $1 RETURNING 1
+     ) SELECT count(*)::int AS n FROM u`,
     [instanceId, now],
   );
-}
-
-/** The embedded single-instance case: every online worker belonged to the previous run. */
-export async function markAllOnlineOffline(db: Db, now: Date): Promise<number> {
-  return countUpdated(
-    db,
-    `UPDATE workers SET state = 'offline', instance_id = NULL, state_changed_at = $1
-     WHERE state = 'online' RETURNING 1`,
-    [now],
-  );
-}
-
-async function countUpdated(db: Db, update: string, params: unknown[]): Promise<number> {
-  const rows = await db.query(`WITH u AS (${update}) SELECT count(*)::int AS n FROM u`, params);
   return Count.parse(rows[0]).n;
 }

@@ -1,24 +1,20 @@
 /**
  * Executors, as the worker agent sees them: which job kinds this worker can
- * run, and `runJob` (or a JobProcessPool of one's own) to run one in a job
- * process, a warm one where one is idle.
+ * run, and a JobProcessPool to run one in a job process, so a crash, leak or
+ * hang in a native runtime never takes the worker down; a warm process where
+ * one is idle.
  *
  *   if (!canRunKind(job.kind, hardware)) refuse(job, 'GG_ERR_EXECUTOR_UNAVAILABLE');
- *   const output = await runJob(job.kind, job, { modelPath, threads, timeoutMs: job.timeoutMs, signal, onProgress });
+ *   const pool = new JobProcessPool({ maxIdle: slots, logger });
+ *   const output = await pool.run(job.kind, job, { modelPath, threads, timeoutMs: job.timeoutMs, signal, onProgress });
  *   hello.capabilities.executors = executorKinds().filter((k) => canRunKind(k, hardware));
- *   await closeJobProcesses(); // at shutdown
+ *   await pool.close(); // at shutdown
  */
 import type { HardwareReport } from '../../protocol/messages.js';
 import { EXECUTORS } from './registry.js';
 
-export {
-  closeJobProcesses,
-  JobProcessPool,
-  runJob,
-  type JobProcessInfo,
-  type JobProcessPoolOptions,
-  type RunJobOptions,
-} from './child-runner.js';
+export { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions } from './job-pool.js';
+export type { RunJobOptions } from './job-attempt.js';
 export type { JobExit, JobExitReason, JobLogger } from './job-child.js';
 export type { JobPriority } from './priority.js';
 export { Suspension } from './suspension.js';

@@ -67,14 +67,6 @@ interface Warm extends JobProcessInfo {
   idleTimer?: NodeJS.Timeout;
 }
 
-/** Pools that hold at least one process, for closeJobProcesses. */
-const OPEN = new Set<JobProcessPool>();
-
-/** Every process of every pool in this process exits: idle ones now, running ones as their jobs end. */
-export async function closeJobProcesses(): Promise<void> {
-  await Promise.all([...OPEN].map((pool) => pool.close()));
-}
-
 export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit: [JobProcessInfo & { exit: JobExit }] }> {
   private readonly settings: Required<Omit<JobProcessPoolOptions, 'logger' | 'priority'>> & Pick<JobProcessPoolOptions, 'logger' | 'priority'>;
   private readonly idle = new Map<string, Warm[]>();
@@ -94,9 +86,12 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
   }
 
   /**
-   * Runs one job on a warm process of its kind, or a new one. Rejects with a
-   * GridError: GG_ERR_JOB_TIMEOUT, GG_ERR_JOB_CANCELED, GG_ERR_EXECUTOR_CRASHED,
-   * or the executor's own (see child-runner.ts).
+   * Runs one job on a warm process of its kind, or a new one. Settles only
+   * once the process's state is known (back in the pool, or gone). Rejects
+   * with a GridError: GG_ERR_JOB_TIMEOUT (ran past `timeoutMs`, killed),
+   * GG_ERR_JOB_CANCELED (`signal` aborted, killed), GG_ERR_EXECUTOR_CRASHED
+   * (ended without a result; the message has the exit code or signal and the
+   * last stderr lines), or the executor's own GridError, code and message intact.
    */
   async run(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown> {
     if (opts.suspension?.suspended) await opts.suspension.whenResumed(opts.signal);
@@ -152,7 +147,6 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     const child = JobChild.fork({ label, logger, ...(this.settings.priority && { priority: this.settings.priority }) });
     const proc: Warm = { child, pid: child.pid, kind, jobs: 0, busy: false };
     this.all.add(proc);
-    OPEN.add(this);
     // Between jobs a process has nothing to say; if it speaks, it is not in the state we think.
     child.on('message', () => {
       if (!proc.busy) child.kill('killed', 'sent a message while idle');
@@ -161,7 +155,6 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
       clearTimeout(proc.idleTimer);
       this.all.delete(proc);
       this.removeIdle(proc);
-      if (this.all.size === 0) OPEN.delete(this);
       this.emit('exit', { pid: proc.pid, kind, jobs: proc.jobs, exit });
     });
     this.emit('spawn', { pid: proc.pid, kind, jobs: 0 });

@@ -19,7 +19,6 @@ import type { JobSpec } from '../../protocol/messages.js';
 import { ToJobProcess, type FromJobProcess } from './ipc.js';
 import { reniceOwnThreads } from './priority.js';
 import { EXECUTORS } from './registry.js';
-import type { Executor } from './types.js';
 
 const MAX_MESSAGE = 4000;
 
@@ -82,7 +81,7 @@ async function handle(raw: unknown): Promise<void> {
 
 /** The job's last message: its result, or why it failed. */
 async function outcome(kind: string, job: JobSpec, modelPath: string, threads: number): Promise<FromJobProcess> {
-  const executor = (await executorsHere()).get(kind);
+  const executor = EXECUTORS.get(kind);
   if (!executor) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` };
   try {
     const output = await executor.run(job, {
@@ -102,16 +101,4 @@ async function outcome(kind: string, job: JobSpec, modelPath: string, threads: n
     const message = `${kind} executor failed: ${err instanceof Error ? err.message : String(err)}`;
     return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_INTERNAL', message: message.slice(0, MAX_MESSAGE) };
   }
-}
-
-let loaded: Promise<ReadonlyMap<string, Executor>> | undefined;
-
-/** The real executors, plus the test-only ones (crash, hang, …) when GOGRID_TEST_EXECUTORS=1. */
-function executorsHere(): Promise<ReadonlyMap<string, Executor>> {
-  loaded ??= (async () => {
-    if (process.env['GOGRID_TEST_EXECUTORS'] !== '1') return EXECUTORS;
-    const { TEST_EXECUTORS } = await import('./test-executors.js');
-    return new Map([...EXECUTORS, ...TEST_EXECUTORS.map((e) => [e.kind, e] as const)]);
-  })();
-  return loaded;
 }

@@ -1,12 +1,12 @@
 /**
  * The executor plugin interface: one per job kind (`onnx` now, `llm` next).
  * The agent never runs a model itself; it picks the executor by `job.kind`
- * and the executor's code runs in a child process (see child-runner.ts), so a
+ * and the executor's code runs in a child process (job-pool.ts), so a
  * crash, leak or hang in a native runtime cannot take the worker down.
  *
  *   const executor = executors.get(job.kind);
  *   if (!executor?.canRun(hardware)) refuse(…);
- *   const output = await runJob(executor.kind, job, { modelPath, signal, timeoutMs, onProgress, threads });
+ *   const output = await pool.run(executor.kind, job, { modelPath, signal, timeoutMs, onProgress, threads });
  */
 import type { HardwareReport, JobSpec } from '../../protocol/index.js';
 

@@ -1,15 +1,17 @@
 /**
- * Shared by the executor tests: job specs, a logger that remembers every job
+ * Shared by the executor tests: job specs, one pool for tests that need a job
+ * run rather than a pool of their own, a logger that remembers every job
  * process it saw start, and a check that none of them is still alive.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { JobSpec } from '../../../src/protocol/messages.js';
-import type { JobLogger } from '../../../src/worker/executors/index.js';
+import { JobProcessPool, type JobLogger, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { writeOnnxFixtures, type OnnxFixtures } from '../../fixtures/make-onnx.js';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { GridError } from '../../../src/protocol/errors.js';
+import { TEST_EXECUTORS_ENV } from './test-executors.js';
 
 let seq = 0;
 
@@ -28,17 +30,31 @@ export function makeJob(kind: string, input: unknown, overrides: Partial<JobSpec
   };
 }
 
+const shared = new JobProcessPool();
+
+/** Runs a job on the shared pool: a warm process of its kind when one is idle. */
+export function runJob(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown> {
+  return shared.run(kind, job, opts);
+}
+
+/** Every process of the shared pool exits: idle ones now, running ones as their jobs end. */
+export function closeJobProcesses(): Promise<void> {
+  return shared.close();
+}
+
 /**
  * The test-only executors (test-spin, test-hang, …) are offered while this
  * file's tests run. Job processes run at normal priority throughout the
  * suite (vitest.config.ts); priority.test.ts covers low priority.
  */
 export function useTestExecutors(): void {
+  const before = process.env['NODE_OPTIONS'];
   beforeAll(() => {
-    process.env['GOGRID_TEST_EXECUTORS'] = '1';
+    process.env['NODE_OPTIONS'] = `${before ?? ''} ${TEST_EXECUTORS_ENV.NODE_OPTIONS}`.trim();
   });
   afterAll(() => {
-    delete process.env['GOGRID_TEST_EXECUTORS'];
+    if (before === undefined) delete process.env['NODE_OPTIONS'];
+    else process.env['NODE_OPTIONS'] = before;
   });
 }
 

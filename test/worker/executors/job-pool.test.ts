@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { JobProcessPool, type JobProcessInfo, type JobProcessPoolOptions, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import type { JobExit } from '../../../src/worker/executors/index.js';
 import { isAlive, makeJob, rejection, useTestExecutors } from './helpers.js';
+import { TEST_EXECUTORS_ENV } from './test-executors.js';
+import { within } from '../../helpers/within.js';
 
 type ExitEvent = JobProcessInfo & { exit: JobExit };
 
@@ -32,7 +34,7 @@ async function echo(pool: JobProcessPool): Promise<number> {
 }
 
 async function nextExit(pool: JobProcessPool): Promise<ExitEvent> {
-  const [event] = (await once(pool, 'exit')) as [ExitEvent];
+  const [event] = (await within(10_000, 'a job process exit', once(pool, 'exit'))) as [ExitEvent];
   return event;
 }
 
@@ -125,14 +127,13 @@ describe('JobProcessPool', () => {
 
   it('never keeps a script alive: it exits right after its job, and its idle job process with it', async () => {
     const script = [
-      `import { runJob } from './src/worker/executors/index.ts';`,
-      `import { makeJob } from './test/worker/executors/helpers.ts';`,
+      `import { makeJob, runJob } from './test/worker/executors/helpers.ts';`,
       `const out = await runJob('test-echo', makeJob('test-echo', null), { modelPath: '/m', threads: 1, timeoutMs: 30000, signal: new AbortController().signal, onProgress() {} });`,
       `console.log(out.pid);`,
     ].join('\n');
     const t0 = performance.now();
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, GOGRID_TEST_EXECUTORS: '1' },
+      env: { ...process.env, ...TEST_EXECUTORS_ENV },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     onTestFinished(() => {

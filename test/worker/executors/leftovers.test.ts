@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { JobProcessLeftovers, startTimeOf } from '../../../src/worker/executors/leftovers.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir } from '../../helpers/grid.js';
 import { isAlive } from './helpers.js';
+import { TEST_EXECUTORS_ENV } from './test-executors.js';
 
 const children: ChildProcess[] = [];
 
@@ -32,12 +33,11 @@ describe('a job process whose worker is killed outright', () => {
   it('ends within a second or so, even while its runtime holds the thread', async () => {
     // A worker in a process of its own, running a job that never yields (as native code does).
     const script = [
-      `import { runJob } from './src/worker/executors/index.ts';`,
-      `import { makeJob } from './test/worker/executors/helpers.ts';`,
+      `import { makeJob, runJob } from './test/worker/executors/helpers.ts';`,
       `await runJob('test-spin', makeJob('test-spin', { cpuMs: 120000, hold: true }), { modelPath: '/m', threads: 1, timeoutMs: 300000, signal: new AbortController().signal, onProgress(_p, m) { if (m) console.log(m); } });`,
     ].join('\n');
     const worker = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, GOGRID_TEST_EXECUTORS: '1' },
+      env: { ...process.env, ...TEST_EXECUTORS_ENV },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(worker);

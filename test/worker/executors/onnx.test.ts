@@ -9,10 +9,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
 import type { TensorJson } from '../../../src/protocol/tensor.js';
-import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
 import { MLP } from '../../fixtures/make-onnx.js';
-import { isAlive, makeJob, onnxFixtures, pidRecorder } from './helpers.js';
+import { closeJobProcesses, isAlive, makeJob, onnxFixtures, pidRecorder, runJob } from './helpers.js';
 
 const models = onnxFixtures();
 afterAll(async () => {
@@ -79,14 +79,8 @@ describe('ONNX executor', () => {
     ];
     const log = pidRecorder();
     const input = { inputs: { x: { dtype: 'float32', dims: [3, 4], data: rows.flat() } } };
-    const t0 = performance.now();
     const out = (await viaRunJob(models.mlp, input, log)) as { outputs: Record<string, TensorJson> };
-    const cold = performance.now() - t0;
-    const n = 20;
-    const t1 = performance.now();
-    for (let i = 0; i < n; i++) expect(await viaRunJob(models.mlp, input, log)).toEqual(out);
-    const warm = (performance.now() - t1) / n;
-    console.log(`MLP job through runJob from source: cold ${cold.toFixed(0)} ms (fork + onnxruntime load + session + run), warm ${warm.toFixed(2)} ms (cached session)`);
+    for (let i = 0; i < 20; i++) expect(await viaRunJob(models.mlp, input, log)).toEqual(out);
     expect(log.pids).toHaveLength(1);
     expect(Object.keys(out.outputs)).toEqual(['y']);
     expect(out.outputs['y']).toMatchObject({ dtype: 'float32', dims: [3, 3] });

@@ -1,38 +1,39 @@
 /**
  * The two small pieces a suspended job stands on: the timeout clock that can
  * stop (PausableTimer) and the on/off switch every running job listens to
- * (Suspension). Real timers, about a second in all.
+ * (Suspension). PausableTimer runs on fake timers (its clock included), so
+ * the times it keeps are exact.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PausableTimer } from '../../../src/worker/executors/pausable-timer.js';
 import { Suspension } from '../../../src/worker/executors/suspension.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('PausableTimer', () => {
-  it('keeps the time left while paused and fires that much after resume', async () => {
-    let firedAt = 0;
-    let fired!: () => void;
-    const firing = new Promise<void>((r) => (fired = r));
-    const timer = new PausableTimer(400, () => {
-      firedAt = performance.now();
-      fired();
-    });
-    await sleep(50);
-    timer.pause();
-    const left = timer.remainingMs;
-    expect(left).toBeGreaterThan(0);
-    expect(left).toBeLessThanOrEqual(350 + 5);
-    await sleep(450); // past the whole 400 ms: paused, it must not fire
-    expect(firedAt).toBe(0);
-    expect(timer.remainingMs).toBe(left);
-    const resumedAt = performance.now();
-    timer.resume();
-    await firing;
-    expect(firedAt - resumedAt).toBeGreaterThanOrEqual(left - 2);
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
   });
 
-  it('never fires once cleared, paused or not', async () => {
+  it('keeps the time left while paused and fires that much after resume', () => {
+    let fired = 0;
+    const timer = new PausableTimer(400, () => fired++);
+    vi.advanceTimersByTime(50);
+    timer.pause();
+    expect(timer.remainingMs).toBe(350);
+    vi.advanceTimersByTime(10_000); // far past the whole 400 ms: paused, it must not fire
+    expect(fired).toBe(0);
+    expect(timer.remainingMs).toBe(350);
+    timer.resume();
+    vi.advanceTimersByTime(349);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(1);
+    expect(timer.remainingMs).toBe(0);
+  });
+
+  it('never fires once cleared, paused or not', () => {
     let fired = 0;
     const a = new PausableTimer(20, () => fired++);
     a.clear();
@@ -40,7 +41,7 @@ describe('PausableTimer', () => {
     b.pause();
     b.clear();
     b.resume();
-    await sleep(60);
+    vi.advanceTimersByTime(1000);
     expect(fired).toBe(0);
   });
 });

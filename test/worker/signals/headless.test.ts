@@ -97,15 +97,16 @@ describe('headless signals on this machine (a VM: no battery, no display)', () =
     expect(toReadings({ hasBattery: undefined as unknown as boolean, acConnected: true, percent: 50 })).toEqual({ onBattery: null, batteryPercent: null });
   });
 
-  it.each<CpuMeterKind>(['proc', 'portable'])('%s meter: is unknown until an interval has passed, then a share of the machine', async (cpu) => {
+  it.each<CpuMeterKind>(['proc', 'portable'])('%s meter: unknown while no clock tick has passed, then a share of the machine', async (cpu) => {
+    const isShare = (x: number | null) => x !== null && x >= 0 && x <= 1;
     const source = headlessSignals({ ownPids: () => [process.pid], cpu, env: noDisplay });
+    // The meter started with the source: its first interval may or may not hold a 10 ms tick.
     const first = (await source.read()).otherCpu;
     await delay(200);
     const second = (await source.read()).otherCpu;
     source.close();
-    expect(first === null || first >= 0).toBe(true);
-    expect(second).toBeGreaterThanOrEqual(0);
-    expect(second).toBeLessThanOrEqual(1);
+    expect(first).toSatisfy((x: number | null) => x === null || isShare(x));
+    expect(second).toSatisfy(isShare);
   });
 
   it.each<CpuMeterKind>(['proc', 'portable'])("%s meter: does not count the worker's own process", async (cpu) => {
@@ -149,7 +150,7 @@ describe('headless signals on this machine (a VM: no battery, no display)', () =
     source.close();
   });
 
-  it('costs well under a few ms of CPU per read', async () => {
+  it('costs under 3 ms of CPU per read', async () => {
     const source = headlessSignals({ ownPids: () => [process.pid, process.ppid], env: noDisplay });
     await source.read();
     const before = process.cpuUsage();
@@ -158,7 +159,9 @@ describe('headless signals on this machine (a VM: no battery, no display)', () =
     const used = process.cpuUsage(before);
     source.close();
     const msPerRead = (used.user + used.system) / 1000 / reads;
-    expect(msPerRead).toBeLessThan(1);
+    // CPU time, which a busy machine inflates far less than wall time: 0.15–0.2 ms per read measured on
+    // the 2-core VM at load 8; the bound leaves room for a slower CI machine, not for a read ten times dearer.
+    expect(msPerRead).toBeLessThan(3);
   });
 });
 

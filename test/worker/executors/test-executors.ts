@@ -1,14 +1,17 @@
 /**
- * TEST ONLY. Executors that misbehave on purpose, so tests can show a job
- * process crash, hang or throw without touching the worker. job-process.ts
- * loads this module only when GOGRID_TEST_EXECUTORS=1; the worker's registry
- * (index.ts) never lists these kinds.
+ * Executors that misbehave on purpose, so tests can show a job process crash,
+ * hang or throw without touching the worker; the worker's registry never has
+ * them. Job processes started in `TEST_EXECUTORS_ENV` offer them as well
+ * (`useTestExecutors()` in helpers.ts sets it for a test file).
  *
- *   GOGRID_TEST_EXECUTORS=1 … runJob('test-crash', { …job, input: { how: 'abort' } }, opts)
+ *   spawn(process.execPath, [worker], { env: { ...process.env, ...TEST_EXECUTORS_ENV } });
+ *   await pool.run('test-crash', makeJob('test-crash', { how: 'abort' }), opts);
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { ERROR_CODE_LIST, GridError } from '../../protocol/errors.js';
-import type { Executor } from './types.js';
+import { ERROR_CODE_LIST, GridError } from '../../../src/protocol/errors.js';
+import type { Executor } from '../../../src/worker/executors/types.js';
 
 const always = () => true;
 
@@ -119,3 +122,15 @@ const leak: Executor = {
 };
 
 export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin];
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Every node process started in this environment preloads the test
+ * executors into its registry (test-executors-preload.ts), tsx first to load
+ * them from source. Forked processes inherit it: a worker started in it
+ * passes it on to its job processes.
+ */
+export const TEST_EXECUTORS_ENV = {
+  NODE_OPTIONS: ['tsx', './test-executors-preload.ts'].map((m) => `--import ${pathToFileURL(require.resolve(m)).href}`).join(' '),
+};

@@ -1,14 +1,14 @@
 /**
- * runJob and the job process, with the test-only executors (test-executors.ts)
- * that crash, hang, throw and break the IPC contract on purpose. Warm reuse is
- * checked here through runJob's shared pool; the pool's own settings (idle
- * timeout, recycling, close) in job-pool.test.ts.
+ * The job process, with the test-only executors (test-executors.ts) that
+ * crash, hang, throw and break the IPC contract on purpose. Warm reuse is
+ * checked here through the tests' shared pool (runJob); the pool's own
+ * settings (idle timeout, recycling, close) in job-pool.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../../src/protocol/errors.js';
-import { closeJobProcesses, runJob, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { JobChild } from '../../../src/worker/executors/job-child.js';
-import { isAlive, makeJob, pidRecorder, rejection, useTestExecutors } from './helpers.js';
+import { closeJobProcesses, isAlive, makeJob, pidRecorder, rejection, runJob, useTestExecutors } from './helpers.js';
 
 const log = pidRecorder();
 
@@ -34,18 +34,12 @@ describe('runJob in a job process', () => {
     expect((out as { pid: number }).pid).not.toBe(process.pid);
   });
 
-  it('runs the next job of a kind on the same warm process; measures cold and warm', async () => {
-    const t0 = performance.now();
+  it('runs the next job of a kind on the same warm process', async () => {
     const first = (await runJob('test-echo', makeJob('test-echo', 0), opts())) as { pid: number };
-    const cold = performance.now() - t0;
-    const n = 50;
-    const t1 = performance.now();
     const pids = new Set<number>();
-    for (let i = 1; i <= n; i++) pids.add(((await runJob('test-echo', makeJob('test-echo', i), opts())) as { pid: number }).pid);
-    const warm = (performance.now() - t1) / n;
+    for (let i = 1; i <= 50; i++) pids.add(((await runJob('test-echo', makeJob('test-echo', i), opts())) as { pid: number }).pid);
     expect([...pids]).toEqual([first.pid]);
     expect(isAlive(first.pid)).toBe(true);
-    console.log(`trivial job from TypeScript source (node --import tsx): cold (fork) ${cold.toFixed(0)} ms, warm ${warm.toFixed(2)} ms per job`);
   });
 
   it.each<[string, ErrorCode | undefined, ErrorCode]>([
@@ -91,7 +85,7 @@ describe('runJob in a job process', () => {
     expect(isAlive(hangingPid)).toBe(false);
   });
 
-  it('cancels within a second, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED; its process is not reused', async () => {
+  it('cancels at once, even a job process that ignores SIGTERM: GG_ERR_JOB_CANCELED; its process is not reused', async () => {
     const controller = new AbortController();
     let abortedAt = 0;
     let hangingPid = 0;
@@ -111,7 +105,8 @@ describe('runJob in a job process', () => {
     const e = await rejection(running);
     expect(e.code).toBe('GG_ERR_JOB_CANCELED');
     expect(abortedAt).toBeGreaterThan(0);
-    expect(performance.now() - abortedAt).toBeLessThan(1000);
+    // SIGKILL follows 300 ms after SIGTERM (killGraceMs); the bound leaves a busy machine room, not the 2 s finish grace.
+    expect(performance.now() - abortedAt).toBeLessThan(1500);
     // Settled only once the process was gone, so it cannot be reused.
     expect(isAlive(hangingPid)).toBe(false);
   });
