@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
 import { powerPoll, watchPower, type PowerSource } from '../../src/main/power.js';
-import { pushedSignals, scriptedSignals } from '../../src/worker/signals/index.js';
+import { pushedSignals } from '../../src/worker/signals/index.js';
+import { scriptedSignals } from '../helpers/scripted-signals.js';
 
 class FakePowerMonitor extends EventEmitter implements PowerSource {
   idle = 0;

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { JobInfo, WorkerInfo } from '../../src/protocol/index.js';
 import { startControlServer, statusUrl, type ControlServer } from '../../src/worker/control/index.js';
 import { openWorkerHost, type WorkerHost } from '../../src/worker/host.js';
-import { scriptedSignals } from '../../src/worker/signals/index.js';
+import { scriptedSignals } from '../helpers/scripted-signals.js';
 import { writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { screenshot, useBrowser } from './window.js';

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobInfo, MAX_SNOOZE_MS, WorkerInfo, type WorkerView } from '../../src/protocol/index.js';
 import { openWorkerHost, type WorkerHost, type WorkerHostOptions } from '../../src/worker/host.js';
 import { SETTINGS_FILE } from '../../src/worker/host-settings.js';
-import { scriptedSignals } from '../../src/worker/signals/index.js';
+import { scriptedSignals } from '../helpers/scripted-signals.js';
 import { SLOW, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import pino from 'pino';
 import { removeTempDirs, silent as quiet, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';

@@ -10,7 +10,7 @@ import type { UserControl } from '../../src/protocol/index.js';
 import type { JobRunner } from '../../src/worker/job-runner.js';
 import { PolicyLoop } from '../../src/worker/policy-loop.js';
 import { compilePolicy } from '../../src/worker/policy/index.js';
-import { scriptedSignals } from '../../src/worker/signals/index.js';
+import { scriptedSignals } from '../helpers/scripted-signals.js';
 
 class FakeRunner extends EventEmitter {
   busy = 1;

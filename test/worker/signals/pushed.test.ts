@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pushedSignals, scriptedSignals, UNKNOWN_READINGS, type SignalReadings } from '../../../src/worker/signals/index.js';
+import { pushedSignals, UNKNOWN_READINGS, type SignalReadings } from '../../../src/worker/signals/index.js';
+import { scriptedSignals } from '../../helpers/scripted-signals.js';
 
 describe('pushed signals (what Electron main feeds from powerMonitor)', () => {
   it("lets pushed and polled readings win, and keeps the base's where they are unknown", async () => {

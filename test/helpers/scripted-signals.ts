@@ -7,7 +7,7 @@
  *   signals.set({ idleSeconds: 0 });   // the owner touched the mouse
  *   await signals.nextRead();          // the worker host has seen it
  */
-import { SignalReadings, UNKNOWN_READINGS, type SignalSource } from './source.js';
+import { SignalReadings, UNKNOWN_READINGS, type SignalSource } from '../../src/worker/signals/source.js';
 
 export interface ScriptedSignals extends SignalSource {
   set(partial: Partial<SignalReadings>): void;
