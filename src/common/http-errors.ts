@@ -22,6 +22,21 @@ export function errorPayload(code: ErrorCode, message: string): ApiErrorBody {
   return { error: { code, message } };
 }
 
+/** The coordinator's error body also carries OpenAI's fields, so OpenAI's clients read its errors (issue #13). */
+function withOpenAiFields(body: ApiErrorBody, status: number): ApiErrorBody {
+  return { error: { ...body.error, type: openAiErrorType(status), param: null } };
+}
+
+/** OpenAI's error `type` for an HTTP status, by which its clients choose their error class. */
+function openAiErrorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
 /** `side` names whose log holds the details of an internal error. */
 export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { status: number; payload: ApiErrorBody } {
   if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
@@ -33,18 +48,19 @@ export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { sta
   return { status: 500, payload: errorPayload('GG_ERR_INTERNAL', `internal error; see the ${side} log`) };
 }
 
-/** Makes every failure and every unknown route of `app` answer `{ error: { code, message } }`; internal errors are logged. */
+/** Makes every failure and every unknown route of `app` answer `{ error: { code, message } }` (the coordinator's with OpenAI's fields too); internal errors are logged. */
 export function answerErrors<S extends RawServerBase, L extends FastifyBaseLogger>(
   app: FastifyInstance<S, RawRequestDefaultExpression<S>, RawReplyDefaultExpression<S>, L>,
   side: 'coordinator' | 'worker',
 ): void {
+  const shaped = (status: number, payload: ApiErrorBody) => (side === 'coordinator' ? withOpenAiFields(payload, status) : payload);
   app.setErrorHandler((err, req, reply) => {
     const body = toErrorBody(err, side);
     if (body.status >= 500) req.log.error({ err }, 'request failed');
-    void reply.status(body.status).send(body.payload);
+    void reply.status(body.status).send(shaped(body.status, body.payload));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(errorPayload('GG_ERR_NOT_FOUND', `no route ${printable(req.method)} ${printable(req.url)}`));
+    void reply.status(404).send(shaped(404, errorPayload('GG_ERR_NOT_FOUND', `no route ${printable(req.method)} ${printable(req.url)}`)));
   });
   // Path parameters are ids, hashes and file names: one line of text each. A NUL (`%00`) once reached PostgreSQL, which answered 500.
   app.addHook('preValidation', async (req) => {

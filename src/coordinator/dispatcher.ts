@@ -57,7 +57,7 @@ import {
   type JobRow,
   type NewJob,
 } from './store/index.js';
-import { planAssignments } from './scheduler.js';
+import { planAssignments, unservable, type SchedulableJob } from './scheduler.js';
 import { jobIds, JobWrites } from './job-writes.js';
 import type { JobMessage, SessionManager } from './sessions.js';
 import { LeaseTable, type Lease } from './leases.js';
@@ -329,6 +329,16 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     // A full window means more may be waiting behind it: jobs that fit where
     // these did not (a narrow pass), or more to lease (a full one).
     if (queued.length === limit && (full ? leased.length > 0 : plan.assignments.length < free)) this.kick(!full);
+  }
+
+  /**
+   * Why no worker connected here could run the job, or null if one could.
+   * Workers connected to other instances sharing the database are not known
+   * here: while any other instance is heard from, the answer is null.
+   */
+  whyUnservable(job: SchedulableJob): string | null {
+    if ((this.opts.cluster?.peers().length ?? 0) > 0) return null;
+    return unservable(job, this.opts.sessions.views().map((w) => ({ ...w, running: 0 })));
   }
 
   /** Whether `leaseId` is the lease the worker holds for the job through its session here. */

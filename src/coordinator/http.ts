@@ -48,8 +48,6 @@ export interface HttpApiOptions {
   logger: Logger;
 }
 
-/** What a revoked worker is told as its connection closes, by whichever instance holds it. */
-
 export async function buildHttpApi(opts: HttpApiOptions) {
   const { db, ca, sessions } = opts;
   const app = Fastify({

@@ -87,6 +87,12 @@ export function planAssignments(jobs: readonly SchedulableJob[], workers: readon
   return plan;
 }
 
+/** Why no connected worker could ever take the job as things stand (busy and paused ones count as able); null if one could. */
+export function unservable(job: SchedulableJob, workers: readonly SchedulableWorker[]): string | null {
+  const fitting = workers.filter((w) => misfit(job, w) === null);
+  return fitting.length > 0 ? null : whyWaiting(job, workers, fitting);
+}
+
 /** True when `a` is a better choice than `b` for the job. */
 function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
   const cachedA = a.cachedModels.has(job.model.sha256);

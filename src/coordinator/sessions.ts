@@ -471,6 +471,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 }
 
+/** What a revoked worker is told as its connection closes, by whichever instance holds it. */
 export const revokedMessage = (workerId: string) => `worker ${workerId} was revoked by an administrator`;
 
 async function send(channel: FrameChannel, msg: CoordinatorMessageInput): Promise<void> {

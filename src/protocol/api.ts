@@ -14,8 +14,14 @@ import { TOKEN_ID_PATTERN, TOKEN_SECRET_PATTERN } from './token.js';
 
 const isoDate = z.iso.datetime();
 
-/** Every failed API call answers with this body and the code's HTTP status. */
-export const ApiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+/**
+ * Every failed API call answers with this body and the code's HTTP status.
+ * `type` and `param` are there for OpenAI's clients (the OpenAI-compatible
+ * routes share the shape): the error class for the status, and the bad field.
+ */
+export const ApiErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), type: z.string().optional(), param: z.string().nullable().optional() }),
+});
 
 // ---------------------------------------------------------------- enrollment (no API key: the token is the credential)
 

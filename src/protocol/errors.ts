@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   GG_ERR_MODEL_UNSUPPORTED: { status: 400, retryable: false, summary: 'The model cannot be run by this executor (e.g. inputs that are not tensors), or the runtime could not load it.' },
   GG_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, summary: 'No model with that sha256 is stored on the coordinator.' },
   GG_ERR_MODEL_HASH_MISMATCH: { status: 502, retryable: true, summary: 'Downloaded model bytes do not hash to the sha256 they were requested by; the file was discarded, never used.' },
+  GG_ERR_NO_WORKER_AVAILABLE: { status: 503, retryable: true, summary: 'No connected worker can run this request (none runs its kind or model, or none fits its requirements); the message says why.' },
   GG_ERR_BAD_REQUEST: { status: 400, retryable: false, summary: 'An API request body or parameter is invalid.' },
   GG_ERR_NOT_FOUND: { status: 404, retryable: false, summary: 'The named worker, token or resource does not exist.' },
   GG_ERR_HOST_REFUSED: { status: 403, retryable: false, summary: "A request to the worker's loopback control endpoint named another Host or Origin (DNS rebinding or a cross-site page); it was refused." },

@@ -1,0 +1,97 @@
+/**
+ * The OpenAI-compatible API's request bodies, as the coordinator parses them,
+ * and the shapes of its answers. Requests are read leniently, as OpenAI's
+ * own server does (fields this grid does not use are ignored), but a field it
+ * cannot honour (`n` > 1, tool calls) is refused rather than silently dropped.
+ *
+ *   const req = ChatCompletionRequest.parse(body);
+ *   // → an `llm` job (coordinator/openai.ts), its output → ChatCompletion
+ */
+import { z } from 'zod';
+import { line } from './text.js';
+import { MAX_STOP_STRINGS } from './llm.js';
+
+const text = z.string();
+
+/**
+ * A message's content: a string, or OpenAI's array of parts of which this
+ * grid takes the text ones. Read as parts either way (a string is one), so
+ * that a bad part is named rather than lost in "invalid input" of a union.
+ */
+const Content = z.preprocess(
+  (v) => (typeof v === 'string' ? [{ type: 'text', text: v }] : v),
+  z.array(
+    z.looseObject({ type: z.string(), text: text.optional() }).refine((p) => p.type === 'text' && p.text !== undefined, {
+      error: (iss) => `only text parts are supported, not ${JSON.stringify((iss.input as { type?: unknown }).type)}`,
+    }),
+  ),
+);
+
+export const ChatMessage = z.looseObject({
+  // `developer` is OpenAI's newer name for `system`.
+  role: z.enum(['system', 'developer', 'user', 'assistant'], { error: 'must be system, developer, user or assistant (tool messages are not supported)' }),
+  content: Content,
+});
+
+const Stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)]);
+
+const Sampling = {
+  model: line(256).min(1),
+  max_tokens: z.number().int().positive('must be at least 1').nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  seed: z.number().int().nonnegative().max(0xffffffff).nullish(),
+  stop: Stop.nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
+  n: z.literal(1, { error: 'only n = 1 is supported' }).nullish(),
+};
+
+export const ChatCompletionRequest = z.looseObject({
+  ...Sampling,
+  messages: z.array(ChatMessage).min(1, 'must hold at least one message'),
+  /** OpenAI's newer name for max_tokens. */
+  max_completion_tokens: z.number().int().positive('must be at least 1').nullish(),
+  tools: z.array(z.unknown()).max(0, 'tools are not supported').nullish(),
+});
+
+export const CompletionRequest = z.looseObject({
+  ...Sampling,
+  prompt: z.union([text, z.array(text).length(1, 'one prompt per request')]),
+});
+
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+export type CompletionRequest = z.infer<typeof CompletionRequest>;
+
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  usage: Usage;
+}
+
+export interface Completion {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: { index: 0; text: string; finish_reason: FinishReason; logprobs: null }[];
+  usage: Usage;
+}
+
+export interface OpenAiModel {
+  id: string;
+  object: 'model';
+  created: number;
+  owned_by: string;
+}
