@@ -1,9 +1,9 @@
 /**
- * `gogrid token …` and `gogrid workers …`: thin calls of the admin API.
+ * `gogrid token …`, `gogrid keys …` and `gogrid workers …`: thin calls of the admin API.
  * `--json` prints exactly the API's shapes (protocol/api.ts), the stable form.
  */
-import type { Command } from 'commander';
-import { CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList } from '../protocol/index.js';
+import { Option, type Command } from 'commander';
+import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList } from '../protocol/index.js';
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
 import { parseDurationSecs } from './duration.js';
 import { printJson, table } from './output.js';
@@ -67,6 +67,8 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       }),
   );
 
+  registerKeyCommands(program, run);
+
   const workers = addTargetOptions(
     program.command('workers').description('list enrolled workers; pause, resume, set the policy of, or revoke one').option('--json', 'print JSON'),
   ).action((flags: TargetFlags) =>
@@ -108,4 +110,49 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
   );
 
   registerPolicyCommands(workers, run);
+}
+
+function registerKeyCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
+  const keys = program.command('keys').description('API keys: create, list, revoke (an inference key may call only the OpenAI-compatible API)');
+
+  addTargetOptions(
+    keys
+      .command('create')
+      .description('create an API key; prints only the key on stdout, this once')
+      .addOption(new Option('--scope <scope>', 'admin: every route; inference: only the OpenAI-compatible API').choices(ApiKeyScope.options).default('inference'))
+      .option('--name <text>', 'who or what holds it, for `keys list`', '')
+      .option('--json', 'print the key and its details as JSON'),
+  ).action((flags: TargetFlags & { scope: ApiKeyScope; name: string }) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const created = await api.call('POST', '/v1/keys', CreatedApiKey, { scope: flags.scope, name: flags.name });
+      if (flags.json) printJson(created);
+      else process.stdout.write(`${created.key}\n`);
+    }),
+  );
+
+  addTargetOptions(keys.command('list').description('list API keys (a key is never shown again)').option('--json', 'print JSON')).action((flags: TargetFlags) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const list = await api.call('GET', '/v1/keys', ApiKeyList);
+      if (flags.json) return printJson(list);
+      process.stdout.write(
+        table(
+          ['ID', 'NAME', 'SCOPE', 'STATUS', 'CREATED', 'LAST USED'],
+          list.map((k) => [k.id, k.name, k.scope, k.status, k.createdAt, k.lastUsedAt ?? '-']),
+        ),
+      );
+    }),
+  );
+
+  addTargetOptions(
+    keys.command('revoke').description('revoke an API key: refused from its next request on').argument('<id>', 'key id').option('--json', 'print JSON'),
+  ).action((id: string, flags: TargetFlags) =>
+    run(async () => {
+      const api = await AdminClient.resolve(flags);
+      const info = await api.call('DELETE', `/v1/keys/${encodeURIComponent(id)}`, ApiKeyInfo);
+      if (flags.json) printJson(info);
+      else process.stdout.write(`API key ${info.id} revoked\n`);
+    }),
+  );
 }

@@ -24,6 +24,7 @@ import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
 import { TERMINAL_JOB_STATES, type CreatedToken, type CreateTokenRequest, type ModelInfo, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
 import { buildHttpApi } from './http.js';
+import { issueApiKey } from './http-keys.js';
 import { createEnrollmentToken, sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
 
@@ -234,13 +235,12 @@ async function ensureAdminKey(db: Db, dataDir: string): Promise<string | null> {
   const existing = await readFile(path, 'utf8').then((s) => s.trim(), () => null);
   if (existing) {
     if (!(await findApiKeyBySha256(db, sha256Hex(existing)))) {
-      await createApiKey(db, { id: 'admin', keySha256: sha256Hex(existing), description: 'admin key from admin.key', now: new Date() });
+      await createApiKey(db, { id: 'admin', keySha256: sha256Hex(existing), name: 'admin.key', scope: 'admin', now: new Date() });
     }
     return null;
   }
   if ((await countApiKeys(db)) > 0) return null;
-  const key = `ggk_${randomBytes(32).toString('base64url')}`;
-  await createApiKey(db, { id: 'admin', keySha256: sha256Hex(key), description: 'created at first start', now: new Date() });
+  const { key } = await issueApiKey(db, { id: 'admin', name: 'admin.key', scope: 'admin' });
   await writeFileAtomic(path, `${key}\n`, 0o600);
   return key;
 }

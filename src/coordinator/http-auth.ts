@@ -1,17 +1,18 @@
 /**
  * Who is calling the HTTPS API.
  *
- * An admin: `Authorization: Bearer <key>`, whose sha256 the store holds.
- * A key the store confirmed is remembered for a few seconds, so a busy
- * client costs a hash per request rather than a SELECT; a key not found is
- * asked for every time, so a key just created works at once. (Keys are never
- * deleted today; one that were would keep working for at most `ttlMs`.)
+ * A key holder: `Authorization: Bearer <key>`, whose sha256 the store holds.
+ * An `admin` key may call every route that takes a key; an `inference` key
+ * only the routes in INFERENCE_ROUTES, so an application that talks to the
+ * OpenAI-compatible API never holds a key that can enroll or revoke workers.
+ * The store is asked on every request: a revoked key fails on its next one,
+ * also on another coordinator instance sharing the database.
  *
  * A worker: the client certificate TLS already checked against the
  * coordinator CA names the worker, and the store says whether it is still
  * enrolled. A certificate outlives a revocation; the store's answer does not.
  *
- *   admin.addHook('onRequest', apiKeyCheck(db));                          // throws GG_ERR_UNAUTHENTICATED
+ *   admin.addHook('onRequest', apiKeyCheck(db));                          // throws GG_ERR_UNAUTHENTICATED / GG_ERR_KEY_SCOPE
  *   const workerId = await workerFromCertificate(req, isWorkerAllowed); // throws GG_ERR_UNAUTHENTICATED / GG_ERR_WORKER_REVOKED
  */
 import { TLSSocket } from 'node:tls';
@@ -19,35 +20,36 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { GridError } from '../protocol/index.js';
 import type { Db } from './store/db.js';
-import { findApiKeyBySha256 } from './store/index.js';
+import { findApiKeyBySha256, markApiKeyUsed } from './store/index.js';
 import { sha256Hex } from './enrollment.js';
 
-export interface ApiKeyCheckOptions {
-  /** How long a confirmed key is taken without asking the store again. @default 10000 */
-  ttlMs?: number;
-  /** Confirmed keys remembered at most (the oldest is forgotten first). @default 1000 */
-  maxKeys?: number;
-}
+/**
+ * The routes an `inference` key may call, as `METHOD /route/template`: the
+ * whole of what such a key can do. The OpenAI-format model list joins them
+ * once its route is settled (issue #13).
+ */
+export const INFERENCE_ROUTES: ReadonlySet<string> = new Set(['POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
 
-export function apiKeyCheck(db: Db, opts: ApiKeyCheckOptions = {}): (req: FastifyRequest) => Promise<void> {
-  const ttlMs = opts.ttlMs ?? 10_000;
-  const maxKeys = opts.maxKeys ?? 1000;
-  /** sha256 of a confirmed key → until when it is taken without asking the store. */
-  const confirmed = new Map<string, number>();
+/** A key's use is written when the stored one is older than this: `keys list` is right to within it, at one write per key per interval. */
+const LAST_USED_PRECISION_MS = 60_000;
+
+export function apiKeyCheck(db: Db): (req: FastifyRequest) => Promise<void> {
   return async (req) => {
     const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     if (!match) throw new GridError('GG_ERR_UNAUTHENTICATED', 'missing API key: send "Authorization: Bearer <key>"');
     const hash = sha256Hex(match[1]!);
-    const until = confirmed.get(hash);
-    if (until !== undefined && until > Date.now()) return;
-    confirmed.delete(hash);
-    const row = await findApiKeyBySha256(db, hash);
+    const key = await findApiKeyBySha256(db, hash);
     // The lookup is by hash; compare again in constant time so a timing
     // difference in the index cannot leak how much of a hash matched.
-    const expected = row ? Buffer.from(row.keySha256, 'hex') : Buffer.alloc(32);
-    if (!row || !timingSafeEqual(expected, Buffer.from(hash, 'hex'))) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
-    if (confirmed.size >= maxKeys) confirmed.delete(confirmed.keys().next().value!);
-    confirmed.set(hash, Date.now() + ttlMs);
+    const expected = key ? Buffer.from(key.keySha256, 'hex') : Buffer.alloc(32);
+    if (!key || !timingSafeEqual(expected, Buffer.from(hash, 'hex'))) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
+    if (key.revokedAt) throw new GridError('GG_ERR_UNAUTHENTICATED', `API key ${key.id} was revoked at ${key.revokedAt.toISOString()}`);
+    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+    if (key.scope !== 'admin' && !INFERENCE_ROUTES.has(route)) {
+      throw new GridError('GG_ERR_KEY_SCOPE', `API key ${key.id} is an ${key.scope} key: it may call only ${[...INFERENCE_ROUTES].join(', ')}; ${route} needs an admin key`);
+    }
+    const now = new Date();
+    if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) await markApiKeyUsed(db, key.id, now);
   };
 }
 

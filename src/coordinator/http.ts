@@ -1,6 +1,7 @@
 /**
  * The coordinator's HTTPS server (TCP, same port number as QUIC): enrollment,
- * which a token authorizes, and the admin API, which an API key authorizes.
+ * which a token authorizes, and the admin API, which an API key authorizes
+ * (an admin key every route; an inference key only INFERENCE_ROUTES, http-auth.ts).
  * Every body is parsed with the shared schemas in protocol/api.ts, and every
  * failure answers `{ error: { code, message } }` with the code's HTTP status.
  *
@@ -32,6 +33,7 @@ import { activeWorkerCheck, modelRoutes } from './http-models.js';
 import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
 import { apiKeyCheck } from './http-auth.js';
+import { registerKeyRoutes } from './http-keys.js';
 
 export interface HttpApiOptions {
   db: Db;
@@ -121,6 +123,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       return createEnrollmentToken(db, ca, body);
     });
 
+    registerKeyRoutes(admin, { db });
     registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
     registerPolicyRoutes(admin, { db, sessions, cluster: opts.cluster });
 

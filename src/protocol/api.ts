@@ -1,7 +1,7 @@
 /**
  * The coordinator's HTTPS API bodies, shared by the server (fastify routes)
  * and its clients (the worker's enrollment, the `gogrid` admin commands).
- * The `--json` output of `gogrid workers` and `gogrid token list` is exactly
+ * The `--json` output of `gogrid workers`, `gogrid token list` and `gogrid keys list` is exactly
  * these shapes, so they are part of the documented, stable interface.
  *
  *   const workers = WorkerList.parse(await api.get('/v1/workers'));
@@ -66,6 +66,31 @@ export const TokenInfo = z.object({
 
 export const CreatedToken = z.object({ token: z.string(), info: TokenInfo });
 export const TokenList = z.array(TokenInfo);
+
+// ---------------------------------------------------------------- API keys
+
+/** `admin` may call every route; `inference` only the OpenAI-compatible ones (INFERENCE_ROUTES in coordinator/http-auth.ts). */
+export const ApiKeyScope = z.enum(['admin', 'inference']);
+
+export const CreateApiKeyRequest = z.object({
+  scope: ApiKeyScope,
+  name: line(256).default(''),
+});
+
+export const ApiKeyInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: ApiKeyScope,
+  createdAt: isoDate,
+  /** To within a minute: a key's use is recorded at most once a minute. */
+  lastUsedAt: isoDate.nullable(),
+  revokedAt: isoDate.nullable(),
+  status: z.enum(['active', 'revoked']),
+});
+
+/** `key` is shown this once; the coordinator keeps only its sha256. */
+export const CreatedApiKey = z.object({ key: z.string(), info: ApiKeyInfo });
+export const ApiKeyList = z.array(ApiKeyInfo);
 
 // ---------------------------------------------------------------- workers
 
@@ -184,6 +209,10 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 export type CreateTokenRequest = z.infer<typeof CreateTokenRequest>;
 export type TokenInfo = z.infer<typeof TokenInfo>;
 export type CreatedToken = z.infer<typeof CreatedToken>;
+export type ApiKeyScope = z.infer<typeof ApiKeyScope>;
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequest>;
+export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
+export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 export type WorkerState = z.infer<typeof WorkerState>;
 export type WorkerInfo = z.infer<typeof WorkerInfo>;
 

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   GG_ERR_PROTOCOL_VERSION_UNSUPPORTED: { status: 426, retryable: false, summary: 'The peer speaks a protocol version this side does not support.' },
   GG_ERR_TOO_MANY_CONNECTIONS: { status: 503, retryable: true, summary: 'The coordinator is at max_connections.' },
   GG_ERR_UNAUTHENTICATED: { status: 401, retryable: false, summary: 'No valid client certificate or API key was presented.' },
+  GG_ERR_KEY_SCOPE: { status: 403, retryable: false, summary: 'The API key is valid, but its scope does not allow this route (an inference key may call only the OpenAI-compatible routes).' },
+  GG_ERR_LAST_ADMIN_KEY: { status: 409, retryable: false, summary: 'Revoking this key would leave the coordinator without an admin key; create another admin key first.' },
   GG_ERR_WORKER_REVOKED: { status: 403, retryable: false, summary: 'This worker was revoked by an administrator.' },
   GG_ERR_WORKER_UNKNOWN: { status: 403, retryable: false, summary: 'The certificate is valid but names a worker the coordinator has no record of.' },
   GG_ERR_SESSION_REPLACED: { status: 409, retryable: false, summary: 'Another connection presented the same worker certificate; the newest connection wins.' },

@@ -150,7 +150,7 @@ describe('the API key check', () => {
   it('takes a key created a moment ago at once', async () => {
     const key = 'ggk_created_just_now_for_this_test';
     await expect(get(key)).rejects.toMatchObject({ code: 'GG_ERR_UNAUTHENTICATED' });
-    await createApiKey(c.parts.db, { id: 'fresh', keySha256: sha256Hex(key), description: 'test', now: new Date() });
+    await createApiKey(c.parts.db, { id: 'fresh', keySha256: sha256Hex(key), name: 'test', scope: 'admin', now: new Date() });
     await expect(get(key)).resolves.toBeDefined();
   });
 });

@@ -16,6 +16,7 @@ import {
   leaseJobs,
   migrate,
   MIGRATIONS,
+  revokeApiKey,
   type Db,
 } from '../../src/coordinator/store/index.js';
 import { backends } from '../helpers/backends.js';
@@ -53,6 +54,8 @@ const WRITTEN_AT: Record<number, string> = {
   4: `
     INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, submitted_at, updated_at)
       VALUES ('j-v4-nul', 'onnx', '${hex('d')}', 10, 'm.onnx', '{"inputs":{"x":{"dtype":"string","dims":[1],"data":["a\\u0000b"]}}}', '{}', 1000, 3, 'queued', '${T}', '${T}');`,
+  5: `
+    INSERT INTO api_keys (id, key_sha256, name, scope, created_at, last_used_at) VALUES ('k-v5', '${hex('e')}', 'chat app', 'inference', '${T}', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -60,7 +63,8 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
   1: async (db) => {
     expect(await getWorker(db, 'w-v1')).toMatchObject({ name: 'old worker', state: 'offline', appVersion: '0.1.0', certFingerprint: hex('c'), enrolledAt: new Date(T) });
     expect(await getToken(db, 't-v1')).toMatchObject({ description: 'rack 4', maxUses: 3, uses: 1, revokedAt: null });
-    expect(await findApiKeyBySha256(db, hex('b'))).toMatchObject({ id: 'k-v1', description: 'admin' });
+    // A key from before scopes could do everything: it is an admin key, its description now its name.
+    expect(await findApiKeyBySha256(db, hex('b'))).toMatchObject({ id: 'k-v1', name: 'admin', scope: 'admin', revokedAt: null, lastUsedAt: null });
   },
   2: async (db) => {
     expect(await getJob(db, 'j-v2-done')).toMatchObject({ state: 'succeeded', input: V2_INPUT, output: V2_OUTPUT, workerId: 'w-v1', finishedAt: new Date(T) });
@@ -77,6 +81,12 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
   },
   4: async (db) => {
     expect((await getJob(db, 'j-v4-nul'))?.input).toEqual({ inputs: { x: { dtype: 'string', dims: [1], data: ['a\u0000b'] } } });
+  },
+  5: async (db) => {
+    expect(await findApiKeyBySha256(db, hex('e'))).toMatchObject({ id: 'k-v5', name: 'chat app', scope: 'inference', lastUsedAt: new Date(T) });
+    // Version 1's key (written before these rows) counts as an admin key: the inference key may go, the last admin key may not.
+    expect(await revokeApiKey(db, 'k-v5', new Date(T))).toMatchObject({ revokedAt: new Date(T) });
+    await expect(revokeApiKey(db, 'k-v1', new Date(T))).rejects.toMatchObject({ code: 'GG_ERR_LAST_ADMIN_KEY' });
   },
 };
 

@@ -15,17 +15,21 @@ import {
   createApiKey,
   createToken,
   findApiKeyBySha256,
+  getApiKey,
   getToken,
   getWorker,
   insertWorker,
+  listApiKeys,
   listTokens,
   listWorkers,
+  markApiKeyUsed,
   markInstanceWorkersOffline,
   markOffline,
   markOnline,
   migrate,
   MIGRATIONS,
   openDb,
+  revokeApiKey,
   revokeToken,
   revokeWorker,
   setPausedReason,
@@ -296,13 +300,37 @@ describe.each(backends)('store on $name', (backend) => {
   describe('api keys', () => {
     it('stores, finds and counts keys by hash', async () => {
       expect(await countApiKeys(db)).toBe(0);
-      const key = await createApiKey(db, { id: 'admin', keySha256: sha256('k1'), description: 'first', now: T0 });
-      expect(key).toEqual({ id: 'admin', keySha256: sha256('k1'), description: 'first', createdAt: T0 });
-      await createApiKey(db, { id: 'ci', keySha256: sha256('k2'), description: 'ci', now: T0 });
-      expect(await findApiKeyBySha256(db, sha256('k2'))).toMatchObject({ id: 'ci' });
+      const key = await createApiKey(db, { id: 'admin', keySha256: sha256('k1'), name: 'first', scope: 'admin', now: T0 });
+      expect(key).toEqual({ id: 'admin', keySha256: sha256('k1'), name: 'first', scope: 'admin', createdAt: T0, lastUsedAt: null, revokedAt: null });
+      await createApiKey(db, { id: 'ci', keySha256: sha256('k2'), name: 'ci', scope: 'inference', now: T0 });
+      expect(await findApiKeyBySha256(db, sha256('k2'))).toMatchObject({ id: 'ci', scope: 'inference' });
       expect(await findApiKeyBySha256(db, sha256('nope'))).toBeNull();
       expect(await countApiKeys(db)).toBe(2);
-      await expect(createApiKey(db, { id: 'dup', keySha256: sha256('k1'), description: '', now: T0 })).rejects.toThrow(/unique|duplicate/i);
+      await expect(createApiKey(db, { id: 'dup', keySha256: sha256('k1'), name: '', scope: 'admin', now: T0 })).rejects.toThrow(/unique|duplicate/i);
+    });
+
+    it('refuses a scope it does not know', async () => {
+      await expect(db.query("INSERT INTO api_keys (id, key_sha256, name, scope, created_at) VALUES ('x', $1, '', 'root', now())", [sha256('x')])).rejects.toThrow(/check/i);
+    });
+
+    it('lists keys oldest first, records a use, and revokes a key once', async () => {
+      expect((await listApiKeys(db)).map((k) => k.id)).toEqual(['admin', 'ci']);
+      await markApiKeyUsed(db, 'ci', later(5));
+      expect(await getApiKey(db, 'ci')).toMatchObject({ lastUsedAt: later(5) });
+      expect(await revokeApiKey(db, 'ci', later(10))).toMatchObject({ id: 'ci', revokedAt: later(10) });
+      // Revoking again keeps the first time; the key is still found, so a caller can say it was revoked.
+      expect(await revokeApiKey(db, 'ci', later(20))).toMatchObject({ revokedAt: later(10) });
+      expect(await findApiKeyBySha256(db, sha256('k2'))).toMatchObject({ revokedAt: later(10) });
+      expect(await revokeApiKey(db, 'nope', later(20))).toBeNull();
+    });
+
+    it('never revokes the last active admin key, even when two revocations race', async () => {
+      expect(await codeOf(revokeApiKey(db, 'admin', later(30)))).toBe('GG_ERR_LAST_ADMIN_KEY');
+      await createApiKey(db, { id: 'admin-2', keySha256: sha256('k3'), name: 'second', scope: 'admin', now: T0 });
+      const results = await Promise.allSettled([revokeApiKey(db, 'admin', later(40)), revokeApiKey(db, 'admin-2', later(40))]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code?: string }).code] : []))).toEqual(['GG_ERR_LAST_ADMIN_KEY']);
+      expect((await listApiKeys(db)).filter((k) => k.scope === 'admin' && !k.revokedAt)).toHaveLength(1);
     });
   });
 });

@@ -84,6 +84,9 @@ const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
   ['GET', '/v1/tokens'],
   ['POST', '/v1/tokens'],
   ['DELETE', '/v1/tokens/:id'],
+  ['GET', '/v1/keys'],
+  ['POST', '/v1/keys'],
+  ['DELETE', '/v1/keys/:id'],
   ['GET', '/updates/:channel/:file'],
 ];
 
@@ -117,6 +120,7 @@ const request = fc.record({
       hostileJson,
       withHostileField({ model: { sha256: 'a'.repeat(64) }, input: { inputs: {} } }, ['kind', 'input', 'requirements.labels', 'timeoutMs', 'model.sha256']),
       withHostileField({ ttlSecs: 60, description: 'd' }, ['description', 'ttlSecs', 'maxUses']),
+      withHostileField({ scope: 'inference', name: 'n' }, ['scope', 'name']),
       withHostileField({ paused: true, message: 'm' }, ['message', 'settings', 'limits']),
     ),
     { nil: undefined },

@@ -136,6 +136,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ALTER COLUMN input TYPE text USING input::text, ALTER COLUMN output TYPE text USING output::text;
     `,
   },
+  {
+    version: 5,
+    name: 'api key scopes, names and revocation',
+    up: `
+      ALTER TABLE api_keys RENAME COLUMN description TO name;
+      -- Every key before scopes could do everything: it stays an admin key. New keys name their scope.
+      ALTER TABLE api_keys ADD COLUMN scope text NOT NULL DEFAULT 'admin' CHECK (scope IN ('admin', 'inference'));
+      ALTER TABLE api_keys ALTER COLUMN scope DROP DEFAULT;
+      ALTER TABLE api_keys ADD COLUMN revoked_at timestamptz;
+      -- Written at most once a minute per key, so a busy client does not cost a write per request.
+      ALTER TABLE api_keys ADD COLUMN last_used_at timestamptz;
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
