@@ -135,6 +135,8 @@ async function writeRandomFile(file: string, sizeMiB: number): Promise<string> {
   await pipeline(function* () {
     for (let i = 0; i < sizeMiB; i++) {
       const chunk = randomBytes(1024 * 1024);
+      // An ONNX file's first field (ir_version): the coordinator stores only what reads as ONNX or GGUF.
+      if (i === 0) chunk.set([0x08, 0x07]);
       hash.update(chunk);
       yield chunk;
     }

@@ -1,27 +1,19 @@
 /**
- * `gogrid submit`, `job`, `jobs`, `cancel` and `models`: thin calls of the
- * jobs and models API. `--json` prints the API's shapes (protocol/api.ts).
+ * `gogrid submit`, `job`, `jobs` and `cancel`: thin calls of the jobs API.
+ * `--json` prints the API's shapes (protocol/api.ts).
  *
- *   gogrid models add mlp.onnx
  *   gogrid submit --model mlp.onnx --input input.json --wait
  *   gogrid jobs --state queued
  */
 import type { Command } from 'commander';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import {
   ERROR_CODES,
   GridError,
-  isGridError,
   type ErrorCode,
   JobInfo,
   JobList,
   JobState,
-  MODEL_SHA256_HEADER,
-  ModelInfo,
-  ModelList,
   printable,
   TERMINAL_JOB_STATES,
   type JobRequirements,
@@ -29,6 +21,7 @@ import {
 import { AdminClient } from './admin-client.js';
 import { addTargetOptions } from './admin-commands.js';
 import { parseDurationSecs } from './duration.js';
+import { jobModelSha256 } from './model-commands.js';
 import { printJson, table } from './output.js';
 
 type Target = { data?: string; api?: string; ca?: string; json?: boolean };
@@ -48,14 +41,12 @@ interface SubmitFlags extends Target {
   wait?: boolean;
 }
 
-const SHA256 = /^[0-9a-f]{64}$/;
-
 export function registerJobCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
   addTargetOptions(
     program
       .command('submit')
       .description('submit a job; prints its id (with --wait: its output)')
-      .requiredOption('--model <sha256|file>', 'a stored model by sha256, or a file (uploaded unless already stored)')
+      .requiredOption('--model <model|file>', "a stored model's sha256, name or alias, or a file (uploaded unless already stored)")
       .requiredOption('--input <file.json>', 'the job input, e.g. {"inputs": {"x": {"dtype": "float32", "dims": [1, 4], "data": [1, 2, 3, 4]}}}; - for stdin')
       .option('--kind <kind>', 'executor kind', 'onnx')
       .option('--timeout <duration>', 'run time limit per attempt (90s, 30m, 2h)', '60s')
@@ -72,7 +63,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
     run(async () => {
       const api = await AdminClient.resolve(flags);
       const input = await readInput(flags.input);
-      const sha256 = await resolveModel(api, flags.model);
+      const sha256 = await jobModelSha256(api, flags.model);
       const job = await api.call('POST', '/v1/jobs', JobInfo, {
         kind: flags.kind,
         model: { sha256 },
@@ -158,32 +149,6 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         else process.stdout.write(`job ${job.id} canceled\n`);
       }),
   );
-
-  const models = addTargetOptions(program.command('models').description('models stored on the coordinator; `models add FILE` stores one').option('--json', 'print JSON')).action(
-    (flags: Target) =>
-      run(async () => {
-        const api = await AdminClient.resolve(flags);
-        const list = await api.call('GET', '/v1/models', ModelList);
-        if (flags.json) return printJson(list);
-        process.stdout.write(table(['SHA256', 'SIZE', 'NAME', 'ADDED'], list.map((m) => [m.sha256, String(m.size), m.name, m.addedAt])));
-      }),
-  );
-
-  addTargetOptions(
-    models
-      .command('add')
-      .description('store a model file, content-addressed by its sha256; prints the sha256')
-      .argument('<file>', 'model file, e.g. model.onnx')
-      .option('--name <name>', 'a name to show (default: the file name)')
-      .option('--json', 'print JSON'),
-  ).action((file: string, flags: Target & { name?: string }) =>
-    run(async () => {
-      const api = await AdminClient.resolve(flags);
-      const info = await uploadModel(api, file, flags.name);
-      if (flags.json) printJson(info);
-      else process.stdout.write(`${info.sha256}\n`);
-    }),
-  );
 }
 
 async function readInput(file: string): Promise<unknown> {
@@ -204,31 +169,6 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A sha256 as given, or a file's: uploaded first unless the coordinator already has it. */
-async function resolveModel(api: AdminClient, model: string): Promise<string> {
-  if (SHA256.test(model)) return model;
-  return (await uploadModel(api, model)).sha256;
-}
-
-async function uploadModel(api: AdminClient, file: string, name?: string) {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (e) {
-    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  const sha256 = hash.digest('hex');
-  try {
-    return await api.call('GET', `/v1/models/${sha256}/info`, ModelInfo);
-  } catch (e) {
-    if (!isGridError(e, 'GG_ERR_MODEL_NOT_FOUND')) throw e;
-  }
-  const q = new URLSearchParams({ name: name ?? basename(file) });
-  return api.call('POST', `/v1/models?${q}`, ModelInfo, createReadStream(file), { [MODEL_SHA256_HEADER]: sha256 }, size);
 }
 
 function requirementsOf(f: SubmitFlags): JobRequirements {

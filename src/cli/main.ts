@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerServeCommands } from './serve-commands.js';
 import { registerJobCommands } from './job-commands.js';
+import { registerModelCommands } from './model-commands.js';
 import { registerWorkerCommands } from './worker-commands.js';
 import { failAndExit } from './output.js';
 
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerWorkerCommands(program, run);
   registerAdminCommands(program, run);
   registerJobCommands(program, run);
+  registerModelCommands(program, run);
   return program;
 }
 

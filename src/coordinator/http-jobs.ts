@@ -24,10 +24,12 @@ import {
   JobState,
   LEASE_HEADER,
   MAX_PAYLOAD_BYTES,
+  MODEL_FORMAT_OF_KIND,
   SubmitJobRequest,
   SubmitJobsRequest,
   TERMINAL_JOB_STATES,
   type JobInfo,
+  type ModelFormat,
   type ModelInfo,
   type ModelRef,
   type SubmitJobsResponse,
@@ -60,6 +62,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
       if (!model) {
         throw new GridError('GG_ERR_MODEL_NOT_FOUND', `${field(i)}model.sha256: no model ${request.model.sha256} is stored; add it with \`gogrid models add FILE\``);
       }
+      checkFormat(request.kind, model, field(i));
       // A name an older version stored unchecked must not make every job of the model unreadable to its worker.
       return { request, model: { sha256: model.sha256, size: model.size, name: cleanText(model.name, true) } satisfies ModelRef };
     });
@@ -124,6 +127,16 @@ function checkInput(kind: string, input: unknown, field: string): void {
   const problem = checkJobPayload(kind, 'input', input);
   if (problem) throw new GridError('GG_ERR_BAD_REQUEST', `${field}${problem}`);
 }
+
+/** Refuses a job whose kind runs another model format than its model's (an `llm` job on an ONNX model). */
+function checkFormat(kind: string, model: ModelInfo, field: string): void {
+  const needed = MODEL_FORMAT_OF_KIND[kind];
+  if (needed === undefined || model.format === needed) return;
+  const has = model.format === null ? 'neither ONNX nor GGUF' : A_MODEL_OF[model.format];
+  throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `${field}model.sha256: a job of kind ${kind} runs ${A_MODEL_OF[needed]}, and ${model.sha256} is ${has}`);
+}
+
+const A_MODEL_OF: Record<ModelFormat, string> = { onnx: 'an ONNX model', gguf: 'a GGUF model' };
 
 /** The routes a worker uses for inputs and results too large for a control frame. */
 export const workerJobRoutes: FastifyPluginAsync<{ db: Db; dispatcher: Dispatcher; isWorkerAllowed: (workerId: string) => Promise<boolean> }> = async (

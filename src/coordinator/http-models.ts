@@ -1,10 +1,13 @@
 /**
  * Model routes of the coordinator's HTTPS API, as a fastify plugin:
  *
- *   POST /v1/models?name=NAME   (API key) body: the raw bytes → ModelInfo
- *   GET  /v1/models             (API key) → ModelList
- *   GET  /v1/models/:sha256/info (API key) → ModelInfo
- *   GET  /v1/models/:sha256     (worker client certificate, or API key) → the bytes, with ranges
+ *   POST   /v1/models?name=N&alias=A…      (API key) body: the raw bytes → ModelInfo
+ *   GET    /v1/models                      (API key) → ModelList
+ *   GET    /v1/models/:model/info          (API key) → ModelInfo; MODEL is a sha256, name or alias
+ *   PUT    /v1/models/:model/name          (API key) { name } → ModelInfo
+ *   POST   /v1/models/:model/aliases       (API key) { alias } → ModelInfo
+ *   DELETE /v1/models/:model/aliases/:alias (API key) → ModelInfo
+ *   GET    /v1/models/:sha256              (worker client certificate, or API key) → the bytes, with ranges
  *
  *   app.register(modelRoutes, { dir: modelsDir(dataDir), requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
  *
@@ -14,10 +17,23 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { GridError, MODEL_SHA256_HEADER, ModelUploadQuery, type ModelInfo, type ModelList } from '../protocol/index.js';
+import { GridError, MODEL_SHA256_HEADER, ModelAliasRequest, ModelRenameRequest, ModelUploadQuery, type ApiErrorBody, type ModelInfo, type ModelList } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import { getWorker } from './store/index.js';
-import { addModelFromStream, DEFAULT_MAX_MODEL_BYTES, findModelFile, getModelInfo, isSha256Hex, listModels, ModelTooLargeError, prepareModelDir } from './models.js';
+import {
+  addModelAlias,
+  addModelFromStream,
+  checkNamesFree,
+  DEFAULT_MAX_MODEL_BYTES,
+  findModelFile,
+  isSha256Hex,
+  listModels,
+  ModelTooLargeError,
+  prepareModelDir,
+  removeModelAlias,
+  renameModel,
+  resolveModel,
+} from './models.js';
 import { parseRange } from './http-range.js';
 import { workerFromCertificate } from './http-auth.js';
 import { errorPayload, parseBody } from '../common/http-errors.js';
@@ -55,39 +71,67 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, o
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
   app.post('/v1/models', { onRequest: requireApiKey }, async (req, reply) => {
-    const { name } = parseBody(ModelUploadQuery, req.query, 'query');
+    const { name, alias: aliases } = parseBody(ModelUploadQuery, req.query, 'query');
     const expected = req.headers[MODEL_SHA256_HEADER];
     if (expected !== undefined && (typeof expected !== 'string' || !isSha256Hex(expected.toLowerCase()))) {
       throw new GridError('GG_ERR_BAD_REQUEST', `${MODEL_SHA256_HEADER}: expected a hex sha256`);
     }
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxUploadBytes) return tooLarge(reply, maxUploadBytes);
+    if (declared > maxUploadBytes) return refuseUnread(reply, 413, errorPayload('GG_ERR_BAD_REQUEST', tooLargeMessage(maxUploadBytes)));
     if (!(req.body instanceof Readable)) {
       throw new GridError('GG_ERR_BAD_REQUEST', 'send the model bytes as the body, with content-type: application/octet-stream');
+    }
+    // Known before the upload when the client names the hash (the CLI does):
+    // a name taken by another model fails before gigabytes travel. Checked
+    // again when the model is stored.
+    if (expected !== undefined) {
+      try {
+        await checkNamesFree(dir, [name ?? '', ...aliases].filter(Boolean), expected.toLowerCase());
+      } catch (error) {
+        if (error instanceof GridError) return refuseUnread(reply, error.status, errorPayload(error.code, error.message));
+        throw error;
+      }
     }
     // A refused upload must still be answered, so stopping early must not
     // destroy the request (and with it the socket).
     const source = req.body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
     let info: ModelInfo;
     try {
-      info = await addModelFromStream(dir, source, { name, expectedSha256: expected?.toLowerCase(), maxBytes: maxUploadBytes });
+      info = await addModelFromStream(dir, source, { name, aliases, expectedSha256: expected?.toLowerCase(), maxBytes: maxUploadBytes });
     } catch (error) {
-      if (error instanceof ModelTooLargeError) return tooLarge(reply, maxUploadBytes);
+      if (error instanceof ModelTooLargeError) return refuseUnread(reply, 413, errorPayload('GG_ERR_BAD_REQUEST', tooLargeMessage(maxUploadBytes)));
       // The registry's 502 is for bytes a worker downloaded; here the client sent them.
       if (error instanceof GridError && error.code === 'GG_ERR_MODEL_HASH_MISMATCH') return reply.code(400).send(errorPayload(error.code, error.message));
       throw error;
     }
-    req.log.info({ sha256: info.sha256, size: info.size, name: info.name }, 'model added');
+    req.log.info({ sha256: info.sha256, size: info.size, name: info.name, format: info.format }, 'model added');
     return info;
   });
 
   app.get('/v1/models', { onRequest: requireApiKey }, async (): Promise<ModelList> => listModels(dir));
 
-  app.get<{ Params: { sha256: string } }>('/v1/models/:sha256/info', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> => {
-    const info = await getModelInfo(dir, checkedSha256(req.params.sha256));
-    if (!info) throw notFound(req.params.sha256);
-    return info;
+  app.get<{ Params: { model: string } }>('/v1/models/:model/info', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> => found(req.params.model));
+
+  app.put<{ Params: { model: string } }>('/v1/models/:model/name', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> => {
+    const { name } = parseBody(ModelRenameRequest, req.body);
+    return renameModel(dir, (await found(req.params.model)).sha256, name);
   });
+
+  app.post<{ Params: { model: string } }>('/v1/models/:model/aliases', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> => {
+    const { alias } = parseBody(ModelAliasRequest, req.body);
+    return addModelAlias(dir, (await found(req.params.model)).sha256, alias);
+  });
+
+  app.delete<{ Params: { model: string; alias: string } }>('/v1/models/:model/aliases/:alias', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> =>
+    removeModelAlias(dir, (await found(req.params.model)).sha256, req.params.alias),
+  );
+
+  /** The model a sha256, name or alias names, or GG_ERR_MODEL_NOT_FOUND. */
+  async function found(ref: string): Promise<ModelInfo> {
+    const info = await resolveModel(dir, ref);
+    if (!info) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `no model ${isSha256Hex(ref) ? ref : `named "${ref}"`} on this coordinator; \`gogrid models\` lists them`);
+    return info;
+  }
 
   // HEAD is its own route: fastify's automatic one would read the whole file to discard it.
   app.get<{ Params: { sha256: string } }>('/v1/models/:sha256', { exposeHeadRoute: false, onRequest: authorizeDownload }, (req, reply) => serveModel(req, reply, false));
@@ -127,7 +171,11 @@ function notFound(sha256: string): GridError {
   return new GridError('GG_ERR_MODEL_NOT_FOUND', `no model ${sha256} on this coordinator; add it with "gogrid models add FILE"`);
 }
 
-function tooLarge(reply: FastifyReply, maxBytes: number): FastifyReply {
-  // The rest of the body is not read: closing is cheaper than draining up to 64 GiB.
-  return reply.code(413).header('connection', 'close').send(errorPayload('GG_ERR_BAD_REQUEST', `model is larger than the maximum of ${maxBytes} bytes`));
+function tooLargeMessage(maxBytes: number): string {
+  return `model is larger than the maximum of ${maxBytes} bytes`;
+}
+
+/** Answers an upload whose body is left unread: closing is cheaper than draining up to 64 GiB. */
+function refuseUnread(reply: FastifyReply, status: number, payload: ApiErrorBody): FastifyReply {
+  return reply.code(status).header('connection', 'close').send(payload);
 }

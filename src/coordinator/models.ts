@@ -1,25 +1,33 @@
 /**
  * The coordinator's model store: each model is a file named by its sha256
  * (lowercase hex) in `<data dir>/models`, beside a JSON sidecar
- * `<sha256>.json` with its name and the time it was added.
+ * `<sha256>.json` with its name, aliases, format (and a GGUF file's
+ * metadata) and the time it was added.
  *
  *   const dir = modelsDir(dataDir);
  *   await prepareModelDir(dir);
- *   const info = await addModelFromStream(dir, createReadStream('mlp.onnx'), { name: 'mlp.onnx' });
+ *   const info = await addModelFromStream(dir, createReadStream('mlp.onnx'), { name: 'mlp' });
  *   const file = await findModelFile(dir, info.sha256); // { path, size } | null
+ *   const model = await resolveModel(dir, 'mlp');       // by sha256, name or alias
  *
  * Why a sidecar and not a table: the bytes live in this coordinator's data
  * dir, and several coordinators may share one PostgreSQL, each with its own
  * data dir. A shared table would list models that this instance cannot
  * serve; beside the bytes, the metadata is exactly as present as the file,
  * survives a fresh in-memory store, and `ls` shows what is there.
+ *
+ * Names and aliases are unique across all models, compared without case, and
+ * resolve to one model. Two instances sharing one models dir could each give
+ * the same name at the same moment (the check is per process); a name held
+ * twice resolves to the older model.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { GridError, ModelInfo } from '../protocol/index.js';
-import { createFileAtomic, ensurePrivateDir, isErrno } from '../common/files.js';
+import { GridError, ModelInfo, printable, sameModelName } from '../protocol/index.js';
+import { createFileAtomic, ensurePrivateDir, isErrno, writeFileAtomic } from '../common/files.js';
 import { HashingWriter } from '../common/hashing-writer.js';
+import { inspectModelFile, sniffModelFormat } from './model-file.js';
 
 /** @default 64 GiB: larger than any model a worker could hold, small enough to stop a runaway upload. */
 export const DEFAULT_MAX_MODEL_BYTES = 64 * 1024 ** 3;
@@ -51,8 +59,10 @@ export async function prepareModelDir(dir: string): Promise<void> {
 }
 
 export interface AddModelOptions {
-  /** What to call it; empty when omitted. */
+  /** What clients call it (a valid ModelName); empty when omitted. */
   name?: string;
+  /** Other names it answers to (valid ModelNames). */
+  aliases?: readonly string[];
   /** When given, bytes that hash to anything else are refused with GG_ERR_MODEL_HASH_MISMATCH and not stored. */
   expectedSha256?: string;
   /** @default DEFAULT_MAX_MODEL_BYTES */
@@ -61,10 +71,12 @@ export interface AddModelOptions {
 }
 
 /**
- * Streams `source` to a temp file in `dir` while hashing it, fsyncs, and
- * renames it to its sha256. Adding bytes that are already stored keeps the
- * first record (name, time) and returns it. On any failure (hash mismatch,
- * too large, a broken source) nothing is left behind.
+ * Streams `source` to a temp file in `dir` while hashing it, fsyncs, checks
+ * that it is a model the grid runs (GG_ERR_MODEL_INVALID) and that its names
+ * are free (GG_ERR_MODEL_NAME_TAKEN), and renames it to its sha256. Adding
+ * bytes that are already stored keeps the first record (names, time) and
+ * returns it. On any failure (hash mismatch, too large, not a model, a name
+ * taken, a broken source) nothing is left behind.
  */
 export async function addModelFromStream(dir: string, source: AsyncIterable<Uint8Array>, opts: AddModelOptions = {}): Promise<ModelInfo> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MODEL_BYTES;
@@ -87,18 +99,27 @@ export async function addModelFromStream(dir: string, source: AsyncIterable<Uint
     }
     const existing = await getModelInfo(dir, digest.sha256);
     if (existing) return existing;
-    const info: ModelInfo = {
-      sha256: digest.sha256,
-      size: digest.bytes,
-      name: opts.name ?? '',
-      addedAt: (opts.now ?? new Date()).toISOString(),
-    };
-    // Bytes first, then the sidecar: createFileAtomic fsyncs the directory,
-    // which makes both renames durable. Two concurrent uploads of the same
-    // bytes rename identical content, and the first sidecar wins.
-    await fs.rename(temp, modelPath(dir, info.sha256));
-    await createFileAtomic(dir, { name: sidecarName(info.sha256), data: `${JSON.stringify(info, null, 2)}\n`, mode: 0o600 });
-    return (await getModelInfo(dir, info.sha256)) ?? info;
+    const facts = await inspectModelFile(temp);
+    const name = opts.name ?? '';
+    return await underNameLock(dir, async () => {
+      const again = await getModelInfo(dir, digest.sha256);
+      if (again) return again;
+      const info: ModelInfo = {
+        sha256: digest.sha256,
+        size: digest.bytes,
+        name,
+        aliases: distinctNames(opts.aliases ?? []).filter((a) => !sameModelName(a, name)),
+        gguf: null,
+        ...facts,
+        addedAt: (opts.now ?? new Date()).toISOString(),
+      };
+      await checkNamesFree(dir, [info.name, ...info.aliases].filter(Boolean), info.sha256);
+      // Bytes first, then the sidecar: createFileAtomic fsyncs the directory,
+      // which makes both renames durable.
+      await fs.rename(temp, modelPath(dir, info.sha256));
+      await createFileAtomic(dir, { name: sidecarName(info.sha256), data: sidecarText(info), mode: 0o600 });
+      return (await getModelInfo(dir, info.sha256)) ?? info;
+    });
   } finally {
     await fs.rm(temp, { force: true });
   }
@@ -121,11 +142,12 @@ export async function getModelInfo(dir: string, sha256: string): Promise<ModelIn
   const file = await findModelFile(dir, sha256);
   if (!file) return null;
   const sidecar = await readSidecar(dir, sha256);
-  if (sidecar && sidecar.sha256 === sha256) return { ...sidecar, size: file.size };
   // Bytes without a readable sidecar (a crash between the two renames, or a
   // file copied in by hand): still a valid model, just without a name.
-  const st = await fs.stat(file.path);
-  return { sha256, size: file.size, name: '', addedAt: st.mtime.toISOString() };
+  const info = sidecar && sidecar.sha256 === sha256 ? sidecar : ModelInfo.parse({ sha256, size: file.size, name: '', addedAt: (await fs.stat(file.path)).mtime.toISOString() });
+  // Stored before formats were checked: what the bytes say.
+  if (info.format === null) info.format = await sniffModelFormat(file.path);
+  return { ...info, size: file.size };
 }
 
 /** Every stored model, oldest first. */
@@ -138,12 +160,95 @@ export async function listModels(dir: string): Promise<ModelInfo[]> {
   return infos.filter((i): i is ModelInfo => i !== null).sort((a, b) => a.addedAt.localeCompare(b.addedAt) || a.sha256.localeCompare(b.sha256));
 }
 
+/**
+ * The model `ref` names: its sha256, its name or one of its aliases (without
+ * case); null when none. The one lookup for everything that takes a model
+ * from a person or a client (the CLI, OpenAI's `model`).
+ */
+export async function resolveModel(dir: string, ref: string): Promise<ModelInfo | null> {
+  if (isSha256Hex(ref)) return getModelInfo(dir, ref);
+  return (await listModels(dir)).find((m) => answersTo(m, ref)) ?? null;
+}
+
+/** Gives the model `sha256` the name `name`; its old name is gone, and `name` stops being one of its aliases. */
+export function renameModel(dir: string, sha256: string, name: string): Promise<ModelInfo> {
+  return updateNames(dir, sha256, name, (m) => ({ ...m, name, aliases: m.aliases.filter((a) => !sameModelName(a, name)) }));
+}
+
+/** Lets the model `sha256` answer to `alias` too; a name it already has changes nothing. */
+export function addModelAlias(dir: string, sha256: string, alias: string): Promise<ModelInfo> {
+  return updateNames(dir, sha256, alias, (m) => (answersTo(m, alias) ? m : { ...m, aliases: [...m.aliases, alias] }));
+}
+
+/** Takes `alias` from the model `sha256`; GG_ERR_NOT_FOUND when it is not one of its aliases. */
+export function removeModelAlias(dir: string, sha256: string, alias: string): Promise<ModelInfo> {
+  return updateNames(dir, sha256, null, (m) => {
+    const aliases = m.aliases.filter((a) => !sameModelName(a, alias));
+    if (aliases.length === m.aliases.length) throw new GridError('GG_ERR_NOT_FOUND', `"${alias}" is not an alias of model ${modelLabel(m)}`);
+    return { ...m, aliases };
+  });
+}
+
+/** GG_ERR_MODEL_NAME_TAKEN when a model other than `owner` answers to one of `names`. */
+export async function checkNamesFree(dir: string, names: readonly string[], owner?: string): Promise<void> {
+  const models = await listModels(dir);
+  for (const name of names) {
+    const holder = models.find((m) => m.sha256 !== owner && answersTo(m, name));
+    if (holder) throw new GridError('GG_ERR_MODEL_NAME_TAKEN', `"${name}" is already a name of model ${modelLabel(holder)}; nothing was changed`);
+  }
+}
+
+async function updateNames(dir: string, sha256: string, claimed: string | null, change: (m: ModelInfo) => ModelInfo): Promise<ModelInfo> {
+  return underNameLock(dir, async () => {
+    const current = await getModelInfo(dir, sha256);
+    if (!current) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `no model ${sha256} on this coordinator`);
+    if (claimed !== null) await checkNamesFree(dir, [claimed], sha256);
+    const next = change(current);
+    if (next !== current) await writeFileAtomic(path.join(dir, sidecarName(sha256)), sidecarText(next), 0o600);
+    return next;
+  });
+}
+
+/**
+ * Name changes of one models dir, one at a time: the check that a name is
+ * free and the write that takes it must not interleave with another's.
+ */
+const nameLocks = new Map<string, Promise<unknown>>();
+
+async function underNameLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const previous = nameLocks.get(dir) ?? Promise.resolve();
+  const current = previous.then(fn);
+  const settled = current.catch(() => undefined);
+  nameLocks.set(dir, settled);
+  try {
+    return await current;
+  } finally {
+    if (nameLocks.get(dir) === settled) nameLocks.delete(dir);
+  }
+}
+
+function answersTo(m: ModelInfo, ref: string): boolean {
+  return (m.name !== '' && sameModelName(m.name, ref)) || m.aliases.some((a) => sameModelName(a, ref));
+}
+
+function distinctNames(names: readonly string[]): string[] {
+  return names.filter((n, i) => names.findIndex((o) => sameModelName(o, n)) === i);
+}
+
+function modelLabel(m: ModelInfo): string {
+  return `${m.sha256.slice(0, 12)}…${m.name ? ` (${printable(m.name)})` : ''}`;
+}
+
 function modelPath(dir: string, sha256: string): string {
   return path.join(dir, sha256);
 }
 
 function sidecarName(sha256: string): string {
   return `${sha256}.json`;
+}
+
+function sidecarText(info: ModelInfo): string {
+  return `${JSON.stringify(info, null, 2)}\n`;
 }
 
 async function readSidecar(dir: string, sha256: string): Promise<ModelInfo | null> {

@@ -179,20 +179,69 @@ export const SubmitJobsResponse = z.object({ jobs: JobList });
 
 // ---------------------------------------------------------------- models
 
-/** A model stored on the coordinator (`POST /v1/models`, `GET /v1/models[/SHA256/info]`). */
+/** What a model file is, read from its first bytes at `models add`; a job's kind needs one of them (MODEL_FORMAT_OF_KIND). */
+export const ModelFormat = z.enum(['onnx', 'gguf']);
+
+/** The model format each job kind runs; a kind not listed takes any model. */
+export const MODEL_FORMAT_OF_KIND: Readonly<Record<string, ModelFormat>> = { onnx: 'onnx', llm: 'gguf' };
+
+/** What a GGUF file says about itself, read from its header when it is added. */
+export const GgufInfo = z.object({
+  /** `general.architecture`, e.g. `llama`, `qwen2`. */
+  architecture: z.string(),
+  /** The sum of every tensor's element count. */
+  parameterCount: z.number().int().nonnegative(),
+  /** The context length the model was trained for, in tokens; null when the file does not say. */
+  contextLength: z.number().int().positive().nullable(),
+  /** `general.file_type` by name (`Q4_K_M`, `F16`, …); null when the file does not say. */
+  quantization: z.string().nullable(),
+  /** Whether the file carries a chat template (`tokenizer.chat_template`). */
+  chatTemplate: z.boolean(),
+});
+
+const SHA256_LIKE = /^[0-9a-f]{64}$/i;
+
+/**
+ * A model's name or alias, what OpenAI clients send as `model`: one line, no
+ * longer than 256, not 64 hex digits (that reads as a sha256). Names and
+ * aliases of all models are unique together, compared without case.
+ */
+export const ModelName = line(256, { trim: true })
+  .min(1)
+  .refine((s) => !SHA256_LIKE.test(s), '64 hex digits would read as a sha256; choose another name');
+
+/** Whether two model names are the same name: they are compared without case. */
+export function sameModelName(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** A model stored on the coordinator (`POST /v1/models`, `GET /v1/models[/MODEL/info]`). */
 export const ModelInfo = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256'),
   size: z.number().int().nonnegative(),
-  /** What the uploader called it (e.g. the file name); empty when none was given. Not unique. */
+  /** What clients call it (default: the file name without extension); empty when it has none. */
   name: z.string().max(256),
+  /** Other names it answers to. */
+  aliases: z.array(z.string().max(256)).default([]),
+  /** Null only for a file stored before formats were checked that is neither. */
+  format: ModelFormat.nullable().default(null),
+  /** Null unless the format is `gguf`. */
+  gguf: GgufInfo.nullable().default(null),
   addedAt: isoDate,
 });
 export const ModelList = z.array(ModelInfo);
 
-/** `POST /v1/models?name=NAME`; the body is the raw bytes (`application/octet-stream`). */
-export const ModelUploadQuery = z.object({ name: line(256).min(1).optional() });
+/** One value or a repeated query parameter, as a list. */
+const repeated = <T extends z.ZodType>(item: T) => z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+
+/** `POST /v1/models?name=NAME&alias=A&alias=B`; the body is the raw bytes (`application/octet-stream`). */
+export const ModelUploadQuery = z.object({ name: ModelName.optional(), alias: repeated(ModelName).default([]) });
 /** Optional on upload: the sha256 the bytes must have, else 400 GG_ERR_MODEL_HASH_MISMATCH and nothing is stored. */
 export const MODEL_SHA256_HEADER = 'x-gogrid-sha256';
+/** `PUT /v1/models/SHA256/name`. */
+export const ModelRenameRequest = z.object({ name: ModelName });
+/** `POST /v1/models/SHA256/aliases`. */
+export const ModelAliasRequest = z.object({ alias: ModelName });
 
 export type ApiErrorBody = z.infer<typeof ApiErrorBody>;
 export type JobState = z.infer<typeof JobState>;
@@ -202,6 +251,8 @@ export type SubmitJobsResponse = z.infer<typeof SubmitJobsResponse>;
 export type JobError = z.infer<typeof JobError>;
 export type JobEvent = z.infer<typeof JobEvent>;
 export type JobInfo = z.infer<typeof JobInfo>;
+export type ModelFormat = z.infer<typeof ModelFormat>;
+export type GgufInfo = z.infer<typeof GgufInfo>;
 export type ModelInfo = z.infer<typeof ModelInfo>;
 export type ModelList = z.infer<typeof ModelList>;
 export type EnrollRequest = z.infer<typeof EnrollRequest>;

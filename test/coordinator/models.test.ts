@@ -8,8 +8,18 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GridError, isGridError, ModelInfo, ModelList } from '../../src/protocol/index.js';
-import { addModelFromStream, getModelInfo, listModels, ModelTooLargeError, prepareModelDir } from '../../src/coordinator/models.js';
+import { GridError, isGridError, ModelInfo, ModelList, ModelName } from '../../src/protocol/index.js';
+import {
+  addModelAlias,
+  addModelFromStream,
+  getModelInfo,
+  listModels,
+  ModelTooLargeError,
+  prepareModelDir,
+  removeModelAlias,
+  renameModel,
+  resolveModel,
+} from '../../src/coordinator/models.js';
 import { modelRoutes } from '../../src/coordinator/http-models.js';
 import { parseRange } from '../../src/coordinator/http-range.js';
 import { toErrorBody } from '../../src/common/http-errors.js';
@@ -18,6 +28,8 @@ import { rawRequest, type RawRequest } from '../helpers/https-raw.js';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** Random bytes behind an ONNX file's first field (ir_version 7): what the store takes for ONNX. */
+const onnxLike = (size: number) => Buffer.concat([Buffer.from([0x08, 0x07]), randomBytes(size - 2)]);
 const chunksOf = (b: Buffer, size = 64 * 1024) => Readable.from(Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size)));
 
 afterAll(removeTempDirs);
@@ -26,9 +38,9 @@ describe('model store', () => {
   it('stores bytes under their sha256 with a sidecar, and adding them again keeps the first record', async () => {
     const dir = await tempDir();
     await prepareModelDir(dir);
-    const bytes = randomBytes(300_000);
+    const bytes = onnxLike(300_000);
     const info = await addModelFromStream(dir, chunksOf(bytes), { name: 'mlp.onnx', now: new Date('2026-01-01T00:00:00Z') });
-    expect(info).toEqual({ sha256: sha(bytes), size: bytes.length, name: 'mlp.onnx', addedAt: '2026-01-01T00:00:00.000Z' });
+    expect(info).toEqual({ sha256: sha(bytes), size: bytes.length, name: 'mlp.onnx', aliases: [], format: 'onnx', gguf: null, addedAt: '2026-01-01T00:00:00.000Z' });
     expect((await readdir(dir)).sort()).toEqual([sha(bytes), `${sha(bytes)}.json`]);
 
     const again = await addModelFromStream(dir, chunksOf(bytes), { name: 'other-name.onnx', expectedSha256: sha(bytes).toUpperCase() });
@@ -52,6 +64,9 @@ describe('model store', () => {
       throw new Error('connection reset');
     }
     await expect(addModelFromStream(dir, broken())).rejects.toThrow('connection reset');
+
+    const text = await addModelFromStream(dir, chunksOf(Buffer.from('these bytes are no model'))).catch((e: unknown) => e);
+    expect(text).toMatchObject({ code: 'GG_ERR_MODEL_INVALID', message: expect.stringContaining('neither an ONNX model') });
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -63,7 +78,89 @@ describe('model store', () => {
     await writeFile(join(dir, '.upload-0123abcd.tmp'), 'half');
     await prepareModelDir(dir);
     expect(await readdir(dir)).toEqual([sha(bytes)]);
-    expect(await listModels(dir)).toEqual([expect.objectContaining({ sha256: sha(bytes), size: bytes.length, name: '' })]);
+    expect(await listModels(dir)).toEqual([expect.objectContaining({ sha256: sha(bytes), size: bytes.length, name: '', aliases: [], format: null })]);
+  });
+
+  it('reads a sidecar written before names were unique and formats known: aliases none, format from the bytes', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const bytes = onnxLike(1000);
+    await writeFile(join(dir, sha(bytes)), bytes);
+    await writeFile(join(dir, `${sha(bytes)}.json`), JSON.stringify({ sha256: sha(bytes), size: bytes.length, name: 'old.onnx', addedAt: '2025-01-01T00:00:00.000Z' }));
+    expect(await getModelInfo(dir, sha(bytes))).toEqual({ sha256: sha(bytes), size: bytes.length, name: 'old.onnx', aliases: [], format: 'onnx', gguf: null, addedAt: '2025-01-01T00:00:00.000Z' });
+    expect((await resolveModel(dir, 'OLD.onnx'))?.sha256).toBe(sha(bytes));
+  });
+});
+
+describe('model names and aliases', () => {
+  async function storeWith(...models: { name?: string; aliases?: string[] }[]) {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const infos = [];
+    for (const [i, m] of models.entries()) infos.push(await addModelFromStream(dir, chunksOf(onnxLike(100 + i)), { ...m, now: new Date(Date.UTC(2026, 0, 1, 0, 0, i)) }));
+    return { dir, infos };
+  }
+
+  it('resolves a sha256, a name or an alias, without case, to its model', async () => {
+    const { dir, infos } = await storeWith({ name: 'TinyLlama', aliases: ['chat', 'CHAT', 'tinyllama', 'default'] }, { name: 'mlp' });
+    const [llama, mlp] = infos as [ModelInfo, ModelInfo];
+    // The name again as an alias, and an alias twice: kept once.
+    expect(llama).toMatchObject({ name: 'TinyLlama', aliases: ['chat', 'default'] });
+    for (const ref of [llama.sha256, 'TinyLlama', 'tinyllama', 'chat', 'Default']) expect((await resolveModel(dir, ref))?.sha256, ref).toBe(llama.sha256);
+    expect((await resolveModel(dir, 'MLP'))?.sha256).toBe(mlp.sha256);
+    for (const ref of ['nope', '', mlp.sha256.toUpperCase(), 'e'.repeat(64)]) expect(await resolveModel(dir, ref), ref).toBeNull();
+  });
+
+  it('refuses a name or alias another model has, storing and changing nothing', async () => {
+    const { dir, infos } = await storeWith({ name: 'llama', aliases: ['chat'] }, { name: 'mlp' });
+    const [llama, mlp] = infos as [ModelInfo, ModelInfo];
+    const before = (await readdir(dir)).sort();
+    for (const opts of [{ name: 'LLAMA' }, { name: 'new', aliases: ['Chat'] }, { name: 'new', aliases: ['mlp'] }]) {
+      const refused = await addModelFromStream(dir, chunksOf(onnxLike(5000)), opts).catch((e: unknown) => e);
+      expect(refused, JSON.stringify(opts)).toMatchObject({ code: 'GG_ERR_MODEL_NAME_TAKEN' });
+    }
+    expect((await readdir(dir)).sort()).toEqual(before);
+    await expect(renameModel(dir, mlp.sha256, 'chat')).rejects.toMatchObject({ code: 'GG_ERR_MODEL_NAME_TAKEN', message: expect.stringContaining(`${llama.sha256.slice(0, 12)}… (llama)`) });
+    await expect(addModelAlias(dir, mlp.sha256, 'Llama')).rejects.toMatchObject({ code: 'GG_ERR_MODEL_NAME_TAKEN' });
+    expect(await listModels(dir)).toEqual(infos);
+  });
+
+  it('renames, adds and removes aliases, kept in the sidecar', async () => {
+    const { dir, infos } = await storeWith({ name: 'llama', aliases: ['chat'] });
+    const sha256 = infos[0]!.sha256;
+    expect(await renameModel(dir, sha256, 'chat')).toMatchObject({ name: 'chat', aliases: [] });
+    expect(await addModelAlias(dir, sha256, 'llama')).toMatchObject({ name: 'chat', aliases: ['llama'] });
+    expect(await addModelAlias(dir, sha256, 'LLAMA')).toMatchObject({ aliases: ['llama'] });
+    expect(await addModelAlias(dir, sha256, 'meta-llama/Llama-3.2-1B')).toMatchObject({ aliases: ['llama', 'meta-llama/Llama-3.2-1B'] });
+    expect(await removeModelAlias(dir, sha256, 'Llama')).toMatchObject({ aliases: ['meta-llama/Llama-3.2-1B'] });
+    await expect(removeModelAlias(dir, sha256, 'llama')).rejects.toMatchObject({ code: 'GG_ERR_NOT_FOUND' });
+    await expect(renameModel(dir, 'e'.repeat(64), 'x')).rejects.toMatchObject({ code: 'GG_ERR_MODEL_NOT_FOUND' });
+    expect(await getModelInfo(dir, sha256)).toMatchObject({ name: 'chat', aliases: ['meta-llama/Llama-3.2-1B'] });
+    expect((await resolveModel(dir, 'META-LLAMA/llama-3.2-1b'))?.sha256).toBe(sha256);
+  });
+
+  it('gives a name to one model only when several ask for it at once', async () => {
+    const { dir } = await storeWith();
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => addModelFromStream(dir, chunksOf(onnxLike(1000 + i)), { name: 'same' })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(Array(5).fill('GG_ERR_MODEL_NAME_TAKEN'));
+    expect(await listModels(dir)).toHaveLength(1);
+  });
+
+  it.each([
+    ['', 'Too small'],
+    ['a'.repeat(257), 'Too big'],
+    ['ab\ncd', 'control character'],
+    ['A'.repeat(64), 'sha256'],
+  ])('refuses the name %j', (name, problem) => {
+    const parsed = ModelName.safeParse(name);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toContain(problem);
+  });
+
+  it('trims a name, and takes one line of any script', () => {
+    expect(ModelName.parse('  llama 3 ')).toBe('llama 3');
+    expect(ModelName.parse('模型:q4_K_M')).toBe('模型:q4_K_M');
   });
 });
 
@@ -101,7 +198,7 @@ describe('model routes over HTTPS', () => {
   let ca: CaMaterial;
   let dir: string;
   const workers: Record<'active' | 'revoked' | 'foreign', { certPem: string; keyPem: string }> = {} as never;
-  const model = randomBytes(3 * 1024 * 1024 + 17); // over fastify's 1 MiB body limit
+  const model = onnxLike(3 * 1024 * 1024 + 17); // over fastify's 1 MiB body limit
   const req = (r: Omit<RawRequest, 'ca' | 'url'> & { path: string }) => rawRequest({ ...r, url: `${base}${r.path}`, ca: ca.certPem });
   const admin = { authorization: `Bearer ${ADMIN_KEY}` };
 
@@ -137,10 +234,10 @@ describe('model routes over HTTPS', () => {
   });
 
   it('uploads as a stream, then lists and describes the model', async () => {
-    const res = await req({ method: 'POST', path: '/v1/models?name=big.onnx', headers: { ...admin, 'content-type': 'application/octet-stream', 'x-gogrid-sha256': sha(model) }, body: model });
+    const res = await req({ method: 'POST', path: '/v1/models?name=big', headers: { ...admin, 'content-type': 'application/octet-stream', 'x-gogrid-sha256': sha(model) }, body: model });
     expect(res.status).toBe(200);
     const info = ModelInfo.parse(res.json());
-    expect(info).toMatchObject({ sha256: sha(model), size: model.length, name: 'big.onnx' });
+    expect(info).toMatchObject({ sha256: sha(model), size: model.length, name: 'big', format: 'onnx' });
 
     const list = ModelList.parse((await req({ path: '/v1/models', headers: admin })).json());
     expect(list).toEqual([info]);
@@ -148,7 +245,8 @@ describe('model routes over HTTPS', () => {
 
     const unknown = await req({ path: `/v1/models/${sha(Buffer.from('x'))}/info`, headers: admin });
     expect([unknown.status, unknown.json()]).toEqual([404, { error: expect.objectContaining({ code: 'GG_ERR_MODEL_NOT_FOUND' }) }]);
-    expect((await req({ path: '/v1/models/NOT-A-HASH/info', headers: admin })).status).toBe(400);
+    expect(ModelInfo.parse((await req({ path: '/v1/models/BIG/info', headers: admin })).json())).toEqual(info);
+    expect((await req({ path: '/v1/models/NOT-A-NAME/info', headers: admin })).status).toBe(404);
     expect((await req({ path: '/v1/models' })).status).toBe(401);
   });
 
@@ -175,6 +273,40 @@ describe('model routes over HTTPS', () => {
     const noBody = await req({ method: 'POST', path: '/v1/models', headers: admin });
     expect(noBody.status).toBe(400);
     expect(await readdir(dir)).toEqual(before);
+  });
+
+  it('refuses a file that is no model, and a name another model has before reading the upload', async () => {
+    const before = await readdir(dir);
+    const headers = { ...admin, 'content-type': 'application/octet-stream' };
+    const text = Buffer.from('{"not": "a model"}');
+    const invalid = await req({ method: 'POST', path: '/v1/models?name=text', headers, body: text });
+    expect([invalid.status, invalid.json()]).toEqual([400, { error: { code: 'GG_ERR_MODEL_INVALID', message: expect.stringContaining('neither') } }]);
+    // Declared 3 MiB, never sent: the answer comes from the name alone.
+    const other = onnxLike(1000);
+    const taken = await req({ method: 'POST', path: '/v1/models?name=other&alias=BIG', headers: { ...headers, 'x-gogrid-sha256': sha(other), 'content-length': String(3 * 1024 * 1024) } });
+    expect([taken.status, taken.json()]).toEqual([409, { error: { code: 'GG_ERR_MODEL_NAME_TAKEN', message: expect.stringContaining('"BIG" is already a name of model') } }]);
+    const badName = await req({ method: 'POST', path: `/v1/models?name=${'f'.repeat(64)}`, headers, body: other });
+    expect([badName.status, badName.json()]).toEqual([400, { error: { code: 'GG_ERR_BAD_REQUEST', message: expect.stringMatching(/^query\.name: .*sha256/) } }]);
+    expect(await readdir(dir)).toEqual(before);
+  });
+
+  it('stores names and aliases given on upload, and renames and aliases by sha256, name or alias', async () => {
+    const bytes = onnxLike(2000);
+    const json = { ...admin, 'content-type': 'application/json' };
+    const added = await req({ method: 'POST', path: '/v1/models?name=small&alias=tiny&alias=meta%2Fsmall', headers: { ...admin, 'content-type': 'application/octet-stream', 'x-gogrid-sha256': sha(bytes) }, body: bytes });
+    expect(ModelInfo.parse(added.json())).toMatchObject({ name: 'small', aliases: ['tiny', 'meta/small'] });
+    const call = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown) => {
+      const res = await req({ method, path, headers: body === undefined ? admin : json, ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }) });
+      return [res.status, res.json()];
+    };
+    expect(await call('GET', `/v1/models/${encodeURIComponent('META/Small')}/info`)).toEqual([200, expect.objectContaining({ sha256: sha(bytes) })]);
+    expect(await call('PUT', '/v1/models/tiny/name', { name: 'small-v2' })).toEqual([200, expect.objectContaining({ name: 'small-v2', aliases: ['tiny', 'meta/small'] })]);
+    expect(await call('POST', `/v1/models/${sha(bytes)}/aliases`, { alias: 'small' })).toEqual([200, expect.objectContaining({ aliases: ['tiny', 'meta/small', 'small'] })]);
+    expect(await call('DELETE', `/v1/models/small-v2/aliases/${encodeURIComponent('meta/small')}`)).toEqual([200, expect.objectContaining({ aliases: ['tiny', 'small'] })]);
+    expect(await call('POST', '/v1/models/small/aliases', { alias: 'big' })).toEqual([409, { error: expect.objectContaining({ code: 'GG_ERR_MODEL_NAME_TAKEN' }) }]);
+    expect(await call('PUT', '/v1/models/small/name', { name: 'two\nlines' })).toEqual([400, { error: expect.objectContaining({ code: 'GG_ERR_BAD_REQUEST' }) }]);
+    expect(await call('DELETE', '/v1/models/nobody/aliases/tiny')).toEqual([404, { error: expect.objectContaining({ code: 'GG_ERR_MODEL_NOT_FOUND' }) }]);
+    expect((await req({ method: 'PUT', path: '/v1/models/small/name', headers: { 'content-type': 'application/json' }, body: Buffer.from('{"name":"x"}') })).status).toBe(401);
   });
 
   it('serves the bytes to an enrolled worker by its client certificate, with ETag and ranges', async () => {

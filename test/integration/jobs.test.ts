@@ -89,7 +89,8 @@ describe('faults', () => {
 
   it("fails a model the runtime cannot load without telling the submitter where the worker keeps its files", async () => {
     const file = join(await tempDir(), 'not-a-model.onnx');
-    await writeFile(file, 'these bytes are no ONNX model');
+    // Past the coordinator's first-bytes check (an ONNX file's ir_version field), not past the runtime.
+    await writeFile(file, Buffer.concat([Buffer.from([0x08, 0x07]), Buffer.from('these bytes are no ONNX model')]));
     const sha256 = await c.addModel(file);
     const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256 }, input: mlpInput([1, 2, 3, 4]), maxAttempts: 1 }));
     const done = await c.finished(job.id);
@@ -290,7 +291,7 @@ async function adminOf(dataDir: string) {
   const api = {
     call,
     createToken: async () => CreatedToken.parse(await call('POST', '/v1/tokens', {})).token,
-    addModel: async (file: string) => ModelInfo.parse(await call('POST', '/v1/models?name=m', createReadStream(file), (await stat(file)).size)).sha256,
+    addModel: async (file: string) => ModelInfo.parse(await call('POST', '/v1/models', createReadStream(file), (await stat(file)).size)).sha256,
     job: async (id: string) => JobInfo.parse(await call('GET', `/v1/jobs/${id}`)),
     finished: (id: string, ms?: number) => untilFinished((path) => call('GET', path), id, ms),
   };

@@ -2,25 +2,28 @@
  * Models end to end on loopback: an administrator uploads a model to a real
  * coordinator over HTTPS, an enrolled worker's cache downloads it with its
  * own client certificate (verified, resumed with a real range request), and a
- * revoked worker is refused.
+ * revoked worker is refused. The `gogrid models` commands name, alias and
+ * list them, and a job's kind must fit its model's format.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelInfo, ModelList, type ModelRef } from '../../src/protocol/index.js';
+import { JobInfo, ModelInfo, ModelList, type ModelRef } from '../../src/protocol/index.js';
 import { enroll } from '../../src/worker/enroll.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
 import { ModelCache } from '../../src/worker/model-cache.js';
 import { httpsModelDownloader, type ModelDownloader } from '../../src/worker/model-download.js';
-import { removeTempDirs, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { removeTempDirs, runCli, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { rawRequest } from '../helpers/https-raw.js';
 
 let c: TestCoordinator;
 let worker: WorkerIdentity;
-const bytes = randomBytes(6 * 1024 * 1024 + 5);
+// Behind an ONNX file's first field (ir_version 7), so the coordinator takes it for ONNX.
+const bytes = Buffer.concat([Buffer.from([0x08, 0x07]), randomBytes(6 * 1024 * 1024 + 3)]);
 const sha256 = createHash('sha256').update(bytes).digest('hex');
-const ref: ModelRef = { sha256, size: bytes.length, name: 'six-megs.onnx' };
+const ref: ModelRef = { sha256, size: bytes.length, name: 'six-megs' };
 
 async function enrolled(): Promise<WorkerIdentity> {
   return enroll({ dataDir: await tempDir('gogrid-worker-'), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
@@ -104,5 +107,60 @@ describe('models', () => {
     await expect(fresh.acquire(ref)).rejects.toMatchObject({ code: 'GG_ERR_WORKER_REVOKED' });
     const direct = await rawRequest({ url: `${c.apiUrl}/v1/models/${sha256}`, ca: c.ca.material.certPem, cert: doomed.certPem, key: doomed.keyPem, headers: { range: 'bytes=0-9' } });
     expect(direct.status).toBe(403);
+  });
+});
+
+describe('a job', () => {
+  it("is refused when its kind runs another model format than its model's", async () => {
+    const submit = (kind: string) => c.api('POST', '/v1/jobs', { kind, model: { sha256 }, input: { messages: [] } });
+    await expect(submit('llm')).rejects.toMatchObject({ code: 'GG_ERR_MODEL_UNSUPPORTED', message: `model.sha256: a job of kind llm runs a GGUF model, and ${sha256} is an ONNX model` });
+    // A kind with no format of its own takes any model.
+    expect(JobInfo.parse(await submit('nobody-runs-this')).state).toBe('queued');
+  });
+});
+
+describe('gogrid models', () => {
+  /** Runs the CLI against the test coordinator; its exit code, stdout and stderr. */
+  async function gogrid(...args: string[]) {
+    const p = runCli([...args, '--data', c.dataDir]);
+    const code = await p.exited;
+    return { code, out: p.stdout(), err: p.stderr() };
+  }
+
+  it('adds a file named after it, aliases, renames and lists it, and finds it by name for submit', { timeout: 90_000 }, async () => {
+    const file = writeOnnxFixtures(await tempDir()).mlp;
+    const added = await gogrid('models', 'add', file, '--alias', 'tiny-mlp', '--json');
+    expect(added.code, added.err).toBe(0);
+    const info = ModelInfo.parse(JSON.parse(added.out));
+    expect(info).toMatchObject({ name: 'mlp', aliases: ['tiny-mlp'], format: 'onnx', gguf: null });
+
+    // The same bytes again, with a name: stored once, renamed.
+    expect((await gogrid('models', 'add', file, '--name', 'mlp-v1')).out).toBe(`${info.sha256}\n`);
+    expect((await gogrid('models', 'alias', 'MLP-V1', 'default')).code).toBe(0);
+    const unaliased = await gogrid('models', 'unalias', 'tiny-mlp', '--json');
+    expect(ModelInfo.parse(JSON.parse(unaliased.out))).toMatchObject({ name: 'mlp-v1', aliases: ['default'] });
+
+    const listed = await gogrid('models');
+    expect(listed.out).toMatch(/^SHA256 +SIZE +NAME +ALIASES +FORMAT +DETAILS +ADDED$/m);
+    expect(listed.out).toMatch(new RegExp(`^${info.sha256} +\\d+ +mlp-v1 +default +onnx +\\S+$`, 'm'));
+
+    const input = join(await tempDir(), 'input.json');
+    await writeFile(input, JSON.stringify({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }));
+    const submitted = await gogrid('submit', '--model', 'default', '--input', input, '--kind', 'nobody-runs-this', '--json');
+    expect(submitted.code, submitted.err).toBe(0);
+    expect(JobInfo.parse(JSON.parse(submitted.out)).model.sha256).toBe(info.sha256);
+  });
+
+  it('refuses a file that is no model, and a name another model has, storing nothing', { timeout: 60_000 }, async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'notes.gguf'), 'plain text, whatever its name says');
+    await writeFile(join(dir, 'six-megs.onnx'), Buffer.concat([Buffer.from([0x08, 0x07]), randomBytes(1000)]));
+    const before = ModelList.parse(await c.api('GET', '/v1/models'));
+    const invalid = await gogrid('models', 'add', join(dir, 'notes.gguf'));
+    expect([invalid.code, invalid.err]).toEqual([1, expect.stringMatching(/^gogrid: GG_ERR_MODEL_INVALID: /)]);
+    // Its default name is the name of the model the first test block added.
+    const taken = await gogrid('models', 'add', join(dir, 'six-megs.onnx'));
+    expect([taken.code, taken.err]).toEqual([1, expect.stringMatching(/^gogrid: GG_ERR_MODEL_NAME_TAKEN: "six-megs" is already a name of model .*; choose another with --name/)]);
+    expect(ModelList.parse(await c.api('GET', '/v1/models'))).toEqual(before);
   });
 });
