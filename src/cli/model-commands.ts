@@ -29,7 +29,7 @@ export function registerModelCommands(program: Command, run: (fn: () => Promise<
   ).action((flags: Target) =>
     run(async () => {
       const api = await AdminClient.resolve(flags);
-      const list = await api.call('GET', '/v1/models', ModelList);
+      const list = (await api.call('GET', '/v1/models', ModelList)).data;
       if (flags.json) return printJson(list);
       process.stdout.write(
         table(

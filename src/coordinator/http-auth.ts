@@ -28,7 +28,7 @@ import { sha256Hex } from './enrollment.js';
  * whole of what such a key can do. The OpenAI-format model list joins them
  * once its route is settled (issue #13).
  */
-export const INFERENCE_ROUTES: ReadonlySet<string> = new Set(['POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
+export const INFERENCE_ROUTES: ReadonlySet<string> = new Set(['GET /v1/models', 'POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
 
 /** A key's use is written when the stored one is older than this: `keys list` is right to within it, at one write per key per interval. */
 const LAST_USED_PRECISION_MS = 60_000;

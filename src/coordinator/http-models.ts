@@ -2,7 +2,7 @@
  * Model routes of the coordinator's HTTPS API, as a fastify plugin:
  *
  *   POST   /v1/models?name=N&alias=A…      (API key) body: the raw bytes → ModelInfo
- *   GET    /v1/models                      (API key) → ModelList
+ *   GET    /v1/models                      (API key, inference keys too) → ModelList, OpenAI's list shape
  *   GET    /v1/models/:model/info          (API key) → ModelInfo; MODEL is a sha256, name or alias
  *   PUT    /v1/models/:model/name          (API key) { name } → ModelInfo
  *   POST   /v1/models/:model/aliases       (API key) { alias } → ModelInfo
@@ -108,7 +108,10 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, o
     return info;
   });
 
-  app.get('/v1/models', { onRequest: requireApiKey }, async (): Promise<ModelList> => listModels(dir));
+  app.get('/v1/models', { onRequest: requireApiKey }, async (): Promise<ModelList> => ({
+    object: 'list',
+    data: (await listModels(dir)).map((m) => ({ id: m.name, object: 'model', created: Math.floor(Date.parse(m.addedAt) / 1000), owned_by: 'gogrid', ...m })),
+  }));
 
   app.get<{ Params: { model: string } }>('/v1/models/:model/info', { onRequest: requireApiKey }, async (req): Promise<ModelInfo> => found(req.params.model));
 

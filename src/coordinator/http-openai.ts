@@ -25,7 +25,7 @@ import { chatCompletion, chatJobInput, completion, completionJobInput, usage, ty
 export interface OpenAiRouteDeps {
   db: Db;
   dispatcher: Dispatcher;
-  /** The stored GGUF model a client's `model` names (a name or an alias), or null. */
+  /** The stored model a client's `model` names (a name, an alias or a sha256), or null. */
   modelNamed(name: string): Promise<ModelInfo | null>;
 }
 
@@ -50,7 +50,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     r: { model: string; input: LlmJobInput; stream: boolean; includeUsage: boolean; chat: boolean },
   ): Promise<unknown> {
     const model = await deps.modelNamed(r.model);
-    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `the model '${r.model}' does not exist; \`gogrid models\` lists the names`);
+    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `the model '${r.model}' does not exist; GET /v1/models lists the names`);
+    if (model.format !== 'gguf') throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `the model '${r.model}' is ${model.format ?? 'not'} a GGUF model; text generation needs one`);
     const job = { kind: 'llm', model: { sha256: model.sha256 }, requirements: {} };
     const why = deps.dispatcher.whyUnservable({ id: '', ...job });
     if (why) throw new GridError('GG_ERR_NO_WORKER_AVAILABLE', `model '${r.model}' cannot run now: ${why}`);

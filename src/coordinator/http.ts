@@ -34,6 +34,8 @@ import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
 import { apiKeyCheck } from './http-auth.js';
 import { registerKeyRoutes } from './http-keys.js';
+import { registerOpenAiRoutes } from './http-openai.js';
+import { resolveModel } from './models.js';
 
 export interface HttpApiOptions {
   db: Db;
@@ -124,6 +126,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     });
 
     registerKeyRoutes(admin, { db });
+    // Inference keys reach these (http-auth.ts INFERENCE_ROUTES) as well as admin keys.
+    registerOpenAiRoutes(admin, { db, dispatcher: opts.dispatcher, modelNamed: (name) => resolveModel(opts.modelsDir, name) });
     registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
     registerPolicyRoutes(admin, { db, sessions, cluster: opts.cluster });
 

@@ -229,7 +229,13 @@ export const ModelInfo = z.object({
   gguf: GgufInfo.nullable().default(null),
   addedAt: isoDate,
 });
-export const ModelList = z.array(ModelInfo);
+/**
+ * `GET /v1/models`: OpenAI's model list, so its clients find the names they
+ * may send as `model` (`id` is the model's name); each entry is also the
+ * grid's ModelInfo. (Before issue #13 this route answered a bare array of ModelInfo.)
+ */
+export const ModelListEntry = ModelInfo.extend({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() });
+export const ModelList = z.object({ object: z.literal('list'), data: z.array(ModelListEntry) });
 
 /** One value or a repeated query parameter, as a list. */
 const repeated = <T extends z.ZodType>(item: T) => z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);

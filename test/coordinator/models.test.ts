@@ -240,7 +240,7 @@ describe('model routes over HTTPS', () => {
     expect(info).toMatchObject({ sha256: sha(model), size: model.length, name: 'big', format: 'onnx' });
 
     const list = ModelList.parse((await req({ path: '/v1/models', headers: admin })).json());
-    expect(list).toEqual([info]);
+    expect(list.data).toEqual([{ id: info.name, object: 'model', created: Math.floor(Date.parse(info.addedAt) / 1000), owned_by: 'gogrid', ...info }]);
     expect(ModelInfo.parse((await req({ path: `/v1/models/${info.sha256}/info`, headers: admin })).json())).toEqual(info);
 
     const unknown = await req({ path: `/v1/models/${sha(Buffer.from('x'))}/info`, headers: admin });

@@ -90,6 +90,8 @@ const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
   ['GET', '/v1/keys'],
   ['POST', '/v1/keys'],
   ['DELETE', '/v1/keys/:id'],
+  ['POST', '/v1/chat/completions'],
+  ['POST', '/v1/completions'],
   ['GET', '/updates/:channel/:file'],
 ];
 
@@ -124,6 +126,7 @@ const request = fc.record({
       withHostileField({ model: { sha256: 'a'.repeat(64) }, input: { inputs: {} } }, ['kind', 'input', 'requirements.labels', 'timeoutMs', 'model.sha256']),
       withHostileField({ ttlSecs: 60, description: 'd' }, ['description', 'ttlSecs', 'maxUses']),
       withHostileField({ scope: 'inference', name: 'n' }, ['scope', 'name']),
+      withHostileField({ model: 'm', messages: [{ role: 'user', content: 'hi' }], prompt: 'p', max_tokens: 4 }, ['model', 'messages.0.content', 'messages.0.role', 'prompt', 'stop', 'seed', 'max_tokens']),
       withHostileField({ paused: true, message: 'm' }, ['message', 'settings', 'limits']),
     ),
     { nil: undefined },

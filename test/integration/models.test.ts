@@ -53,7 +53,7 @@ afterAll(async () => {
 describe('models', () => {
   it('are stored content-addressed and listed', async () => {
     const list = ModelList.parse(await c.api('GET', '/v1/models'));
-    expect(list).toEqual([expect.objectContaining({ sha256, size: bytes.length, name: ref.name })]);
+    expect(list.data).toEqual([expect.objectContaining({ sha256, size: bytes.length, name: ref.name, id: ref.name, object: 'model' })]);
     expect(ModelInfo.parse(await c.api('GET', `/v1/models/${sha256}/info`)).size).toBe(bytes.length);
     expect((await readFile(join(c.dataDir, 'models', sha256))).equals(bytes)).toBe(true);
   });
