@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './messages.js';
 export * from './token.js';
 export * from './tensor.js';
+export * from './llm.js';
 export * from './policy.js';
 export * from './control.js';
 export * from './cluster.js';

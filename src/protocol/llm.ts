@@ -1,0 +1,54 @@
+/**
+ * The JSON of `llm` job inputs and outputs: text generation on a GGUF model,
+ * either a chat (rendered with the model's own chat template) or a raw
+ * prompt. The names follow OpenAI's API in camelCase, so the coordinator's
+ * OpenAI routes map onto them field by field.
+ *
+ *   { "messages": [{ "role": "user", "content": "Hello" }], "maxTokens": 64, "temperature": 0 }
+ *   { "prompt": "Once upon a time", "maxTokens": 16, "seed": 7, "stop": ["\n"] }
+ *   → { "text": "…", "finishReason": "length", "usage": { "promptTokens": 9, "completionTokens": 16 } }
+ *
+ * A chat whose last message is the assistant's is continued, not answered:
+ * the generation picks up at the end of that message.
+ */
+import { z } from 'zod';
+
+/** How many stop strings a request may give, as in OpenAI's API. */
+export const MAX_STOP_STRINGS = 4;
+
+export const LlmMessage = z.strictObject({
+  role: z.enum(['system', 'user', 'assistant']),
+  content: z.string(),
+});
+export type LlmMessage = z.infer<typeof LlmMessage>;
+
+export const LlmJobInput = z
+  .strictObject({
+    /** A chat, rendered with the model's chat template. */
+    messages: z.array(LlmMessage).min(1).optional(),
+    /** Raw text, given to the model as it is. */
+    prompt: z.string().optional(),
+    /** Most tokens to generate. @default up to the end of the model's context */
+    maxTokens: z.number().int().positive().optional(),
+    /** 0 is greedy: the most likely token every time. @default 1 */
+    temperature: z.number().min(0).max(2).default(1),
+    /** Nucleus sampling: only the most likely tokens whose probabilities add up to `topP`. @default 1 */
+    topP: z.number().gt(0).max(1).default(1),
+    /** Seeds the sampler: the same seed, model and input give the same text. @default a random seed */
+    seed: z.number().int().nonnegative().max(0xffffffff).optional(),
+    /** Generation ends before the first of these strings; the string is not part of the text. */
+    stop: z.array(z.string().min(1)).max(MAX_STOP_STRINGS).optional(),
+  })
+  .refine((v) => (v.messages === undefined) !== (v.prompt === undefined), { message: 'give exactly one of "messages" and "prompt"' });
+export type LlmJobInput = z.infer<typeof LlmJobInput>;
+
+export const LlmJobOutput = z.strictObject({
+  text: z.string(),
+  /** `stop`: the model ended its turn or a stop string came; `length`: `maxTokens` or the context ran out. */
+  finishReason: z.enum(['stop', 'length']),
+  usage: z.strictObject({
+    promptTokens: z.number().int().nonnegative(),
+    completionTokens: z.number().int().nonnegative(),
+  }),
+});
+export type LlmJobOutput = z.infer<typeof LlmJobOutput>;
