@@ -1,0 +1,281 @@
+/**
+ * The LLM executor (`kind: 'llm'`): text generation on a GGUF model with
+ * node-llama-cpp (llama.cpp), inside the job process. Like the ONNX executor
+ * it imports its runtime in `run` only, and a warm job process keeps its last
+ * model loaded, so the next job on it skips the load.
+ *
+ *   const output = await llmExecutor.run(job, { modelPath, threads: 2, signal, onProgress });
+ *   // job.input = { messages: [{ role: 'user', content: 'Hi' }], maxTokens: 32, temperature: 0 }
+ *   // output    = { text: '…', finishReason: 'length', usage: { promptTokens: 9, completionTokens: 32 } }
+ *
+ * A chat is rendered with the model's own chat template (node-llama-cpp
+ * resolves a chat wrapper from the GGUF's `tokenizer.chat_template`); a raw
+ * `prompt` is given as it is. Temperature 0 is greedy. `threads` is set
+ * explicitly: llama.cpp's default is far slower on a machine with few cores.
+ *
+ * GPU: node-llama-cpp picks the best backend it can load (`gpu: 'auto'`: CUDA
+ * or Vulkan on Linux and Windows, Metal on macOS) and offloads as many layers
+ * as fit. GOGRID_LLM_GPU in the job process's environment overrides that:
+ * `off` for the CPU only, or `cuda`, `vulkan`, `metal` for one backend.
+ */
+import { createRequire } from 'node:module';
+import { setTimeout as delay } from 'node:timers/promises';
+import type * as NodeLlamaCpp from 'node-llama-cpp';
+import { GridError } from '../../protocol/errors.js';
+import { LlmJobInput, type LlmJobOutput, type LlmMessage } from '../../protocol/llm.js';
+import { firstZodProblem } from '../../protocol/zod-problems.js';
+import { SessionCache } from './session-cache.js';
+import type { Executor } from './types.js';
+
+type Lib = typeof NodeLlamaCpp;
+
+/** A loaded model and its context: one sequence, since a job process runs one job at a time. */
+interface LoadedModel {
+  model: NodeLlamaCpp.LlamaModel;
+  context: NodeLlamaCpp.LlamaContext;
+  sequence: NodeLlamaCpp.LlamaContextSequence;
+  release(): Promise<void>;
+}
+
+/** One: an LLM's weights are the largest thing a job process holds, and a second model would double them. */
+const models = new SessionCache<LoadedModel>(1);
+
+/** How often a running generation reports how many tokens it has, at most. */
+const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * node-llama-cpp's prebuilt CPU binary package per platform (its optional
+ * dependencies). Installed, the runtime loads there; the GPU variants
+ * (`-cuda`, `-vulkan`) come beside it where they exist.
+ */
+const PREBUILT: Record<string, string> = {
+  'linux/x64': '@node-llama-cpp/linux-x64',
+  'linux/arm64': '@node-llama-cpp/linux-arm64',
+  'linux/arm': '@node-llama-cpp/linux-armv7l',
+  'darwin/arm64': '@node-llama-cpp/mac-arm64-metal',
+  'darwin/x64': '@node-llama-cpp/mac-x64',
+  'win32/x64': '@node-llama-cpp/win-x64',
+  'win32/arm64': '@node-llama-cpp/win-arm64',
+};
+
+export const llmExecutor: Executor = {
+  kind: 'llm',
+  canRun: (hardware) => prebuiltInstalled(`${hardware.os.platform}/${hardware.os.arch}`),
+
+  async run(job, ctx) {
+    const input = parseInput(job.input);
+    const lib = await import('node-llama-cpp');
+    const llama = await runtime(lib, ctx.threads);
+    const lease = await models.acquire(`${ctx.modelPath}\0${ctx.threads}`, () => {
+      ctx.onProgress(0, 'loading model');
+      return load(llama, ctx.modelPath, ctx.threads);
+    });
+    try {
+      ctx.signal.throwIfAborted();
+      let reported = Date.now();
+      const output = await generate(lib, lease.session, input, {
+        signal: ctx.signal,
+        onText: (_text, tokens) => {
+          if (Date.now() - reported < PROGRESS_EVERY_MS) return;
+          reported = Date.now();
+          ctx.onProgress(input.maxTokens ? tokens / input.maxTokens : 0.5, `${tokens} tokens`);
+        },
+      });
+      ctx.onProgress(1, 'done');
+      return output;
+    } finally {
+      lease.release();
+    }
+  },
+};
+
+interface GenerateOptions {
+  signal: AbortSignal;
+  /** Called with each piece of text as it is generated, and how many tokens there are so far (the hook for streaming). */
+  onText?(text: string, tokens: number): void;
+}
+
+/**
+ * Generates on a loaded model from a clean sequence: KV cache left by an
+ * earlier job is cleared first, so the same input gives the same tokens
+ * whatever ran before (reusing a cached prefix evaluates in other batches,
+ * which can change the last bits of the logits).
+ */
+async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, options: GenerateOptions): Promise<LlmJobOutput> {
+  const { model, sequence } = loaded;
+  await sequence.clearHistory();
+  const sampling = {
+    temperature: input.temperature,
+    topP: input.topP,
+    ...(input.seed !== undefined && { seed: input.seed }),
+    // OpenAI's semantics, not node-llama-cpp's defaults: no top-k cut (it samples from 40 unless told 0), no repeat penalty, text as generated.
+    topK: 0,
+    repeatPenalty: false as const,
+    trimWhitespaceSuffix: false,
+    ...(input.stop && { customStopTriggers: input.stop }),
+    signal: options.signal,
+  };
+  let completionTokens = 0;
+  const streaming = {
+    onToken: (tokens: NodeLlamaCpp.Token[]) => {
+      completionTokens += tokens.length;
+    },
+    onTextChunk: (text: string) => options.onText?.(text, completionTokens),
+  };
+
+  if (input.messages) {
+    const chat = new lib.LlamaChat({ contextSequence: sequence });
+    try {
+      const history = chatHistory(input.messages);
+      const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
+      const maxTokens = budget(promptTokens, input.maxTokens, sequence.contextSize);
+      const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens });
+      return { text: res.response, finishReason: finishReason(res.metadata.stopReason), usage: { promptTokens, completionTokens } };
+    } finally {
+      chat.dispose();
+    }
+  }
+
+  // A raw prompt: tokenized here, so the count is what is evaluated (llama.cpp's BOS, where the model wants one, comes on top).
+  const bos = model.tokens.shouldPrependBosToken;
+  const prompt = model.tokenize(input.prompt!, false, bos ? 'trimLeadingSpace' : undefined);
+  const promptTokens = prompt.length + (bos ? 1 : 0);
+  const maxTokens = budget(promptTokens, input.maxTokens, sequence.contextSize);
+  const completion = new lib.LlamaCompletion({ contextSequence: sequence });
+  try {
+    const res = await completion.generateCompletionWithMeta(prompt, { ...sampling, ...streaming, maxTokens, disableContextShift: true });
+    return { text: res.response, finishReason: finishReason(res.metadata.stopReason), usage: { promptTokens, completionTokens } };
+  } finally {
+    completion.dispose();
+  }
+}
+
+/**
+ * How many tokens the generation may take: what was asked, within what the
+ * context has left. A prompt that fills the context is refused rather than
+ * cut: node-llama-cpp would otherwise drop its start (context shift) and
+ * answer a question that was not asked.
+ */
+function budget(promptTokens: number, maxTokens: number | undefined, contextSize: number): number {
+  const room = contextSize - promptTokens;
+  if (room < 1) {
+    throw new GridError(
+      'GG_ERR_INPUT_INVALID',
+      `the prompt is ${promptTokens} tokens, and the model's context here holds ${contextSize}: no room left to generate (shorten the prompt)`,
+    );
+  }
+  return Math.min(maxTokens ?? room, room);
+}
+
+function finishReason(stopReason: string): LlmJobOutput['finishReason'] {
+  return stopReason === 'maxTokens' ? 'length' : 'stop';
+}
+
+/** OpenAI-style messages as node-llama-cpp's chat history; the model's turn comes last, empty unless the chat ends with one to continue. */
+function chatHistory(messages: LlmMessage[]): NodeLlamaCpp.ChatHistoryItem[] {
+  const history: NodeLlamaCpp.ChatHistoryItem[] = messages.map((m) => {
+    switch (m.role) {
+      case 'system':
+        return { type: 'system', text: m.content };
+      case 'user':
+        return { type: 'user', text: m.content };
+      case 'assistant':
+        return { type: 'model', response: [m.content] };
+    }
+  });
+  if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] });
+  return history;
+}
+
+let llamaRuntime: Promise<NodeLlamaCpp.Llama> | undefined;
+/**
+ * llama.cpp's latest error lines. node-llama-cpp's own error for a model that
+ * will not load says only "Failed to load model"; the why (a truncated file,
+ * an unknown tokenizer) is in llama.cpp's log, so the job's error carries it.
+ */
+const llamaErrors: string[] = [];
+const ERROR_LINES_KEPT = 5;
+/** How long a failed load waits for llama.cpp's lines saying why. */
+const LOG_GRACE_MS = 250;
+
+/**
+ * The process's one llama.cpp runtime: a process loads one binary (CPU, CUDA,
+ * Vulkan or Metal), chosen once. Never built or downloaded at run time: the
+ * prebuilt binaries from npm, or nothing.
+ */
+async function runtime(lib: Lib, threads: number): Promise<NodeLlamaCpp.Llama> {
+  llamaRuntime ??= lib
+    .getLlama({
+      gpu: gpuSetting(),
+      build: 'never',
+      maxThreads: threads,
+      logLevel: lib.LlamaLogLevel.warn,
+      logger(level, message) {
+        // The job process's stderr goes to the worker's log, prefixed with the job.
+        console.error(`[llama.cpp ${level}] ${message}`);
+        if (level !== lib.LlamaLogLevel.error) return;
+        llamaErrors.push(message.trim());
+        llamaErrors.splice(0, llamaErrors.length - ERROR_LINES_KEPT);
+      },
+    })
+    .catch((e: unknown) => {
+      llamaRuntime = undefined;
+      throw new GridError('GG_ERR_EXECUTOR_UNAVAILABLE', `node-llama-cpp could not load llama.cpp on this machine: ${errorMessage(e)}`, { cause: e });
+    });
+  const llama = await llamaRuntime;
+  llama.maxThreads = threads;
+  return llama;
+}
+
+function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
+  const value = process.env['GOGRID_LLM_GPU'] ?? 'auto';
+  if (value === 'off') return false;
+  if (value === 'auto' || value === 'cuda' || value === 'vulkan' || value === 'metal') return value;
+  throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_GPU is "${value}"; it takes auto, off, cuda, vulkan or metal`);
+}
+
+async function load(llama: NodeLlamaCpp.Llama, modelPath: string, threads: number): Promise<LoadedModel> {
+  llamaErrors.length = 0;
+  const model = await llama.loadModel({ modelPath, gpuLayers: 'auto' }).catch(async (e: unknown) => {
+    // llama.cpp's log lines come from its loader thread and may land after the rejection.
+    await delay(LOG_GRACE_MS);
+    const logged = llamaErrors.length > 0 ? ` (${llamaErrors.join('; ')})` : '';
+    throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not load the model: ${errorMessage(e)}${logged}`, { cause: e });
+  });
+  try {
+    const context = await model.createContext({ threads, sequences: 1 });
+    return {
+      model,
+      context,
+      sequence: context.getSequence(),
+      async release() {
+        await context.dispose();
+        await model.dispose();
+      },
+    };
+  } catch (e) {
+    await model.dispose();
+    throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not create a context for the model: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+function prebuiltInstalled(platform: string): boolean {
+  const pkg = PREBUILT[platform];
+  if (!pkg) return false;
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function parseInput(raw: unknown): LlmJobInput {
+  const parsed = LlmJobInput.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new GridError('GG_ERR_INPUT_INVALID', `${firstZodProblem(parsed.error, [], 'input')} (expected {"messages": [{"role", "content"}, …]} or {"prompt": TEXT})`);
+}
+
+function errorMessage(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).trim();
+}

@@ -1,0 +1,165 @@
+/**
+ * The LLM executor on the real node-llama-cpp (CPU build) with the generated
+ * tiny GGUF: first node-llama-cpp itself (it loads the file and decodes
+ * greedily the same tokens twice, through the model's chat template), then
+ * the executor in a real job process, its text equal to a direct run of
+ * node-llama-cpp's own chat session or completion with the same settings.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LlmJobInput, LlmJobOutput } from '../../../src/protocol/llm.js';
+import { JobProcessPool, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import { writeMalformedGguf, writeTinyGguf, writeTruncatedGguf } from '../../fixtures/make-gguf.js';
+import { makeJob, pidRecorder, rejection } from './helpers.js';
+
+// One: llama.cpp's threads spin while they wait for each other, and on two cores shared with
+// other work two threads ran 30 to 100 times slower than one (measured on the tiny model).
+const THREADS = 1;
+const dir = mkdtempSync(path.join(tmpdir(), 'gogrid-gguf-'));
+const tiny = writeTinyGguf(path.join(dir, 'tiny.gguf'));
+// Job processes inherit this: the CPU build, as the direct runs here use.
+process.env['GOGRID_LLM_GPU'] = 'off';
+const pool = new JobProcessPool();
+let llama: Llama;
+let model: LlamaModel;
+
+beforeAll(async () => {
+  llama = await getLlama({ gpu: false, build: 'never', maxThreads: THREADS, logLevel: LlamaLogLevel.error });
+  model = await llama.loadModel({ modelPath: tiny.file });
+});
+
+afterAll(async () => {
+  await pool.close();
+  await model?.dispose();
+  await llama?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function runLlm(modelPath: string, input: unknown, logger = pidRecorder(), progress: string[] = []): Promise<LlmJobOutput> {
+  const onProgress = (_p: number, message?: string) => progress.push(message ?? '');
+  const opts: RunJobOptions = { modelPath, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress, logger };
+  return pool.run('llm', makeJob('llm', input), opts) as Promise<LlmJobOutput>;
+}
+
+/** node-llama-cpp's own chat session: a system prompt and one user turn, the tokens it generated. */
+async function directChat(system: string | undefined, user: string, options: { maxTokens: number; temperature?: number; seed?: number; topP?: number; topK?: number }) {
+  const context = await model.createContext({ threads: THREADS });
+  try {
+    const sequence = context.getSequence();
+    const session = new LlamaChatSession({ contextSequence: sequence, ...(system !== undefined && { systemPrompt: system }) });
+    const tokens: Token[] = [];
+    const text = await session.prompt(user, { ...options, repeatPenalty: false, onToken: (t) => tokens.push(...t) });
+    const evaluated = model.detokenize(sequence.contextTokens, true);
+    return { text, tokens, evaluated, wrapper: session.chatWrapper.wrapperName };
+  } finally {
+    await context.dispose();
+  }
+}
+
+async function directCompletion(prompt: string, options: { maxTokens: number; temperature?: number; seed?: number; customStopTriggers?: string[] }) {
+  const context = await model.createContext({ threads: THREADS });
+  try {
+    return await new LlamaCompletion({ contextSequence: context.getSequence() }).generateCompletion(prompt, { ...options, repeatPenalty: false });
+  } finally {
+    await context.dispose();
+  }
+}
+
+describe('the tiny GGUF on node-llama-cpp (CPU)', () => {
+  it('loads in well under a second and decodes greedily, the same tokens twice, through its ChatML template', async () => {
+    const started = performance.now();
+    const again = await llama.loadModel({ modelPath: tiny.file });
+    const loadMs = performance.now() - started;
+    await again.dispose();
+    expect(loadMs).toBeLessThan(1000);
+    expect(model.trainContextSize).toBe(tiny.contextLength);
+
+    // node-llama-cpp's default system prompt fits: the merges keep it to a fraction of the context.
+    const first = await directChat(undefined, 'Hello! How are you today?', { maxTokens: 24, temperature: 0 });
+    const second = await directChat(undefined, 'Hello! How are you today?', { maxTokens: 24, temperature: 0 });
+    expect(first.wrapper).toBe('ChatML');
+    expect(first.evaluated).toMatch(/^<\|endoftext\|><\|im_start\|>system\nYou are a helpful[^]*<\|im_end\|>\n<\|im_start\|>user\nHello! How are you today\?<\|im_end\|>\n<\|im_start\|>assistant\n/);
+    expect(first.tokens).toHaveLength(24);
+    expect(second.tokens).toEqual(first.tokens);
+    expect(first.text.length).toBeGreaterThan(0);
+  });
+});
+
+describe('LLM executor in a job process', () => {
+  const system = 'You are a helpful assistant.';
+  const user = 'Tell me a story about the grid.';
+  const messages: LlmJobInput['messages'] = [
+    { role: 'system', content: system },
+    { role: 'user', content: user },
+  ];
+
+  it('answers a chat greedily with the same text as node-llama-cpp itself, in one warm process', async () => {
+    const log = pidRecorder();
+    const want = await directChat(system, user, { maxTokens: 32, temperature: 0 });
+    const out = await runLlm(tiny.file, { messages, maxTokens: 32, temperature: 0 }, log);
+    expect(out.text).toBe(want.text);
+    expect(out.finishReason).toBe('length');
+    expect(out.usage.completionTokens).toBe(32);
+    // node-llama-cpp's ChatML wrapper starts with the model's BOS (the fixture's <|endoftext|>).
+    const rendered = `<|endoftext|><|im_start|>system\n${system}<|im_end|>\n<|im_start|>user\n${user}<|im_end|>\n<|im_start|>assistant\n`;
+    expect(out.usage.promptTokens).toBe(model.tokenize(rendered, true).length);
+    // The warm process answers the next job the same, on the model it still has loaded.
+    const progress: string[] = [];
+    expect(await runLlm(tiny.file, { messages, maxTokens: 32, temperature: 0 }, log, progress)).toEqual(out);
+    expect(log.pids).toHaveLength(1);
+    expect(progress).not.toContain('loading model');
+    expect(progress).toContain('done');
+  });
+
+  it('samples with a seed like node-llama-cpp does, and another seed gives other text', async () => {
+    const sampled = { maxTokens: 32, temperature: 0.9, seed: 1234, topP: 0.9 };
+    // node-llama-cpp keeps only the 40 likeliest tokens unless told otherwise; OpenAI's API has no such cut.
+    const want = await directChat(system, user, { ...sampled, topK: 0 });
+    const out = await runLlm(tiny.file, { messages, ...sampled });
+    expect(out.text).toBe(want.text);
+    expect((await runLlm(tiny.file, { messages, ...sampled, seed: 99 })).text).not.toBe(want.text);
+  });
+
+  it('completes a raw prompt like LlamaCompletion, and ends before a stop string', async () => {
+    const prompt = 'The quick brown fox';
+    const want = await directCompletion(prompt, { maxTokens: 40, temperature: 0 });
+    const out = await runLlm(tiny.file, { prompt, maxTokens: 40, temperature: 0 });
+    expect(out).toMatchObject({ text: want, finishReason: 'length', usage: { promptTokens: model.tokenize(prompt).length, completionTokens: 40 } });
+
+    const stop = want.slice(Math.floor(want.length / 2), Math.floor(want.length / 2) + 3);
+    const stopped = await runLlm(tiny.file, { prompt, maxTokens: 40, temperature: 0, stop: [stop] });
+    expect(stopped.finishReason).toBe('stop');
+    expect(stopped.text).toBe(want.slice(0, want.indexOf(stop)));
+  });
+
+  it('refuses a prompt over the context, naming its size, and bad input, naming the field', async () => {
+    const long = 'word '.repeat(tiny.contextLength * 2);
+    const over = await rejection(runLlm(tiny.file, { prompt: long, maxTokens: 4 }));
+    expect(over.code).toBe('GG_ERR_INPUT_INVALID');
+    expect(over.message).toContain(`holds ${tiny.contextLength}`);
+    const both = await rejection(runLlm(tiny.file, { prompt: 'a', messages, maxTokens: 4 }));
+    expect(both.code).toBe('GG_ERR_INPUT_INVALID');
+    expect(both.message).toContain('exactly one of "messages" and "prompt"');
+    const zero = await rejection(runLlm(tiny.file, { prompt: 'a', maxTokens: 0 }));
+    expect(zero.message).toMatch(/^maxTokens: /);
+  });
+
+  it.each([
+    // node-llama-cpp reads the header itself first; llama.cpp finds the missing data, and says why only in its log.
+    ['malformed', writeMalformedGguf, 'Unsupported GGUF value type'],
+    ['truncated', writeTruncatedGguf, "tensor 'blk.0.ffn_gate.weight' data is not within the file bounds"],
+  ])('fails a job on a %s GGUF with GG_ERR_MODEL_UNSUPPORTED, and the pool runs the next job', async (what, write, why) => {
+    const bad = path.join(dir, `${what}.gguf`);
+    write(bad);
+    const log = pidRecorder();
+    const e = await rejection(runLlm(bad, { prompt: 'Hello', maxTokens: 4, temperature: 0 }, log));
+    expect(e.code).toBe('GG_ERR_MODEL_UNSUPPORTED');
+    expect(e.message).toContain('llama.cpp could not load the model');
+    expect(e.message).toContain(why);
+    const out = await runLlm(tiny.file, { prompt: 'Hello', maxTokens: 4, temperature: 0 }, log);
+    expect(out.usage.completionTokens).toBe(4);
+  });
+});
