@@ -8,12 +8,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlmJobInput, LlmJobOutput } from '../../../src/protocol/llm.js';
 import { JobProcessPool, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { writeMalformedGguf, writeTinyGguf, writeTruncatedGguf } from '../../fixtures/make-gguf.js';
 import { makeJob, pidRecorder, rejection } from './helpers.js';
+import { directChat as directChatRun, directCompletion as directCompletionRun, type DirectOptions } from '../../helpers/llama-direct.js';
 
 // One: llama.cpp's threads spin while they wait for each other, and on two cores shared with
 // other work two threads ran 30 to 100 times slower than one (measured on the tiny model).
@@ -44,29 +45,8 @@ function runLlm(modelPath: string, input: unknown, logger = pidRecorder(), progr
   return pool.run('llm', makeJob('llm', input), opts) as Promise<LlmJobOutput>;
 }
 
-/** node-llama-cpp's own chat session: a system prompt and one user turn, the tokens it generated. */
-async function directChat(system: string | undefined, user: string, options: { maxTokens: number; temperature?: number; seed?: number; topP?: number; topK?: number }) {
-  const context = await model.createContext({ threads: THREADS });
-  try {
-    const sequence = context.getSequence();
-    const session = new LlamaChatSession({ contextSequence: sequence, ...(system !== undefined && { systemPrompt: system }) });
-    const tokens: Token[] = [];
-    const text = await session.prompt(user, { ...options, repeatPenalty: false, onToken: (t) => tokens.push(...t) });
-    const evaluated = model.detokenize(sequence.contextTokens, true);
-    return { text, tokens, evaluated, wrapper: session.chatWrapper.wrapperName };
-  } finally {
-    await context.dispose();
-  }
-}
-
-async function directCompletion(prompt: string, options: { maxTokens: number; temperature?: number; seed?: number; customStopTriggers?: string[] }) {
-  const context = await model.createContext({ threads: THREADS });
-  try {
-    return await new LlamaCompletion({ contextSequence: context.getSequence() }).generateCompletion(prompt, { ...options, repeatPenalty: false });
-  } finally {
-    await context.dispose();
-  }
-}
+const directChat = (system: string | undefined, user: string, options: DirectOptions & { topP?: number; topK?: number }) => directChatRun(model, THREADS, system, user, options);
+const directCompletion = (prompt: string, options: DirectOptions & { customStopTriggers?: string[] }) => directCompletionRun(model, THREADS, prompt, options);
 
 describe('the tiny GGUF on node-llama-cpp (CPU)', () => {
   it('loads in well under a second and decodes greedily, the same tokens twice, through its ChatML template', async () => {

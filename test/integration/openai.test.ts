@@ -1,0 +1,141 @@
+/**
+ * The OpenAI-compatible API with the official `openai` client, against a real
+ * coordinator and a real worker running the llm executor on the generated
+ * tiny GGUF (CPU build): the text equals a direct node-llama-cpp run with the
+ * same settings, token for token.
+ */
+import { join } from 'node:path';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
+import OpenAI from 'openai';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COORDINATOR_SERVER_NAME, CreatedApiKey, ModelInfo } from '../../src/protocol/index.js';
+import { writeTinyGguf } from '../fixtures/make-gguf.js';
+import { directChat, directCompletion } from '../helpers/llama-direct.js';
+import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
+
+// Job processes inherit this: the CPU build, as the direct runs here use.
+process.env['GOGRID_LLM_GPU'] = 'off';
+
+let c: TestCoordinator;
+let worker: Awaited<ReturnType<typeof startTestWorker>>;
+let client: OpenAI;
+let modelName: string;
+let llama: Llama;
+let model: LlamaModel;
+
+/**
+ * The official client, trusting the coordinator's CA as an application would.
+ * The coordinator's certificate does not name 127.0.0.1 (issue #15), so the
+ * name it does carry is asked for.
+ */
+function openai(apiKey: string): OpenAI {
+  const dispatcher = new Agent({ connect: { ca: c.ca.material.certPem, servername: COORDINATOR_SERVER_NAME } });
+  return new OpenAI({
+    baseURL: `${c.apiUrl}/v1`,
+    apiKey,
+    maxRetries: 0,
+    fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch,
+  });
+}
+
+beforeAll(async () => {
+  c = await startTestCoordinator();
+  const tiny = writeTinyGguf(join(await tempDir(), 'tiny.gguf'));
+  const sha256 = await c.addModel(tiny.file);
+  modelName = ModelInfo.parse(await c.api('GET', `/v1/models/${sha256}/info`)).name;
+  client = openai(CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'inference', name: 'test app' })).key);
+  worker = await startTestWorker(c, { token: await c.createToken() });
+  await within(20_000, 'the worker online', worker.agent.waitFor('online'));
+  llama = await getLlama({ gpu: false, build: 'never', maxThreads: 1, logLevel: LlamaLogLevel.error });
+  model = await llama.loadModel({ modelPath: tiny.file });
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.agent.stop();
+  await worker?.closed;
+  await c?.stop();
+  await model?.dispose();
+  await llama?.dispose();
+  await removeTempDirs();
+});
+
+const SYSTEM = 'You are terse.';
+const USER = 'Hello! How are you today?';
+const MESSAGES: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+  { role: 'system', content: SYSTEM },
+  { role: 'user', content: USER },
+];
+
+describe('the OpenAI API, through the official client with an inference key', () => {
+  it('lists the model by its name', async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    expect(ids).toContain(modelName);
+  });
+
+  it('answers a chat with the text node-llama-cpp itself generates, and counts the tokens', async () => {
+    const want = await directChat(model, 1, SYSTEM, USER, { maxTokens: 12, temperature: 0 });
+    const answer = await client.chat.completions.create({
+      model: modelName,
+      messages: MESSAGES,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(answer.object).toBe('chat.completion');
+    expect(answer.choices[0]!.message.content).toBe(want.text);
+    expect(answer.usage?.completion_tokens).toBe(want.tokens.length);
+    expect(answer.usage?.total_tokens).toBe(answer.usage!.prompt_tokens + answer.usage!.completion_tokens);
+    // The answer's id is the grid's job: its history and counts are there for an operator.
+    expect((await c.api<{ kind: string; state: string }>('GET', `/v1/jobs/${answer.id}`))).toMatchObject({ kind: 'llm', state: 'succeeded' });
+  }, 120_000);
+
+  it('streams a chat as OpenAI chunks that add up to the same text, usage in the last', async () => {
+    const whole = await client.chat.completions.create({ model: modelName, messages: MESSAGES, max_tokens: 8, temperature: 0 });
+    const stream = await client.chat.completions.create({
+      model: modelName,
+      messages: MESSAGES,
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let last: OpenAI.Chat.Completions.ChatCompletionChunk | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      last = chunk;
+    }
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(last?.usage).toEqual(whole.usage);
+  }, 120_000);
+
+  it('completes a prompt as node-llama-cpp does', async () => {
+    const prompt = 'Once upon a time';
+    const want = await directCompletion(model, 1, prompt, { maxTokens: 6, temperature: 0 });
+    const answer = await client.completions.create({ model: modelName, prompt, max_tokens: 6, temperature: 0 });
+    expect(answer.choices[0]!.text).toBe(want);
+    expect(answer.usage?.completion_tokens).toBeLessThanOrEqual(6);
+  }, 120_000);
+
+  it('answers bad requests with OpenAI errors of the right status', async () => {
+    const chat = (body: Record<string, unknown>) => client.chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }], ...body } as never);
+    await expect(chat({ model: 'no-such-model' })).rejects.toMatchObject({ status: 404, code: 'GG_ERR_MODEL_NOT_FOUND' });
+    await expect(chat({ max_tokens: 0 })).rejects.toMatchObject({ status: 400, code: 'GG_ERR_BAD_REQUEST', message: expect.stringContaining('max_tokens') });
+    await expect(chat({ messages: [] })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    await expect(openai('ggk_wrong').chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it('says why no worker can serve the model, with 503, once none is connected', async () => {
+    await worker.agent.stop();
+    await worker.closed;
+    const offline = await c.api<{ state: string }[]>('GET', '/v1/workers');
+    expect(offline.every((w) => w.state !== 'online')).toBe(true);
+    await expect(client.chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      status: 503,
+      code: 'GG_ERR_NO_WORKER_AVAILABLE',
+      message: expect.stringContaining('no worker is connected'),
+    });
+  });
+});
