@@ -24,10 +24,10 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { GridError, ModelInfo, printable, sameModelName } from '../protocol/index.js';
+import { GridError, isGridError, ModelInfo, printable, sameModelName } from '../protocol/index.js';
 import { createFileAtomic, ensurePrivateDir, isErrno, writeFileAtomic } from '../common/files.js';
 import { HashingWriter } from '../common/hashing-writer.js';
-import { inspectModelFile, sniffModelFormat } from './model-file.js';
+import { inspectModelFile } from './model-file.js';
 
 /** @default 64 GiB: larger than any model a worker could hold, small enough to stop a runaway upload. */
 export const DEFAULT_MAX_MODEL_BYTES = 64 * 1024 ** 3;
@@ -109,7 +109,6 @@ export async function addModelFromStream(dir: string, source: AsyncIterable<Uint
         size: digest.bytes,
         name,
         aliases: distinctNames(opts.aliases ?? []).filter((a) => !sameModelName(a, name)),
-        gguf: null,
         ...facts,
         addedAt: (opts.now ?? new Date()).toISOString(),
       };
@@ -145,9 +144,20 @@ export async function getModelInfo(dir: string, sha256: string): Promise<ModelIn
   // Bytes without a readable sidecar (a crash between the two renames, or a
   // file copied in by hand): still a valid model, just without a name.
   const info = sidecar && sidecar.sha256 === sha256 ? sidecar : ModelInfo.parse({ sha256, size: file.size, name: '', addedAt: (await fs.stat(file.path)).mtime.toISOString() });
-  // Stored before formats were checked: what the bytes say.
-  if (info.format === null) info.format = await sniffModelFormat(file.path);
+  // Stored before formats were checked: what the bytes say, read on each call
+  // rather than written back (only a GGUF file costs more than a few bytes).
+  if (info.format === null) Object.assign(info, await inspectStored(file.path));
   return { ...info, size: file.size };
+}
+
+/** A stored file's format and metadata; none when it would be refused today (no job kind runs it). */
+async function inspectStored(file: string): Promise<Pick<ModelInfo, 'format' | 'gguf'>> {
+  try {
+    return await inspectModelFile(file);
+  } catch (error) {
+    if (!isGridError(error, 'GG_ERR_MODEL_INVALID')) throw error;
+    return { format: null, gguf: null };
+  }
 }
 
 /** Every stored model, oldest first. */

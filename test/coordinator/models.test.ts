@@ -3,7 +3,7 @@
  * the model routes on a real HTTPS server with real client certificates.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -26,6 +26,7 @@ import { toErrorBody } from '../../src/common/http-errors.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { rawRequest, type RawRequest } from '../helpers/https-raw.js';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
+import { writeMalformedGguf, writeTinyGguf, writeTruncatedGguf } from '../fixtures/make-gguf.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Random bytes behind an ONNX file's first field (ir_version 7): what the store takes for ONNX. */
@@ -161,6 +162,59 @@ describe('model names and aliases', () => {
   it('trims a name, and takes one line of any script', () => {
     expect(ModelName.parse('  llama 3 ')).toBe('llama 3');
     expect(ModelName.parse('模型:q4_K_M')).toBe('模型:q4_K_M');
+  });
+});
+
+describe('GGUF models', () => {
+  it('are stored with what their header says', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const tiny = writeTinyGguf(join(await tempDir(), 'tiny.gguf'));
+    const bytes = await readFile(tiny.file);
+    const info = await addModelFromStream(dir, chunksOf(bytes), { name: 'tiny' });
+    expect(info).toMatchObject({
+      sha256: sha(bytes),
+      size: tiny.size,
+      format: 'gguf',
+      gguf: { architecture: 'llama', parameterCount: tiny.parameterCount, contextLength: tiny.contextLength, quantization: 'F32', chatTemplate: true },
+    });
+    const plain = writeTinyGguf(join(await tempDir(), 'plain.gguf'), { chatTemplate: null, contextLength: 128, seed: 2 });
+    expect((await addModelFromStream(dir, chunksOf(await readFile(plain.file)))).gguf).toMatchObject({ contextLength: 128, chatTemplate: false });
+  });
+
+  it('stored before formats were checked are read for their metadata, or run by no kind when they would be refused today', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const tiny = await readFile(writeTinyGguf(join(await tempDir(), 'tiny.gguf')).file);
+    const cut = tiny.subarray(0, 1000);
+    for (const bytes of [tiny, cut]) {
+      await writeFile(join(dir, sha(bytes)), bytes);
+      await writeFile(join(dir, `${sha(bytes)}.json`), JSON.stringify({ sha256: sha(bytes), size: bytes.length, name: '', addedAt: '2025-01-01T00:00:00.000Z' }));
+    }
+    expect(await getModelInfo(dir, sha(tiny))).toMatchObject({ format: 'gguf', gguf: { architecture: 'llama', contextLength: 512 } });
+    expect(await getModelInfo(dir, sha(cut))).toMatchObject({ format: null, gguf: null });
+  });
+
+  it('are refused when malformed or truncated anywhere, storing nothing', async () => {
+    const dir = await tempDir();
+    await prepareModelDir(dir);
+    const scratch = await tempDir();
+    const whole = await readFile(writeTinyGguf(join(scratch, 'tiny.gguf')).file);
+    writeMalformedGguf(join(scratch, 'bad.gguf'));
+    writeTruncatedGguf(join(scratch, 'cut.gguf'));
+    const cases: [string, Buffer][] = [
+      ['malformed', await readFile(join(scratch, 'bad.gguf'))],
+      ['tensor data cut', await readFile(join(scratch, 'cut.gguf'))],
+      ['magic and garbage', Buffer.concat([Buffer.from('GGUF'), randomBytes(4000)])],
+      ['version 3 and garbage', Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), randomBytes(4000)])],
+      ['magic only', Buffer.from('GGUF')],
+      ...[12, 24, 100, 1000, 10_000, whole.length - 1].map((n): [string, Buffer] => [`first ${n} bytes`, whole.subarray(0, n)]),
+    ];
+    for (const [what, bytes] of cases) {
+      const refused = await addModelFromStream(dir, chunksOf(bytes)).catch((e: unknown) => e);
+      expect(refused, what).toMatchObject({ code: 'GG_ERR_MODEL_INVALID' });
+    }
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 

@@ -19,26 +19,36 @@ let packages: Array<{ dir: string; relative: string }>;
 let allFiles: string[];
 const config = readBuilderConfig();
 
+/** node-llama-cpp names its platform packages mac-, win-, linux-, then the arch and the backend (`linux-x64-vulkan`). */
+const LLAMA_PLATFORM: Record<Target['platform'], string> = { darwin: 'mac', win32: 'win', linux: 'linux' };
+const llamaPackages = (target: Target) => `node_modules/@node-llama-cpp/${LLAMA_PLATFORM[target.platform]}-${target.arch}`;
+
 /** Where `target`'s own native binaries live; everything native elsewhere is foreign. */
 function isOwn(file: string, target: Target): boolean {
   return (
     file.startsWith(`node_modules/onnxruntime-node/bin/napi-v6/${target.platform}/${target.arch}/`) ||
-    file.startsWith(`node_modules/@matrixai/quic-${target.platform}-${target.arch}/`)
+    file.startsWith(`node_modules/@matrixai/quic-${target.platform}-${target.arch}/`) ||
+    file.startsWith(llamaPackages(target))
   );
 }
 
 beforeAll(async () => {
   packages = runtimePackageDirs().map((dir) => ({ dir, relative: path.relative(ROOT, dir).split(path.sep).join('/') }));
-  const quic = z.object({ optionalDependencies: z.record(z.string(), z.string()) }).parse(JSON.parse(await readFile(path.join(ROOT, 'node_modules/@matrixai/quic/package.json'), 'utf8')));
-  const stubs = await tempDir('gogrid-quic-stubs-');
-  for (const name of Object.keys(quic.optionalDependencies)) {
-    const relative = `node_modules/${name}`;
-    if (packages.some((p) => p.relative === relative)) continue;
-    const dir = path.join(stubs, name);
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name, main: 'node.napi.node' }));
-    await writeFile(path.join(dir, 'node.napi.node'), 'stub');
-    packages.push({ dir, relative });
+  const stubs = await tempDir('gogrid-native-stubs-');
+  for (const [parent, binary] of [
+    ['@matrixai/quic', 'node.napi.node'],
+    ['node-llama-cpp', 'bins/stub/llama-addon.node'],
+  ] as const) {
+    const manifest = z.object({ optionalDependencies: z.record(z.string(), z.string()) }).parse(JSON.parse(await readFile(path.join(ROOT, `node_modules/${parent}/package.json`), 'utf8')));
+    for (const name of Object.keys(manifest.optionalDependencies)) {
+      const relative = `node_modules/${name}`;
+      if (packages.some((p) => p.relative === relative)) continue;
+      const dir = path.join(stubs, name);
+      await mkdir(path.dirname(path.join(dir, binary)), { recursive: true });
+      await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name, main: binary }));
+      await writeFile(path.join(dir, binary), 'stub');
+      packages.push({ dir, relative });
+    }
   }
   // Unfiltered: what `**/*` alone keeps.
   allFiles = keptNodeModuleFiles({}, TARGETS[0], packages);
@@ -51,9 +61,12 @@ describe('native modules in the packed app', () => {
     for (const target of TARGETS) {
       expect(native).toContain(`node_modules/onnxruntime-node/bin/napi-v6/${target.platform}/${target.arch}/onnxruntime_binding.node`);
       expect(native).toContain(`node_modules/@matrixai/quic-${target.platform}-${target.arch}/node.napi.node`);
+      expect(native.some((f) => f.startsWith(llamaPackages(target)) && f.endsWith('/llama-addon.node'))).toBe(true);
     }
-    // Dev-only native packages (esbuild, resvg, electron's unzip) are not in the production tree.
-    expect(native.filter((f) => !f.startsWith('node_modules/onnxruntime-node/') && !f.startsWith('node_modules/@matrixai/quic-'))).toEqual([]);
+    // Dev-only native packages (esbuild, resvg, electron's unzip) are not in the production tree;
+    // @reflink is (node-llama-cpp's downloader), and the top-level `files` drop it.
+    const runtimes = ['node_modules/onnxruntime-node/', 'node_modules/@matrixai/quic-', 'node_modules/@node-llama-cpp/', 'node_modules/@reflink/'];
+    expect(native.filter((f) => !runtimes.some((r) => f.startsWith(r)))).toEqual([]);
   });
 
   it.each(TARGETS)('are all unpacked from app.asar on $platform-$arch', (target) => {

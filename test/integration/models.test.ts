@@ -16,6 +16,7 @@ import { ModelCache } from '../../src/worker/model-cache.js';
 import { httpsModelDownloader, type ModelDownloader } from '../../src/worker/model-download.js';
 import { removeTempDirs, runCli, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { writeTinyGguf } from '../fixtures/make-gguf.js';
 import { rawRequest } from '../helpers/https-raw.js';
 
 let c: TestCoordinator;
@@ -112,10 +113,13 @@ describe('models', () => {
 
 describe('a job', () => {
   it("is refused when its kind runs another model format than its model's", async () => {
-    const submit = (kind: string) => c.api('POST', '/v1/jobs', { kind, model: { sha256 }, input: { messages: [] } });
-    await expect(submit('llm')).rejects.toMatchObject({ code: 'GG_ERR_MODEL_UNSUPPORTED', message: `model.sha256: a job of kind llm runs a GGUF model, and ${sha256} is an ONNX model` });
+    const gguf = await c.addModel(writeTinyGguf(join(await tempDir(), 'tiny-llm.gguf'), { seed: 2 }).file);
+    const submit = (kind: string, model: string, input: unknown) => c.api('POST', '/v1/jobs', { kind, model: { sha256: model }, input });
+    const chat = { messages: [{ role: 'user', content: 'hi' }] };
+    await expect(submit('llm', sha256, chat)).rejects.toMatchObject({ code: 'GG_ERR_MODEL_UNSUPPORTED', message: `model.sha256: a job of kind llm runs a GGUF model, and ${sha256} is an ONNX model` });
+    await expect(submit('onnx', gguf, { inputs: {} })).rejects.toMatchObject({ code: 'GG_ERR_MODEL_UNSUPPORTED', message: `model.sha256: a job of kind onnx runs an ONNX model, and ${gguf} is a GGUF model` });
     // A kind with no format of its own takes any model.
-    expect(JobInfo.parse(await submit('nobody-runs-this')).state).toBe('queued');
+    expect(JobInfo.parse(await submit('nobody-runs-this', gguf, {})).state).toBe('queued');
   });
 });
 
@@ -140,9 +144,12 @@ describe('gogrid models', () => {
     const unaliased = await gogrid('models', 'unalias', 'tiny-mlp', '--json');
     expect(ModelInfo.parse(JSON.parse(unaliased.out))).toMatchObject({ name: 'mlp-v1', aliases: ['default'] });
 
+    const tiny = writeTinyGguf(join(await tempDir(), 'tiny.gguf'));
+    const ggufSha = await c.addModel(tiny.file);
     const listed = await gogrid('models');
     expect(listed.out).toMatch(/^SHA256 +SIZE +NAME +ALIASES +FORMAT +DETAILS +ADDED$/m);
     expect(listed.out).toMatch(new RegExp(`^${info.sha256} +\\d+ +mlp-v1 +default +onnx +\\S+$`, 'm'));
+    expect(listed.out).toMatch(new RegExp(`^${ggufSha} +${tiny.size} +tiny.gguf +gguf +llama, 119K parameters, context 512, F32, chat template +\\S+$`, 'm'));
 
     const input = join(await tempDir(), 'input.json');
     await writeFile(input, JSON.stringify({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }));

@@ -94,6 +94,15 @@ describe('LLM executor in a job process', () => {
     expect(progress).toContain('done');
   });
 
+  it('continues a chat that ends with the assistant: greedy, the rest of what one run gives', async () => {
+    const whole = await directChat(system, user, { maxTokens: 32, temperature: 0 });
+    // Cut at a token boundary. The continuation is evaluated as text again: equal here because these
+    // 12 tokens tokenize back to themselves and llama.cpp's CPU sums do not depend on the batching.
+    const said = model.detokenize(whole.tokens.slice(0, 12));
+    const out = await runLlm(tiny.file, { messages: [...messages!, { role: 'assistant', content: said }], maxTokens: 20, temperature: 0 });
+    expect(said + out.text).toBe(whole.text);
+  });
+
   it('samples with a seed like node-llama-cpp does, and another seed gives other text', async () => {
     const sampled = { maxTokens: 32, temperature: 0.9, seed: 1234, topP: 0.9 };
     // node-llama-cpp keeps only the 40 likeliest tokens unless told otherwise; OpenAI's API has no such cut.
