@@ -96,14 +96,14 @@ interface GenerateOptions {
 }
 
 /**
- * Generates on a loaded model from a clean sequence: KV cache left by an
- * earlier job is cleared first, so the same input gives the same tokens
- * whatever ran before (reusing a cached prefix evaluates in other batches,
- * which can change the last bits of the logits).
+ * Generates on a loaded model. The sequence keeps what the last job left in
+ * it, and node-llama-cpp evaluates only the tokens after the common prefix,
+ * so the next turn of a chat skips its history. The text does not depend on
+ * it: a job after a shared prefix gave the same tokens as in a fresh process,
+ * on the CPU and on lavapipe (Vulkan).
  */
 async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, options: GenerateOptions): Promise<LlmJobOutput> {
   const { model, sequence } = loaded;
-  await sequence.clearHistory();
   const sampling = {
     temperature: input.temperature,
     topP: input.topP,

@@ -94,6 +94,19 @@ describe('LLM executor in a job process', () => {
     expect(progress).toContain('done');
   });
 
+  it('answers the next turn of a chat in a warm process as a fresh process does (the cached prefix changes nothing)', async () => {
+    const first = await runLlm(tiny.file, { messages, maxTokens: 24, temperature: 0 });
+    const next = { messages: [...messages!, { role: 'assistant', content: first.text }, { role: 'user', content: 'And then?' }], maxTokens: 24, temperature: 0 };
+    const warm = await runLlm(tiny.file, next);
+    const fresh = new JobProcessPool();
+    try {
+      const opts: RunJobOptions = { modelPath: tiny.file, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress: () => {} };
+      expect(await fresh.run('llm', makeJob('llm', next), opts)).toEqual(warm);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('continues a chat that ends with the assistant: greedy, the rest of what one run gives', async () => {
     const whole = await directChat(system, user, { maxTokens: 32, temperature: 0 });
     // Cut at a token boundary. The continuation is evaluated as text again: equal here because these
