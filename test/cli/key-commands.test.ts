@@ -33,7 +33,7 @@ it('creates an inference key that prints once and cannot call admin commands, li
   expect(info).toMatchObject({ scope: 'inference', status: 'active' });
   expect(listed.stdout).not.toContain(key);
   expect(refused.code).toBe(1);
-  expect(refused.stderr).toMatch(/^gogrid: GG_ERR_KEY_SCOPE: API key k-\w+ is an inference key: it may call only POST \/v1\/chat\/completions/);
+  expect(refused.stderr).toMatch(/^gogrid: GG_ERR_KEY_SCOPE: API key k-\w+ is an inference key: it may call only GET \/v1\/models, POST \/v1\/chat\/completions/);
 
   const [revoked, lastAdmin] = await Promise.all([gogrid(['keys', 'revoke', info!.id, '--json']), gogrid(['keys', 'revoke', 'admin'])]);
   expect(ApiKeyInfo.parse(JSON.parse(revoked.stdout))).toMatchObject({ id: info!.id, status: 'revoked' });

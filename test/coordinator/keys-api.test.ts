@@ -80,7 +80,7 @@ describe('an inference key', () => {
       ['DELETE', `/v1/keys/${key.info.id}`],
       ['POST', '/v1/tokens', {}],
       ['GET', '/v1/jobs'],
-      ['GET', '/v1/models'],
+      ['GET', `/v1/models/${'a'.repeat(64)}/info`],
       ['GET', `/v1/models/${'a'.repeat(64)}`],
       ['GET', '/v1/policy'],
       ['GET', '/updates/stable/latest.yml'],
