@@ -4,6 +4,7 @@ export * from './messages.js';
 export * from './token.js';
 export * from './tensor.js';
 export * from './llm.js';
+export * from './job-payload.js';
 export * from './policy.js';
 export * from './control.js';
 export * from './cluster.js';

@@ -99,16 +99,8 @@ function base64Bytes(b64: string): number {
   return (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
 }
 
-/**
- * Null when `value` is a valid `which` of a `kind` job; else a sentence that
- * starts with the path of the first bad field (`output.outputs.y.data.0: …`).
- * Checked on the coordinator (at submit, at a result) and on the worker
- * (before it sends a result), so neither side stores or sends what the other
- * refuses. Only `onnx` has a shape; other kinds (the test executors) take any
- * JSON the protocol accepts (`json()` in text.ts).
- */
-export function checkJobPayload(kind: string, which: 'input' | 'output', value: unknown): string | null {
-  if (kind !== 'onnx') return null;
+/** An `onnx` job's input or output: a tensor map whose every tensor's data fits its dims (checkJobPayload). */
+export function checkOnnxPayload(which: 'input' | 'output', value: unknown): string | null {
   const parsed = (which === 'input' ? OnnxJobInput.transform((v) => v.inputs) : OnnxJobOutput.transform((v) => v.outputs)).safeParse(value);
   if (!parsed.success) return firstZodProblem(parsed.error, [which]);
   for (const [name, tensor] of Object.entries(parsed.data)) {

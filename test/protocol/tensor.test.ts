@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkJobPayload } from '../../src/protocol/tensor.js';
+import { checkJobPayload } from '../../src/protocol/job-payload.js';
 
 const input = (tensor: object) => ({ inputs: { x: tensor } });
 
