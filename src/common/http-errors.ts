@@ -23,7 +23,7 @@ export function errorPayload(code: ErrorCode, message: string): ApiErrorBody {
 }
 
 /** The coordinator's error body also carries OpenAI's fields, so OpenAI's clients read its errors (issue #13). */
-function withOpenAiFields(body: ApiErrorBody, status: number): ApiErrorBody {
+export function withOpenAiFields(body: ApiErrorBody, status: number): ApiErrorBody {
   return { error: { ...body.error, type: openAiErrorType(status), param: null } };
 }
 

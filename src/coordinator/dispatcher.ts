@@ -90,6 +90,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: (() => void)[] = [];
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** jobId → who receives its output as it is produced (an llm request streaming to its client). */
+  private readonly partialListeners = new Map<string, (offset: number, text: string) => void>();
   private readonly leases = new LeaseTable();
   /** Passes and lease releases run one at a time, so a release never races a lease being handed out. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -216,6 +218,18 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       set.add(done);
       signal.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /**
+   * Hands the job's output to `listener` as its worker produces it, until the
+   * returned function is called. Only output reaching this instance: a job
+   * whose worker is connected to another one arrives whole, with its result.
+   */
+  onPartial(jobId: string, listener: (offset: number, text: string) => void): () => void {
+    this.partialListeners.set(jobId, listener);
+    return () => {
+      if (this.partialListeners.get(jobId) === listener) this.partialListeners.delete(jobId);
+    };
   }
 
   private finished(row: JobRow): void {
@@ -362,6 +376,10 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       // ride along with the next lease renewal instead of a write each.
       if (this.leases.markStarted(lease)) await this.writes.markRunning(msg.jobId, msg.leaseId, new Date());
       else this.leases.renew(workerId, { jobId: msg.jobId, leaseId: msg.leaseId, progress: msg.progress });
+      return true;
+    }
+    if (msg.type === 'job.partial') {
+      this.partialListeners.get(msg.jobId)?.(msg.offset, msg.text);
       return true;
     }
     if (msg.type === 'job.release') return this.takeRelease(workerId, msg);

@@ -9,14 +9,14 @@
  * fields): an unknown model 404, a bad body 400, no worker that can serve
  * the model 503 with the reason.
  *
- * A stream sends the whole text in one chunk when the job ends: tokens
- * relayed as they are generated are issue #13's item 6.
+ * A stream relays the text as the worker produces it (job.partial frames,
+ * gathered by the worker every 25 ms), then the finish reason and usage.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, GridError, LlmJobOutput, TERMINAL_JOB_STATES, type ErrorCode, type ModelInfo } from '../protocol/index.js';
 import { ChatCompletionRequest, CompletionRequest, type FinishReason, type Usage } from '../protocol/openai.js';
 import type { LlmJobInput } from '../protocol/llm.js';
-import { parseBody } from '../common/http-errors.js';
+import { errorPayload, parseBody, withOpenAiFields } from '../common/http-errors.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Db } from './store/db.js';
 import { getJob, type JobRow } from './store/index.js';
@@ -64,21 +64,30 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) gone.abort();
     });
-    const done = await finished(row.id, gone.signal);
-    if (!done) {
-      await deps.dispatcher.cancel(row.id);
-      req.log.info({ jobId: row.id }, 'client went away; its llm job was canceled');
-      return reply.hijack();
+    const ids: AnswerIds = { id: row.id, model: r.model, created: Math.floor(row.submittedAt.getTime() / 1000) };
+    const stream = r.stream ? new EventStream(reply, ids, r.chat) : null;
+    const unsubscribe = stream ? deps.dispatcher.onPartial(row.id, (offset, text) => stream.text(offset, text)) : () => undefined;
+    try {
+      const done = await finished(row.id, gone.signal);
+      if (!done) {
+        await deps.dispatcher.cancel(row.id);
+        req.log.info({ jobId: row.id }, 'client went away; its llm job was canceled');
+        return reply.hijack();
+      }
+      if (done.state !== 'succeeded') {
+        const error = done.error ?? { code: 'GG_ERR_INTERNAL', message: `the job ended ${done.state}` };
+        const failure = new GridError(Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'GG_ERR_INTERNAL', `job ${done.id}: ${error.message}`);
+        if (!stream) throw failure;
+        stream.fail(failure);
+        return reply;
+      }
+      const out = LlmJobOutput.parse(done.output);
+      if (!stream) return r.chat ? chatCompletion(ids, out) : completion(ids, out);
+      stream.finish(out.text, out.finishReason, usage(out), r.includeUsage);
+      return reply;
+    } finally {
+      unsubscribe();
     }
-    if (done.state !== 'succeeded') {
-      const error = done.error ?? { code: 'GG_ERR_INTERNAL', message: `the job ended ${done.state}` };
-      throw new GridError(Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'GG_ERR_INTERNAL', `job ${done.id}: ${error.message}`);
-    }
-    const out = LlmJobOutput.parse(done.output);
-    const ids: AnswerIds = { id: done.id, model: r.model, created: Math.floor(done.submittedAt.getTime() / 1000) };
-    if (!r.stream) return r.chat ? chatCompletion(ids, out) : completion(ids, out);
-    streamWhole(reply, ids, r.chat, out.text, out.finishReason, usage(out), r.includeUsage);
-    return reply;
   }
 
   /** The job once final; null if `signal` aborts first. */
@@ -97,21 +106,64 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
   }
 }
 
-/** Server-sent events in OpenAI's chunk format, ended by `[DONE]`. */
-function streamWhole(reply: FastifyReply, ids: AnswerIds, chat: boolean, text: string, finish: FinishReason, used: Usage, includeUsage: boolean): void {
-  const object = chat ? 'chat.completion.chunk' : 'text_completion';
-  const choice = (content: string | null, finishReason: FinishReason | null) =>
-    chat
-      ? { index: 0, delta: content === null ? {} : { role: 'assistant', content }, finish_reason: finishReason, logprobs: null }
-      : { index: 0, text: content ?? '', finish_reason: finishReason, logprobs: null };
-  const chunks = [
-    { ...ids, object, choices: [choice(text, null)] },
+/**
+ * An answer as server-sent events in OpenAI's chunk format, ended by
+ * `[DONE]`: the text as the worker produces it, then the finish reason and
+ * the usage. The headers go out at once, so later errors are sent as an
+ * `error` event, as OpenAI's server does.
+ */
+class EventStream {
+  /** The text the client has. */
+  private sent = '';
+  private readonly object: string;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly ids: AnswerIds,
+    private readonly chat: boolean,
+  ) {
+    this.object = chat ? 'chat.completion.chunk' : 'text_completion';
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    // The client learns at once that its request was taken, not when the first text comes.
+    reply.raw.flushHeaders();
+  }
+
+  /** Output from `offset` of the attempt's text; only what the client lacks is sent (a repeated attempt starts again at 0). */
+  text(offset: number, text: string): void {
+    if (offset > this.sent.length) return;
+    const fresh = text.slice(this.sent.length - offset);
+    if (fresh === '') return;
+    const first = this.sent === '';
+    this.sent += fresh;
+    this.event({ choices: [this.choice(fresh, null, first)] });
+  }
+
+  finish(text: string, finishReason: FinishReason, used: Usage, includeUsage: boolean): void {
+    // What did not arrive as it was produced (a worker on another instance) comes now.
+    if (text.startsWith(this.sent)) this.text(0, text);
     // The last chunk with a choice carries the usage too, for clients that do not ask for a usage chunk.
-    { ...ids, object, choices: [choice(null, finish)], usage: includeUsage ? null : used },
-    ...(includeUsage ? [{ ...ids, object, choices: [], usage: used }] : []),
-  ];
-  reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  for (const c of chunks) reply.raw.write(`data: ${JSON.stringify(c)}\n\n`);
-  reply.raw.end('data: [DONE]\n\n');
+    this.event({ choices: [this.choice(null, finishReason, false)], usage: includeUsage ? null : used });
+    if (includeUsage) this.event({ choices: [], usage: used });
+    this.end();
+  }
+
+  fail(error: GridError): void {
+    this.reply.raw.write(`data: ${JSON.stringify(withOpenAiFields(errorPayload(error.code, error.message), error.status))}\n\n`);
+    this.end();
+  }
+
+  private choice(content: string | null, finishReason: FinishReason | null, first: boolean) {
+    if (!this.chat) return { index: 0, text: content ?? '', finish_reason: finishReason, logprobs: null };
+    const delta = content === null ? {} : { ...(first ? { role: 'assistant' } : {}), content };
+    return { index: 0, delta, finish_reason: finishReason, logprobs: null };
+  }
+
+  private event(fields: Record<string, unknown>): void {
+    this.reply.raw.write(`data: ${JSON.stringify({ ...this.ids, object: this.object, ...fields })}\n\n`);
+  }
+
+  private end(): void {
+    this.reply.raw.end('data: [DONE]\n\n');
+  }
 }

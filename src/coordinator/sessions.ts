@@ -80,7 +80,7 @@ interface Session {
 export type ConnectedWorker = Omit<SchedulableWorker, 'running'>;
 
 /** A message about a job, from the worker that holds its lease (or claims to). */
-export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.result' | 'job.release' }>;
+export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.partial' | 'job.result' | 'job.release' }>;
 
 export interface SessionEvents {
   online: [workerId: string];

@@ -151,6 +151,23 @@ export const JobProgress = z.object({
   message: prose(1000).optional(),
 });
 
+/** The most text one `job.partial` carries; the worker sends more often than this fills. */
+export const MAX_PARTIAL_CHARS = 64 * 1024;
+
+/**
+ * Output a job produces while it runs (an llm job's text as it is
+ * generated), coalesced by the worker. `offset` is where `text` starts in the
+ * attempt's whole output, so a receiver that already has some of it (from an
+ * earlier attempt) takes only what is new.
+ */
+export const JobPartial = z.object({
+  type: z.literal('job.partial'),
+  jobId: id,
+  leaseId: id,
+  offset: nonNegInt,
+  text: z.string().max(MAX_PARTIAL_CHARS),
+});
+
 /**
  * The worker gives a job back before finishing it (its owner needs the
  * machine, it is quitting): the coordinator requeues the job at once instead
@@ -219,7 +236,7 @@ export const ErrorFrame = z.object({
   fatal: z.boolean(),
 });
 
-export const WorkerMessage = z.discriminatedUnion('type', [Hello, Heartbeat, JobProgress, JobResult, JobRelease, ErrorFrame]);
+export const WorkerMessage = z.discriminatedUnion('type', [Hello, Heartbeat, JobProgress, JobPartial, JobResult, JobRelease, ErrorFrame]);
 export const CoordinatorMessage = z.discriminatedUnion('type', [
   Welcome,
   JobAssign,

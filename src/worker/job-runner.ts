@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import type { RunningJobView } from '../protocol/control.js';
 import {
   checkJobPayload,
+  MAX_PARTIAL_CHARS,
   checkJson,
   cleanText,
   ERROR_CODES,
@@ -89,6 +90,12 @@ type ResultMessage = Extract<WorkerMessageInput, { type: 'job.result' }>;
 
 /** At most this often a job's progress goes over the wire; heartbeats carry the latest anyway. */
 const PROGRESS_EVERY_MS = 250;
+/**
+ * How long a job's output is gathered before it goes out as one job.partial:
+ * a frame per token would make the QUIC library's per-message cost, not the
+ * model, bound tokens per second; 25 ms stays below what a reader notices.
+ */
+const PARTIAL_EVERY_MS = 25;
 /**
  * A job's start is reported only once it has run this long: a shorter job's
  * result says how long it ran (`runMs`) instead. For tiny jobs that is one
@@ -267,6 +274,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     };
     // The first progress message marks the job running at the coordinator.
     const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), startReportMs);
+    const partials = new PartialOutput((offset, text) => void this.report({ type: 'job.partial', jobId, leaseId: entry.leaseId, offset, text }));
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
@@ -277,8 +285,11 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         timeoutMs: job.timeoutMs,
         signal,
         onProgress: (p, message) => progress(p, message),
+        onPartial: (text) => partials.add(text),
         suspension: this.suspension,
       });
+      // Sent before the result, on the same stream: a client streaming the output gets all of it first.
+      partials.flush();
       // What the coordinator would refuse (or store as a failure) is this worker's failure, said here.
       const problem = checkJobPayload(job.kind, 'output', output) ?? checkJson(output);
       if (problem) throw new GridError('GG_ERR_OUTPUT_INVALID', `the ${job.kind} executor returned an invalid result: ${problem}`);
@@ -311,6 +322,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       });
     } finally {
       clearTimeout(startReport);
+      partials.stop();
       model?.release();
     }
   }
@@ -389,4 +401,36 @@ function asMessage(text: string, local: [path: string, shown: string][] = []): s
   for (const [path, shown] of places) if (path.length > 1) t = t.replaceAll(path, shown);
   // Cut first: cleaning also mends a surrogate pair the cut split.
   return cleanText(t.slice(0, MAX_ERROR_MESSAGE));
+}
+
+/** A job's output as it is produced, sent in pieces at most every PARTIAL_EVERY_MS, each saying where it starts. */
+class PartialOutput {
+  private pending = '';
+  private sent = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly send: (offset: number, text: string) => void) {}
+
+  add(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= MAX_PARTIAL_CHARS) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), PARTIAL_EVERY_MS);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.pending.length > 0) {
+      const text = this.pending.slice(0, MAX_PARTIAL_CHARS);
+      this.pending = this.pending.slice(text.length);
+      this.send(this.sent, text);
+      this.sent += text.length;
+    }
+  }
+
+  /** Drops what was not sent: the job ended without a result to precede. */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.pending = '';
+  }
 }

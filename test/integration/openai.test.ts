@@ -14,6 +14,8 @@ import { writeTinyGguf } from '../fixtures/make-gguf.js';
 import { directChat, directCompletion } from '../helpers/llama-direct.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { within } from '../helpers/within.js';
+import { rawWorker } from '../helpers/raw-worker.js';
+import { enroll } from '../../src/worker/enroll.js';
 
 // Job processes inherit this: the CPU build, as the direct runs here use.
 process.env['GOGRID_LLM_GPU'] = 'off';
@@ -127,9 +129,43 @@ describe('the OpenAI API, through the official client with an inference key', ()
     await expect(openai('ggk_wrong').chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
-  it('says why no worker can serve the model, with 503, once none is connected', async () => {
+  it('relays a worker’s output as it comes, each piece once, and only what the client lacks after a repeated attempt', async () => {
+    const raw = await rawWorker(c, await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() }), {
+      executors: ['llm'],
+      slots: 1,
+    });
     await worker.agent.stop();
     await worker.closed;
+    try {
+      const stream = await client.chat.completions.create({ model: modelName, messages: MESSAGES, stream: true });
+      const chunks = stream[Symbol.asyncIterator]();
+      const next = async () => (await within(10_000, 'a chunk', chunks.next())).value as OpenAI.Chat.Completions.ChatCompletionChunk;
+      const first = await raw.next('job.assign');
+      const partial = (offset: number, text: string, assign = first) => raw.send({ type: 'job.partial', jobId: assign.job.jobId, leaseId: assign.leaseId, offset, text });
+      await partial(0, 'Hel');
+      // The client has this piece while the job still runs: nothing else was sent yet.
+      expect((await next()).choices[0]!.delta).toEqual({ role: 'assistant', content: 'Hel' });
+      await partial(3, 'lo');
+      expect((await next()).choices[0]!.delta).toEqual({ content: 'lo' });
+      // The attempt fails; the next one starts again from the beginning and only its new text reaches the client.
+      await raw.send({ type: 'job.result', jobId: first.job.jobId, leaseId: first.leaseId, outcome: { ok: false, error: { code: 'GG_ERR_EXECUTOR_CRASHED', message: 'boom', retryable: true } } });
+      const second = await raw.next('job.assign');
+      expect(second.job.attempt).toBe(2);
+      await partial(0, 'Hello, w', second);
+      expect((await next()).choices[0]!.delta).toEqual({ content: ', w' });
+      const output = { text: 'Hello, world', finishReason: 'stop', usage: { promptTokens: 5, completionTokens: 4 } };
+      await raw.send({ type: 'job.result', jobId: second.job.jobId, leaseId: second.leaseId, outcome: { ok: true, output } });
+      expect((await next()).choices[0]!.delta).toEqual({ content: 'orld' });
+      const last = await next();
+      expect(last.choices[0]!.finish_reason).toBe('stop');
+      expect(last.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 });
+      expect((await chunks.next()).done).toBe(true);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('says why no worker can serve the model, with 503, once none is connected', async () => {
     const offline = await c.api<{ state: string }[]>('GET', '/v1/workers');
     expect(offline.every((w) => w.state !== 'online')).toBe(true);
     await expect(client.chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({

@@ -36,6 +36,9 @@ export const ProgressMessage = z.object({
   message: z.string().max(1000).optional(),
 });
 
+/** Output as the executor produces it (an llm job's text), ahead of the result. */
+export const PartialMessage = z.object({ type: z.literal('partial'), jobId: z.string(), text: z.string() });
+
 /** The executor's output JSON. */
 export const ResultMessage = z.object({ type: z.literal('result'), jobId: z.string(), output: z.unknown() });
 
@@ -47,7 +50,7 @@ export const FailedMessage = z.object({
   message: z.string().max(4000),
 });
 
-export const FromJobProcess = z.discriminatedUnion('type', [ProgressMessage, ResultMessage, FailedMessage]);
+export const FromJobProcess = z.discriminatedUnion('type', [ProgressMessage, PartialMessage, ResultMessage, FailedMessage]);
 
 export type ToJobProcess = z.infer<typeof ToJobProcess>;
 export type FromJobProcess = z.infer<typeof FromJobProcess>;

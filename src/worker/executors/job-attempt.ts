@@ -32,6 +32,8 @@ export interface RunJobOptions {
   /** Abort to cancel: the process is killed at once. */
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
+  /** Output as the job produces it (an llm job's text). @default dropped */
+  onPartial?(text: string): void;
   /** Where the job process's lines go while it runs this job, prefixed `[job <id> pid <pid>]`. @default the pool's logger */
   logger?: JobLogger;
   /** While on, the job's process is stopped (SIGSTOP; POSIX only) and a job without a process yet waits. @default never suspended */
@@ -70,6 +72,9 @@ export function attemptJob(child: JobChild, kind: string, job: JobSpec, opts: Ru
       switch (msg.type) {
         case 'progress':
           opts.onProgress(msg.progress, msg.message);
+          break;
+        case 'partial':
+          opts.onPartial?.(msg.text);
           break;
         case 'result':
           settle({ ok: true, output: msg.output, reusable: true });

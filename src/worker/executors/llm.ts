@@ -75,7 +75,8 @@ export const llmExecutor: Executor = {
       let reported = Date.now();
       const output = await generate(lib, lease.session, input, {
         signal: ctx.signal,
-        onText: (_text, tokens) => {
+        onText: (text, tokens) => {
+          ctx.onPartial?.(text);
           if (Date.now() - reported < PROGRESS_EVERY_MS) return;
           reported = Date.now();
           ctx.onProgress(input.maxTokens ? tokens / input.maxTokens : 0.5, `${tokens} tokens`);

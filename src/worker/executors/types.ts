@@ -30,4 +30,6 @@ export interface ExecutorContext {
   threads: number;
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
+  /** Output as it is produced (an llm job's text), before the result that holds all of it. */
+  onPartial?(text: string): void;
 }
