@@ -21,7 +21,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadOrCreateCa, serverDnsNames } from '../../src/coordinator/ca.js';
+import { loadOrCreateCa, serverNames } from '../../src/coordinator/ca.js';
 import { issueServerCert } from '../../src/transport/pki.js';
 import { Procs } from '../lib/procs.js';
 import { Done, type RpcChild, type Stats } from '../lib/rpc.js';
@@ -358,7 +358,7 @@ interface TlsServer {
  */
 async function startTlsServer(ctx: Ctx, n: number): Promise<TlsServer> {
   const ca = await loadOrCreateCa(ctx.coordDir);
-  const cert = await issueServerCert(ca.material, { dnsNames: serverDnsNames(), validityDays: 2 });
+  const cert = await issueServerCert(ca.material, { ...serverNames('127.0.0.1'), validityDays: 2 });
   const rpc = ctx.procs.fork<TlsServerCommand>(join(import.meta.dirname, 'tls-server.ts'), `tls N=${n}`, { execArgv: ['--expose-gc'] });
   const { port } = await rpc.call(
     { type: 'listen', tls: { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.material.certPem }, heartbeatIntervalSecs: ctx.cfg.heartbeatIntervalSecs },

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { createCa, certFingerprint, isIssuedBy, issueServerCert, readCert, type CaMaterial, type KeyAndCert } from '../transport/pki.js';
 import { COORDINATOR_SERVER_NAME, GridError } from '../protocol/index.js';
 import { writeFileAtomic } from '../common/files.js';
@@ -40,38 +40,61 @@ export async function loadOrCreateCa(dataDir: string): Promise<CoordinatorCa> {
   return { material, fingerprint: certFingerprint(material.certPem), created: true };
 }
 
-/** Names the server certificate carries; clients always verify COORDINATOR_SERVER_NAME. */
 /** A kept server certificate is replaced this long before it expires. */
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
+/** The host names and addresses the serving certificate carries. */
+export interface ServerNames {
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
 /**
  * The serving certificate in `server.crt` + `server.key`, issued anew only when
- * there is none, it is not the CA's, it names other hosts than `dnsNames`, or it
- * expires within 30 days.
+ * there is none, it is not the CA's, it names other hosts or addresses than
+ * `names`, or it expires within 30 days.
  */
-export async function loadOrIssueServerCert(dataDir: string, ca: CoordinatorCa, dnsNames: string[]): Promise<KeyAndCert> {
+export async function loadOrIssueServerCert(dataDir: string, ca: CoordinatorCa, names: ServerNames): Promise<KeyAndCert> {
   const certPath = join(dataDir, 'server.crt');
   const keyPath = join(dataDir, 'server.key');
   const [certPem, keyPem] = await Promise.all([readOptional(certPath), readOptional(keyPath)]);
-  if (certPem !== null && keyPem !== null && (await stillServes(certPem, ca, dnsNames))) return { certPem, keyPem };
-  const issued = await issueServerCert(ca.material, { dnsNames, validityDays: 397 });
+  if (certPem !== null && keyPem !== null && (await stillServes(certPem, ca, names))) return { certPem, keyPem };
+  const issued = await issueServerCert(ca.material, { ...names, validityDays: 397 });
   await writeFileAtomic(keyPath, issued.keyPem, 0o600);
   await writeFileAtomic(certPath, issued.certPem, 0o644);
   return issued;
 }
 
-async function stillServes(certPem: string, ca: CoordinatorCa, dnsNames: string[]): Promise<boolean> {
+async function stillServes(certPem: string, ca: CoordinatorCa, names: ServerNames): Promise<boolean> {
+  const same = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
   try {
     const info = readCert(certPem);
-    const names = [...info.dnsNames].sort().join(',');
-    return (await isIssuedBy(certPem, ca.material.certPem)) && names === [...dnsNames].sort().join(',') && info.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS;
+    return (
+      (await isIssuedBy(certPem, ca.material.certPem)) &&
+      same(info.dnsNames, names.dnsNames) &&
+      same(info.ipAddresses, names.ipAddresses) &&
+      info.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS
+    );
   } catch {
     return false; // not a certificate at all: issue one
   }
 }
 
-export function serverDnsNames(): string[] {
-  return [...new Set([COORDINATOR_SERVER_NAME, 'localhost', hostname()])];
+/**
+ * What the serving certificate names. Workers always ask for
+ * COORDINATOR_SERVER_NAME; the host name, `localhost` and the addresses
+ * clients may dial (the loopback ones, and the bound address or, bound to
+ * all, the machine's) let any HTTPS client (curl, OpenAI's) reach the API
+ * however it addresses it. Addresses change with the network: a start that
+ * finds others issues a new certificate from the same CA, which nothing that
+ * trusts the CA notices. Link-local IPv6 addresses are left out: a URL cannot
+ * use them without a zone.
+ */
+export function serverNames(bindAddr: string): ServerNames {
+  const ips = new Set(['127.0.0.1', '::1']);
+  if (bindAddr !== '0.0.0.0' && bindAddr !== '::') ips.add(bindAddr);
+  else for (const a of Object.values(networkInterfaces()).flat()) if (a && !/^fe80:/i.test(a.address)) ips.add(a.address);
+  return { dnsNames: [...new Set([COORDINATOR_SERVER_NAME, 'localhost', hostname()])], ipAddresses: [...ips] };
 }
 
 async function readOptional(path: string): Promise<string | null> {

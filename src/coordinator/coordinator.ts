@@ -14,7 +14,7 @@ import { startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import { runtimeSettings, type CoordinatorConfig, type CoordinatorTuning, type RuntimeSettings } from './config.js';
-import { loadOrCreateCa, loadOrIssueServerCert, serverDnsNames, type CoordinatorCa } from './ca.js';
+import { loadOrCreateCa, loadOrIssueServerCert, serverNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
 import { migrate, countApiKeys, createApiKey, findApiKeyBySha256, getJob, markInstanceWorkersOffline, type JobRow } from './store/index.js';
 import { revokedMessage, SessionManager } from './sessions.js';
@@ -81,7 +81,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
     await markInstanceWorkersOffline(db, instanceId, new Date());
     cluster = await openCluster({ db, databaseUrl: config.database.url, instanceId, logger: logger.child({ component: 'cluster' }) });
     const newAdminKey = await ensureAdminKey(db, dataDir);
-    const serverCert = await loadOrIssueServerCert(dataDir, ca, serverDnsNames());
+    const serverCert = await loadOrIssueServerCert(dataDir, ca, serverNames(config.server.bindAddr));
     const runtime = runtimeSettings(config, opts.tuning);
     const listening = await listenBoth({ config, runtime, ca, db, cluster, serverCert, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;

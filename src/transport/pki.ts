@@ -38,6 +38,8 @@ export interface CertInfo {
   notAfter: Date;
   /** The DNS names of its subject alternative names; [] for a worker's certificate. */
   dnsNames: string[];
+  /** The IP addresses of its subject alternative names. */
+  ipAddresses: string[];
 }
 
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -159,8 +161,13 @@ export function readCert(certPemOrDer: string | Uint8Array): CertInfo {
     fingerprint: createHash('sha256').update(new Uint8Array(cert.rawData)).digest('hex'),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
-    dnsNames: (cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value),
+    dnsNames: altNames(cert, 'dns'),
+    ipAddresses: altNames(cert, 'ip'),
   };
+}
+
+function altNames(cert: x509.X509Certificate, type: 'dns' | 'ip'): string[] {
+  return (cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? []).filter((n) => n.type === type).map((n) => n.value);
 }
 
 /** True when `caCertPem` signed the certificate, it names that CA as issuer, and it is valid now. */

@@ -6,24 +6,32 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadOrCreateCa, loadOrIssueServerCert } from '../../src/coordinator/ca.js';
+import { loadOrCreateCa, loadOrIssueServerCert, serverNames } from '../../src/coordinator/ca.js';
 import { createCa, issueServerCert, readCert } from '../../src/transport/pki.js';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
 
 afterAll(removeTempDirs);
 
 describe('the serving certificate', () => {
+  it('names the loopback addresses and the bound one, so HTTPS clients may dial an IP', () => {
+    expect(serverNames('10.1.2.3')).toMatchObject({ dnsNames: expect.arrayContaining(['gogrid-coordinator', 'localhost']), ipAddresses: ['127.0.0.1', '::1', '10.1.2.3'] });
+    const all = serverNames('0.0.0.0').ipAddresses;
+    expect(all).toEqual(expect.arrayContaining(['127.0.0.1', '::1']));
+    expect(all.some((ip) => /^fe80:/i.test(ip))).toBe(false);
+  });
+
   it('is issued once, backdated a day, and the same at the next start', async () => {
     const dir = await tempDir();
     const ca = await loadOrCreateCa(dir);
-    const first = await loadOrIssueServerCert(dir, ca, ['gogrid-coordinator', 'localhost']);
+    const first = await loadOrIssueServerCert(dir, ca, { dnsNames: ['gogrid-coordinator', 'localhost'], ipAddresses: ['127.0.0.1', '::1'] });
     expect(await readFile(join(dir, 'server.crt'), 'utf8')).toBe(first.certPem);
     expect(Date.now() - readCert(first.certPem).notBefore.getTime()).toBeGreaterThan(23 * 3600_000);
-    expect(await loadOrIssueServerCert(dir, ca, ['localhost', 'gogrid-coordinator'])).toEqual(first);
+    expect(await loadOrIssueServerCert(dir, ca, { dnsNames: ['localhost', 'gogrid-coordinator'], ipAddresses: ['::1', '127.0.0.1'] })).toEqual(first);
   });
 
   it.each([
     ['it names other hosts', async () => undefined, ['gogrid-coordinator', 'grid.example.com']],
+    ['it names other addresses', async () => undefined, ['gogrid-coordinator'], 397, ['192.0.2.7']],
     [
       'another CA issued it',
       async (dir: string) => {
@@ -34,16 +42,17 @@ describe('the serving certificate', () => {
     ],
     ['it expires within 30 days', async () => undefined, ['gogrid-coordinator'], 10],
     ['the file is not a certificate', async (dir: string) => writeFile(join(dir, 'server.crt'), 'garbage'), ['gogrid-coordinator']],
-  ] as const)('is issued anew when %s', async (_why, spoil, names, validityDays?: number) => {
+  ] as const)('is issued anew when %s', async (_why, spoil, names, validityDays?: number, ipAddresses: readonly string[] = []) => {
     const dir = await tempDir();
     const ca = await loadOrCreateCa(dir);
     const kept = await issueServerCert(ca.material, { dnsNames: ['gogrid-coordinator'], validityDays: validityDays ?? 397 });
     await writeFile(join(dir, 'server.crt'), kept.certPem);
     await writeFile(join(dir, 'server.key'), kept.keyPem);
     await spoil(dir);
-    const now = await loadOrIssueServerCert(dir, ca, [...names]);
+    const now = await loadOrIssueServerCert(dir, ca, { dnsNames: [...names], ipAddresses: [...ipAddresses] });
     expect(now.certPem).not.toBe(kept.certPem);
     expect(readCert(now.certPem).dnsNames.sort()).toEqual([...names].sort());
+    expect(readCert(now.certPem).ipAddresses).toEqual([...ipAddresses]);
     expect(await readFile(join(dir, 'server.crt'), 'utf8')).toBe(now.certPem);
   });
 });

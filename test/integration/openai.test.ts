@@ -9,7 +9,7 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COORDINATOR_SERVER_NAME, CreatedApiKey, ModelInfo } from '../../src/protocol/index.js';
+import { CreatedApiKey, ModelInfo } from '../../src/protocol/index.js';
 import { writeTinyGguf } from '../fixtures/make-gguf.js';
 import { directChat, directCompletion } from '../helpers/llama-direct.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
@@ -27,13 +27,9 @@ let modelName: string;
 let llama: Llama;
 let model: LlamaModel;
 
-/**
- * The official client, trusting the coordinator's CA as an application would.
- * The coordinator's certificate does not name 127.0.0.1 (issue #15), so the
- * name it does carry is asked for.
- */
+/** The official client, dialing the coordinator's IP address and trusting its CA, as an application would. */
 function openai(apiKey: string): OpenAI {
-  const dispatcher = new Agent({ connect: { ca: c.ca.material.certPem, servername: COORDINATOR_SERVER_NAME } });
+  const dispatcher = new Agent({ connect: { ca: c.ca.material.certPem } });
   return new OpenAI({
     baseURL: `${c.apiUrl}/v1`,
     apiKey,
