@@ -12,13 +12,21 @@
  * the generation picks up at the end of that message.
  */
 import { z } from 'zod';
+import { prose } from './text.js';
 
 /** How many stop strings a request may give, as in OpenAI's API. */
 export const MAX_STOP_STRINGS = 4;
+/**
+ * The longest prompt or message, in UTF-16 units; the request body limit
+ * (1 MiB) binds first. Text as prose (text.ts): llama.cpp reads strings as C
+ * strings, so a NUL would silently cut a prompt short.
+ */
+export const MAX_PROMPT_CHARS = 1024 * 1024;
+const text = prose(MAX_PROMPT_CHARS);
 
 export const LlmMessage = z.strictObject({
   role: z.enum(['system', 'user', 'assistant']),
-  content: z.string(),
+  content: text,
 });
 export type LlmMessage = z.infer<typeof LlmMessage>;
 
@@ -27,7 +35,7 @@ export const LlmJobInput = z
     /** A chat, rendered with the model's chat template. */
     messages: z.array(LlmMessage).min(1).optional(),
     /** Raw text, given to the model as it is. */
-    prompt: z.string().optional(),
+    prompt: text.optional(),
     /** Most tokens to generate. @default up to the end of the model's context */
     maxTokens: z.number().int().positive().optional(),
     /** 0 is greedy: the most likely token every time. @default 1 */
@@ -37,7 +45,7 @@ export const LlmJobInput = z
     /** Seeds the sampler: the same seed, model and input give the same text. @default a random seed */
     seed: z.number().int().nonnegative().max(0xffffffff).optional(),
     /** Generation ends before the first of these strings; the string is not part of the text. */
-    stop: z.array(z.string().min(1)).max(MAX_STOP_STRINGS).optional(),
+    stop: z.array(prose(1000).min(1)).max(MAX_STOP_STRINGS).optional(),
   })
   .refine((v) => (v.messages === undefined) !== (v.prompt === undefined), { message: 'give exactly one of "messages" and "prompt"' });
 export type LlmJobInput = z.infer<typeof LlmJobInput>;

@@ -8,10 +8,10 @@
  *   // → an `llm` job (coordinator/openai.ts), its output → ChatCompletion
  */
 import { z } from 'zod';
-import { line } from './text.js';
-import { MAX_STOP_STRINGS } from './llm.js';
+import { line, prose } from './text.js';
+import { MAX_PROMPT_CHARS, MAX_STOP_STRINGS } from './llm.js';
 
-const text = z.string();
+const text = prose(MAX_PROMPT_CHARS);
 
 /**
  * A message's content: a string, or OpenAI's array of parts of which this
@@ -33,7 +33,7 @@ export const ChatMessage = z.looseObject({
   content: Content,
 });
 
-const Stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)]);
+const Stop = z.union([prose(1000).min(1), z.array(prose(1000).min(1)).max(MAX_STOP_STRINGS)]);
 
 const Sampling = {
   model: line(256).min(1),

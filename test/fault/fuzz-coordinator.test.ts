@@ -127,6 +127,8 @@ const request = fc.record({
       withHostileField({ ttlSecs: 60, description: 'd' }, ['description', 'ttlSecs', 'maxUses']),
       withHostileField({ scope: 'inference', name: 'n' }, ['scope', 'name']),
       withHostileField({ model: 'm', messages: [{ role: 'user', content: 'hi' }], prompt: 'p', max_tokens: 4 }, ['model', 'messages.0.content', 'messages.0.role', 'prompt', 'stop', 'seed', 'max_tokens']),
+      withHostileField({ name: 'n', alias: 'a' }, ['name', 'alias']),
+      withHostileField({ kind: 'llm', model: { sha256: 'a'.repeat(64) }, input: { prompt: 'p', maxTokens: 4 } }, ['input.prompt', 'input.maxTokens', 'input.messages', 'input.stop', 'input.seed', 'input.temperature']),
       withHostileField({ paused: true, message: 'm' }, ['message', 'settings', 'limits']),
     ),
     { nil: undefined },

@@ -28,6 +28,9 @@ import {
   TensorJson,
 } from '../../src/protocol/index.js';
 import { ControlAction, EnrollForm, SettingsUpdate } from '../../src/protocol/control.js';
+import { ChatCompletionRequest, CompletionRequest } from '../../src/protocol/openai.js';
+import { LlmJobInput } from '../../src/protocol/llm.js';
+import { CreateApiKeyRequest, ModelRenameRequest } from '../../src/protocol/api.js';
 import { FrameDecoder } from '../../src/transport/frame.js';
 import { decodeTensor } from '../../src/worker/executors/tensor-codec.js';
 import { hostileJson, hostileString, stringsIn, withHostileField } from '../helpers/hostile.js';
@@ -131,6 +134,11 @@ const BODIES: [string, Parameters<typeof parseBody>[0], Record<string, unknown>,
   ['a control action', ControlAction, { action: 'snooze', minutes: 5 }, ['action', 'minutes', 'untilMs']],
   ['an enrollment form', EnrollForm, { coordinator: 'h:1', token: 't' }, ['coordinator', 'token', 'name']],
   ['a settings update', SettingsUpdate, { startAtLogin: true }, ['coordinator', 'policy', 'startAtLogin']],
+  ['a chat completion', ChatCompletionRequest, { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }, ['model', 'messages.0.content', 'messages.0.role', 'stop', 'seed', 'max_tokens', 'temperature', 'n']],
+  ['a completion', CompletionRequest, { model: 'm', prompt: 'p' }, ['model', 'prompt', 'max_tokens', 'top_p']],
+  ['an llm job input', LlmJobInput, { prompt: 'p', maxTokens: 4 }, ['prompt', 'maxTokens', 'messages', 'stop', 'seed', 'temperature']],
+  ['a model rename', ModelRenameRequest, { name: 'm' }, ['name']],
+  ['an API key', CreateApiKeyRequest, { scope: 'inference', name: 'n' }, ['scope', 'name']],
 ];
 
 describe('API and control bodies', () => {
