@@ -118,6 +118,9 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   private reportedModels = '';
   /** Sends a heartbeat now, while a connection is up. */
   private beatNow: (() => void) | null = null;
+  /** The latest load sample: heartbeats carry it, so it is at most one interval old. */
+  private lastLoad: Heartbeat['load'] = { cpu: null, freeMemoryBytes: null };
+  private sampling = false;
 
   constructor(private readonly opts: AgentOptions) {
     super();
@@ -310,14 +313,30 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
 
   private startHeartbeat(channel: FrameChannel, intervalSecs: number): NodeJS.Timeout {
     const beat = () => {
-      this.opts.probes
-        .load()
-        .then((load) => send(channel, this.heartbeat(load)))
+      send(channel, this.heartbeat(this.lastLoad))
         // A closed connection is noticed by the frame loop; anything else is a bug, which must show in the log.
         .catch((e: unknown) => (isGridError(e) ? this.opts.logger.debug({ err: e }, 'heartbeat not sent') : this.opts.logger.error({ err: e }, 'heartbeat not sent')));
+      this.sampleLoad();
     };
     this.beatNow = beat;
+    this.sampleLoad();
     return setInterval(beat, intervalSecs * 1000);
+  }
+
+  /**
+   * Refreshes `lastLoad` for the next heartbeat. A heartbeat never waits for
+   * a probe: it is the liveness signal, and a probe can take seconds (a busy
+   * thread pool, a slow OS query), long enough to look like a dead worker.
+   * One sample at a time, so a slow probe cannot pile up behind itself.
+   */
+  private sampleLoad(): void {
+    if (this.sampling) return;
+    this.sampling = true;
+    this.opts.probes
+      .load()
+      .then((load) => (this.lastLoad = load))
+      .catch((e: unknown) => this.opts.logger.error({ err: e }, 'load probe failed'))
+      .finally(() => (this.sampling = false));
   }
 
   private currentStatus(): { status: WorkerStatus; pausedReason: string | null } {

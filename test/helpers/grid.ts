@@ -20,7 +20,8 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { within } from './within.js';
 
-export const silent = pino({ level: 'silent' });
+/** Quiet unless asked: `GG_TEST_LOG=warn npx vitest run …` shows the coordinator's and workers' logs on stderr. */
+export const silent = pino({ level: process.env.GG_TEST_LOG ?? 'silent' }, pino.destination(2));
 
 /** Test timing: a dead worker is noticed in about 1.5 s instead of 90 s. */
 export const FAST = { heartbeatIntervalSecs: 0.3, heartbeatTimeoutSecs: 1.5 };
