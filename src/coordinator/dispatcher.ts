@@ -46,6 +46,7 @@ import {
   cancelJob,
   expireLeases,
   handBackJob,
+  keepResumeFrom,
   leaseJobs,
   listQueueHead,
   queuedJobRow,
@@ -116,13 +117,13 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     // Forgotten at once, so that a pass from now on leases to the new session
     // only; the store releases the old ones after.
     on('online', (workerId: string) => {
-      this.leases.forgetWorker(workerId);
-      this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected')).then(() => this.kick()));
+      const lost = this.leases.forgetWorker(workerId);
+      this.guard(this.exclusive(() => this.workerGone(workerId, 'reconnected', lost)).then(() => this.kick()));
     });
     on('capacity', () => this.kick());
     on('offline', (workerId: string) => {
-      this.leases.forgetWorker(workerId);
-      this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected')));
+      const lost = this.leases.forgetWorker(workerId);
+      this.guard(this.exclusive(() => this.workerGone(workerId, 'disconnected', lost)));
     });
     on('job', (workerId: string, msg: JobMessage) => this.guard(this.takeJobMessage(workerId, msg).then(() => undefined)));
     on('heartbeat', (workerId: string, hb: { runningJobs: { jobId: string; leaseId: string; progress: number | null }[] }) => {
@@ -326,6 +327,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
             requirements: row.requirements,
             timeoutMs: row.timeoutMs,
             attempt: row.attempt,
+            ...(row.resumeFrom !== null && { resumeFrom: row.resumeFrom }),
           },
           leaseId: row.leaseId!,
           leaseExpiresAt: row.leaseExpiresAt!.toISOString(),
@@ -379,15 +381,18 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       return true;
     }
     if (msg.type === 'job.partial') {
+      this.leases.addStreamed(lease, msg);
       this.partialListeners.get(msg.jobId)?.(msg.offset, msg.text);
       return true;
     }
-    if (msg.type === 'job.release') return this.takeRelease(workerId, msg);
+    if (msg.type === 'job.release') return this.takeRelease(lease, msg);
     return this.takeResult(lease, msg);
   }
 
-  private async takeRelease(workerId: string, msg: Extract<JobMessage, { type: 'job.release' }>): Promise<boolean> {
+  private async takeRelease(lease: Lease, msg: Extract<JobMessage, { type: 'job.release' }>): Promise<boolean> {
+    const { workerId } = lease;
     await this.writes.flush();
+    await this.keepStreamed([lease]);
     const row = await handBackJob(this.opts.db, msg.jobId, msg.leaseId, msg.reason, new Date());
     this.leases.end(workerId, msg.jobId);
     this.kick();
@@ -401,6 +406,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     const { workerId } = lease;
     const at = new Date();
     const startedAt = this.leases.startedAt(lease, at, msg.runMs);
+    // A failed attempt may be repeated: the next continues from what this one streamed.
+    if (!msg.outcome.ok) await this.keepStreamed([lease]);
     const row = await this.writes.complete({ jobId: msg.jobId, leaseId: msg.leaseId, outcome: checkedOutcome(lease.kind, msg.outcome, workerId), at, startedAt });
     this.leases.end(workerId, msg.jobId);
     this.kick();
@@ -414,15 +421,27 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     return true;
   }
 
-  private async workerGone(workerId: string, what: string): Promise<void> {
+  private async workerGone(workerId: string, what: string, lost: Lease[]): Promise<void> {
     // A pass may already have leased a job to the worker's new session before
     // this ran: those leases are current, the rest belong to an ended session.
     const keep = this.leases.leaseIdsOf(workerId);
     // What the worker sent before it went counts: its results are written before its leases are released.
     await this.writes.flush();
+    await this.keepStreamed(lost);
     const reason = { code: 'GG_ERR_CONNECTION_CLOSED', message: `worker ${workerId} ${what}` };
     const released = await releaseWorkerLeases(this.opts.db, workerId, this.opts.instanceId, reason, new Date(), keep);
     this.afterRelease(released);
+  }
+
+  /** Saves what the leases' attempts streamed, before they end without a result: the next attempt continues from it. */
+  private async keepStreamed(leases: readonly Lease[]): Promise<void> {
+    await keepResumeFrom(
+      this.opts.db,
+      leases.flatMap((l) => {
+        const resumeFrom = this.leases.resumeFrom(l);
+        return resumeFrom ? [{ jobId: l.jobId, leaseId: l.leaseId, resumeFrom }] : [];
+      }),
+    );
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

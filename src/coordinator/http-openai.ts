@@ -66,7 +66,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     });
     const ids: AnswerIds = { id: row.id, model: r.model, created: Math.floor(row.submittedAt.getTime() / 1000) };
     const stream = r.stream ? new EventStream(reply, ids, r.chat) : null;
-    const unsubscribe = stream ? deps.dispatcher.onPartial(row.id, (offset, text) => stream.text(offset, text)) : () => undefined;
+    const unsubscribe = stream
+      ? deps.dispatcher.onPartial(row.id, (offset, text) => {
+          // The client has text this attempt did not produce: nothing after it would fit. The job stops.
+          if (!stream.text(offset, text)) gone.abort();
+        })
+      : () => undefined;
     try {
       const done = await finished(row.id, gone.signal);
       if (!done) {
@@ -83,7 +88,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       }
       const out = LlmJobOutput.parse(done.output);
       if (!stream) return r.chat ? chatCompletion(ids, out) : completion(ids, out);
-      stream.finish(out.text, out.finishReason, usage(out), r.includeUsage);
+      if (stream.text(0, out.text)) stream.finish(out.finishReason, usage(out), r.includeUsage);
       return reply;
     } finally {
       unsubscribe();
@@ -115,6 +120,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
 class EventStream {
   /** The text the client has. */
   private sent = '';
+  private ended = false;
   private readonly object: string;
 
   constructor(
@@ -129,19 +135,33 @@ class EventStream {
     reply.raw.flushHeaders();
   }
 
-  /** Output from `offset` of the attempt's text; only what the client lacks is sent (a repeated attempt starts again at 0). */
-  text(offset: number, text: string): void {
-    if (offset > this.sent.length) return;
-    const fresh = text.slice(this.sent.length - offset);
-    if (fresh === '') return;
+  /**
+   * Output from `offset` of the attempt's text; only what the client lacks is
+   * sent. A repeated attempt starts again at 0, with what the lost one
+   * streamed (it continues from it). False, and the stream ended with
+   * GG_ERR_STREAM_BROKEN, when the text disagrees with what the client has:
+   * an attempt that could not continue (it started over and sampled another
+   * text) must not be spliced into the answer.
+   */
+  text(offset: number, text: string): boolean {
+    if (this.ended) return false;
+    // A piece after a gap (pieces come in order, so only of another attempt): the rest comes with the result.
+    if (offset > this.sent.length) return true;
+    const overlap = Math.min(this.sent.length - offset, text.length);
+    if (text.slice(0, overlap) !== this.sent.slice(offset, offset + overlap)) {
+      this.fail(new GridError('GG_ERR_STREAM_BROKEN', `job ${this.ids.id}: the worker streaming this answer was lost, and the next attempt could not continue where it stopped`));
+      return false;
+    }
+    const fresh = text.slice(overlap);
+    if (fresh === '') return true;
     const first = this.sent === '';
     this.sent += fresh;
     this.event({ choices: [this.choice(fresh, null, first)] });
+    return true;
   }
 
-  finish(text: string, finishReason: FinishReason, used: Usage, includeUsage: boolean): void {
-    // What did not arrive as it was produced (a worker on another instance) comes now.
-    if (text.startsWith(this.sent)) this.text(0, text);
+  /** Ends the stream after all of the text was sent (`text(0, whole)`). */
+  finish(finishReason: FinishReason, used: Usage, includeUsage: boolean): void {
     // The last chunk with a choice carries the usage too, for clients that do not ask for a usage chunk.
     this.event({ choices: [this.choice(null, finishReason, false)], usage: includeUsage ? null : used });
     if (includeUsage) this.event({ choices: [], usage: used });
@@ -149,6 +169,7 @@ class EventStream {
   }
 
   fail(error: GridError): void {
+    if (this.ended) return;
     this.reply.raw.write(`data: ${JSON.stringify(withOpenAiFields(errorPayload(error.code, error.message), error.status))}\n\n`);
     this.end();
   }
@@ -164,6 +185,7 @@ class EventStream {
   }
 
   private end(): void {
+    this.ended = true;
     this.reply.raw.end('data: [DONE]\n\n');
   }
 }

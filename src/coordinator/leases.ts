@@ -25,6 +25,8 @@
  * Two writes per short job become one.
  */
 
+import { MAX_RESUME_CHARS, type ResumeFrom } from '../protocol/index.js';
+
 export interface Lease {
   readonly workerId: string;
   readonly jobId: string;
@@ -34,6 +36,13 @@ export interface Lease {
   readonly kind: string;
   /** Whether the job's start was reported (and marked running) under this lease. */
   started: boolean;
+  /**
+   * The output the attempt streamed so far (`job.partial`: text, and tokens
+   * while every piece had them), for the next attempt to continue from if
+   * this one is lost; null once it outgrew MAX_RESUME_CHARS or came with a
+   * gap, when the next one starts again.
+   */
+  streamed: { text: string; tokens: number[] | null } | null;
 }
 
 /** What a heartbeat or a later `job.progress` says of a running job; written in one statement per flush. */
@@ -50,7 +59,7 @@ export class LeaseTable {
 
   grant(workerId: string, job: { jobId: string; leaseId: string; kind: string }): void {
     this.end(this.byJob.get(job.jobId)?.workerId ?? workerId, job.jobId);
-    this.byJob.set(job.jobId, { workerId, ...job, started: false });
+    this.byJob.set(job.jobId, { workerId, ...job, started: false, streamed: { text: '', tokens: [] } });
     let jobs = this.byWorker.get(workerId);
     if (!jobs) this.byWorker.set(workerId, (jobs = new Set()));
     jobs.add(job.jobId);
@@ -74,9 +83,9 @@ export class LeaseTable {
     return lease;
   }
 
-  /** Forgets every lease of the worker: they belonged to a session that is gone. */
-  forgetWorker(workerId: string): void {
-    for (const jobId of [...(this.byWorker.get(workerId) ?? [])]) this.end(workerId, jobId);
+  /** Forgets every lease of the worker: they belonged to a session that is gone. Returns them. */
+  forgetWorker(workerId: string): Lease[] {
+    return [...(this.byWorker.get(workerId) ?? [])].flatMap((jobId) => this.end(workerId, jobId) ?? []);
   }
 
   /** The lease ids the worker holds here. */
@@ -98,6 +107,27 @@ export class LeaseTable {
   /** When a job whose result just came started, if its start was never reported on its own. */
   startedAt(lease: Lease, resultAt: Date, runMs: number | undefined): Date | undefined {
     return lease.started || runMs === undefined ? undefined : new Date(resultAt.getTime() - runMs);
+  }
+
+  /** Adds a `job.partial` to what the lease streamed; `offset` is where its text starts in the attempt's output. */
+  addStreamed(lease: Lease, piece: { offset: number; text: string; tokens?: number[] | undefined }): void {
+    const s = lease.streamed;
+    if (s === null) return;
+    // Pieces come in order over one stream, each after the last: anything else means some never came.
+    if (piece.offset !== s.text.length || s.text.length + piece.text.length > MAX_RESUME_CHARS) {
+      lease.streamed = null;
+      return;
+    }
+    s.text += piece.text;
+    if (s.tokens && piece.tokens && s.tokens.length + piece.tokens.length <= MAX_RESUME_CHARS) s.tokens.push(...piece.tokens);
+    else s.tokens = null;
+  }
+
+  /** What the next attempt continues from if this lease ends without a result; null for nothing (or nothing usable). */
+  resumeFrom(lease: Lease): ResumeFrom | null {
+    const s = lease.streamed;
+    if (!s || s.text === '') return null;
+    return { text: s.text, ...(s.tokens && { tokens: s.tokens }) };
   }
 
   /** Keeps the latest word on a running job for the next renewal, if its lease is current. */

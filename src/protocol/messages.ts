@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { GridError } from './errors.js';
 import { AdminOverride } from './policy.js';
-import { json, line, prose } from './text.js';
+import { generated, json, line, prose } from './text.js';
 import { firstZodProblem } from './zod-problems.js';
 
 /** Bumped on any incompatible change to the messages below. */
@@ -83,6 +83,30 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 /** HTTP header naming the lease a worker's input or result request is for. */
 export const LEASE_HEADER = 'x-gogrid-lease';
 
+/** The most text one `job.partial` carries; the worker sends more often than this fills. */
+export const MAX_PARTIAL_CHARS = 64 * 1024;
+/**
+ * The most output a repeated attempt continues from (`JobSpec.resumeFrom`):
+ * text and token ids, with an inline input, still fit a frame even escaped.
+ * A job that streamed more starts again from the beginning.
+ */
+export const MAX_RESUME_CHARS = 32 * 1024;
+
+/** Token ids of a model's vocabulary, as an llm executor reports them with its text. */
+const TokenIds = z.array(nonNegInt);
+
+/**
+ * What an earlier attempt of a job streamed before it was lost: its text and,
+ * where the executor reported them, the tokens that text decodes from. The
+ * tokens let the next attempt continue exactly where the last one stopped:
+ * text tokenized again can split differently and change what follows.
+ */
+export const ResumeFrom = z.object({
+  text: generated(MAX_RESUME_CHARS),
+  tokens: TokenIds.max(MAX_RESUME_CHARS).optional(),
+});
+export type ResumeFrom = z.infer<typeof ResumeFrom>;
+
 export const JobSpec = z.object({
   jobId: id,
   kind: line(32).min(1),
@@ -93,6 +117,12 @@ export const JobSpec = z.object({
   requirements: JobRequirements.default({}),
   timeoutMs: z.number().int().positive(),
   attempt: z.number().int().positive(),
+  /**
+   * What an earlier attempt already produced (its `job.partial` output)
+   * before it was lost: the executor continues after it rather than starting
+   * again, and its output begins with it. Only executors that stream get one.
+   */
+  resumeFrom: ResumeFrom.optional(),
 });
 
 export const RunningJob = z.object({
@@ -151,9 +181,6 @@ export const JobProgress = z.object({
   message: prose(1000).optional(),
 });
 
-/** The most text one `job.partial` carries; the worker sends more often than this fills. */
-export const MAX_PARTIAL_CHARS = 64 * 1024;
-
 /**
  * Output a job produces while it runs (an llm job's text as it is
  * generated), coalesced by the worker. `offset` is where `text` starts in the
@@ -165,7 +192,9 @@ export const JobPartial = z.object({
   jobId: id,
   leaseId: id,
   offset: nonNegInt,
-  text: z.string().max(MAX_PARTIAL_CHARS),
+  text: generated(MAX_PARTIAL_CHARS),
+  /** The tokens `text` decodes from, all of them, when the executor knows them (an llm job's). */
+  tokens: TokenIds.max(MAX_PARTIAL_CHARS).optional(),
 });
 
 /**

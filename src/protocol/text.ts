@@ -6,6 +6,7 @@
  *   name: line(256)           // a name or label: one line, no control characters
  *   message: prose(4000)      // an error message or reason: may span lines
  *   data: tensorString        // a string tensor element: any Unicode text, NUL included
+ *   text: generated(65536)    // text a model generated (an llm's output): the same
  *   input: json()             // a job's JSON: bounded depth, every string well-formed
  *
  * Every kind refuses lone surrogates (half of a UTF-16 pair): they have no
@@ -53,6 +54,7 @@ export const line = (max: number, opts: { trim?: boolean } = {}) =>
 export const prose = (max: number) => z.string().max(max).superRefine(refused(NOT_IN_PROSE));
 /** A string tensor element: any well-formed text, NUL and other control characters included. */
 export const tensorString = z.string().superRefine(refused(LONE_SURROGATE));
+export const generated = (max: number) => z.string().max(max).superRefine(refused(LONE_SURROGATE));
 
 /**
  * Null when `value` (parsed JSON) nests at most `maxDepth` deep and every

@@ -38,7 +38,7 @@ import {
   type RunningJob,
   type WorkerMessageInput,
 } from '../protocol/index.js';
-import { Suspension, type RunJobOptions } from './executors/index.js';
+import { Suspension, type OutputPiece, type RunJobOptions } from './executors/index.js';
 
 export interface JobRunnerOptions {
   slots: number;
@@ -274,7 +274,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     };
     // The first progress message marks the job running at the coordinator.
     const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), startReportMs);
-    const partials = new PartialOutput((offset, text) => void this.report({ type: 'job.partial', jobId, leaseId: entry.leaseId, offset, text }));
+    const partials = new PartialOutput((offset, text, tokens) => void this.report({ type: 'job.partial', jobId, leaseId: entry.leaseId, offset, text, ...(tokens && { tokens }) }));
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
@@ -285,7 +285,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         timeoutMs: job.timeoutMs,
         signal,
         onProgress: (p, message) => progress(p, message),
-        onPartial: (text) => partials.add(text),
+        onPartial: (piece) => partials.add(piece),
         suspension: this.suspension,
       });
       // Sent before the result, on the same stream: a client streaming the output gets all of it first.
@@ -406,13 +406,17 @@ function asMessage(text: string, local: [path: string, shown: string][] = []): s
 /** A job's output as it is produced, sent in pieces at most every PARTIAL_EVERY_MS, each saying where it starts. */
 class PartialOutput {
   private pending = '';
+  /** The tokens of `pending`, while every piece in it came with its own; null once one did not. */
+  private tokens: number[] | null = [];
   private sent = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly send: (offset: number, text: string) => void) {}
+  constructor(private readonly send: (offset: number, text: string, tokens: number[] | undefined) => void) {}
 
-  add(text: string): void {
-    this.pending += text;
+  add(piece: OutputPiece): void {
+    this.pending += piece.text;
+    if (this.tokens && piece.tokens) this.tokens.push(...piece.tokens);
+    else this.tokens = null;
     if (this.pending.length >= MAX_PARTIAL_CHARS) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), PARTIAL_EVERY_MS);
   }
@@ -420,17 +424,21 @@ class PartialOutput {
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    // Tokens go only with the whole text they decode to: a piece cut to fit a frame goes without.
+    const tokens = this.pending.length <= MAX_PARTIAL_CHARS && this.tokens && this.tokens.length <= MAX_PARTIAL_CHARS ? this.tokens : undefined;
     while (this.pending.length > 0) {
       const text = this.pending.slice(0, MAX_PARTIAL_CHARS);
       this.pending = this.pending.slice(text.length);
-      this.send(this.sent, text);
+      this.send(this.sent, text, tokens);
       this.sent += text.length;
     }
+    this.tokens = [];
   }
 
   /** Drops what was not sent: the job ended without a result to precede. */
   stop(): void {
     clearTimeout(this.timer);
     this.pending = '';
+    this.tokens = [];
   }
 }

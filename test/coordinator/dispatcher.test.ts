@@ -109,6 +109,40 @@ for (const backend of backends) {
       expect(second.leaseId).not.toBe(first.leaseId);
     });
 
+    it('gives the next attempt what a lost one streamed, its text and tokens, to continue from', async () => {
+      const a = await worker();
+      const job = await rig.dispatcher.submit(request(), MODEL);
+      const first = await a.next('job.assign');
+      expect(first.job.resumeFrom).toBeUndefined();
+      const partial = (offset: number, text: string, tokens?: number[]) =>
+        rig.dispatcher.takeJobMessage(a.workerId, { type: 'job.partial', jobId: job.id, leaseId: first.leaseId, offset, text, ...(tokens && { tokens }) });
+      await partial(0, 'Hel', [1]);
+      await partial(3, 'lo', [2, 3]);
+      a.drop();
+      const b = await worker();
+      expect((await b.next('job.assign')).job).toMatchObject({ attempt: 2, resumeFrom: { text: 'Hello', tokens: [1, 2, 3] } });
+    });
+
+    it('resumes from the text alone once a piece came without tokens, and from nothing after a gap', async () => {
+      const a = await worker();
+      const job = await rig.dispatcher.submit(request(), MODEL);
+      const assign = await a.next('job.assign');
+      const partial = (leaseId: string, offset: number, text: string, tokens?: number[]) =>
+        rig.dispatcher.takeJobMessage(a.workerId, { type: 'job.partial', jobId: job.id, leaseId, offset, text, ...(tokens && { tokens }) });
+      await partial(assign.leaseId, 0, 'Hel', [1]);
+      await partial(assign.leaseId, 3, 'lo');
+      await a.send({ type: 'job.release', jobId: job.id, leaseId: assign.leaseId, reason: 'owner is back' });
+      const again = await a.next('job.assign');
+      expect(again.job.resumeFrom).toEqual({ text: 'Hello' });
+      // This attempt says it starts at 5 of a text it never sent: what it streamed is not the job's output.
+      await partial(again.leaseId, 5, ', world', [4]);
+      a.drop();
+      const b = await worker();
+      const third = await b.next('job.assign');
+      // What the earlier attempt kept stays: only a continuation the coordinator can vouch for replaces it.
+      expect(third.job.resumeFrom).toEqual({ text: 'Hello' });
+    });
+
     it('tells the worker to stop a job canceled while it runs', async () => {
       const w = await worker();
       const job = await rig.dispatcher.submit(request(), MODEL);

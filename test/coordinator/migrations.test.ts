@@ -56,6 +56,10 @@ const WRITTEN_AT: Record<number, string> = {
       VALUES ('j-v4-nul', 'onnx', '${hex('d')}', 10, 'm.onnx', '{"inputs":{"x":{"dtype":"string","dims":[1],"data":["a\\u0000b"]}}}', '{}', 1000, 3, 'queued', '${T}', '${T}');`,
   5: `
     INSERT INTO api_keys (id, key_sha256, name, scope, created_at, last_used_at) VALUES ('k-v5', '${hex('e')}', 'chat app', 'inference', '${T}', '${T}');`,
+  6: `
+    INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, attempt, resume_from, submitted_at, updated_at)
+      VALUES ('j-v6-resume', 'llm', '${hex('f')}', 10, 'tiny', '{"prompt":"Hi"}', '{}', 1000, 3, 'queued', 1,
+              '{"text":"Hel\\u0000lo","tokens":[7,8]}', '${T}', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -87,6 +91,11 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
     // Version 1's key (written before these rows) counts as an admin key: the inference key may go, the last admin key may not.
     expect(await revokeApiKey(db, 'k-v5', new Date(T))).toMatchObject({ revokedAt: new Date(T) });
     await expect(revokeApiKey(db, 'k-v1', new Date(T))).rejects.toMatchObject({ code: 'GG_ERR_LAST_ADMIN_KEY' });
+  },
+  6: async (db) => {
+    // What a lost attempt streamed goes with the next lease.
+    const [leased] = await leaseJobs(db, [lease('j-v6-resume', 'L-v6')], at(1));
+    expect(leased).toMatchObject({ attempt: 2, input: { prompt: 'Hi' }, resumeFrom: { text: 'Hel\u0000lo', tokens: [7, 8] } });
   },
 };
 

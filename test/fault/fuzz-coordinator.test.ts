@@ -163,7 +163,7 @@ describe('every HTTP route, with hostile parameters, queries and bodies', () => 
 const FRAMES: [Record<string, unknown>, string[]][] = [
   [{ type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 } }, ['status', 'pausedReason', 'load.cpu', 'runningJobs', 'slots', 'cachedModels']],
   [{ type: 'job.progress', jobId: 'j-1', leaseId: 'l-1', progress: 0.5 }, ['jobId', 'leaseId', 'progress', 'message']],
-  [{ type: 'job.partial', jobId: 'j-1', leaseId: 'l-1', offset: 0, text: 'Hel' }, ['jobId', 'leaseId', 'offset', 'text']],
+  [{ type: 'job.partial', jobId: 'j-1', leaseId: 'l-1', offset: 0, text: 'Hel', tokens: [7] }, ['jobId', 'leaseId', 'offset', 'text', 'tokens']],
   [{ type: 'job.result', jobId: 'j-1', leaseId: 'l-1', outcome: { ok: true, output: { outputs: {} } } }, ['jobId', 'runMs', 'outcome.output', 'outcome']],
   [{ type: 'job.release', jobId: 'j-1', leaseId: 'l-1', reason: 'r' }, ['jobId', 'reason']],
 ];

@@ -125,7 +125,7 @@ describe('the OpenAI API, through the official client with an inference key', ()
     await expect(openai('ggk_wrong').chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
-  it('relays a worker’s output as it comes, each piece once, and only what the client lacks after a repeated attempt', async () => {
+  it('relays a worker’s output as it comes, each piece once; a repeated attempt continues from what was streamed', async () => {
     const raw = await rawWorker(c, await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() }), {
       executors: ['llm'],
       slots: 1,
@@ -143,10 +143,10 @@ describe('the OpenAI API, through the official client with an inference key', ()
       expect((await next()).choices[0]!.delta).toEqual({ role: 'assistant', content: 'Hel' });
       await partial(3, 'lo');
       expect((await next()).choices[0]!.delta).toEqual({ content: 'lo' });
-      // The attempt fails; the next one starts again from the beginning and only its new text reaches the client.
+      // The attempt fails; the next one is told what was streamed, starts with it, and only its new text reaches the client.
       await raw.send({ type: 'job.result', jobId: first.job.jobId, leaseId: first.leaseId, outcome: { ok: false, error: { code: 'GG_ERR_EXECUTOR_CRASHED', message: 'boom', retryable: true } } });
       const second = await raw.next('job.assign');
-      expect(second.job.attempt).toBe(2);
+      expect(second.job).toMatchObject({ attempt: 2, resumeFrom: { text: 'Hello' } });
       await partial(0, 'Hello, w', second);
       expect((await next()).choices[0]!.delta).toEqual({ content: ', w' });
       const output = { text: 'Hello, world', finishReason: 'stop', usage: { promptTokens: 5, completionTokens: 4 } };
@@ -156,6 +156,29 @@ describe('the OpenAI API, through the official client with an inference key', ()
       expect(last.choices[0]!.finish_reason).toBe('stop');
       expect(last.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 });
       expect((await chunks.next()).done).toBe(true);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('ends a stream with GG_ERR_STREAM_BROKEN, and stops the job, when a repeated attempt disagrees with what the client has', async () => {
+    const raw = await rawWorker(c, await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() }), {
+      executors: ['llm'],
+      slots: 1,
+    });
+    try {
+      const stream = await client.chat.completions.create({ model: modelName, messages: MESSAGES, stream: true });
+      const chunks = stream[Symbol.asyncIterator]();
+      const first = await raw.next('job.assign');
+      await raw.send({ type: 'job.partial', jobId: first.job.jobId, leaseId: first.leaseId, offset: 0, text: 'Hello', tokens: [1, 2] });
+      expect((await within(10_000, 'a chunk', chunks.next())).value).toMatchObject({ choices: [{ delta: { content: 'Hello' } }] });
+      // Handed back; the next attempt (an older worker that cannot resume) starts over with other text.
+      await raw.send({ type: 'job.release', jobId: first.job.jobId, leaseId: first.leaseId, reason: 'owner is back' });
+      const second = await raw.next('job.assign');
+      expect(second.job.resumeFrom).toEqual({ text: 'Hello', tokens: [1, 2] });
+      await raw.send({ type: 'job.partial', jobId: second.job.jobId, leaseId: second.leaseId, offset: 0, text: 'Goodbye' });
+      await expect(within(10_000, 'the stream to fail', chunks.next())).rejects.toMatchObject({ code: 'GG_ERR_STREAM_BROKEN' });
+      expect((await raw.next('job.cancel')).jobId).toBe(second.job.jobId);
     } finally {
       await raw.close();
     }

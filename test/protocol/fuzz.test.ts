@@ -38,7 +38,8 @@ import { hostileJson, hostileString, stringsIn, withHostileField } from '../help
 const RUNS = { numRuns: 300 };
 const LONE_SURROGATE = /\p{Cs}/u;
 /** Job JSON may carry NUL (stored as the escape `\u0000` in JSON text); nothing else may. */
-const isJobJson = (path: string) => /(^|\.)(input|output)(\.|$)/.test(path);
+/** Job JSON and what a model generated (a partial's text, what a lost attempt streamed): stored as JSON text, where NUL is an escape. */
+const isJobJson = (path: string) => /(^|\.)(input|output|resumeFrom)(\.|$)|^text$/.test(path);
 
 /** The property every boundary shares: refused with a GridError, or accepted and storable. */
 function refusedOrStorable(parse: () => unknown): void {
@@ -74,6 +75,7 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
     ['status', 'pausedReason', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels'],
   ],
   [{ type: 'job.progress', jobId: 'j', leaseId: 'l', progress: 0.5, message: 'm' }, ['jobId', 'leaseId', 'progress', 'message']],
+  [{ type: 'job.partial', jobId: 'j', leaseId: 'l', offset: 3, text: 'lo', tokens: [7, 8] }, ['jobId', 'offset', 'text', 'tokens', 'tokens.0']],
   [
     { type: 'job.result', jobId: 'j', leaseId: 'l', runMs: 5, outcome: { ok: true, output: { outputs: { y: tensor } } } },
     ['jobId', 'runMs', 'outcome.output', 'outcome.output.outputs', 'outcome.output.outputs.y.data', 'outcome.ok'],
@@ -91,11 +93,11 @@ const COORDINATOR_MESSAGES: [Record<string, unknown>, string[]][] = [
   [
     {
       type: 'job.assign',
-      job: { jobId: 'j', kind: 'onnx', model: { sha256: 'a'.repeat(64), size: 1, name: 'm' }, input: { inputs: {} }, timeoutMs: 1, attempt: 1 },
+      job: { jobId: 'j', kind: 'llm', model: { sha256: 'a'.repeat(64), size: 1, name: 'm' }, input: { prompt: 'Hi' }, timeoutMs: 1, attempt: 2, resumeFrom: { text: 'Hel', tokens: [7] } },
       leaseId: 'l',
       leaseExpiresAt: '2026-01-01T00:00:00Z',
     },
-    ['job.kind', 'job.model.name', 'job.input', 'job.requirements.labels', 'job.timeoutMs', 'leaseExpiresAt'],
+    ['job.kind', 'job.model.name', 'job.input', 'job.requirements.labels', 'job.timeoutMs', 'leaseExpiresAt', 'job.resumeFrom.text', 'job.resumeFrom.tokens'],
   ],
   [{ type: 'job.cancel', jobId: 'j', leaseId: 'l', reason: 'r' }, ['reason']],
   [{ type: 'worker.policy', adminPolicy: { paused: true, message: 'm' } }, ['adminPolicy.message', 'adminPolicy.settings']],

@@ -11,7 +11,7 @@
  *   const [done] = await completeJobs(db, [{ jobId, leaseId, outcome: { ok: true, output }, at: now }]); // null: stale lease
  */
 import { z } from 'zod';
-import { JobRequirements, JobState, type JobError, type ModelRef } from '../../protocol/index.js';
+import { JobRequirements, JobState, ResumeFrom, type JobError, type ModelRef } from '../../protocol/index.js';
 import type { Db } from './db.js';
 
 const JobErrorColumn = z.object({ code: z.string(), message: z.string() }).nullable();
@@ -44,6 +44,7 @@ export const JobRow = z
     waiting_reason: z.string().nullable(),
     output: JsonText,
     error: JobErrorColumn,
+    resume_from: JsonText.pipe(ResumeFrom.nullable().optional()),
     submitted_at: z.date(),
     started_at: z.date().nullable(),
     finished_at: z.date().nullable(),
@@ -67,6 +68,8 @@ export const JobRow = z
     waitingReason: r.waiting_reason,
     output: r.output,
     error: r.error,
+    /** What a lost attempt streamed, for the next to continue from; only on rows that carry the input. */
+    resumeFrom: r.resume_from ?? null,
     submittedAt: r.submitted_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
@@ -159,6 +162,7 @@ export function queuedJobRow(j: NewJob): JobRow {
     waitingReason: null,
     output: null,
     error: null,
+    resumeFrom: null,
     submittedAt: j.now,
     startedAt: null,
     finishedAt: null,
@@ -329,6 +333,23 @@ export async function completeJobs(db: Db, results: readonly JobResultRecord[]):
     answers[i] = (await release(db, `id = $1 AND lease_id = $2`, [r.jobId, r.leaseId], { code, message }, retryable, r.at))[0] ?? null;
   }
   return answers;
+}
+
+/**
+ * Keeps what attempts streamed (their `job.partial` text) before they end
+ * without a result, so the next attempt continues from it rather than
+ * starting again. Written just before the lease is released, and only while
+ * it is current: a stale lease's text is not the job's.
+ */
+export async function keepResumeFrom(db: Db, items: readonly { jobId: string; leaseId: string; resumeFrom: ResumeFrom }[]): Promise<void> {
+  if (items.length === 0) return;
+  await db.query(
+    `UPDATE jobs j SET resume_from = r.text
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS r(job_id, lease_id, text)
+     WHERE j.id = r.job_id AND j.lease_id = r.lease_id AND j.state IN ('leased', 'running')`,
+    // As JSON text, like inputs and outputs: a text column cannot hold a NUL, and a model may produce one.
+    [items.map((i) => i.jobId), items.map((i) => i.leaseId), items.map((i) => JSON.stringify(i.resumeFrom))],
+  );
 }
 
 /**

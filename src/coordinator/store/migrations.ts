@@ -149,6 +149,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE api_keys ADD COLUMN last_used_at timestamptz;
     `,
   },
+  {
+    version: 6,
+    name: 'output a lost attempt streamed, to resume from',
+    // Written only when an attempt that streamed output ends without a result
+    // (its worker lost, the job handed back): the next attempt continues from it.
+    up: `
+      ALTER TABLE jobs ADD COLUMN resume_from text;
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.

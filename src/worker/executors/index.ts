@@ -19,7 +19,7 @@ export type { JobExit, JobExitReason, JobLogger } from './job-child.js';
 export type { JobPriority } from './priority.js';
 export { Suspension } from './suspension.js';
 export { JobProcessLeftovers } from './leftovers.js';
-export type { Executor, ExecutorContext } from './types.js';
+export type { Executor, ExecutorContext, OutputPiece } from './types.js';
 
 /** Every job kind this build has an executor for, whether or not this machine can run it. */
 export function executorKinds(): string[] {

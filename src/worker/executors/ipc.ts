@@ -37,7 +37,7 @@ export const ProgressMessage = z.object({
 });
 
 /** Output as the executor produces it (an llm job's text), ahead of the result. */
-export const PartialMessage = z.object({ type: z.literal('partial'), jobId: z.string(), text: z.string() });
+export const PartialMessage = z.object({ type: z.literal('partial'), jobId: z.string(), text: z.string(), tokens: z.array(z.number().int().nonnegative()).optional() });
 
 /** The executor's output JSON. */
 export const ResultMessage = z.object({ type: z.literal('result'), jobId: z.string(), output: z.unknown() });

@@ -18,6 +18,7 @@ import type { FromJobProcess } from './ipc.js';
 import type { JobChild, JobExit, JobLogger } from './job-child.js';
 import { PausableTimer } from './pausable-timer.js';
 import type { Suspension } from './suspension.js';
+import type { OutputPiece } from './types.js';
 
 export interface RunJobOptions {
   /** A verified model file from the model cache. */
@@ -33,7 +34,7 @@ export interface RunJobOptions {
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
   /** Output as the job produces it (an llm job's text). @default dropped */
-  onPartial?(text: string): void;
+  onPartial?(piece: OutputPiece): void;
   /** Where the job process's lines go while it runs this job, prefixed `[job <id> pid <pid>]`. @default the pool's logger */
   logger?: JobLogger;
   /** While on, the job's process is stopped (SIGSTOP; POSIX only) and a job without a process yet waits. @default never suspended */
@@ -74,7 +75,7 @@ export function attemptJob(child: JobChild, kind: string, job: JobSpec, opts: Ru
           opts.onProgress(msg.progress, msg.message);
           break;
         case 'partial':
-          opts.onPartial?.(msg.text);
+          opts.onPartial?.({ text: msg.text, ...(msg.tokens && { tokens: msg.tokens }) });
           break;
         case 'result':
           settle({ ok: true, output: msg.output, reusable: true });

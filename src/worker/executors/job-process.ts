@@ -93,8 +93,8 @@ async function outcome(kind: string, job: JobSpec, modelPath: string, threads: n
         const p = Math.min(1, Math.max(0, progress));
         send({ type: 'progress', jobId: job.jobId, progress: p, ...(message !== undefined && { message: message.slice(0, 1000) }) });
       },
-      onPartial(text) {
-        send({ type: 'partial', jobId: job.jobId, text });
+      onPartial({ text, tokens }) {
+        send({ type: 'partial', jobId: job.jobId, text, ...(tokens && { tokens }) });
       },
     });
     return { type: 'result', jobId: job.jobId, output };

@@ -23,9 +23,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type * as NodeLlamaCpp from 'node-llama-cpp';
 import { GridError } from '../../protocol/errors.js';
 import { LlmJobInput, type LlmJobOutput, type LlmMessage } from '../../protocol/llm.js';
+import type { ResumeFrom } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
 import { SessionCache } from './session-cache.js';
-import type { Executor } from './types.js';
+import type { Executor, OutputPiece } from './types.js';
 
 type Lib = typeof NodeLlamaCpp;
 
@@ -72,11 +73,14 @@ export const llmExecutor: Executor = {
     });
     try {
       ctx.signal.throwIfAborted();
+      // The lost attempt's output is this one's start: the offsets of what streams next continue from it.
+      const resume = job.resumeFrom;
+      if (resume) ctx.onPartial?.(resume);
       let reported = Date.now();
-      const output = await generate(lib, lease.session, input, {
+      const output = await generate(lib, lease.session, input, resume, {
         signal: ctx.signal,
-        onText: (text, tokens) => {
-          ctx.onPartial?.(text);
+        onPiece: (piece, tokens) => {
+          ctx.onPartial?.(piece);
           if (Date.now() - reported < PROGRESS_EVERY_MS) return;
           reported = Date.now();
           ctx.onProgress(input.maxTokens ? tokens / input.maxTokens : 0.5, `${tokens} tokens`);
@@ -92,8 +96,8 @@ export const llmExecutor: Executor = {
 
 interface GenerateOptions {
   signal: AbortSignal;
-  /** Called with each piece of text as it is generated, and how many tokens there are so far (the hook for streaming). */
-  onText?(text: string, tokens: number): void;
+  /** Each piece of text as it is generated, with its tokens, and how many tokens there are so far (the hook for streaming). */
+  onPiece?(piece: OutputPiece, tokens: number): void;
 }
 
 /**
@@ -102,8 +106,13 @@ interface GenerateOptions {
  * so the next turn of a chat skips its history. The text does not depend on
  * it: a job after a shared prefix gave the same tokens as in a fresh process,
  * on the CPU and on lavapipe (Vulkan).
+ *
+ * `resume` is what a lost attempt already generated (failover): the model
+ * continues after its tokens as if it had produced them here, and the output
+ * (text, completion tokens, the `maxTokens` budget) counts them as generated.
+ * Greedy, the text is what one uninterrupted run gives.
  */
-async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, options: GenerateOptions): Promise<LlmJobOutput> {
+async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resume: ResumeFrom | undefined, options: GenerateOptions): Promise<LlmJobOutput> {
   const { model, sequence } = loaded;
   const sampling = {
     temperature: input.temperature,
@@ -113,25 +122,57 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, optio
     topK: 0,
     repeatPenalty: false as const,
     trimWhitespaceSuffix: false,
-    ...(input.stop && { customStopTriggers: input.stop }),
     signal: options.signal,
   };
   let completionTokens = 0;
+  let pending: number[] = [];
   const streaming = {
     onToken: (tokens: NodeLlamaCpp.Token[]) => {
       completionTokens += tokens.length;
+      pending.push(...tokens);
     },
-    onTextChunk: (text: string) => options.onText?.(text, completionTokens),
+    // node-llama-cpp (LlamaChat and LlamaCompletion alike) calls onToken, then onTextChunk with those tokens' text.
+    onTextChunk: (text: string) => {
+      options.onPiece?.({ text, tokens: pending }, completionTokens);
+      pending = [];
+    },
+  };
+  // Text tokenized again can split differently from how it was generated: the tokens, where the lost attempt sent them.
+  const resumed = !resume ? [] : (resume.tokens ?? model.tokenize(resume.text, false, 'trimLeadingSpace'));
+  /** The answer once generation ended, with the resumed text and its tokens counted in. */
+  const answer = (promptTokens: number, text: string, stopReason: string): LlmJobOutput => ({
+    text: (resume?.text ?? '') + text,
+    finishReason: finishReason(stopReason),
+    usage: { promptTokens, completionTokens: resumed.length + completionTokens },
+  });
+  const complete = async (tokens: NodeLlamaCpp.Token[], maxTokens: number, stopTriggers: readonly (NodeLlamaCpp.LlamaText | string)[]) => {
+    const completion = new lib.LlamaCompletion({ contextSequence: sequence });
+    try {
+      const customStopTriggers = [...stopTriggers, ...(input.stop ?? [])];
+      return await completion.generateCompletionWithMeta(tokens, { ...sampling, ...streaming, maxTokens, disableContextShift: true, ...(customStopTriggers.length > 0 && { customStopTriggers }) });
+    } finally {
+      completion.dispose();
+    }
   };
 
   if (input.messages) {
     const chat = new lib.LlamaChat({ contextSequence: sequence });
     try {
       const history = chatHistory(input.messages);
-      const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
-      const maxTokens = budget(promptTokens, input.maxTokens, sequence.contextSize);
-      const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens });
-      return { text: res.response, finishReason: finishReason(res.metadata.stopReason), usage: { promptTokens, completionTokens } };
+      const state = chat.chatWrapper.generateContextState({ chatHistory: history });
+      const prompt = state.contextText.tokenize(model.tokenizer);
+      const maxTokens = budget(prompt.length, resumed.length, input.maxTokens, sequence.contextSize);
+      if (maxTokens === 0) return answer(prompt.length, '', 'maxTokens');
+      if (!resume) {
+        const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens, ...(input.stop && { customStopTriggers: input.stop }) });
+        return answer(prompt.length, res.response, res.metadata.stopReason);
+      }
+      // LlamaChat takes a model turn as text only: the rendered chat and the resumed tokens go to
+      // LlamaCompletion, which ends where LlamaChat would (the template's stop triggers) and, for
+      // a model that wants one, puts the BOS first itself.
+      const body = model.tokens.shouldPrependBosToken && prompt[0] === model.tokens.bos ? prompt.slice(1) : prompt;
+      const res = await complete([...body, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, state.stopGenerationTriggers);
+      return answer(prompt.length, res.response, res.metadata.stopReason);
     } finally {
       chat.dispose();
     }
@@ -141,31 +182,29 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, optio
   const bos = model.tokens.shouldPrependBosToken;
   const prompt = model.tokenize(input.prompt!, false, bos ? 'trimLeadingSpace' : undefined);
   const promptTokens = prompt.length + (bos ? 1 : 0);
-  const maxTokens = budget(promptTokens, input.maxTokens, sequence.contextSize);
-  const completion = new lib.LlamaCompletion({ contextSequence: sequence });
-  try {
-    const res = await completion.generateCompletionWithMeta(prompt, { ...sampling, ...streaming, maxTokens, disableContextShift: true });
-    return { text: res.response, finishReason: finishReason(res.metadata.stopReason), usage: { promptTokens, completionTokens } };
-  } finally {
-    completion.dispose();
-  }
+  const maxTokens = budget(promptTokens, resumed.length, input.maxTokens, sequence.contextSize);
+  if (maxTokens === 0) return answer(promptTokens, '', 'maxTokens');
+  const res = await complete([...prompt, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, []);
+  return answer(promptTokens, res.response, res.metadata.stopReason);
 }
 
 /**
- * How many tokens the generation may take: what was asked, within what the
- * context has left. A prompt that fills the context is refused rather than
+ * How many tokens the generation may take: what was asked, less what a lost
+ * attempt already generated, within what the context has left; 0 when
+ * nothing is left. A prompt that fills the context is refused rather than
  * cut: node-llama-cpp would otherwise drop its start (context shift) and
  * answer a question that was not asked.
  */
-function budget(promptTokens: number, maxTokens: number | undefined, contextSize: number): number {
-  const room = contextSize - promptTokens;
-  if (room < 1) {
+function budget(promptTokens: number, resumedTokens: number, maxTokens: number | undefined, contextSize: number): number {
+  if (promptTokens >= contextSize) {
     throw new GridError(
       'GG_ERR_INPUT_INVALID',
       `the prompt is ${promptTokens} tokens, and the model's context here holds ${contextSize}: no room left to generate (shorten the prompt)`,
     );
   }
-  return Math.min(maxTokens ?? room, room);
+  const room = contextSize - promptTokens - resumedTokens;
+  const wanted = maxTokens === undefined ? room : maxTokens - resumedTokens;
+  return Math.max(0, Math.min(wanted, room));
 }
 
 function finishReason(stopReason: string): LlmJobOutput['finishReason'] {

@@ -31,5 +31,11 @@ export interface ExecutorContext {
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
   /** Output as it is produced (an llm job's text), before the result that holds all of it. */
-  onPartial?(text: string): void;
+  onPartial?(piece: OutputPiece): void;
+}
+
+/** A piece of output as it is produced and, where the executor knows them, the tokens its text decodes from. */
+export interface OutputPiece {
+  text: string;
+  tokens?: number[];
 }

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlmJobInput, LlmJobOutput } from '../../../src/protocol/llm.js';
-import { JobProcessPool, type RunJobOptions } from '../../../src/worker/executors/index.js';
+import type { JobSpec } from '../../../src/protocol/messages.js';
+import { JobProcessPool, type OutputPiece, type RunJobOptions } from '../../../src/worker/executors/index.js';
 import { writeMalformedGguf, writeTinyGguf, writeTruncatedGguf } from '../../fixtures/make-gguf.js';
 import { makeJob, pidRecorder, rejection } from './helpers.js';
 import { directChat as directChatRun, directCompletion as directCompletionRun, type DirectOptions } from '../../helpers/llama-direct.js';
@@ -39,10 +40,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function runLlm(modelPath: string, input: unknown, logger = pidRecorder(), progress: string[] = []): Promise<LlmJobOutput> {
+function runLlm(modelPath: string, input: unknown, logger = pidRecorder(), progress: string[] = [], job: Partial<JobSpec> = {}, pieces: OutputPiece[] = []): Promise<LlmJobOutput> {
   const onProgress = (_p: number, message?: string) => progress.push(message ?? '');
-  const opts: RunJobOptions = { modelPath, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress, logger };
-  return pool.run('llm', makeJob('llm', input), opts) as Promise<LlmJobOutput>;
+  const opts: RunJobOptions = { modelPath, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress, onPartial: (p) => pieces.push(p), logger };
+  return pool.run('llm', makeJob('llm', input, job), opts) as Promise<LlmJobOutput>;
 }
 
 const directChat = (system: string | undefined, user: string, options: DirectOptions & { topP?: number; topK?: number }) => directChatRun(model, THREADS, system, user, options);
@@ -114,6 +115,25 @@ describe('LLM executor in a job process', () => {
     const said = model.detokenize(whole.tokens.slice(0, 12));
     const out = await runLlm(tiny.file, { messages: [...messages!, { role: 'assistant', content: said }], maxTokens: 20, temperature: 0 });
     expect(said + out.text).toBe(whole.text);
+  });
+
+  it('streams each piece with the tokens it decodes from, and resumes from a lost attempt’s tokens with the rest of one run', async () => {
+    const pieces: OutputPiece[] = [];
+    const whole = await runLlm(tiny.file, { messages, maxTokens: 40, temperature: 0 }, undefined, [], {}, pieces);
+    expect(pieces.map((p) => p.text).join('')).toBe(whole.text);
+    const tokens = pieces.flatMap((p) => p.tokens!);
+    expect(tokens).toHaveLength(40);
+    expect(model.detokenize(tokens as never)).toBe(whole.text);
+    // A lost attempt streamed the first 15 tokens: the next one starts with them (re-sent first) and gives the rest.
+    const head = pieces.slice(0, pieces.findIndex((_, i) => pieces.slice(0, i + 1).flatMap((p) => p.tokens!).length >= 15) + 1);
+    const resumeFrom = { text: head.map((p) => p.text).join(''), tokens: head.flatMap((p) => p.tokens!) };
+    const again: OutputPiece[] = [];
+    const resumed = await runLlm(tiny.file, { messages, maxTokens: 40, temperature: 0 }, undefined, [], { attempt: 2, resumeFrom }, again);
+    expect(resumed).toEqual(whole);
+    expect(again[0]).toEqual(resumeFrom);
+    // Nothing left of maxTokens: the answer is what was streamed, cut for length.
+    const spent = await runLlm(tiny.file, { messages, maxTokens: resumeFrom.tokens.length, temperature: 0 }, undefined, [], { attempt: 2, resumeFrom });
+    expect(spent).toEqual({ text: resumeFrom.text, finishReason: 'length', usage: { promptTokens: whole.usage.promptTokens, completionTokens: resumeFrom.tokens.length } });
   });
 
   it('samples with a seed like node-llama-cpp does, and another seed gives other text', async () => {
