@@ -34,6 +34,12 @@ export interface CoordinatorConfig {
   database: { url: string | null; maxConnections: number };
   /** Accepted for compatibility with the seed's file; this coordinator does not use Redis. */
   redis: { url: string | null };
+  /**
+   * keepText: keep the prompts and answers of OpenAI API requests in the
+   * database after the answer was sent. Off, only their token counts,
+   * timings and history stay: a team's prompts are not the grid's to keep.
+   */
+  llm: { keepText: boolean };
 }
 
 export const DEFAULT_CONFIG: CoordinatorConfig = {
@@ -48,6 +54,7 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
   // enrolled workers and tokens (memory:// is there for throwaway runs).
   database: { url: null, maxConnections: 10 },
   redis: { url: null },
+  llm: { keepText: false },
 };
 
 /** What the coordinator runs with that coordinator.toml does not set: fixed in a deployment, shortened by tests and benchmarks. */
@@ -158,6 +165,7 @@ const fileSchema = (portZeroAllowed: boolean) => {
       max_connections: positiveInt.max(1000, 'must be at most 1000').optional(),
     }).optional(),
     redis: table({ url: string('a URL').min(1, 'must not be empty').optional() }).optional(),
+    llm: table({ keep_text: z.boolean({ error: (iss) => `must be true or false, not ${kindOf(iss.input)}` }).optional() }).optional(),
   });
 };
 type FileConfig = z.output<ReturnType<typeof fileSchema>>;
@@ -260,5 +268,6 @@ function withDefaults(f: FileConfig): CoordinatorConfig {
       maxConnections: f.database?.max_connections ?? d.database.maxConnections,
     },
     redis: { url: f.redis?.url ?? d.redis.url },
+    llm: { keepText: f.llm?.keep_text ?? d.llm.keepText },
   };
 }

@@ -187,6 +187,7 @@ async function listenBoth(args: {
         modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
         certValidityDays: timing.certValidityDays,
+        keepLlmText: config.llm.keepText,
         logger: logger.child({ component: 'http' }),
       });
       await http.listen({ host: config.server.bindAddr, port: quic.port });

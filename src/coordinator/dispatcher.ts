@@ -47,6 +47,7 @@ import {
   expireLeases,
   handBackJob,
   keepResumeFrom,
+  forgetJobText,
   leaseJobs,
   listQueueHead,
   queuedJobRow,
@@ -64,6 +65,13 @@ import type { JobMessage, SessionManager } from './sessions.js';
 import { LeaseTable, type Lease } from './leases.js';
 import type { Cluster } from './cluster.js';
 import type { ClusterNews } from '../protocol/cluster.js';
+
+/**
+ * A request's text is forgotten by its handler as soon as its answer went out;
+ * what a handler never got to (its coordinator died) goes this long after the
+ * job ended, looked for as often.
+ */
+const FORGET_AFTER_MS = 60_000;
 
 export interface DispatcherOptions {
   db: Db;
@@ -147,6 +155,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       this.unsubscribe.push(() => cluster.off('event', onEvent), () => cluster.off('resync', onResync));
     }
     every(this.opts.pollMs, () => this.kick(true));
+    // The text of requests whose answer was never sent (their coordinator died first) is forgotten here.
+    every(FORGET_AFTER_MS, () => this.guard(forgetJobText(this.opts.db, { endedBefore: new Date(Date.now() - FORGET_AFTER_MS) }).then(() => undefined)));
     every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
     this.kick(true);
   }
@@ -160,14 +170,14 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     await this.flushRenewals();
   }
 
-  async submit(request: SubmitJobRequest, model: ModelRef): Promise<JobRow> {
-    return (await this.submitMany([{ request, model }]))[0]!;
+  async submit(request: SubmitJobRequest, model: ModelRef, opts: { forgetText?: boolean } = {}): Promise<JobRow> {
+    return (await this.submitMany([{ request, model, ...opts }]))[0]!;
   }
 
   /** Queues the jobs together (all or none), in the order given; they run in that order among equal priorities. */
-  async submitMany(jobs: readonly { request: SubmitJobRequest; model: ModelRef }[]): Promise<JobRow[]> {
+  async submitMany(jobs: readonly { request: SubmitJobRequest; model: ModelRef; forgetText?: boolean }[]): Promise<JobRow[]> {
     const now = new Date();
-    const rows: NewJob[] = jobs.map(({ request: req, model }) => ({
+    const rows: NewJob[] = jobs.map(({ request: req, model, forgetText }) => ({
       id: this.nextJobId(now.getTime()),
       kind: req.kind,
       model,
@@ -177,6 +187,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       maxAttempts: req.maxAttempts,
       priority: req.priority,
       now,
+      forgetText,
     }));
     await this.writes.insert(rows);
     this.kick();

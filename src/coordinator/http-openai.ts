@@ -19,12 +19,14 @@ import type { LlmJobInput } from '../protocol/llm.js';
 import { errorPayload, parseBody, withOpenAiFields } from '../common/http-errors.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Db } from './store/db.js';
-import { getJob, type JobRow } from './store/index.js';
+import { forgetJobText, getJob, type JobRow } from './store/index.js';
 import { chatCompletion, chatJobInput, completion, completionJobInput, usage, type AnswerIds } from './openai.js';
 
 export interface OpenAiRouteDeps {
   db: Db;
   dispatcher: Dispatcher;
+  /** Keep the prompt and the answer in the database after the answer went out (`[llm] keep_text`). */
+  keepText: boolean;
   /** The stored model a client's `model` names (a name, an alias or a sha256), or null. */
   modelNamed(name: string): Promise<ModelInfo | null>;
 }
@@ -58,6 +60,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     const row = await deps.dispatcher.submit(
       { ...job, input: r.input, timeoutMs: LLM_JOB_TIMEOUT_MS, maxAttempts: LLM_JOB_ATTEMPTS, priority: 0 },
       { sha256: model.sha256, size: model.size, name: model.name },
+      { forgetText: !deps.keepText },
     );
     // A client that hangs up wants nothing more: the job is canceled, and its worker told to stop.
     const gone = new AbortController();
@@ -92,6 +95,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       return reply;
     } finally {
       unsubscribe();
+      // The answer went out (or nobody waits for it): the prompt and the text go, the counts stay.
+      if (!deps.keepText) await forgetJobText(deps.db, { ids: [row.id] }).catch((err: unknown) => req.log.error({ err, jobId: row.id }, 'could not forget a request’s text; the next sweep will'));
     }
   }
 

@@ -49,6 +49,8 @@ export interface HttpApiOptions {
   modelsDir: string;
   tls: { certPem: string; keyPem: string };
   certValidityDays: number;
+  /** `[llm] keep_text`: keep OpenAI requests' prompts and answers after the answer went out. */
+  keepLlmText: boolean;
   logger: Logger;
 }
 
@@ -127,7 +129,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
 
     registerKeyRoutes(admin, { db });
     // Inference keys reach these (http-auth.ts INFERENCE_ROUTES) as well as admin keys.
-    registerOpenAiRoutes(admin, { db, dispatcher: opts.dispatcher, modelNamed: (name) => resolveModel(opts.modelsDir, name) });
+    registerOpenAiRoutes(admin, { db, dispatcher: opts.dispatcher, keepText: opts.keepLlmText, modelNamed: (name) => resolveModel(opts.modelsDir, name) });
     registerJobRoutes(admin, { db, dispatcher: opts.dispatcher, models: opts.models });
     registerPolicyRoutes(admin, { db, sessions, cluster: opts.cluster });
 

@@ -39,6 +39,7 @@ describe('coordinator.toml', () => {
       server: { bindAddr: '0.0.0.0', port: 8443, maxConnections: 10000, heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90 },
       database: { url: 'postgres://gogrid:changeme@localhost/gogrid', maxConnections: 10 },
       redis: { url: 'redis://localhost:6379' },
+      llm: { keepText: false },
     });
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatch(/^coordinator\.toml: redis\.url .*does not use Redis/);
@@ -48,6 +49,11 @@ describe('coordinator.toml', () => {
     expect(parseCoordinatorConfig('', 'empty.toml')).toEqual({ config: DEFAULT_CONFIG, notices: [] });
     const { config } = parseCoordinatorConfig('[server]\nport = 9000\n', 'c.toml');
     expect(config).toEqual({ ...DEFAULT_CONFIG, server: { ...DEFAULT_CONFIG.server, port: 9000 } });
+  });
+
+  it('keeps OpenAI requests’ prompts and answers only when told to', () => {
+    expect(DEFAULT_CONFIG.llm.keepText).toBe(false);
+    expect(parseCoordinatorConfig('[llm]\nkeep_text = true\n', 'c.toml').config.llm).toEqual({ keepText: true });
   });
 
   it('accepts decimal heartbeats and every database URL form', () => {
@@ -91,6 +97,7 @@ describe('coordinator.toml', () => {
     ['a table where a value belongs', '[server.port]\nx = 1\n', 'coordinator.toml: server.port: must be a port number, not a table'],
     ['a value where a table belongs', 'server = 5\n', 'coordinator.toml: server: must be a table, not a number'],
     ['a redis URL that is a number', '[redis]\nurl = 6379\n', 'coordinator.toml: redis.url: must be a URL, not a number'],
+    ['keep_text as a string', '[llm]\nkeep_text = "yes"\n', 'coordinator.toml: llm.keep_text: must be true or false, not a string'],
     ['a sqlite URL', '[database]\nurl = "sqlite:///tmp/x.db"\n', 'coordinator.toml: database.url: must be memory://'],
     ['a pglite URL without a path', '[database]\nurl = "pglite://data"\n', 'coordinator.toml: database.url: must be memory://'],
   ])('rejects %s', (_name, text, expected) => {

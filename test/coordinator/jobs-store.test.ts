@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import {
   cancelJob,
   expireLeases,
+  forgetJobText,
   getJob,
+  keepResumeFrom,
   getJobEvents,
   leaseJobs,
   listJobs,
@@ -44,6 +46,26 @@ describe.each(backends)('jobs on $name', (backend) => {
       ['running', 1],
       ['succeeded', 1],
     ]);
+  });
+
+  it('forgets the prompt and the answer of a job submitted to be forgotten once it ended, keeping its counts', async () => {
+    const llm = (forgetText: boolean) => insertJob(db, newJob({ kind: 'llm', input: { prompt: 'secret plans' }, forgetText }));
+    const [forgotten, kept, running] = [await llm(true), await llm(false), await llm(true)];
+    await leaseJobs(db, [lease(forgotten.id, 'L1'), lease(kept.id, 'L2'), lease(running.id, 'L3')], at(1));
+    await keepResumeFrom(db, [{ jobId: forgotten.id, leaseId: 'L1', resumeFrom: { text: 'The plan', tokens: [1, 2] } }]);
+    const output = { text: 'The plan is\u0000 secret', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 4 } };
+    for (const [j, l] of [[forgotten, 'L1'], [kept, 'L2']] as const) await completeJob(db, j.id, l, { ok: true, output }, at(2));
+    expect(await forgetJobText(db, { ids: [forgotten.id, kept.id, running.id] })).toBe(1);
+    expect(await getJob(db, forgotten.id)).toMatchObject({ input: null, output: { finishReason: 'stop', usage: output.usage }, resumeFrom: null, state: 'succeeded' });
+    expect((await getJob(db, forgotten.id))!.output).not.toHaveProperty('text');
+    expect(await getJob(db, kept.id)).toMatchObject({ input: { prompt: 'secret plans' }, output });
+    // Once is enough; a job still running keeps its text until it ends, and the sweep finds it then.
+    expect(await forgetJobText(db, { ids: [forgotten.id] })).toBe(0);
+    expect(await forgetJobText(db, { endedBefore: at(100) })).toBe(0);
+    await completeJob(db, running.id, 'L3', { ok: false, error: { code: 'GG_ERR_INPUT_INVALID', message: 'too long', retryable: false } }, at(3));
+    expect(await forgetJobText(db, { endedBefore: at(3) })).toBe(0);
+    expect(await forgetJobText(db, { endedBefore: at(4) })).toBe(1);
+    expect(await getJob(db, running.id)).toMatchObject({ input: null, state: 'failed', error: { code: 'GG_ERR_INPUT_INVALID' } });
   });
 
   it('accepts exactly one result: a second one, or one for an old lease, is stale', async () => {

@@ -16,6 +16,7 @@ import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type Te
 import { within } from '../helpers/within.js';
 import { rawWorker } from '../helpers/raw-worker.js';
 import { enroll } from '../../src/worker/enroll.js';
+import { getJob } from '../../src/coordinator/store/index.js';
 
 // Job processes inherit this: the CPU build, as the direct runs here use.
 process.env['GOGRID_LLM_GPU'] = 'off';
@@ -85,8 +86,11 @@ describe('the OpenAI API, through the official client with an inference key', ()
     expect(answer.choices[0]!.message.content).toBe(want.text);
     expect(answer.usage?.completion_tokens).toBe(want.tokens.length);
     expect(answer.usage?.total_tokens).toBe(answer.usage!.prompt_tokens + answer.usage!.completion_tokens);
-    // The answer's id is the grid's job: its history and counts are there for an operator.
-    expect((await c.api<{ kind: string; state: string }>('GET', `/v1/jobs/${answer.id}`))).toMatchObject({ kind: 'llm', state: 'succeeded' });
+    // The answer's id is the grid's job: its history and counts are there for an operator, the prompt and the text are not ([llm] keep_text is off).
+    const job = await c.api<{ kind: string; state: string; output: unknown }>('GET', `/v1/jobs/${answer.id}`);
+    expect(job).toMatchObject({ kind: 'llm', state: 'succeeded', output: { finishReason: 'length', usage: { promptTokens: answer.usage!.prompt_tokens, completionTokens: 12 } } });
+    expect(job.output).not.toHaveProperty('text');
+    expect((await getJob(c.parts.db, answer.id))?.input).toBeNull();
   }, 120_000);
 
   it('streams a chat as OpenAI chunks that add up to the same text, usage in the last', async () => {

@@ -104,6 +104,8 @@ export interface NewJob {
   maxAttempts: number;
   priority: number;
   now: Date;
+  /** Forget its prompt and answer once it ends (`forgetJobText`). @default false */
+  forgetText?: boolean;
 }
 
 /**
@@ -117,11 +119,11 @@ export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void>
   await db.query(
     `WITH changed AS (
        INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts,
-                         priority, state, submitted_at, updated_at)
-       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at
+                         priority, state, submitted_at, updated_at, forget_text)
+       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at, forget_text
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
-                   $10::integer[], $11::timestamptz[])
-         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at)
+                   $10::integer[], $11::timestamptz[], $12::boolean[])
+         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at, forget_text)
        RETURNING id, updated_at, attempt, worker_id
      ), ${EVENTS(`'queued'`, `'submitted'`)}
      SELECT count(*) AS n FROM changed`,
@@ -137,6 +139,7 @@ export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void>
       col((j) => j.maxAttempts),
       col((j) => j.priority),
       col((j) => j.now),
+      col((j) => j.forgetText === true),
     ],
   );
 }
@@ -309,7 +312,7 @@ export async function completeJobs(db: Db, results: readonly JobResultRecord[]):
            WITH ORDINALITY AS r(job_id, lease_id, output, at, started_at, ord)
          ORDER BY job_id, lease_id, ord
        ), changed AS (
-         UPDATE jobs j SET state = 'succeeded', output = r.output, error = NULL, progress = 1, lease_id = NULL,
+         UPDATE jobs j SET state = 'succeeded', output = r.output, error = NULL, progress = 1, lease_id = NULL, resume_from = NULL,
                 lease_expires_at = NULL, finished_at = r.at, updated_at = r.at, started_at = COALESCE(j.started_at, r.started_at, r.at)
          FROM r WHERE j.id = r.job_id AND j.lease_id = r.lease_id AND j.state IN ('leased', 'running')
          RETURNING j.*, r.ord, r.started_at AS start_reported
@@ -333,6 +336,39 @@ export async function completeJobs(db: Db, results: readonly JobResultRecord[]):
     answers[i] = (await release(db, `id = $1 AND lease_id = $2`, [r.jobId, r.leaseId], { code, message }, retryable, r.at))[0] ?? null;
   }
   return answers;
+}
+
+/** How many finished jobs one `forgetJobText` call rewrites at most. */
+const FORGET_BATCH = 500;
+
+/**
+ * Forgets the prompts and answers of ended jobs that were submitted to be
+ * forgotten (OpenAI requests while `[llm] keep_text` is off): the input
+ * becomes null, the output keeps everything but its `text` (the finish
+ * reason, the token counts), and what a lost attempt streamed goes. The
+ * history, timings and worker stay. Either the jobs named (a request that
+ * just ended) or those that ended before a time (requests whose coordinator
+ * died before it could); returns how many were rewritten.
+ */
+export async function forgetJobText(db: Db, which: { ids: readonly string[] } | { endedBefore: Date }): Promise<number> {
+  const [where, param] = 'ids' in which ? ['id = ANY($1::text[])', which.ids] : ['finished_at < $1', which.endedBefore];
+  const found = await db.query<{ id: string; output: string | null }>(
+    `SELECT id, output FROM jobs WHERE forget_text AND state IN ('succeeded', 'failed', 'canceled') AND ${where} LIMIT ${FORGET_BATCH}`,
+    [param],
+  );
+  if (found.length === 0) return 0;
+  // In JavaScript, not with jsonb's operators: the output is JSON text that jsonb may be unable to hold (a NUL).
+  const outputs = found.map((r) => {
+    const output: unknown = r.output === null ? null : JSON.parse(r.output);
+    if (output === null || typeof output !== 'object' || Array.isArray(output)) return r.output;
+    return JSON.stringify({ ...output, text: undefined });
+  });
+  await db.query(
+    `UPDATE jobs j SET input = 'null', output = f.output, resume_from = NULL, forget_text = false
+     FROM unnest($1::text[], $2::text[]) AS f(id, output) WHERE j.id = f.id`,
+    [found.map((r) => r.id), outputs],
+  );
+  return found.length;
 }
 
 /**
@@ -404,6 +440,7 @@ async function release(db: Db, where: string, params: unknown[], error: JobError
          state = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
          error = $${n + 1}::jsonb, lease_id = NULL, lease_expires_at = NULL, instance_id = NULL, progress = NULL,
          finished_at = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts THEN NULL ELSE $${n + 2}::timestamptz END,
+         resume_from = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts THEN resume_from END,
          updated_at = $${n + 2}::timestamptz
        WHERE ${where} AND state IN ('leased', 'running') RETURNING *
      ), ${EVENTS(`state`, `$${n + 4}`)}
@@ -421,7 +458,7 @@ export async function cancelJob(db: Db, id: string, now: Date): Promise<JobRow |
   const r = await db.query(
     `WITH before AS (SELECT ${SUMMARY} FROM jobs WHERE id = $1 AND state IN ('queued', 'leased', 'running') FOR UPDATE),
      changed AS (
-       UPDATE jobs SET state = 'canceled', lease_id = NULL, lease_expires_at = NULL, instance_id = NULL,
+       UPDATE jobs SET state = 'canceled', lease_id = NULL, lease_expires_at = NULL, instance_id = NULL, resume_from = NULL,
               error = '{"code":"GG_ERR_JOB_CANCELED","message":"canceled by an administrator"}'::jsonb,
               finished_at = $2, updated_at = $2
        WHERE id IN (SELECT id FROM before) RETURNING *

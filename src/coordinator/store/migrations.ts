@@ -151,11 +151,16 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    name: 'output a lost attempt streamed, to resume from',
-    // Written only when an attempt that streamed output ends without a result
-    // (its worker lost, the job handed back): the next attempt continues from it.
+    name: 'llm text: what a lost attempt streamed, and whether to forget prompts and answers',
+    // resume_from: written only when an attempt that streamed output ends
+    // without a result (its worker lost, the job handed back); the next
+    // attempt continues from it. forget_text: the job's prompt and answer are
+    // to be forgotten once it ends (an OpenAI request, [llm] keep_text off);
+    // cleared when they are, so the index holds only what is still to do.
     up: `
       ALTER TABLE jobs ADD COLUMN resume_from text;
+      ALTER TABLE jobs ADD COLUMN forget_text boolean NOT NULL DEFAULT false;
+      CREATE INDEX jobs_text_to_forget ON jobs (finished_at) WHERE forget_text;
     `,
   },
 ];
