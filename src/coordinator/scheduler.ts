@@ -7,7 +7,9 @@
  *   plan.waiting     // [{ jobId, reason }]  — "no connected worker has a GPU with backend cuda"
  *
  * Rules: requirements must fit; among the workers that fit and have a free
- * slot and are not paused, prefer one that already caches the model, then the
+ * slot and are not paused, prefer one that has the model loaded (a warm job
+ * process holds it: an LLM skips seconds of loading), then one that caches
+ * it on disk, then one whose free memory or a GPU's VRAM holds it, then the
  * least loaded (running / slots, then CPU load), then the lowest id so the
  * choice is deterministic. Jobs are served in queue order (priority, age).
  */
@@ -16,7 +18,7 @@ import type { HardwareReport, JobRequirements } from '../protocol/index.js';
 export interface SchedulableJob {
   id: string;
   kind: string;
-  model: { sha256: string };
+  model: { sha256: string; size?: number };
   requirements: JobRequirements;
 }
 
@@ -31,6 +33,8 @@ export interface SchedulableWorker {
   /** Paused (by its owner's policy or an admin) or draining: takes no new jobs. */
   paused: boolean;
   cachedModels: ReadonlySet<string>;
+  /** Models its warm job processes hold loaded. */
+  loadedModels: ReadonlySet<string>;
   /** Whole-machine CPU use 0..1, when reported. */
   cpuLoad: number | null;
   freeMemoryBytes: number | null;
@@ -95,9 +99,11 @@ export function unservable(job: SchedulableJob, workers: readonly SchedulableWor
 
 /** True when `a` is a better choice than `b` for the job. */
 function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
-  const cachedA = a.cachedModels.has(job.model.sha256);
-  const cachedB = b.cachedModels.has(job.model.sha256);
-  if (cachedA !== cachedB) return cachedA;
+  const { sha256, size } = job.model;
+  for (const has of [(w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, size)]) {
+    const [hasA, hasB] = [has(a), has(b)];
+    if (hasA !== hasB) return hasA;
+  }
   const loadA = running.get(a.id)! / a.slots;
   const loadB = running.get(b.id)! / b.slots;
   if (loadA !== loadB) return loadA < loadB;
@@ -105,6 +111,13 @@ function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker,
   const cpuB = b.cpuLoad ?? 0.5;
   if (cpuA !== cpuB) return cpuA < cpuB;
   return a.id < b.id;
+}
+
+/** Whether the model fits in the worker's free memory or a GPU's VRAM, as last reported; unknown sizes fit nowhere in particular. */
+function holds(w: SchedulableWorker, size: number | undefined): boolean {
+  if (size === undefined) return false;
+  if (w.freeMemoryBytes !== null && w.freeMemoryBytes >= size) return true;
+  return w.hardware.gpus.some((g) => g.vramMiB !== null && g.vramMiB * 2 ** 20 >= size);
 }
 
 function whyWaiting(job: SchedulableJob, workers: readonly SchedulableWorker[], fitting: readonly SchedulableWorker[]): string {

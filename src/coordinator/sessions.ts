@@ -73,6 +73,7 @@ interface Session {
   /** An administrator paused it: no jobs whatever the worker reports (an older worker may not apply the pause itself). */
   adminPaused: boolean;
   cachedModels: ReadonlySet<string>;
+  loadedModels: ReadonlySet<string>;
   load: Heartbeat['load'] | null;
 }
 
@@ -254,6 +255,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       pausedReason: row.pausedReason,
       adminPaused: false,
       cachedModels: new Set(s.hello.cachedModels),
+      loadedModels: new Set(),
       load: null,
     };
     await this.updateStatus(session, s.hello.status, s.hello.pausedReason);
@@ -330,9 +332,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     if (hb.slots !== undefined) session.slots = hb.slots;
     session.load = hb.load;
     if (hb.cachedModels) session.cachedModels = new Set(hb.cachedModels);
+    if (hb.loadedModels) session.loadedModels = new Set(hb.loadedModels);
     await this.updateStatus(session, hb.status, hb.pausedReason);
     this.emit('heartbeat', session.workerId, hb);
-    if (statusChanged || hb.cachedModels) this.emit('capacity', session.workerId);
+    if (statusChanged || hb.cachedModels || hb.loadedModels) this.emit('capacity', session.workerId);
   }
 
   /** The worker's own account of whether it takes jobs; the reason is stored for `gogrid workers`. */
@@ -383,6 +386,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       slots: s.slots,
       paused: s.adminPaused || s.status === 'paused' || s.status === 'draining',
       cachedModels: s.cachedModels,
+      loadedModels: s.loadedModels,
       cpuLoad: s.load?.cpu ?? null,
       freeMemoryBytes: s.load?.freeMemoryBytes ?? null,
     }));

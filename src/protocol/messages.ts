@@ -169,6 +169,8 @@ export const Heartbeat = z.object({
   runningJobs: z.array(RunningJob).max(256).default([]),
   /** The verified models in the worker's cache, sent when the set changed since the last report. */
   cachedModels: z.array(sha256Hex).max(10_000).optional(),
+  /** The models its warm job processes hold loaded (the next job on one skips the load), sent when the set changed. */
+  loadedModels: z.array(sha256Hex).max(256).optional(),
   /** Jobs it takes at once now, when a limit (the owner's or the administrator's) changed it since hello. */
   slots: z.number().int().min(0).max(256).optional(),
 });

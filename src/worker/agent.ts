@@ -88,6 +88,8 @@ export interface AgentOptions {
   jobs?: {
     runner: JobRunner;
     models: { cached(): string[] };
+    /** The models its warm job processes hold loaded, for the coordinator to send a model's jobs where it is. @default none */
+    loaded?(): string[];
     capabilities: { executors: string[]; slots: number; labels: string[] };
   };
 }
@@ -116,6 +118,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   private identity: WorkerIdentity;
   /** The cached-model list as last sent, to send it again only when it changes. */
   private reportedModels = '';
+  /** The same for loaded models. */
+  private reportedLoaded = '';
   /** Sends a heartbeat now, while a connection is up. */
   private beatNow: (() => void) | null = null;
   /** The latest load sample: heartbeats carry it, so it is at most one interval old. */
@@ -246,6 +250,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       if (this.abort.signal.aborted) return;
       const cachedModels = jobs?.models.cached() ?? [];
       this.reportedModels = cachedModels.join();
+      // A new session knows of no loaded model: the first heartbeat says which.
+      this.reportedLoaded = '';
       await send(conn.channel, {
         type: 'hello',
         protocolVersion: PROTOCOL_VERSION,
@@ -351,12 +357,16 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     // The cache list can be long; it goes out only when it changed.
     const changed = models !== undefined && models.join() !== this.reportedModels;
     if (changed) this.reportedModels = models.join();
+    const loaded = this.opts.jobs?.loaded?.().sort();
+    const loadedChanged = loaded !== undefined && loaded.join() !== this.reportedLoaded;
+    if (loadedChanged) this.reportedLoaded = loaded.join();
     return {
       type: 'heartbeat',
       ...this.currentStatus(),
       load,
       runningJobs: runner?.running() ?? [],
       ...(changed ? { cachedModels: models } : {}),
+      ...(loadedChanged ? { loadedModels: loaded } : {}),
       ...(runner ? { slots: runner.slotCount } : {}),
     };
   }

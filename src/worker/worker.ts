@@ -140,7 +140,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     logger: opts.logger,
     ...opts.agent,
     probes: { hardware: async () => hardware, load: probes.load },
-    jobs: { runner, models, capabilities: { executors, slots, labels: jobsOpts.labels ?? [...WORKER_DEFAULTS.labels] } },
+    jobs: { runner, models, loaded: () => processes.loadedModels(), capabilities: { executors, slots, labels: jobsOpts.labels ?? [...WORKER_DEFAULTS.labels] } },
   });
   current = () => agent.currentIdentity;
   agent.start();

@@ -21,6 +21,7 @@ const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWork
   running: 0,
   paused: false,
   cachedModels: new Set(),
+  loadedModels: new Set(),
   cpuLoad: null,
   freeMemoryBytes: null,
   ...o,
@@ -63,6 +64,20 @@ describe('planAssignments', () => {
   it('prefers a worker that caches the model over a less loaded one', () => {
     const plan = planAssignments([job('j')], [worker('a', { slots: 4 }), worker('b', { slots: 4, running: 3, cachedModels: new Set(['m1']) })]);
     expect(plan.assignments).toEqual([{ jobId: 'j', workerId: 'b' }]);
+  });
+
+  it('prefers the model loaded, then cached, then fitting in free memory or VRAM, over a less loaded worker', () => {
+    const llm = job('j', {}, { kind: 'llm', model: { sha256: 'm1', size: 4 * GiB } });
+    const pick = (...workers: SchedulableWorker[]) => planAssignments([llm], workers).assignments[0]?.workerId;
+    const idle = { executors: ['llm'], slots: 4 };
+    const busy = { ...idle, running: 3 };
+    expect(pick(worker('a', { ...idle, cachedModels: new Set(['m1']) }), worker('b', { ...busy, loadedModels: new Set(['m1']) }))).toBe('b');
+    expect(pick(worker('a', { ...idle, freeMemoryBytes: 8 * GiB }), worker('b', { ...busy, cachedModels: new Set(['m1']) }))).toBe('b');
+    expect(pick(worker('a', { ...idle, freeMemoryBytes: 2 * GiB }), worker('b', { ...busy, freeMemoryBytes: 5 * GiB }))).toBe('b');
+    expect(pick(worker('a', { ...idle, freeMemoryBytes: 2 * GiB }), worker('b', { ...busy, freeMemoryBytes: 1 * GiB, hardware: hw({ gpus: [cuda] }) }))).toBe('b');
+    // A GPU whose VRAM is not known holds nothing for sure; a model of unknown size fits nowhere in particular.
+    expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [metal] }) }))).toBe('a');
+    expect(planAssignments([{ ...llm, model: { sha256: 'm1' } }], [worker('a', idle), worker('b', { ...busy, freeMemoryBytes: 64 * GiB })]).assignments[0]?.workerId).toBe('a');
   });
 
   it('then the least loaded by slot use, then by CPU, then the lowest id', () => {

@@ -139,6 +139,24 @@ for (const backend of backends) {
       expect(rig.sessions.views().find((v) => v.id === w.workerId)?.paused).toBe(true);
     });
 
+    it('tells the scheduler which models a worker has cached and loaded, as its heartbeats say, and that something changed', async () => {
+      const online = new Promise<string>((resolve) => rig.sessions.once('online', resolve));
+      const w = await rig.connect(await rig.enroll(id()));
+      await w.next('welcome');
+      await online;
+      const view = () => rig.sessions.views().find((v) => v.id === w.workerId)!;
+      expect(view().loadedModels).toEqual(new Set());
+      const capacity = new Promise<string>((resolve) => rig.sessions.once('capacity', resolve));
+      await w.send({ type: 'heartbeat', status: 'idle', load: { cpu: 0, freeMemoryBytes: 0 }, cachedModels: ['a'.repeat(64), 'b'.repeat(64)], loadedModels: ['b'.repeat(64)] });
+      expect(await capacity).toBe(w.workerId);
+      expect(view()).toMatchObject({ cachedModels: new Set(['a'.repeat(64), 'b'.repeat(64)]), loadedModels: new Set(['b'.repeat(64)]) });
+      // A heartbeat without the lists leaves them as they were.
+      const beat = new Promise<void>((resolve) => rig.sessions.once('heartbeat', () => resolve()));
+      await w.send({ type: 'heartbeat', status: 'idle', load: { cpu: 0, freeMemoryBytes: 0 } });
+      await beat;
+      expect(view().loadedModels).toEqual(new Set(['b'.repeat(64)]));
+    });
+
     it('lets the newest connection of a worker win and keeps it online', async () => {
       const identity = await rig.enroll(id());
       const first = await rig.connect(identity);

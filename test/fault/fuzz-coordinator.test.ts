@@ -161,7 +161,7 @@ describe('every HTTP route, with hostile parameters, queries and bodies', () => 
 
 /** Valid frames an enrolled worker may send after hello, with the fields a hostile value goes into. */
 const FRAMES: [Record<string, unknown>, string[]][] = [
-  [{ type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 } }, ['status', 'pausedReason', 'load.cpu', 'runningJobs', 'slots', 'cachedModels']],
+  [{ type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 } }, ['status', 'pausedReason', 'load.cpu', 'runningJobs', 'slots', 'cachedModels', 'loadedModels']],
   [{ type: 'job.progress', jobId: 'j-1', leaseId: 'l-1', progress: 0.5 }, ['jobId', 'leaseId', 'progress', 'message']],
   [{ type: 'job.partial', jobId: 'j-1', leaseId: 'l-1', offset: 0, text: 'Hel', tokens: [7] }, ['jobId', 'leaseId', 'offset', 'text', 'tokens']],
   [{ type: 'job.result', jobId: 'j-1', leaseId: 'l-1', outcome: { ok: true, output: { outputs: {} } } }, ['jobId', 'runMs', 'outcome.output', 'outcome']],

@@ -25,6 +25,7 @@ let c: TestCoordinator;
 let worker: Awaited<ReturnType<typeof startTestWorker>>;
 let client: OpenAI;
 let modelName: string;
+let modelSha: string;
 let llama: Llama;
 let model: LlamaModel;
 
@@ -42,8 +43,8 @@ function openai(apiKey: string): OpenAI {
 beforeAll(async () => {
   c = await startTestCoordinator();
   const tiny = writeTinyGguf(join(await tempDir(), 'tiny.gguf'));
-  const sha256 = await c.addModel(tiny.file);
-  modelName = ModelInfo.parse(await c.api('GET', `/v1/models/${sha256}/info`)).name;
+  modelSha = await c.addModel(tiny.file);
+  modelName = ModelInfo.parse(await c.api('GET', `/v1/models/${modelSha}/info`)).name;
   client = openai(CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'inference', name: 'test app' })).key);
   worker = await startTestWorker(c, { token: await c.createToken() });
   await within(20_000, 'the worker online', worker.agent.waitFor('online'));
@@ -91,6 +92,9 @@ describe('the OpenAI API, through the official client with an inference key', ()
     expect(job).toMatchObject({ kind: 'llm', state: 'succeeded', output: { finishReason: 'length', usage: { promptTokens: answer.usage!.prompt_tokens, completionTokens: 12 } } });
     expect(job.output).not.toHaveProperty('text');
     expect((await getJob(c.parts.db, answer.id))?.input).toBeNull();
+    // The worker's warm job process holds the model now, and its heartbeats tell the scheduler so.
+    const loaded = () => c.parts.sessions.views().find((v) => v.id === worker.identity.workerId)?.loadedModels.has(modelSha);
+    await expect.poll(loaded, { timeout: 10_000 }).toBe(true);
   }, 120_000);
 
   it('streams a chat as OpenAI chunks that add up to the same text, usage in the last', async () => {

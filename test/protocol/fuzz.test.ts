@@ -72,7 +72,7 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
   ],
   [
     { type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 }, runningJobs: [{ jobId: 'j', leaseId: 'l', progress: 0.5 }] },
-    ['status', 'pausedReason', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels'],
+    ['status', 'pausedReason', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels', 'loadedModels'],
   ],
   [{ type: 'job.progress', jobId: 'j', leaseId: 'l', progress: 0.5, message: 'm' }, ['jobId', 'leaseId', 'progress', 'message']],
   [{ type: 'job.partial', jobId: 'j', leaseId: 'l', offset: 3, text: 'lo', tokens: [7, 8] }, ['jobId', 'offset', 'text', 'tokens', 'tokens.0']],

@@ -191,8 +191,8 @@ export async function listJobs(db: Db, opts: { state?: JobState; limit: number }
 }
 
 const QueueEntryRow = z
-  .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), requirements: JobRequirements })
-  .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256 }, requirements: r.requirements }));
+  .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), model_size: z.coerce.number(), requirements: JobRequirements })
+  .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256, size: r.model_size }, requirements: r.requirements }));
 export type QueueEntry = z.output<typeof QueueEntryRow>;
 
 /**
@@ -200,7 +200,7 @@ export type QueueEntry = z.output<typeof QueueEntryRow>;
  * age), with only what the scheduler reads: a pass runs on every freed slot.
  */
 export async function listQueueHead(db: Db, limit: number): Promise<QueueEntry[]> {
-  const r = await db.query(`SELECT id, kind, model_sha256, requirements FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
+  const r = await db.query(`SELECT id, kind, model_sha256, model_size, requirements FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
   return r.map((x) => QueueEntryRow.parse(x));
 }
 

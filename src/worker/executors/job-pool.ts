@@ -65,6 +65,8 @@ interface Warm extends JobProcessInfo {
   child: JobChild;
   busy: boolean;
   idleTimer?: NodeJS.Timeout;
+  /** The model of its latest job: its executor keeps that one loaded. */
+  model?: string;
 }
 
 export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit: [JobProcessInfo & { exit: JobExit }] }> {
@@ -97,11 +99,12 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     if (opts.suspension?.suspended) await opts.suspension.whenResumed(opts.signal);
     if (opts.signal.aborted) throw canceledError(job);
     const logger = opts.logger ?? this.settings.logger;
-    const proc = this.take(kind) ?? this.spawn(kind, `job ${job.jobId}`, logger);
+    const proc = this.take(kind, job.model.sha256) ?? this.spawn(kind, `job ${job.jobId}`, logger);
     proc.child.assign(`job ${job.jobId}`, logger);
     proc.child.hold(true);
     proc.busy = true;
     proc.jobs += 1;
+    proc.model = job.model.sha256;
     const attempt = await attemptJob(proc.child, kind, job, opts);
     proc.busy = false;
     if (attempt.reusable) this.release(proc);
@@ -128,15 +131,23 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     return [...this.all].flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
   }
 
+  /** The models the live processes hold (loaded, or loading for the job they run). */
+  loadedModels(): string[] {
+    return [...new Set([...this.all].flatMap((p) => (p.model && p.child.usable ? [p.model] : [])))];
+  }
+
   /** Idle processes of `kind` right now. */
   idleCount(kind: string): number {
     return this.idle.get(kind)?.length ?? 0;
   }
 
-  private take(kind: string): Warm | undefined {
+  private take(kind: string, model: string): Warm | undefined {
     const list = this.idle.get(kind);
-    // Most recently used first: its caches are warmest, and the others can time out.
-    for (let proc = list?.pop(); proc; proc = list?.pop()) {
+    if (!list) return undefined;
+    // One that has the model loaded (an LLM's load takes seconds), else the most recently used: its caches are warmest, and the others can time out.
+    const loaded = list.findLastIndex((p) => p.model === model && p.child.usable);
+    if (loaded >= 0) list.push(...list.splice(loaded, 1));
+    for (let proc = list.pop(); proc; proc = list.pop()) {
       clearTimeout(proc.idleTimer);
       if (proc.child.usable) return proc;
     }

@@ -71,6 +71,24 @@ describe('JobProcessPool', () => {
     expect(pool.idleCount('test-echo')).toBe(1);
   });
 
+  it('gives a job the idle process that ran its model last, and says which models its processes hold', async () => {
+    const pool = newPool({ maxIdle: 2 });
+    const on = async (model: string) => {
+      const job = makeJob('test-echo', null, { model: { sha256: model.repeat(64), size: 1, name: model } });
+      return ((await pool.run('test-echo', job, opts())) as { pid: number }).pid;
+    };
+    // Two at once: two processes, one per model.
+    const [a, b] = await Promise.all([on('a'), on('b')]);
+    expect(a).not.toBe(b);
+    expect(pool.loadedModels().sort()).toEqual(['a'.repeat(64), 'b'.repeat(64)]);
+    // b's process is the most recently used, or not: either way each model's job finds its own.
+    expect(await on('a')).toBe(a);
+    expect(await on('b')).toBe(b);
+    expect(await on('a')).toBe(a);
+    await pool.close();
+    expect(pool.loadedModels()).toEqual([]);
+  });
+
   it('forks a process per job with maxIdle 0', async () => {
     const pool = newPool({ maxIdle: 0 });
     const first = await echo(pool);
