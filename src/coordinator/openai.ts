@@ -25,7 +25,13 @@ export function chatJobInput(req: ChatCompletionRequest): LlmJobInput {
     role: m.role === 'developer' ? 'system' : m.role,
     content: m.content.map((part) => part.text).join(''),
   }));
-  return { messages, ...(maxTokens != null ? { maxTokens } : {}), ...sampling(req) };
+  return { messages, ...(maxTokens != null ? { maxTokens } : {}), ...sampling(req), ...format(req.response_format) };
+}
+
+function format(f: ChatCompletionRequest['response_format']): Pick<LlmJobInput, 'format'> {
+  if (f?.type === 'json_object') return { format: { type: 'json' } };
+  if (f?.type === 'json_schema') return { format: { type: 'jsonSchema', schema: f.json_schema.schema } };
+  return {};
 }
 
 /** OpenAI's completions API generates 16 tokens unless told otherwise. */

@@ -12,7 +12,7 @@
  * the generation picks up at the end of that message.
  */
 import { z } from 'zod';
-import { prose } from './text.js';
+import { json, prose } from './text.js';
 
 /** How many stop strings a request may give, as in OpenAI's API. */
 export const MAX_STOP_STRINGS = 4;
@@ -30,6 +30,33 @@ export const LlmMessage = z.strictObject({
 });
 export type LlmMessage = z.infer<typeof LlmMessage>;
 
+const SCHEMA_TYPES = ['string', 'number', 'integer', 'boolean', 'null', 'object', 'array'] as const;
+const SchemaType = z.enum(SCHEMA_TYPES, { error: `must be one of ${SCHEMA_TYPES.join(', ')}` });
+
+/**
+ * The JSON Schema keywords node-llama-cpp turns into a grammar, checked
+ * here so that a mistake is named (it reads an unknown type as `null` and
+ * drops a malformed keyword silently). Other keywords (title, description,
+ * format…) are allowed and do not constrain the text.
+ */
+export const JsonSchema: z.ZodType<Record<string, unknown>> = z.lazy(() =>
+  z.looseObject({
+    type: z.union([SchemaType, z.array(SchemaType).min(1)]).optional(),
+    enum: z.array(z.unknown()).min(1, 'must list at least one value').optional(),
+    oneOf: z.array(JsonSchema).min(1).optional(),
+    anyOf: z.array(JsonSchema).min(1).optional(),
+    properties: z.record(z.string(), JsonSchema).optional(),
+    required: z.array(z.string()).optional(),
+    additionalProperties: z.union([z.boolean(), JsonSchema]).optional(),
+    items: z.union([z.literal(false), JsonSchema]).optional(),
+    prefixItems: z.array(JsonSchema).optional(),
+    $defs: z.record(z.string(), JsonSchema).optional(),
+    $ref: z.string().regex(/^#\/\$defs\/[^/]+$/, 'must be "#/$defs/NAME"').optional(),
+  }),
+);
+/** A JSON Schema object: depth and text checked first, iteratively, so hostile nesting is refused before the recursive check. */
+export const JsonSchemaObject = json().pipe(JsonSchema);
+
 export const LlmJobInput = z
   .strictObject({
     /** A chat, rendered with the model's chat template. */
@@ -46,6 +73,17 @@ export const LlmJobInput = z
     seed: z.number().int().nonnegative().max(0xffffffff).optional(),
     /** Generation ends before the first of these strings; the string is not part of the text. */
     stop: z.array(prose(1000).min(1)).max(MAX_STOP_STRINGS).optional(),
+    /**
+     * Constrains the text with a grammar: to JSON (`json`), or to JSON that
+     * `schema` describes (`jsonSchema`, the subset of JSON Schema that
+     * node-llama-cpp turns into a grammar; the worker names what it cannot).
+     */
+    format: z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('json') }),
+        z.strictObject({ type: z.literal('jsonSchema'), schema: JsonSchemaObject }),
+      ])
+      .optional(),
   })
   .refine((v) => (v.messages === undefined) !== (v.prompt === undefined), { message: 'give exactly one of "messages" and "prompt"' });
 export type LlmJobInput = z.infer<typeof LlmJobInput>;

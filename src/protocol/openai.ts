@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { line, prose } from './text.js';
-import { MAX_PROMPT_CHARS, MAX_STOP_STRINGS } from './llm.js';
+import { JsonSchemaObject, MAX_PROMPT_CHARS, MAX_STOP_STRINGS } from './llm.js';
 
 const text = prose(MAX_PROMPT_CHARS);
 
@@ -47,8 +47,20 @@ const Sampling = {
   n: z.literal(1, { error: 'only n = 1 is supported' }).nullish(),
 };
 
+/** `text` is no constraint; the JSON ones become a grammar on the worker. */
+const ResponseFormat = z.discriminatedUnion(
+  'type',
+  [
+    z.looseObject({ type: z.literal('text') }),
+    z.looseObject({ type: z.literal('json_object') }),
+    z.looseObject({ type: z.literal('json_schema'), json_schema: z.looseObject({ name: line(64).optional(), schema: JsonSchemaObject }) }),
+  ],
+  { error: 'must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {"schema": {…}}}' },
+);
+
 export const ChatCompletionRequest = z.looseObject({
   ...Sampling,
+  response_format: ResponseFormat.nullish(),
   messages: z.array(ChatMessage).min(1, 'must hold at least one message'),
   /** OpenAI's newer name for max_tokens. */
   max_completion_tokens: z.number().int().positive('must be at least 1').nullish(),

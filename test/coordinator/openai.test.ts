@@ -45,6 +45,25 @@ describe('OpenAI requests → llm job inputs', () => {
     expect(chatJobInput(chat({ temperature: null, seed: null }))).toEqual({ messages: [{ role: 'user', content: 'hi' }], temperature: 1, topP: 1 });
   });
 
+  it('maps response_format onto a grammar: JSON, or JSON a schema describes; text is no constraint', () => {
+    const schema = { type: 'object', properties: { answer: { enum: ['yes', 'no'] } }, required: ['answer'] };
+    expect(chatJobInput(chat({ response_format: { type: 'json_object' } })).format).toEqual({ type: 'json' });
+    const input = chatJobInput(chat({ response_format: { type: 'json_schema', json_schema: { name: 'reply', strict: true, schema } } }));
+    expect(input.format).toEqual({ type: 'jsonSchema', schema });
+    expect(LlmJobInput.parse(input)).toEqual(input);
+    expect(chatJobInput(chat({ response_format: { type: 'text' } }))).not.toHaveProperty('format');
+    const refused = (response_format: unknown) => problem(ChatCompletionRequest, { model: 'tiny', messages: [{ role: 'user', content: 'x' }], response_format });
+    expect(refused({ type: 'xml' })).toMatch(/^response_format\.type: must be/);
+    expect(refused({ type: 'json_schema', json_schema: {} })).toMatch(/^response_format\.json_schema\.schema: /);
+    // What node-llama-cpp would read as something else without a word is named here.
+    expect(refused({ type: 'json_schema', json_schema: { schema: { type: 'no-such-type' } } })).toMatch(/^response_format\.json_schema\.schema\.type: /);
+    expect(refused({ type: 'json_schema', json_schema: { schema: { properties: { a: { enum: 5 } } } } })).toMatch(/^response_format\.json_schema\.schema\.properties\.a\.enum: /);
+    expect(refused({ type: 'json_schema', json_schema: { schema: { $ref: '#/nowhere' } } })).toMatch(/\$ref: must be "#\/\$defs\/NAME"/);
+    let deep: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 10_000; i++) deep = { type: 'array', items: deep };
+    expect(refused({ type: 'json_schema', json_schema: { schema: deep } })).toMatch(/nested more than 64 deep/);
+  });
+
   it('gives a completion OpenAI’s 16-token default', () => {
     expect(completionJobInput(CompletionRequest.parse({ model: 'tiny', prompt: ['Once'] }))).toEqual({ prompt: 'Once', maxTokens: COMPLETION_DEFAULT_MAX_TOKENS, temperature: 1, topP: 1 });
   });

@@ -117,6 +117,25 @@ describe('the OpenAI API, through the official client with an inference key', ()
     expect(last?.usage).toEqual(whole.usage);
   }, 120_000);
 
+  it('answers in JSON that a schema describes when asked to (response_format json_schema, a grammar on the worker)', async () => {
+    const schema = { type: 'object', properties: { answer: { enum: ['yes', 'no'] }, sure: { type: 'boolean' } }, required: ['answer', 'sure'] };
+    const answer = await client.chat.completions.create({
+      model: modelName,
+      messages: MESSAGES,
+      max_tokens: 64,
+      temperature: 0,
+      response_format: { type: 'json_schema', json_schema: { name: 'reply', schema } },
+    });
+    const reply = JSON.parse(answer.choices[0]!.message.content!) as { answer: string; sure: boolean };
+    expect(['yes', 'no']).toContain(reply.answer);
+    expect(typeof reply.sure).toBe('boolean');
+    expect(Object.keys(reply).sort()).toEqual(['answer', 'sure']);
+    // A schema with a mistake is refused before it reaches a worker, the keyword named.
+    await expect(
+      client.chat.completions.create({ model: modelName, messages: MESSAGES, response_format: { type: 'json_schema', json_schema: { name: 'bad', schema: { type: 'no-such-type' } } } }),
+    ).rejects.toMatchObject({ status: 400, code: 'GG_ERR_BAD_REQUEST', message: expect.stringContaining('response_format.json_schema.schema.type') });
+  }, 120_000);
+
   it('completes a prompt as node-llama-cpp does', async () => {
     const prompt = 'Once upon a time';
     const want = await directCompletion(model, 1, prompt, { maxTokens: 6, temperature: 0 });

@@ -74,7 +74,8 @@ export const llmExecutor: Executor = {
     try {
       ctx.signal.throwIfAborted();
       // The lost attempt's output is this one's start: the offsets of what streams next continue from it.
-      const resume = job.resumeFrom;
+      // Not under a grammar, whose state cannot be set to where those tokens left it: such a job starts over.
+      const resume = input.format ? undefined : job.resumeFrom;
       if (resume) ctx.onPartial?.(resume);
       let reported = Date.now();
       const output = await generate(lib, lease.session, input, resume, {
@@ -114,7 +115,9 @@ interface GenerateOptions {
  */
 async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resume: ResumeFrom | undefined, options: GenerateOptions): Promise<LlmJobOutput> {
   const { model, sequence } = loaded;
+  const grammar = input.format ? await grammarFor(model.llama, input.format) : undefined;
   const sampling = {
+    ...(grammar && { grammar }),
     temperature: input.temperature,
     topP: input.topP,
     ...(input.seed !== undefined && { seed: input.seed }),
@@ -186,6 +189,16 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   if (maxTokens === 0) return answer(promptTokens, '', 'maxTokens');
   const res = await complete([...prompt, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, []);
   return answer(promptTokens, res.response, res.metadata.stopReason);
+}
+
+/** The grammar that holds the text to JSON, or to a JSON Schema; a schema node-llama-cpp cannot turn into one is the input's fault. */
+async function grammarFor(llama: NodeLlamaCpp.Llama, format: NonNullable<LlmJobInput['format']>): Promise<NodeLlamaCpp.LlamaGrammar> {
+  if (format.type === 'json') return llama.getGrammarFor('json');
+  try {
+    return await llama.createGrammarForJsonSchema(format.schema as Parameters<NodeLlamaCpp.Llama['createGrammarForJsonSchema']>[0]);
+  } catch (e) {
+    throw new GridError('GG_ERR_INPUT_INVALID', `format.schema: node-llama-cpp cannot make a grammar of this JSON Schema: ${errorMessage(e)}`, { cause: e });
+  }
 }
 
 /**
