@@ -85,7 +85,7 @@ export class ApiClient {
   constructor(
     readonly apiUrl: string,
     private readonly apiKey: string,
-    private readonly caPem: string,
+    readonly caPem: string,
     maxSockets = 16,
   ) {
     this.agent = new https.Agent({ keepAlive: true, maxSockets, ca: caPem, servername: COORDINATOR_SERVER_NAME });

@@ -417,7 +417,8 @@ class PartialOutput {
     this.pending += piece.text;
     if (this.tokens && piece.tokens) this.tokens.push(...piece.tokens);
     else this.tokens = null;
-    if (this.pending.length >= MAX_PARTIAL_CHARS) this.flush();
+    // The first piece goes at once: the time to the first token is what a reader waits on most.
+    if (this.pending.length >= MAX_PARTIAL_CHARS || (this.sent === 0 && this.pending !== '')) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), PARTIAL_EVERY_MS);
   }
 
