@@ -4,6 +4,7 @@
  *
  *   POST /v1/chat/completions   ChatCompletionRequest → ChatCompletion, or server-sent chunks with `stream`
  *   POST /v1/completions        CompletionRequest → Completion, or chunks
+ *   POST /v1/embeddings         EmbeddingRequest → EmbeddingList
  *
  * Errors answer in OpenAI's shape (the coordinator's error body carries its
  * fields): an unknown model 404, a bad body 400, no worker that can serve
@@ -13,14 +14,14 @@
  * gathered by the worker every 25 ms), then the finish reason and usage.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CODES, GridError, LlmJobOutput, TERMINAL_JOB_STATES, type ErrorCode, type ModelInfo } from '../protocol/index.js';
-import { ChatCompletionRequest, CompletionRequest, type FinishReason, type Usage } from '../protocol/openai.js';
+import { ERROR_CODES, GridError, LlmEmbeddingOutput, LlmJobOutput, TERMINAL_JOB_STATES, type ErrorCode, type ModelInfo } from '../protocol/index.js';
+import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, type FinishReason, type Usage } from '../protocol/openai.js';
 import type { LlmJobInput } from '../protocol/llm.js';
 import { errorPayload, parseBody, withOpenAiFields } from '../common/http-errors.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Db } from './store/db.js';
 import { forgetJobText, getJob, type JobRow } from './store/index.js';
-import { chatCompletion, chatJobInput, completion, completionJobInput, usage, type AnswerIds } from './openai.js';
+import { chatCompletion, chatJobInput, completion, completionJobInput, embeddingJobInput, embeddingList, usage, type AnswerIds } from './openai.js';
 
 export interface OpenAiRouteDeps {
   db: Db;
@@ -46,27 +47,62 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     return answer(req, reply, { model: body.model, input: completionJobInput(body), stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, chat: false });
   });
 
+  app.post('/v1/embeddings', async (req, reply) => {
+    const body = parseBody(EmbeddingRequest, req.body);
+    const row = await submit(body.model, embeddingJobInput(body));
+    const gone = hangUp(reply);
+    try {
+      const done = await finished(row.id, gone);
+      if (!done) {
+        await deps.dispatcher.cancel(row.id);
+        return reply.hijack();
+      }
+      if (done.state !== 'succeeded') throw failure(done);
+      return embeddingList(body.model, LlmEmbeddingOutput.parse(done.output), body.encoding_format ?? 'float');
+    } finally {
+      await forget(req, row.id);
+    }
+  });
+
+  /** Queues the request as an `llm` job on the model it names, if a connected worker can run it. */
+  async function submit(name: string, input: LlmJobInput): Promise<JobRow> {
+    const model = await deps.modelNamed(name);
+    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `the model '${name}' does not exist; GET /v1/models lists the names`);
+    if (model.format !== 'gguf') throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `the model '${name}' is ${model.format ?? 'not'} a GGUF model; an llm request needs one`);
+    const job = { kind: 'llm', model: { sha256: model.sha256, size: model.size }, requirements: {} };
+    const why = deps.dispatcher.whyUnservable({ id: '', ...job });
+    if (why) throw new GridError('GG_ERR_NO_WORKER_AVAILABLE', `model '${name}' cannot run now: ${why}`);
+    return deps.dispatcher.submit(
+      { ...job, model: { sha256: model.sha256 }, input, timeoutMs: LLM_JOB_TIMEOUT_MS, maxAttempts: LLM_JOB_ATTEMPTS, priority: 0 },
+      { sha256: model.sha256, size: model.size, name: model.name },
+      { forgetText: !deps.keepText },
+    );
+  }
+
+  /** Aborts when the client hangs up before its answer was sent: it wants nothing more. */
+  function hangUp(reply: FastifyReply): AbortSignal {
+    const gone = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) gone.abort();
+    });
+    return gone.signal;
+  }
+
+  /** The answer went out (or nobody waits for it): the prompt and the text go, the counts stay. */
+  async function forget(req: FastifyRequest, jobId: string): Promise<void> {
+    if (deps.keepText) return;
+    await forgetJobText(deps.db, { ids: [jobId] }).catch((err: unknown) => req.log.error({ err, jobId }, 'could not forget a request’s text; the next sweep will'));
+  }
+
   async function answer(
     req: FastifyRequest,
     reply: FastifyReply,
     r: { model: string; input: LlmJobInput; stream: boolean; includeUsage: boolean; chat: boolean },
   ): Promise<unknown> {
-    const model = await deps.modelNamed(r.model);
-    if (!model) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `the model '${r.model}' does not exist; GET /v1/models lists the names`);
-    if (model.format !== 'gguf') throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `the model '${r.model}' is ${model.format ?? 'not'} a GGUF model; text generation needs one`);
-    const job = { kind: 'llm', model: { sha256: model.sha256 }, requirements: {} };
-    const why = deps.dispatcher.whyUnservable({ id: '', ...job });
-    if (why) throw new GridError('GG_ERR_NO_WORKER_AVAILABLE', `model '${r.model}' cannot run now: ${why}`);
-    const row = await deps.dispatcher.submit(
-      { ...job, input: r.input, timeoutMs: LLM_JOB_TIMEOUT_MS, maxAttempts: LLM_JOB_ATTEMPTS, priority: 0 },
-      { sha256: model.sha256, size: model.size, name: model.name },
-      { forgetText: !deps.keepText },
-    );
+    const row = await submit(r.model, r.input);
     // A client that hangs up wants nothing more: the job is canceled, and its worker told to stop.
     const gone = new AbortController();
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) gone.abort();
-    });
+    hangUp(reply).addEventListener('abort', () => gone.abort());
     const ids: AnswerIds = { id: row.id, model: r.model, created: Math.floor(row.submittedAt.getTime() / 1000) };
     const stream = r.stream ? new EventStream(reply, ids, r.chat) : null;
     const unsubscribe = stream
@@ -83,10 +119,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
         return reply.hijack();
       }
       if (done.state !== 'succeeded') {
-        const error = done.error ?? { code: 'GG_ERR_INTERNAL', message: `the job ended ${done.state}` };
-        const failure = new GridError(Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'GG_ERR_INTERNAL', `job ${done.id}: ${error.message}`);
-        if (!stream) throw failure;
-        stream.fail(failure);
+        if (!stream) throw failure(done);
+        stream.fail(failure(done));
         return reply;
       }
       const out = LlmJobOutput.parse(done.output);
@@ -95,9 +129,14 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
       return reply;
     } finally {
       unsubscribe();
-      // The answer went out (or nobody waits for it): the prompt and the text go, the counts stay.
-      if (!deps.keepText) await forgetJobText(deps.db, { ids: [row.id] }).catch((err: unknown) => req.log.error({ err, jobId: row.id }, 'could not forget a request’s text; the next sweep will'));
+      await forget(req, row.id);
     }
+  }
+
+  /** Why a job that did not succeed failed, as the error the client gets. */
+  function failure(done: JobRow): GridError {
+    const error = done.error ?? { code: 'GG_ERR_INTERNAL', message: `the job ended ${done.state}` };
+    return new GridError(Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'GG_ERR_INTERNAL', `job ${done.id}: ${error.message}`);
   }
 
   /** The job once final; null if `signal` aborts first. */

@@ -6,8 +6,8 @@
  *   const input = chatJobInput(ChatCompletionRequest.parse(body));   // an llm job's input
  *   const answer = chatCompletion({ id, model, created }, LlmJobOutput.parse(row.output));
  */
-import type { ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, Usage } from '../protocol/openai.js';
-import type { LlmJobInput, LlmJobOutput, LlmMessage } from '../protocol/llm.js';
+import type { ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, Usage } from '../protocol/openai.js';
+import type { LlmEmbeddingOutput, LlmJobInput, LlmJobOutput, LlmMessage } from '../protocol/llm.js';
 
 function sampling(req: ChatCompletionRequest | CompletionRequest): Omit<LlmJobInput, 'messages' | 'prompt'> {
   return {
@@ -32,6 +32,27 @@ function format(f: ChatCompletionRequest['response_format']): Pick<LlmJobInput, 
   if (f?.type === 'json_object') return { format: { type: 'json' } };
   if (f?.type === 'json_schema') return { format: { type: 'jsonSchema', schema: f.json_schema.schema } };
   return {};
+}
+
+export function embeddingJobInput(req: EmbeddingRequest): LlmJobInput {
+  return { embed: typeof req.input === 'string' ? [req.input] : req.input, temperature: 1, topP: 1 };
+}
+
+/** The vectors as OpenAI answers them: numbers, or (`base64`) little-endian float32 bytes in base64. */
+export function embeddingList(model: string, out: LlmEmbeddingOutput, encoding: 'float' | 'base64'): EmbeddingList {
+  return {
+    object: 'list',
+    data: out.embeddings.map((v, index) => ({ object: 'embedding', index, embedding: encoding === 'float' ? v : float32Base64(v) })),
+    model,
+    usage: { prompt_tokens: out.usage.promptTokens, total_tokens: out.usage.promptTokens },
+  };
+}
+
+function float32Base64(v: readonly number[]): string {
+  const bytes = new Uint8Array(v.length * 4);
+  const view = new DataView(bytes.buffer);
+  v.forEach((x, i) => view.setFloat32(i * 4, x, true));
+  return Buffer.from(bytes).toString('base64');
 }
 
 /** OpenAI's completions API generates 16 tokens unless told otherwise. */

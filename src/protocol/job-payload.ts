@@ -5,7 +5,7 @@
  *
  *   checkJobPayload('llm', 'input', { prompt: 'Hi', maxTokens: 0 })  // 'input.maxTokens: Too small: …'
  */
-import { LlmJobInput, LlmJobOutput } from './llm.js';
+import { LlmEmbeddingOutput, LlmJobInput, LlmJobOutput } from './llm.js';
 import { checkOnnxPayload } from './tensor.js';
 import { firstZodProblem } from './zod-problems.js';
 
@@ -18,7 +18,8 @@ import { firstZodProblem } from './zod-problems.js';
 export function checkJobPayload(kind: string, which: 'input' | 'output', value: unknown): string | null {
   if (kind === 'onnx') return checkOnnxPayload(which, value);
   if (kind === 'llm') {
-    const parsed = (which === 'input' ? LlmJobInput : LlmJobOutput).safeParse(value);
+    const embedding = typeof value === 'object' && value !== null && 'embeddings' in value;
+    const parsed = (which === 'input' ? LlmJobInput : embedding ? LlmEmbeddingOutput : LlmJobOutput).safeParse(value);
     return parsed.success ? null : firstZodProblem(parsed.error, [which]);
   }
   return null;

@@ -9,13 +9,18 @@
  *   → { "text": "…", "finishReason": "length", "usage": { "promptTokens": 9, "completionTokens": 16 } }
  *
  * A chat whose last message is the assistant's is continued, not answered:
- * the generation picks up at the end of that message.
+ * the generation picks up at the end of that message. `embed` asks for an
+ * embedding vector of each text instead of generating:
+ *
+ *   { "embed": ["first text", "second"] }  →  { "embeddings": [[0.1, …], […]], "usage": { "promptTokens": 5 } }
  */
 import { z } from 'zod';
 import { json, prose } from './text.js';
 
 /** How many stop strings a request may give, as in OpenAI's API. */
 export const MAX_STOP_STRINGS = 4;
+/** How many texts one embeddings request may give, as in OpenAI's API. */
+export const MAX_EMBED_INPUTS = 2048;
 /**
  * The longest prompt or message, in UTF-16 units; the request body limit
  * (1 MiB) binds first. Text as prose (text.ts): llama.cpp reads strings as C
@@ -63,6 +68,8 @@ export const LlmJobInput = z
     messages: z.array(LlmMessage).min(1).optional(),
     /** Raw text, given to the model as it is. */
     prompt: text.optional(),
+    /** Texts to embed: one vector each, nothing generated. */
+    embed: z.array(text).min(1).max(MAX_EMBED_INPUTS).optional(),
     /** Most tokens to generate. @default up to the end of the model's context */
     maxTokens: z.number().int().positive().optional(),
     /** 0 is greedy: the most likely token every time. @default 1 */
@@ -85,7 +92,7 @@ export const LlmJobInput = z
       ])
       .optional(),
   })
-  .refine((v) => (v.messages === undefined) !== (v.prompt === undefined), { message: 'give exactly one of "messages" and "prompt"' });
+  .refine((v) => [v.messages, v.prompt, v.embed].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of "messages", "prompt" and "embed"' });
 export type LlmJobInput = z.infer<typeof LlmJobInput>;
 
 export const LlmJobOutput = z.strictObject({
@@ -98,3 +105,10 @@ export const LlmJobOutput = z.strictObject({
   }),
 });
 export type LlmJobOutput = z.infer<typeof LlmJobOutput>;
+
+/** The output of an `embed` job: a vector per text, in order. */
+export const LlmEmbeddingOutput = z.strictObject({
+  embeddings: z.array(z.array(z.number())).min(1).max(MAX_EMBED_INPUTS),
+  usage: z.strictObject({ promptTokens: z.number().int().nonnegative() }),
+});
+export type LlmEmbeddingOutput = z.infer<typeof LlmEmbeddingOutput>;

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { line, prose } from './text.js';
-import { JsonSchemaObject, MAX_PROMPT_CHARS, MAX_STOP_STRINGS } from './llm.js';
+import { JsonSchemaObject, MAX_EMBED_INPUTS, MAX_PROMPT_CHARS, MAX_STOP_STRINGS } from './llm.js';
 
 const text = prose(MAX_PROMPT_CHARS);
 
@@ -72,7 +72,18 @@ export const CompletionRequest = z.looseObject({
   prompt: z.union([text, z.array(text).length(1, 'one prompt per request')]),
 });
 
+export const EmbeddingRequest = z.looseObject({
+  model: line(256).min(1),
+  input: z.union([text, z.array(text).min(1, 'must hold at least one text').max(MAX_EMBED_INPUTS)], {
+    error: 'must be a text or an array of texts (token arrays are not supported)',
+  }),
+  /** The official client asks for base64 (packed float32) unless told `float`. */
+  encoding_format: z.enum(['float', 'base64']).nullish(),
+  dimensions: z.undefined({ error: 'dimensions are not supported: the model’s own size is what it gives' }).nullish(),
+});
+
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+export type EmbeddingRequest = z.infer<typeof EmbeddingRequest>;
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 
 export type FinishReason = 'stop' | 'length';
@@ -99,6 +110,13 @@ export interface Completion {
   model: string;
   choices: { index: 0; text: string; finish_reason: FinishReason; logprobs: null }[];
   usage: Usage;
+}
+
+export interface EmbeddingList {
+  object: 'list';
+  data: { object: 'embedding'; index: number; embedding: number[] | string }[];
+  model: string;
+  usage: { prompt_tokens: number; total_tokens: number };
 }
 
 export interface OpenAiModel {

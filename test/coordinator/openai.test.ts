@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chatCompletion, chatJobInput, completion, completionJobInput, COMPLETION_DEFAULT_MAX_TOKENS } from '../../src/coordinator/openai.js';
+import { chatCompletion, chatJobInput, completion, completionJobInput, COMPLETION_DEFAULT_MAX_TOKENS, embeddingJobInput, embeddingList } from '../../src/coordinator/openai.js';
 import { LlmJobInput } from '../../src/protocol/llm.js';
-import { ChatCompletionRequest, CompletionRequest } from '../../src/protocol/openai.js';
+import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from '../../src/protocol/openai.js';
 import { firstZodProblem } from '../../src/protocol/index.js';
 
 const chat = (body: Record<string, unknown>) => ChatCompletionRequest.parse({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], ...body });
@@ -83,6 +83,37 @@ describe('OpenAI requests → llm job inputs', () => {
 
   it('refuses a completion with several prompts', () => {
     expect(problem(CompletionRequest, { model: 'tiny', prompt: ['a', 'b'] })).toMatch(/^prompt: /);
+  });
+});
+
+describe('embeddings', () => {
+  it('maps one text or many onto an embed job, and answers with numbers or little-endian float32 in base64', () => {
+    expect(embeddingJobInput(EmbeddingRequest.parse({ model: 'tiny', input: 'one' })).embed).toEqual(['one']);
+    const input = embeddingJobInput(EmbeddingRequest.parse({ model: 'tiny', input: ['a', 'b'] }));
+    expect(LlmJobInput.parse(input)).toEqual(input);
+    const out = { embeddings: [[1.5, -2], [0.25, 3]], usage: { promptTokens: 4 } };
+    expect(embeddingList('tiny', out, 'float')).toEqual({
+      object: 'list',
+      data: [
+        { object: 'embedding', index: 0, embedding: [1.5, -2] },
+        { object: 'embedding', index: 1, embedding: [0.25, 3] },
+      ],
+      model: 'tiny',
+      usage: { prompt_tokens: 4, total_tokens: 4 },
+    });
+    const packed = embeddingList('tiny', out, 'base64').data[0]!.embedding as string;
+    expect([...new Float32Array(new Uint8Array(Buffer.from(packed, 'base64')).buffer)]).toEqual([1.5, -2]);
+  });
+
+  it.each([
+    ['no input', { model: 'tiny' }, /^input: /],
+    ['an empty list', { model: 'tiny', input: [] }, /^input: /],
+    ['token arrays', { model: 'tiny', input: [[1, 2]] }, /^input: /],
+    ['dimensions', { model: 'tiny', input: 'x', dimensions: 8 }, /^dimensions: dimensions are not supported/],
+    ['another encoding', { model: 'tiny', input: 'x', encoding_format: 'hex' }, /^encoding_format: /],
+  ])('refuses %s, naming the field', (_what, body, message) => {
+    const r = EmbeddingRequest.safeParse(body);
+    expect(r.success ? null : firstZodProblem(r.error, [], '(body)')).toMatch(message);
   });
 });
 

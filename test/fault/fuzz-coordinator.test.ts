@@ -91,6 +91,7 @@ const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
   ['POST', '/v1/keys'],
   ['DELETE', '/v1/keys/:id'],
   ['POST', '/v1/chat/completions'],
+  ['POST', '/v1/embeddings'],
   ['POST', '/v1/completions'],
   ['GET', '/updates/:channel/:file'],
 ];

@@ -3,8 +3,9 @@
  * lost (revoked, or it hands the job back for its owner), and the answer goes
  * on from another worker, continuing from the text already streamed, with
  * nothing lost or repeated: greedy, the client's text equals one
- * uninterrupted node-llama-cpp run. Real coordinator, two real workers, the
- * official `openai` client.
+ * uninterrupted node-llama-cpp run. And fifty streams at once on the two
+ * workers, none mixed up with another. Real coordinator, two real workers,
+ * the official `openai` client.
  */
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
@@ -137,4 +138,32 @@ describe('an answer whose worker is lost mid-stream goes on from another worker'
     expect(text).toBe(want);
     expect(new Set(job.events!.filter((e) => e.state === 'leased').map((e) => e.workerId)).size, JSON.stringify(job.events)).toBe(2);
   }, 120_000);
+});
+
+describe('many streams at once', () => {
+  it('streams 50 chats on two workers, each the text node-llama-cpp gives its own prompt, none mixed up', async () => {
+    const prompts = Array.from({ length: 50 }, (_, i) => `Story number ${i}, please.`);
+    const want: string[] = [];
+    for (const p of prompts) want.push((await directChat(model, 1, 'You are terse.', p, { maxTokens: 12, temperature: 0 })).text);
+    const streams = await Promise.all(
+      prompts.map(async (p) => {
+        const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+          { role: 'system', content: 'You are terse.' },
+          { role: 'user', content: p },
+        ];
+        const stream = await client.chat.completions.create({ model: modelName, messages, max_tokens: 12, temperature: 0, stream: true });
+        let text = '';
+        const ids = new Set<string>();
+        for await (const chunk of stream) {
+          ids.add(chunk.id);
+          text += chunk.choices[0]?.delta.content ?? '';
+        }
+        return { text, ids };
+      }),
+    );
+    expect(streams.map((s) => s.text)).toEqual(want);
+    // Every chunk of a stream names its own job, and no two streams share one.
+    expect(streams.every((s) => s.ids.size === 1)).toBe(true);
+    expect(new Set(streams.map((s) => [...s.ids][0])).size).toBe(50);
+  }, 180_000);
 });

@@ -136,6 +136,22 @@ describe('the OpenAI API, through the official client with an inference key', ()
     ).rejects.toMatchObject({ status: 400, code: 'GG_ERR_BAD_REQUEST', message: expect.stringContaining('response_format.json_schema.schema.type') });
   }, 120_000);
 
+  it('embeds texts as node-llama-cpp does, as numbers or as the base64 the official client asks for', async () => {
+    const texts = ['Hello, grid.', 'A second, longer text to embed.'];
+    const context = await model.createEmbeddingContext({ threads: 1 });
+    const want = await Promise.all(texts.map(async (t) => [...(await context.getEmbeddingFor(t)).vector]));
+    await context.dispose();
+    // The client's default: base64 on the wire, decoded back to numbers.
+    const packed = await client.embeddings.create({ model: modelName, input: texts });
+    const floats = await client.embeddings.create({ model: modelName, input: texts, encoding_format: 'float' });
+    for (const answer of [packed, floats]) {
+      expect(answer.data.map((d) => d.index)).toEqual([0, 1]);
+      answer.data.forEach((d, i) => d.embedding.forEach((x, k) => expect(x).toBeCloseTo(want[i]![k]!, 5)));
+      expect(answer.usage.prompt_tokens).toBe(texts.reduce((n, t) => n + model.tokenize(t).length, 0));
+    }
+    await expect(client.embeddings.create({ model: modelName, input: 'x', dimensions: 8 })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('dimensions') });
+  }, 120_000);
+
   it('completes a prompt as node-llama-cpp does', async () => {
     const prompt = 'Once upon a time';
     const want = await directCompletion(model, 1, prompt, { maxTokens: 6, temperature: 0 });

@@ -28,7 +28,7 @@ import {
   TensorJson,
 } from '../../src/protocol/index.js';
 import { ControlAction, EnrollForm, SettingsUpdate } from '../../src/protocol/control.js';
-import { ChatCompletionRequest, CompletionRequest } from '../../src/protocol/openai.js';
+import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from '../../src/protocol/openai.js';
 import { LlmJobInput } from '../../src/protocol/llm.js';
 import { CreateApiKeyRequest, ModelRenameRequest } from '../../src/protocol/api.js';
 import { FrameDecoder } from '../../src/transport/frame.js';
@@ -38,8 +38,12 @@ import { hostileJson, hostileString, stringsIn, withHostileField } from '../help
 const RUNS = { numRuns: 300 };
 const LONE_SURROGATE = /\p{Cs}/u;
 /** Job JSON may carry NUL (stored as the escape `\u0000` in JSON text); nothing else may. */
-/** Job JSON and what a model generated (a partial's text, what a lost attempt streamed): stored as JSON text, where NUL is an escape. */
-const isJobJson = (path: string) => /(^|\.)(input|output|resumeFrom)(\.|$)|^text$/.test(path);
+/**
+ * Job JSON (a response_format's schema goes into the job's input) and what a
+ * model generated (a partial's text, what a lost attempt streamed): stored as
+ * JSON text, where NUL is an escape.
+ */
+const isJobJson = (path: string) => /(^|\.)(input|output|resumeFrom|json_schema\.schema)(\.|$)|^text$/.test(path);
 
 /** The property every boundary shares: refused with a GridError, or accepted and storable. */
 function refusedOrStorable(parse: () => unknown): void {
@@ -144,6 +148,7 @@ const BODIES: [string, Parameters<typeof parseBody>[0], Record<string, unknown>,
     ['response_format', 'response_format.json_schema.schema', 'response_format.json_schema.schema.properties.a', 'response_format.json_schema.schema.properties.a.type'],
   ],
   ['a completion', CompletionRequest, { model: 'm', prompt: 'p' }, ['model', 'prompt', 'max_tokens', 'top_p']],
+  ['an embeddings request', EmbeddingRequest, { model: 'm', input: ['a', 'b'] }, ['model', 'input', 'input.0', 'encoding_format', 'dimensions']],
   ['an llm job input', LlmJobInput, { prompt: 'p', maxTokens: 4 }, ['prompt', 'maxTokens', 'messages', 'stop', 'seed', 'temperature']],
   ['a model rename', ModelRenameRequest, { name: 'm' }, ['name']],
   ['an API key', CreateApiKeyRequest, { scope: 'inference', name: 'n' }, ['scope', 'name']],

@@ -6,7 +6,7 @@ describe('checkJobPayload for llm jobs', () => {
     [{ prompt: 'Once' }, null],
     [{ messages: [{ role: 'user', content: 'Hi' }], maxTokens: 8, temperature: 0, seed: 3, stop: ['\n'] }, null],
     [{ prompt: 'Once', maxTokens: 0 }, /^input\.maxTokens: /],
-    [{ prompt: 'Once', messages: [{ role: 'user', content: 'Hi' }] }, /exactly one of "messages" and "prompt"/],
+    [{ prompt: 'Once', messages: [{ role: 'user', content: 'Hi' }] }, /exactly one of "messages", "prompt" and "embed"/],
     [{ messages: [{ role: 'tool', content: 'Hi' }] }, /^input\.messages\.0\.role: /],
     [{ prompt: 'Once', stop: ['a', 'b', 'c', 'd', 'e'] }, /^input\.stop: /],
     [{ inputs: {} }, /^input/],

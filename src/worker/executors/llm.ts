@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
 import type * as NodeLlamaCpp from 'node-llama-cpp';
 import { GridError } from '../../protocol/errors.js';
-import { LlmJobInput, type LlmJobOutput, type LlmMessage } from '../../protocol/llm.js';
+import { LlmJobInput, type LlmEmbeddingOutput, type LlmJobOutput, type LlmMessage } from '../../protocol/llm.js';
 import type { ResumeFrom } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
 import { SessionCache } from './session-cache.js';
@@ -35,6 +35,8 @@ interface LoadedModel {
   model: NodeLlamaCpp.LlamaModel;
   context: NodeLlamaCpp.LlamaContext;
   sequence: NodeLlamaCpp.LlamaContextSequence;
+  /** Made at the first `embed` job: a context of its own, which most models never need. */
+  embedding?: Promise<NodeLlamaCpp.LlamaEmbeddingContext>;
   release(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export const llmExecutor: Executor = {
     });
     try {
       ctx.signal.throwIfAborted();
+      if (input.embed) return await embed(lease.session, input.embed, ctx.threads, ctx.signal);
       // The lost attempt's output is this one's start: the offsets of what streams next continue from it.
       // Not under a grammar, whose state cannot be set to where those tokens left it: such a job starts over.
       const resume = input.format ? undefined : job.resumeFrom;
@@ -191,6 +194,28 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   return answer(promptTokens, res.response, res.metadata.stopReason);
 }
 
+/** A vector per text, from the model's own embedding context (llama.cpp pools the last layer). */
+async function embed(loaded: LoadedModel, texts: readonly string[], threads: number, signal: AbortSignal): Promise<LlmEmbeddingOutput> {
+  loaded.embedding ??= loaded.model.createEmbeddingContext({ threads });
+  const context = await loaded.embedding.catch((e: unknown) => {
+    loaded.embedding = undefined;
+    throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not make an embedding context for the model: ${errorMessage(e)}`, { cause: e });
+  });
+  let promptTokens = 0;
+  const embeddings: number[][] = [];
+  for (const [i, text] of texts.entries()) {
+    signal.throwIfAborted();
+    const tokens = loaded.model.tokenize(text);
+    promptTokens += tokens.length;
+    const embedding = await context.getEmbeddingFor(tokens).catch((e: unknown) => {
+      // Too long for the context is the one way a text can fail here.
+      throw new GridError('GG_ERR_INPUT_INVALID', `embed.${i}: the text is ${tokens.length} tokens: ${errorMessage(e)}`, { cause: e });
+    });
+    embeddings.push([...embedding.vector]);
+  }
+  return { embeddings, usage: { promptTokens } };
+}
+
 /** The grammar that holds the text to JSON, or to a JSON Schema; a schema node-llama-cpp cannot turn into one is the input's fault. */
 async function grammarFor(llama: NodeLlamaCpp.Llama, format: NonNullable<LlmJobInput['format']>): Promise<NodeLlamaCpp.LlamaGrammar> {
   if (format.type === 'json') return llama.getGrammarFor('json');
@@ -297,15 +322,17 @@ async function load(llama: NodeLlamaCpp.Llama, modelPath: string, threads: numbe
   });
   try {
     const context = await model.createContext({ threads, sequences: 1 });
-    return {
+    const loaded: LoadedModel = {
       model,
       context,
       sequence: context.getSequence(),
       async release() {
+        await (await loaded.embedding?.catch(() => undefined))?.dispose();
         await context.dispose();
         await model.dispose();
       },
     };
+    return loaded;
   } catch (e) {
     await model.dispose();
     throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not create a context for the model: ${errorMessage(e)}`, { cause: e });
@@ -326,7 +353,7 @@ function prebuiltInstalled(platform: string): boolean {
 function parseInput(raw: unknown): LlmJobInput {
   const parsed = LlmJobInput.safeParse(raw);
   if (parsed.success) return parsed.data;
-  throw new GridError('GG_ERR_INPUT_INVALID', `${firstZodProblem(parsed.error, [], 'input')} (expected {"messages": [{"role", "content"}, …]} or {"prompt": TEXT})`);
+  throw new GridError('GG_ERR_INPUT_INVALID', `${firstZodProblem(parsed.error, [], 'input')} (expected {"messages": [{"role", "content"}, …]}, {"prompt": TEXT} or {"embed": [TEXT, …]})`);
 }
 
 function errorMessage(e: unknown): string {

@@ -164,7 +164,7 @@ describe('LLM executor in a job process', () => {
     expect(over.message).toContain(`holds ${tiny.contextLength}`);
     const both = await rejection(runLlm(tiny.file, { prompt: 'a', messages, maxTokens: 4 }));
     expect(both.code).toBe('GG_ERR_INPUT_INVALID');
-    expect(both.message).toContain('exactly one of "messages" and "prompt"');
+    expect(both.message).toContain('exactly one of "messages", "prompt" and "embed"');
     const zero = await rejection(runLlm(tiny.file, { prompt: 'a', maxTokens: 0 }));
     expect(zero.message).toMatch(/^maxTokens: /);
   });
