@@ -76,6 +76,8 @@ export const RunningJobView = z.object({
   modelName: z.string(),
   /** 0..1, when the executor reports it. */
   progress: z.number().min(0).max(1).nullable(),
+  /** The executor's latest word on it, e.g. "412 tokens · 38 tokens/s" for an LLM request; null before it said any. */
+  detail: z.string().max(1000).nullable(),
   startedAt: isoDate,
   /** Stopped for a moment while its owner uses the machine (SIGSTOP), not lost. */
   suspended: z.boolean(),

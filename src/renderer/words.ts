@@ -45,7 +45,8 @@ export function percent(progress: number): string {
 
 export function jobProgressWords(job: RunningJobView): string {
   if (job.suspended) return 'on hold while you use this computer';
-  return job.progress === null ? 'running' : percent(job.progress);
+  const how = job.progress === null ? 'running' : percent(job.progress);
+  return job.detail ? `${how} · ${job.detail}` : how;
 }
 
 export function clock(at: number | string): string {

@@ -79,6 +79,8 @@ interface Running {
   modelName: string;
   startedAt: Date;
   progress: number | null;
+  /** The executor's latest word on it ("412 tokens · 38 tokens/s"), for the status window. */
+  detail: string | null;
   controller: AbortController;
   done: Promise<void>;
   /** Set by handBack: the reason its job.release carries, unless the job ends on its own first. */
@@ -150,6 +152,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       kind: r.kind,
       modelName: r.modelName,
       progress: r.progress,
+      detail: r.detail,
       startedAt: r.startedAt.toISOString(),
       suspended: this.suspension.suspended,
     }));
@@ -230,6 +233,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       modelName: job.model.name,
       startedAt: new Date(),
       progress: 0,
+      detail: null,
       controller,
       done: Promise.resolve(),
     };
@@ -269,6 +273,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     };
     const progress = (p: number, message?: string) => {
       entry.progress = p;
+      if (message !== undefined) entry.detail = message;
       const quiet = lastSent === 0 ? runMs() < startReportMs : Date.now() - lastSent < PROGRESS_EVERY_MS;
       if (!quiet) sendProgress(p, message);
     };

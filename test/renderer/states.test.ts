@@ -118,6 +118,19 @@ describe('status window states', () => {
     }
   });
 
+  it('shows what a running LLM request says of itself: its tokens and tokens per second', async () => {
+    const llm = { jobId: 'j-01a24f00c1420000', kind: 'llm', modelName: 'tinyllama', progress: 0.25, detail: '64 tokens · 38 tokens/s', startedAt: '2026-01-05T10:00:00.000Z', suspended: false };
+    const win = await openWindow(ui.browser, ui.dist, { ...VIEWS.working, jobs: { ...VIEWS.working.jobs, running: [llm] } });
+    try {
+      const row = win.page.locator('#jobs-running li[data-job="j-01a24f00c1420000"]');
+      await row.waitFor();
+      expect(await row.locator('.job-progress').textContent()).toBe('25% · 64 tokens · 38 tokens/s');
+      expect(win.errors).toEqual([]);
+    } finally {
+      await win.close();
+    }
+  });
+
   it('shows the settings of the worker, and hides start at login where the host has none', async () => {
     const win = await openWindow(ui.browser, ui.dist, VIEWS.idle);
     try {

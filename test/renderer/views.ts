@@ -43,7 +43,7 @@ export const VIEWS = {
     ...v,
     jobs: {
       ...v.jobs,
-      running: [{ jobId: 'j-b43f0a90b37bdfe4', kind: 'onnx', modelName: 'mlp.onnx', progress: 0.4, startedAt: '2026-01-05T10:00:00.000Z', suspended: false }],
+      running: [{ jobId: 'j-b43f0a90b37bdfe4', kind: 'onnx', modelName: 'mlp.onnx', progress: 0.4, detail: null, startedAt: '2026-01-05T10:00:00.000Z', suspended: false }],
     },
   })),
   'paused-by-you': view((v) => ({ ...v, policy: { ...v.policy, run: false, cause: 'user', reason: 'Paused by you', control: { state: 'paused' } } })),

@@ -255,7 +255,8 @@ describe('JobRunner stepping aside', () => {
     const { jobId } = h.assign('test-spin', { cpuMs: 60_000 });
     await h.runningOn(jobId);
     const [view] = h.runner.views();
-    expect(RunningJobView.parse(view)).toEqual({ jobId, kind: 'test-spin', modelName: 'fixture', progress: expect.any(Number), startedAt: view!.startedAt, suspended: false });
+    // The executor's latest word on the job comes with it (the spin says its pid when it starts).
+    expect(RunningJobView.parse(view)).toEqual({ jobId, kind: 'test-spin', modelName: 'fixture', progress: expect.any(Number), detail: expect.stringMatching(/^spinning, pid \d+$/), startedAt: view!.startedAt, suspended: false });
     expect(view!.progress).toBeGreaterThan(0);
     expect(Date.now() - Date.parse(view!.startedAt)).toBeLessThan(30_000);
 

@@ -80,14 +80,18 @@ export const llmExecutor: Executor = {
       // Not under a grammar, whose state cannot be set to where those tokens left it: such a job starts over.
       const resume = input.format ? undefined : job.resumeFrom;
       if (resume) ctx.onPartial?.(resume);
-      let reported = Date.now();
+      const started = Date.now();
+      let reported = started;
       const output = await generate(lib, lease.session, input, resume, {
         signal: ctx.signal,
         onPiece: (piece, tokens) => {
           ctx.onPartial?.(piece);
-          if (Date.now() - reported < PROGRESS_EVERY_MS) return;
-          reported = Date.now();
-          ctx.onProgress(input.maxTokens ? tokens / input.maxTokens : 0.5, `${tokens} tokens`);
+          const now = Date.now();
+          if (now - reported < PROGRESS_EVERY_MS) return;
+          reported = now;
+          // What the status window shows of a running request.
+          const rate = Math.round((tokens * 1000) / (now - started));
+          ctx.onProgress(input.maxTokens ? tokens / input.maxTokens : 0.5, `${tokens} tokens · ${rate} tokens/s`);
         },
       });
       ctx.onProgress(1, 'done');
