@@ -18,6 +18,7 @@ import { coordinatorDefaultDataDir, defaultDataDir } from '../worker/paths.js';
 import { createLogger, type LogFormat } from './output.js';
 import { startHeadless } from './headless.js';
 import { controlFilePath } from '../worker/control/index.js';
+import { caCertPath } from '../coordinator/local-files.js';
 import { WORKER_DEFAULTS } from '../worker/worker-config.js';
 
 interface LogFlags {
@@ -200,6 +201,11 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
         `  npx gogrid workers --data ${dataFlag}`,
         `  npx gogrid submit --data ${dataFlag} --model samples/mlp.onnx --input samples/mlp-input.json --wait`,
         `  npx gogrid jobs --data ${dataFlag}`,
+        `An LLM behind the OpenAI API (bring a GGUF file):`,
+        `  npx gogrid models add --data ${dataFlag} --name chat model.gguf`,
+        `  KEY=$(npx gogrid keys create --data ${dataFlag} --scope inference --name me)`,
+        `  curl --cacert ${JSON.stringify(caCertPath(coordinatorDir))} ${c.apiUrl}/v1/chat/completions -H "Authorization: Bearer $KEY" \\`,
+        `    -H 'content-type: application/json' -d '{"model": "chat", "messages": [{"role": "user", "content": "Hello"}]}'`,
         `Press Ctrl+C to stop.`,
         '',
       ].join('\n'),
