@@ -48,7 +48,16 @@ export interface TestCoordinator extends Coordinator {
 }
 
 export async function startTestCoordinator(
-  opts: { dataDir?: string; port?: number; maxConnections?: number; databaseUrl?: string; certValidityDays?: number; schedulerPollMs?: number } = {},
+  opts: {
+    dataDir?: string;
+    port?: number;
+    maxConnections?: number;
+    databaseUrl?: string;
+    certValidityDays?: number;
+    schedulerPollMs?: number;
+    /** Heartbeat timing other than FAST, for a test whose own work may stall this process for longer than 1.5 s. */
+    heartbeat?: Partial<typeof FAST>;
+  } = {},
 ): Promise<TestCoordinator> {
   const dataDir = opts.dataDir ?? (await tempDir());
   const { config } = parseCoordinatorConfig('', 'test', {
@@ -57,6 +66,7 @@ export async function startTestCoordinator(
     databaseUrl: opts.databaseUrl ?? 'memory://',
     maxConnections: opts.maxConnections,
     ...FAST,
+    ...opts.heartbeat,
   });
   const c = await startCoordinator({
     config,
@@ -107,7 +117,15 @@ export async function untilFinished(get: (path: string) => Promise<unknown>, job
 
 export async function startTestWorker(
   c: { port: number },
-  opts: { dataDir?: string; token?: string; name?: string; probes?: AgentProbes; jobs?: WorkerJobOptions } = {},
+  opts: {
+    dataDir?: string;
+    token?: string;
+    name?: string;
+    probes?: AgentProbes;
+    jobs?: WorkerJobOptions;
+    /** The QUIC idle timeout, 1.5 s unless a test's own work may stall this process for longer. */
+    maxIdleTimeoutMs?: number;
+  } = {},
 ): Promise<RunningWorker & { dataDir: string }> {
   const dataDir = opts.dataDir ?? (await tempDir('gogrid-worker-'));
   const w = await startWorker({
@@ -117,7 +135,7 @@ export async function startTestWorker(
     name: opts.name,
     appVersion: '0.0.0-test',
     logger: silent,
-    agent: { maxIdleTimeoutMs: 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}) },
+    agent: { maxIdleTimeoutMs: opts.maxIdleTimeoutMs ?? 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}) },
     // One runtime thread per job: the test machine has two cores for everything.
     jobs: { threads: 1, ...opts.jobs },
   });

@@ -181,6 +181,7 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
       // LlamaCompletion, which ends where LlamaChat would (the template's stop triggers) and, for
       // a model that wants one, puts the BOS first itself.
       const body = model.tokens.shouldPrependBosToken && prompt[0] === model.tokens.bos ? prompt.slice(1) : prompt;
+      await replay(sequence, prompt, resumed as NodeLlamaCpp.Token[]);
       const res = await complete([...body, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, state.stopGenerationTriggers);
       return answer(prompt.length, res.response, res.metadata.stopReason);
     } finally {
@@ -194,6 +195,10 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   const promptTokens = prompt.length + (bos ? 1 : 0);
   const maxTokens = budget(promptTokens, resumed.length, input.maxTokens, sequence.contextSize);
   if (maxTokens === 0) return answer(promptTokens, '', 'maxTokens');
+  if (resume) {
+    const bosToken = model.tokens.bos;
+    await replay(sequence, bos && bosToken !== null ? [bosToken, ...prompt] : prompt, resumed as NodeLlamaCpp.Token[]);
+  }
   const res = await complete([...prompt, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, []);
   return answer(promptTokens, res.response, res.metadata.stopReason);
 }
@@ -218,6 +223,22 @@ async function embed(loaded: LoadedModel, texts: readonly string[], threads: num
     embeddings.push([...embedding.vector]);
   }
   return { embeddings, usage: { promptTokens } };
+}
+
+/**
+ * Puts the prompt and a lost attempt's tokens into the sequence as that
+ * attempt had them: the prompt in one evaluation, each generated token on its
+ * own. llama.cpp's sums depend on how many tokens one evaluation takes, and a
+ * near-tie between two tokens can go either way: the tiny model, resumed with
+ * the tokens evaluated together, went on differently at 24 of 40 cut points;
+ * one by one, at none. LlamaCompletion then finds them all in place and
+ * evaluates nothing again. Slower than one evaluation (generation speed, not
+ * prompt speed), so a long resume lengthens the failover gap.
+ */
+async function replay(sequence: NodeLlamaCpp.LlamaContextSequence, prompt: NodeLlamaCpp.Token[], resumed: NodeLlamaCpp.Token[]): Promise<void> {
+  await sequence.clearHistory();
+  await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+  for (const token of resumed) await sequence.evaluateWithoutGeneratingNewTokens([token]);
 }
 
 /** The grammar that holds the text to JSON, or to a JSON Schema; a schema node-llama-cpp cannot turn into one is the input's fault. */

@@ -136,6 +136,27 @@ describe('LLM executor in a job process', () => {
     expect(spent).toEqual({ text: resumeFrom.text, finishReason: 'length', usage: { promptTokens: whole.usage.promptTokens, completionTokens: resumeFrom.tokens.length } });
   });
 
+  it('resumes a completion at any cut with the rest of one run: the lost tokens are evaluated one by one, as they were generated', async () => {
+    // On this model, evaluated together, these tokens gave other text from the 50th on (a near-tie that llama.cpp's batched sums tip the other way).
+    const wide = writeTinyGguf(path.join(dir, 'tiny-1024.gguf'), { contextLength: 1024 });
+    const pieces: OutputPiece[] = [];
+    const whole = await runLlm(wide.file, { prompt: 'Once upon a time', maxTokens: 80, temperature: 0 }, undefined, [], {}, pieces);
+    const tokens = pieces.flatMap((p) => p.tokens!);
+    for (const cut of [15, 29, 43]) {
+      const resumeFrom = { text: model.detokenize(tokens.slice(0, cut) as never), tokens: tokens.slice(0, cut) };
+      expect(whole.text.startsWith(resumeFrom.text)).toBe(true);
+      // A fresh process, as on the worker that takes over: a warm one would still hold these tokens from the whole run.
+      const fresh = new JobProcessPool();
+      try {
+        const opts: RunJobOptions = { modelPath: wide.file, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress: () => {} };
+        const resumed = (await fresh.run('llm', makeJob('llm', { prompt: 'Once upon a time', maxTokens: 80, temperature: 0 }, { attempt: 2, resumeFrom }), opts)) as LlmJobOutput;
+        expect(resumed.text, `cut at ${cut}`).toBe(whole.text);
+      } finally {
+        await fresh.close();
+      }
+    }
+  });
+
   it('samples with a seed like node-llama-cpp does, and another seed gives other text', async () => {
     const sampled = { maxTokens: 32, temperature: 0.9, seed: 1234, topP: 0.9 };
     // node-llama-cpp keeps only the 40 likeliest tokens unless told otherwise; OpenAI's API has no such cut.
