@@ -159,7 +159,10 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
     const completion = new lib.LlamaCompletion({ contextSequence: sequence });
     try {
       const customStopTriggers = [...stopTriggers, ...(input.stop ?? [])];
-      return await completion.generateCompletionWithMeta(tokens, { ...sampling, ...streaming, maxTokens, disableContextShift: true, ...(customStopTriggers.length > 0 && { customStopTriggers }) });
+      // contextShiftSize 0: otherwise LlamaCompletion keeps only the last contextSize − shift tokens of its
+      // input (a tenth of the context), cutting a prompt that fits from the front without a word.
+      const whole = { disableContextShift: true, contextShiftSize: 0 };
+      return await completion.generateCompletionWithMeta(tokens, { ...sampling, ...streaming, maxTokens, ...whole, ...(customStopTriggers.length > 0 && { customStopTriggers }) });
     } finally {
       completion.dispose();
     }

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlmJobInput, LlmJobOutput } from '../../../src/protocol/llm.js';
 import type { JobSpec } from '../../../src/protocol/messages.js';
@@ -155,6 +155,30 @@ describe('LLM executor in a job process', () => {
         await fresh.close();
       }
     }
+  });
+
+  it('keeps a prompt that nearly fills the context whole, rather than cut its start', async () => {
+    // About 480 of the 512 tokens: past the 460 LlamaCompletion keeps of its input by default.
+    const direct = async (tokens: readonly number[], contextShiftSize?: number) => {
+      const context = await model.createContext({ threads: THREADS });
+      try {
+        const options = { maxTokens: 8, temperature: 0, topK: 0, repeatPenalty: false as const, disableContextShift: true, ...(contextShiftSize !== undefined && { contextShiftSize }) };
+        return (await new LlamaCompletion({ contextSequence: context.getSequence() }).generateCompletionWithMeta(tokens as never, options)).response;
+      } finally {
+        await context.dispose();
+      }
+    };
+    // A prompt whose start matters: the whole prompt and its cut end give different text.
+    let found: { prompt: string; whole: string } | undefined;
+    for (let variant = 0; !found && variant < 20; variant++) {
+      let prompt = `Once ${variant}`;
+      for (let i = 0; model.tokenize(prompt, false, 'trimLeadingSpace').length < 480; i++) prompt += ` ${['grid', 'worker', 'story', 'model', 'idle', 'token'][(i + variant) % 6]} ${i}`;
+      const tokens = model.tokenize(prompt, false, 'trimLeadingSpace');
+      const [whole, cut] = [await direct(tokens, 0), await direct(tokens)];
+      if (whole !== cut) found = { prompt, whole };
+    }
+    expect(found, 'a prompt whose cut changes the text').toBeDefined();
+    expect((await runLlm(tiny.file, { prompt: found!.prompt, maxTokens: 8, temperature: 0 })).text).toBe(found!.whole);
   });
 
   it('samples with a seed like node-llama-cpp does, and another seed gives other text', async () => {
