@@ -19,12 +19,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
-import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type OpenAI from 'openai';
+import { openaiClient } from '../../test/helpers/openai-client.js';
 import { z } from 'zod';
 import { CreatedApiKey, JobInfo, WorkerInfo } from '../../src/protocol/index.js';
 import { writeTinyGguf } from '../../test/fixtures/make-gguf.js';
-import { ensureBuilt, Grid, type CoordinatorProc } from '../jobs/grid.js';
+import { ensureBuilt, Grid } from '../jobs/grid.js';
 import { loadAvg, machine } from '../lib/machine.js';
 import { cpuUs } from '../lib/procfs.js';
 import { progressLog, resultBase, runMain, writeResult } from '../lib/results.js';
@@ -92,16 +92,6 @@ async function viaGrid(client: OpenAI, model: string, maxTokens: number, i: numb
   return { run: { tokens, ttftMs: first - t0, streamMs: last - first } satisfies Run, gaps };
 }
 
-function openai(c: CoordinatorProc, key: string, caPem: string): OpenAI {
-  const dispatcher = new Agent({ connect: { ca: caPem }, connections: 8 });
-  return new OpenAI({
-    baseURL: `${c.api.apiUrl}/v1`,
-    apiKey: key,
-    maxRetries: 0,
-    fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch,
-  });
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
   const quick = values.quick ?? false;
@@ -135,7 +125,7 @@ async function main(): Promise<void> {
     const modelName = 'tiny';
     await c.api.addModel(tiny.file, modelName);
     const key = (await c.api.call('POST', '/v1/keys', CreatedApiKey, { scope: 'inference', name: 'bench' })).key;
-    const client = openai(c, key, c.api.caPem);
+    const client = openaiClient(c.api.apiUrl, key, c.api.caPem);
     const workers = new Map<string, ChildProcess>();
     const startWorker = async (name: string, slots: number) => {
       const data = await grid.tempDir(`worker-${name}`);

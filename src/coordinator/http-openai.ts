@@ -50,7 +50,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
   app.post('/v1/embeddings', async (req, reply) => {
     const body = parseBody(EmbeddingRequest, req.body);
     const row = await submit(body.model, embeddingJobInput(body));
-    const gone = hangUp(reply);
+    const gone = hangUp(reply).signal;
     try {
       const done = await finished(row.id, gone);
       if (!done) {
@@ -79,13 +79,13 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
     );
   }
 
-  /** Aborts when the client hangs up before its answer was sent: it wants nothing more. */
-  function hangUp(reply: FastifyReply): AbortSignal {
+  /** Aborted when the client hangs up before its answer was sent: it wants nothing more. */
+  function hangUp(reply: FastifyReply): AbortController {
     const gone = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) gone.abort();
     });
-    return gone.signal;
+    return gone;
   }
 
   /** The answer went out (or nobody waits for it): the prompt and the text go, the counts stay. */
@@ -101,8 +101,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
   ): Promise<unknown> {
     const row = await submit(r.model, r.input);
     // A client that hangs up wants nothing more: the job is canceled, and its worker told to stop.
-    const gone = new AbortController();
-    hangUp(reply).addEventListener('abort', () => gone.abort());
+    const gone = hangUp(reply);
     const ids: AnswerIds = { id: row.id, model: r.model, created: Math.floor(row.submittedAt.getTime() / 1000) };
     const stream = r.stream ? new EventStream(reply, ids, r.chat) : null;
     const unsubscribe = stream

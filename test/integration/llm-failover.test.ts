@@ -9,8 +9,8 @@
  */
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
-import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type OpenAI from 'openai';
+import { openaiClient } from '../helpers/openai-client.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CreatedApiKey, JobInfo, ModelInfo } from '../../src/protocol/index.js';
 import { writeTinyGguf } from '../fixtures/make-gguf.js';
@@ -36,13 +36,7 @@ beforeAll(async () => {
   const tiny = writeTinyGguf(join(await tempDir(), 'tiny.gguf'), { contextLength: 1024 });
   const sha256 = await c.addModel(tiny.file);
   modelName = ModelInfo.parse(await c.api('GET', `/v1/models/${sha256}/info`)).name;
-  const dispatcher = new Agent({ connect: { ca: c.ca.material.certPem } });
-  client = new OpenAI({
-    baseURL: `${c.apiUrl}/v1`,
-    apiKey: CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'inference', name: 'failover test' })).key,
-    maxRetries: 0,
-    fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch,
-  });
+  client = openaiClient(c.apiUrl, CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'inference', name: 'failover test' })).key, c.ca.material.certPem);
   llama = await getLlama({ gpu: false, build: 'never', maxThreads: 1, logLevel: LlamaLogLevel.error });
   model = await llama.loadModel({ modelPath: tiny.file });
 }, 120_000);

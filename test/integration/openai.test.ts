@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { openaiClient } from '../helpers/openai-client.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreatedApiKey, ModelInfo } from '../../src/protocol/index.js';
 import { writeTinyGguf } from '../fixtures/make-gguf.js';
@@ -29,16 +29,7 @@ let modelSha: string;
 let llama: Llama;
 let model: LlamaModel;
 
-/** The official client, dialing the coordinator's IP address and trusting its CA, as an application would. */
-function openai(apiKey: string): OpenAI {
-  const dispatcher = new Agent({ connect: { ca: c.ca.material.certPem } });
-  return new OpenAI({
-    baseURL: `${c.apiUrl}/v1`,
-    apiKey,
-    maxRetries: 0,
-    fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch,
-  });
-}
+const openai = (apiKey: string) => openaiClient(c.apiUrl, apiKey, c.ca.material.certPem);
 
 beforeAll(async () => {
   c = await startTestCoordinator();
