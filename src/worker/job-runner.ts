@@ -46,6 +46,8 @@ export interface JobRunnerOptions {
   threads: number;
   models: { acquire(ref: ModelRef, signal?: AbortSignal): Promise<{ path: string; release(): void }> };
   run(kind: string, job: JobSpec, opts: RunJobOptions): Promise<unknown>;
+  /** Ends what waits warm between jobs (idle job processes, a loaded LLM in one): `giveBackMemory` calls it. @default nothing to end */
+  dropIdle?(why: string): void;
   canRun(kind: string): boolean;
   /** Inputs and results too large for a control frame go over HTTPS. */
   transfer: {
@@ -174,6 +176,14 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     return true;
   }
 
+  /**
+   * The owner needs the machine: what waits warm between jobs goes now (a
+   * loaded model can hold gigabytes), at the cost of a load at the next job.
+   */
+  giveBackMemory(why: string): void {
+    this.opts.dropIdle?.(why);
+  }
+
   /** Lets the stopped jobs go on; each gets the rest of its timeout. */
   resume(): void {
     if (!this.suspension.suspended) return;
@@ -287,6 +297,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       const output = await this.opts.run(job.kind, { ...job, input, inputByReference: false }, {
         modelPath: model.path,
         threads: this.threads,
+        slots: this.slots,
         timeoutMs: job.timeoutMs,
         signal,
         onProgress: (p, message) => progress(p, message),

@@ -120,7 +120,11 @@ export class PolicyLoop {
     this.opts.onStep();
   }
 
-  /** Suspends running jobs while the policy says stop; hands them back once the pause outlasts the grace period. */
+  /**
+   * Suspends running jobs while the policy says stop; hands them back once
+   * the pause outlasts the grace period. Idle job processes go at once: the
+   * memory of the models they hold is the owner's while they need the machine.
+   */
   private async stepAside(runner: JobRunner, d: Decision, nowMs: number): Promise<void> {
     const { logger } = this.opts;
     if (d.run) {
@@ -131,6 +135,7 @@ export class PolicyLoop {
       this.suspendedSince = null;
       return;
     }
+    runner.giveBackMemory(d.reason);
     if (runner.busy === 0) {
       if (runner.suspended) runner.resume();
       this.suspendedSince = null;

@@ -124,6 +124,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     threads: jobsOpts.threads ?? WORKER_DEFAULTS.threads,
     models,
     run: (kind, job, runOpts) => processes.run(kind, job, runOpts),
+    dropIdle: (why) => processes.dropIdle(why),
     canRun: (kind) => executors.includes(kind),
     transfer: {
       fetchInput: async (jobId, leaseId) => JobInputResponse.parse(await worker(`/v1/jobs/${encodeURIComponent(jobId)}/input`, leaseId)).input,

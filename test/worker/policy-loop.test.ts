@@ -16,6 +16,10 @@ class FakeRunner extends EventEmitter {
   busy = 1;
   suspended = false;
   readonly handedBack: string[] = [];
+  readonly memoryGivenBack: string[] = [];
+  giveBackMemory(why: string): void {
+    this.memoryGivenBack.push(why);
+  }
   suspend(): boolean {
     this.suspended = true;
     return true;
@@ -75,6 +79,26 @@ describe('the policy loop', () => {
     expect(runner.handedBack).toEqual([]);
     await vi.advanceTimersByTimeAsync(1000);
     expect(runner.handedBack).toEqual(['You are using this computer']);
+  });
+
+  it('gives the memory of idle job processes back at every look while the owner needs the machine, never while jobs may run', async () => {
+    const runner = new FakeRunner();
+    runner.busy = 0;
+    const { loop, signals } = loopFor(runner);
+    await loop.step();
+    expect(runner.memoryGivenBack).toEqual([]);
+    loop.start();
+    signals.set({ idleSeconds: 0 });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(runner.memoryGivenBack).toEqual(['You are using this computer']);
+    // A job that ended while the owner was busy leaves a warm process: the next look ends it too.
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(runner.memoryGivenBack).toHaveLength(2);
+    signals.set({ idleSeconds: 3600 });
+    while (!loop.decision?.run) await vi.advanceTimersByTimeAsync(5000);
+    const given = runner.memoryGivenBack.length;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(runner.memoryGivenBack).toHaveLength(given);
   });
 
   it('looks seldom while no job runs, at once when one starts, then often', async () => {

@@ -7,7 +7,8 @@
  *   const msg = FromJobProcess.parse(raw); // in the worker
  *
  * Every message after `run` names its job: a warm process runs many jobs in
- * turn (job-pool.ts), and a report on any job but the current one is a bug.
+ * turn, and a shared one (an LLM's) several at once (job-pool.ts); a report
+ * on a job the process was not given is a bug.
  */
 import { z } from 'zod';
 import { ERROR_CODE_LIST } from '../../protocol/errors.js';
@@ -22,9 +23,14 @@ export const RunMessage = z.object({
   job: JobSpec,
   modelPath: z.string().min(1),
   threads: z.number().int().positive(),
+  /** How many jobs this process may be given at once: a shared executor sizes its model's context for them. */
+  slots: z.number().int().positive(),
 });
 
-export const ToJobProcess = z.discriminatedUnion('type', [RunMessage]);
+/** Stop that job where it is (a shared process): it ends with GG_ERR_JOB_CANCELED and the process stays, warm. */
+export const CancelMessage = z.object({ type: z.literal('cancel'), jobId: z.string() });
+
+export const ToJobProcess = z.discriminatedUnion('type', [RunMessage, CancelMessage]);
 
 // ---------------------------------------------------------------- job process → worker
 
@@ -52,5 +58,6 @@ export const FailedMessage = z.object({
 
 export const FromJobProcess = z.discriminatedUnion('type', [ProgressMessage, PartialMessage, ResultMessage, FailedMessage]);
 
+export type RunMessage = z.infer<typeof RunMessage>;
 export type ToJobProcess = z.infer<typeof ToJobProcess>;
 export type FromJobProcess = z.infer<typeof FromJobProcess>;

@@ -6,12 +6,17 @@
  *   const pool = new JobProcessPool({ maxIdle: slots, logger });
  *   const output = await pool.run('onnx', job, { modelPath, threads, timeoutMs, signal, onProgress });
  *   pool.on('exit', ({ pid, kind, exit }) => …);   // every process that ends, and why
+ *   pool.dropIdle('the owner is using the machine'); // idle ones exit now: their memory goes back
  *   await pool.close();                             // idle ones exit now, running ones when their jobs end
  *
  * Crash isolation is unchanged: a process whose job timed out or was canceled
  * is killed and never reused; one that crashed fails only the job it was
- * running, and the next job gets a new process. A process is never shared by
- * two jobs at once. Idle processes exit after `idleTimeoutMs`, so an idle
+ * running, and the next job gets a new process. A process runs one job at a
+ * time, except for a shared executor's (the LLM's, `Executor.shared`): its
+ * process runs up to `slots` jobs at once on the same model, which it loads
+ * once, and a canceled or timed-out job is stopped in it, the process kept
+ * (killed only if the job does not stop: job-attempt.ts); a crash there
+ * fails every job it ran. Idle processes exit after `idleTimeoutMs`, so an idle
  * worker holds no runtime in memory, and they never keep the worker's event
  * loop alive (JobChild.hold). Processes run at low OS priority unless
  * `priority: 'normal'` (priority.ts). A job that comes while its suspension
@@ -23,6 +28,7 @@ import type { JobSpec } from '../../protocol/messages.js';
 import { attemptJob, canceledError, type RunJobOptions } from './job-attempt.js';
 import { JobChild, type JobExit, type JobLogger } from './job-child.js';
 import type { JobPriority } from './priority.js';
+import { EXECUTORS } from './registry.js';
 
 export interface JobProcessPoolOptions {
   /**
@@ -52,6 +58,8 @@ export interface JobProcessPoolOptions {
    * @default 'low', or `normal` with GOGRID_JOB_PRIORITY=normal in the environment
    */
   priority?: JobPriority;
+  /** Whether jobs of `kind` share a process (`Executor.shared`). @default what the executor of that kind says */
+  shared?(kind: string): boolean;
 }
 
 /** A job process as the pool reports it. `jobs`: how many it ran. */
@@ -63,10 +71,15 @@ export interface JobProcessInfo {
 
 interface Warm extends JobProcessInfo {
   child: JobChild;
-  busy: boolean;
+  /** The jobs it runs now: at most one, or `slots` for a shared kind. */
+  running: Set<string>;
   idleTimer?: NodeJS.Timeout;
   /** The model of its latest job: its executor keeps that one loaded. */
   model?: string;
+  /** The slot count its jobs came with: a shared executor sized its model's context for it. */
+  slots: number;
+  /** Takes no more jobs, and goes once its running ones end: why. */
+  retiring?: string;
 }
 
 export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit: [JobProcessInfo & { exit: JobExit }] }> {
@@ -84,6 +97,7 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
       maxJobsPerProcess: options.maxJobsPerProcess ?? 10_000,
       logger: options.logger,
       priority: options.priority,
+      shared: options.shared ?? ((kind) => EXECUTORS.get(kind)?.shared ?? false),
     };
   }
 
@@ -99,27 +113,40 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     if (opts.suspension?.suspended) await opts.suspension.whenResumed(opts.signal);
     if (opts.signal.aborted) throw canceledError(job);
     const logger = opts.logger ?? this.settings.logger;
-    const proc = this.take(kind, job.model.sha256) ?? this.spawn(kind, `job ${job.jobId}`, logger);
-    proc.child.assign(`job ${job.jobId}`, logger);
+    const shared = this.settings.shared(kind);
+    const slots = shared ? (opts.slots ?? 1) : 1;
+    const model = job.model.sha256;
+    const proc = (shared ? this.sharing(kind, model, slots) : undefined) ?? this.take(kind, model) ?? this.spawn(kind, `job ${job.jobId}`, logger);
+    // A shared process's lines name the job it took last; each job's own messages carry its id.
+    proc.child.assign(proc.running.size === 0 ? `job ${job.jobId}` : `${kind} jobs`, logger);
     proc.child.hold(true);
-    proc.busy = true;
+    proc.running.add(job.jobId);
     proc.jobs += 1;
-    proc.model = job.model.sha256;
-    const attempt = await attemptJob(proc.child, kind, job, opts);
-    proc.busy = false;
-    if (attempt.reusable) this.release(proc);
-    else if (proc.child.usable) this.retire(proc, 'not reused after a failure that was not a GridError');
+    proc.model = model;
+    proc.slots = slots;
+    const attempt = await attemptJob(proc.child, kind, job, { ...opts, slots, shared });
+    proc.running.delete(job.jobId);
+    if (!attempt.reusable && proc.child.usable) proc.retiring ??= 'not reused after a failure that was not a GridError';
+    if (proc.running.size === 0) this.release(proc);
     if (attempt.ok) return attempt.output;
     throw attempt.error;
+  }
+
+  /**
+   * Idle processes exit now (the memory of the models they hold goes back to
+   * the machine's owner); running ones are left to end their jobs.
+   */
+  dropIdle(why: string): void {
+    for (const list of this.idle.values()) {
+      for (const proc of list.splice(0)) this.retire(proc, why);
+    }
   }
 
   /** Idle processes exit now, running ones when their jobs end; resolves when all that exist now are gone. The pool stays usable. */
   async close(): Promise<void> {
     this.closing += 1;
     try {
-      for (const list of this.idle.values()) {
-        for (const proc of list.splice(0)) this.retire(proc, 'the pool is closing');
-      }
+      this.dropIdle('the pool is closing');
       await Promise.all([...this.all].map((proc) => proc.child.exited));
     } finally {
       this.closing -= 1;
@@ -141,6 +168,15 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     return this.idle.get(kind)?.length ?? 0;
   }
 
+  /** A shared process of `kind` already running jobs on `model`, with a slot to spare. */
+  private sharing(kind: string, model: string, slots: number): Warm | undefined {
+    for (const proc of this.all) {
+      const fits = proc.kind === kind && proc.model === model && proc.slots === slots && proc.running.size < slots;
+      if (fits && proc.running.size > 0 && proc.child.usable && !proc.retiring) return proc;
+    }
+    return undefined;
+  }
+
   private take(kind: string, model: string): Warm | undefined {
     const list = this.idle.get(kind);
     if (!list) return undefined;
@@ -156,11 +192,11 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
 
   private spawn(kind: string, label: string, logger: JobLogger | undefined): Warm {
     const child = JobChild.fork({ label, logger, ...(this.settings.priority && { priority: this.settings.priority }) });
-    const proc: Warm = { child, pid: child.pid, kind, jobs: 0, busy: false };
+    const proc: Warm = { child, pid: child.pid, kind, jobs: 0, running: new Set(), slots: 1 };
     this.all.add(proc);
-    // Between jobs a process has nothing to say; if it speaks, it is not in the state we think.
-    child.on('message', () => {
-      if (!proc.busy) child.kill('killed', 'sent a message while idle');
+    // A process speaks of the jobs it was given; otherwise it is not in the state we think.
+    child.on('message', (msg) => {
+      if (!proc.running.has(msg.jobId)) child.kill('killed', proc.running.size === 0 ? 'sent a message while idle' : `reported on job ${msg.jobId}, which it does not run`);
     });
     child.once('exit', (exit) => {
       clearTimeout(proc.idleTimer);
@@ -172,11 +208,14 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
     return proc;
   }
 
-  /** A process that ended its job cleanly: back to the pool, unless it has done its share or the pool is full or closing. */
+  /** A process whose jobs have all ended: back to the pool, unless it has done its share or the pool is full or closing. */
   private release(proc: Warm): void {
     if (!proc.child.usable) return; // it died meanwhile; its exit cleans up
+    // A result may cross a SIGSTOP in the pipe; the process goes back to the pool running.
+    proc.child.resume();
     const list = this.idle.get(proc.kind) ?? [];
     const { maxIdle, maxJobsPerProcess, idleTimeoutMs } = this.settings;
+    if (proc.retiring) return this.retire(proc, proc.retiring);
     if (this.closing > 0) return this.retire(proc, 'the pool is closing');
     if (proc.jobs >= maxJobsPerProcess) return this.retire(proc, `recycled after ${proc.jobs} jobs`);
     if (list.length >= maxIdle) return this.retire(proc, `${maxIdle} idle ${proc.kind} process${maxIdle === 1 ? '' : 'es'} already`);

@@ -1,24 +1,26 @@
 /**
  * Entry point of a job process, forked by job-child.ts; never imported. It
- * receives `run` messages over IPC, runs each with its executor, one at a
- * time, and answers with progress, then a result or a failure
+ * receives `run` messages over IPC, runs each with its executor (one at a
+ * time, or several at once for a shared executor such as the LLM's), and
+ * answers with progress, then a result or a failure
  * (src/worker/executors/ipc.ts). Between jobs it waits, warm, for the next
  * job of its kind (job-pool.ts); executors may keep caches across jobs (the
  * ONNX executor keeps its last sessions).
  *
  *   fork('job-process.js', [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }).send({ type: 'run', … });
  *
- * The process is killed on cancel and timeout, and exits when the worker
+ * The process is killed on cancel and timeout (a shared one is first sent
+ * `cancel`, and killed only if the job does not stop), and exits when the worker
  * closes the channel (idle too long, recycled, shut down, or the worker
  * died). It installs no SIGTERM handler: the default action ends it at once
  * even while native code holds the thread.
  */
 import { Worker } from 'node:worker_threads';
 import { isGridError } from '../../protocol/errors.js';
-import type { JobSpec } from '../../protocol/messages.js';
-import { ToJobProcess, type FromJobProcess } from './ipc.js';
+import { ToJobProcess, type FromJobProcess, type RunMessage } from './ipc.js';
 import { reniceOwnThreads } from './priority.js';
 import { EXECUTORS } from './registry.js';
+import type { Executor } from './types.js';
 
 const MAX_MESSAGE = 4000;
 
@@ -52,8 +54,8 @@ process.on('disconnect', () => {
 });
 process.on('message', (raw: unknown) => void handle(raw));
 
-/** The job running now: the worker sends the next one only after this one's result. */
-let running: string | undefined;
+/** The jobs running now, each with its own cancel: one, or several for a shared executor (job-pool.ts decides). */
+const running = new Map<string, AbortController>();
 
 function send(msg: FromJobProcess): void {
   channel!(msg);
@@ -66,28 +68,34 @@ async function handle(raw: unknown): Promise<void> {
     console.error(`invalid message from the worker: ${parsed.error.message}`);
     process.exit(70);
   }
-  const { kind, job, modelPath, threads } = parsed.data;
-  if (running !== undefined) {
-    console.error(`job ${job.jobId} sent while job ${running} is still running`);
+  const msg = parsed.data;
+  // A cancel may cross the job's result in the pipe: for a job that has ended there is nothing to stop.
+  if (msg.type === 'cancel') return running.get(msg.jobId)?.abort();
+  const { kind, job } = msg;
+  const executor = EXECUTORS.get(kind);
+  const busy = running.size > 0 && !executor?.shared;
+  if (running.has(job.jobId) || busy || running.size >= msg.slots) {
+    console.error(`job ${job.jobId} sent while ${[...running.keys()].map((id) => `job ${id}`).join(', ')} ${running.size === 1 ? 'is' : 'are'} running`);
     process.exit(70);
   }
-  running = job.jobId;
+  const controller = new AbortController();
+  running.set(job.jobId, controller);
   try {
-    send(await outcome(kind, job, modelPath, threads));
+    send(await outcome(executor, msg, AbortSignal.any([disconnected.signal, controller.signal])));
   } finally {
-    running = undefined;
+    running.delete(job.jobId);
   }
 }
 
 /** The job's last message: its result, or why it failed. */
-async function outcome(kind: string, job: JobSpec, modelPath: string, threads: number): Promise<FromJobProcess> {
-  const executor = EXECUTORS.get(kind);
+async function outcome(executor: Executor | undefined, { kind, job, modelPath, threads, slots }: RunMessage, signal: AbortSignal): Promise<FromJobProcess> {
   if (!executor) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` };
   try {
     const output = await executor.run(job, {
       modelPath,
       threads,
-      signal: disconnected.signal,
+      slots,
+      signal,
       onProgress(progress, message) {
         if (!Number.isFinite(progress)) return;
         const p = Math.min(1, Math.max(0, progress));
@@ -99,6 +107,8 @@ async function outcome(kind: string, job: JobSpec, modelPath: string, threads: n
     });
     return { type: 'result', jobId: job.jobId, output };
   } catch (err) {
+    // However the runtime words its abort, a job stopped by a cancel was canceled.
+    if (signal.aborted) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_JOB_CANCELED', message: `job ${job.jobId} was canceled` };
     if (isGridError(err)) return { type: 'failed', jobId: job.jobId, code: err.code, message: err.message.slice(0, MAX_MESSAGE) };
     console.error(err);
     const message = `${kind} executor failed: ${err instanceof Error ? err.message : String(err)}`;

@@ -2,7 +2,14 @@
  * The LLM executor (`kind: 'llm'`): text generation on a GGUF model with
  * node-llama-cpp (llama.cpp), inside the job process. Like the ONNX executor
  * it imports its runtime in `run` only, and a warm job process keeps its last
- * model loaded, so the next job on it skips the load.
+ * model loaded, so the next job on it skips the load. It is shared: one
+ * process runs up to the worker's slot count of jobs on that model at once,
+ * a sequence each, batched together by llama.cpp (one copy of the weights in
+ * memory or VRAM, and more tokens per second in all than one at a time).
+ * Greedy text is the same as a run on its own while a job has the model to
+ * itself; batched with others it can differ where two tokens nearly tie
+ * (llama.cpp's sums depend on the batch: 2 of 12 tiny-model prompts at 4
+ * at once, none at 2), as with any batching inference server.
  *
  *   const output = await llmExecutor.run(job, { modelPath, threads: 2, signal, onProgress });
  *   // job.input = { messages: [{ role: 'user', content: 'Hi' }], maxTokens: 32, temperature: 0 }
@@ -30,11 +37,18 @@ import type { Executor, OutputPiece } from './types.js';
 
 type Lib = typeof NodeLlamaCpp;
 
-/** A loaded model and its context: one sequence, since a job process runs one job at a time. */
+/**
+ * A loaded model and its context, with a sequence per slot: the process runs
+ * up to that many jobs on the model at once (job-pool.ts), each in a sequence
+ * of its own, and llama.cpp evaluates their tokens together in one batch.
+ */
 interface LoadedModel {
   model: NodeLlamaCpp.LlamaModel;
   context: NodeLlamaCpp.LlamaContext;
-  sequence: NodeLlamaCpp.LlamaContextSequence;
+  /** The model's chat template, resolved once (LlamaChat would resolve it again for every job). */
+  chatWrapper: NodeLlamaCpp.ChatWrapper;
+  /** The sequences no job holds now, the most recently given back last. */
+  free: NodeLlamaCpp.LlamaContextSequence[];
   /** Made at the first `embed` job: a context of its own, which most models never need. */
   embedding?: Promise<NodeLlamaCpp.LlamaEmbeddingContext>;
   release(): Promise<void>;
@@ -63,15 +77,16 @@ const PREBUILT: Record<string, string> = {
 
 export const llmExecutor: Executor = {
   kind: 'llm',
+  shared: true,
   canRun: (hardware) => prebuiltInstalled(`${hardware.os.platform}/${hardware.os.arch}`),
 
   async run(job, ctx) {
     const input = parseInput(job.input);
     const lib = await import('node-llama-cpp');
     const llama = await runtime(lib, ctx.threads);
-    const lease = await models.acquire(`${ctx.modelPath}\0${ctx.threads}`, () => {
+    const lease = await models.acquire(`${ctx.modelPath}\0${ctx.threads}\0${ctx.slots}`, () => {
       ctx.onProgress(0, 'loading model');
-      return load(llama, ctx.modelPath, ctx.threads);
+      return load(lib, llama, ctx.modelPath, ctx.threads, ctx.slots);
     });
     try {
       ctx.signal.throwIfAborted();
@@ -121,7 +136,8 @@ interface GenerateOptions {
  * Greedy, the text is what one uninterrupted run gives.
  */
 async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resume: ResumeFrom | undefined, options: GenerateOptions): Promise<LlmJobOutput> {
-  const { model, sequence } = loaded;
+  const { model, chatWrapper } = loaded;
+  const contextSize = loaded.context.contextSize;
   const grammar = input.format ? await grammarFor(model.llama, input.format) : undefined;
   const sampling = {
     ...(grammar && { grammar }),
@@ -148,14 +164,14 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
     },
   };
   // Text tokenized again can split differently from how it was generated: the tokens, where the lost attempt sent them.
-  const resumed = !resume ? [] : (resume.tokens ?? model.tokenize(resume.text, false, 'trimLeadingSpace'));
+  const resumed = (!resume ? [] : (resume.tokens ?? model.tokenize(resume.text, false, 'trimLeadingSpace'))) as NodeLlamaCpp.Token[];
   /** The answer once generation ended, with the resumed text and its tokens counted in. */
   const answer = (promptTokens: number, text: string, stopReason: string): LlmJobOutput => ({
     text: (resume?.text ?? '') + text,
     finishReason: finishReason(stopReason),
     usage: { promptTokens, completionTokens: resumed.length + completionTokens },
   });
-  const complete = async (tokens: NodeLlamaCpp.Token[], maxTokens: number, stopTriggers: readonly (NodeLlamaCpp.LlamaText | string)[]) => {
+  const complete = async (sequence: NodeLlamaCpp.LlamaContextSequence, tokens: NodeLlamaCpp.Token[], maxTokens: number, stopTriggers: readonly (NodeLlamaCpp.LlamaText | string)[]) => {
     const completion = new lib.LlamaCompletion({ contextSequence: sequence });
     try {
       const customStopTriggers = [...stopTriggers, ...(input.stop ?? [])];
@@ -169,41 +185,72 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   };
 
   if (input.messages) {
-    const chat = new lib.LlamaChat({ contextSequence: sequence });
-    try {
-      const history = chatHistory(input.messages);
-      const state = chat.chatWrapper.generateContextState({ chatHistory: history });
-      const prompt = state.contextText.tokenize(model.tokenizer);
-      const maxTokens = budget(prompt.length, resumed.length, input.maxTokens, sequence.contextSize);
-      if (maxTokens === 0) return answer(prompt.length, '', 'maxTokens');
+    const history = chatHistory(input.messages);
+    const state = chatWrapper.generateContextState({ chatHistory: history });
+    const prompt = state.contextText.tokenize(model.tokenizer);
+    const maxTokens = budget(prompt.length, resumed.length, input.maxTokens, contextSize);
+    if (maxTokens === 0) return answer(prompt.length, '', 'maxTokens');
+    return withSequence(loaded, prompt, async (sequence) => {
       if (!resume) {
-        const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens, ...(input.stop && { customStopTriggers: input.stop }) });
-        return answer(prompt.length, res.response, res.metadata.stopReason);
+        const chat = new lib.LlamaChat({ contextSequence: sequence, chatWrapper });
+        try {
+          const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens, ...(input.stop && { customStopTriggers: input.stop }) });
+          return answer(prompt.length, res.response, res.metadata.stopReason);
+        } finally {
+          chat.dispose();
+        }
       }
       // LlamaChat takes a model turn as text only: the rendered chat and the resumed tokens go to
       // LlamaCompletion, which ends where LlamaChat would (the template's stop triggers) and, for
       // a model that wants one, puts the BOS first itself.
       const body = model.tokens.shouldPrependBosToken && prompt[0] === model.tokens.bos ? prompt.slice(1) : prompt;
-      await replay(sequence, prompt, resumed as NodeLlamaCpp.Token[]);
-      const res = await complete([...body, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, state.stopGenerationTriggers);
+      await replay(sequence, prompt, resumed);
+      const res = await complete(sequence, [...body, ...resumed], maxTokens, state.stopGenerationTriggers);
       return answer(prompt.length, res.response, res.metadata.stopReason);
-    } finally {
-      chat.dispose();
-    }
+    });
   }
 
   // A raw prompt: tokenized here, so the count is what is evaluated (llama.cpp's BOS, where the model wants one, comes on top).
   const bos = model.tokens.shouldPrependBosToken;
+  const bosToken = model.tokens.bos;
   const prompt = model.tokenize(input.prompt!, false, bos ? 'trimLeadingSpace' : undefined);
-  const promptTokens = prompt.length + (bos ? 1 : 0);
-  const maxTokens = budget(promptTokens, resumed.length, input.maxTokens, sequence.contextSize);
-  if (maxTokens === 0) return answer(promptTokens, '', 'maxTokens');
-  if (resume) {
-    const bosToken = model.tokens.bos;
-    await replay(sequence, bos && bosToken !== null ? [bosToken, ...prompt] : prompt, resumed as NodeLlamaCpp.Token[]);
+  const evaluated = bos && bosToken !== null ? [bosToken, ...prompt] : prompt;
+  const maxTokens = budget(evaluated.length, resumed.length, input.maxTokens, contextSize);
+  if (maxTokens === 0) return answer(evaluated.length, '', 'maxTokens');
+  return withSequence(loaded, evaluated, async (sequence) => {
+    if (resume) await replay(sequence, evaluated, resumed);
+    const res = await complete(sequence, [...prompt, ...resumed], maxTokens, []);
+    return answer(evaluated.length, res.response, res.metadata.stopReason);
+  });
+}
+
+/**
+ * Runs `use` on a sequence no other job holds: the one whose history shares
+ * the longest start with `prompt` (node-llama-cpp evaluates only the tokens
+ * after it, so the next turn of a chat skips its history), the most recently
+ * used among equals.
+ */
+async function withSequence<T>(loaded: LoadedModel, prompt: readonly NodeLlamaCpp.Token[], use: (sequence: NodeLlamaCpp.LlamaContextSequence) => Promise<T>): Promise<T> {
+  let best = -1;
+  let bestShared = -1;
+  for (const [i, sequence] of loaded.free.entries()) {
+    const shared = sharedPrefix(sequence.contextTokens, prompt);
+    if (shared >= bestShared) [best, bestShared] = [i, shared];
   }
-  const res = await complete([...prompt, ...(resumed as NodeLlamaCpp.Token[])], maxTokens, []);
-  return answer(promptTokens, res.response, res.metadata.stopReason);
+  // The pool gives a process no more jobs than it has slots, and each slot has its sequence.
+  if (best < 0) throw new Error(`no free sequence: more jobs than the ${loaded.context.totalSequences} slots the model was loaded for`);
+  const [sequence] = loaded.free.splice(best, 1);
+  try {
+    return await use(sequence!);
+  } finally {
+    loaded.free.push(sequence!);
+  }
+}
+
+function sharedPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
 }
 
 /** A vector per text, from the model's own embedding context (llama.cpp pools the last layer). */
@@ -340,7 +387,7 @@ function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
   throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_GPU is "${value}"; it takes auto, off, cuda, vulkan or metal`);
 }
 
-async function load(llama: NodeLlamaCpp.Llama, modelPath: string, threads: number): Promise<LoadedModel> {
+async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, threads: number, slots: number): Promise<LoadedModel> {
   llamaErrors.length = 0;
   const model = await llama.loadModel({ modelPath, gpuLayers: 'auto' }).catch(async (e: unknown) => {
     // llama.cpp's log lines come from its loader thread and may land after the rejection.
@@ -349,11 +396,13 @@ async function load(llama: NodeLlamaCpp.Llama, modelPath: string, threads: numbe
     throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not load the model: ${errorMessage(e)}${logged}`, { cause: e });
   });
   try {
-    const context = await model.createContext({ threads, sequences: 1 });
+    // Each sequence has a context of its own size: the KV cache grows with the slots.
+    const context = await model.createContext({ threads, sequences: slots });
     const loaded: LoadedModel = {
       model,
       context,
-      sequence: context.getSequence(),
+      chatWrapper: lib.resolveChatWrapper(model),
+      free: Array.from({ length: slots }, () => context.getSequence()),
       async release() {
         await (await loaded.embedding?.catch(() => undefined))?.dispose();
         await context.dispose();

@@ -13,6 +13,13 @@ import type { HardwareReport, JobSpec } from '../../protocol/index.js';
 export interface Executor {
   /** The job kind it runs, e.g. `onnx`. */
   readonly kind: string;
+  /**
+   * Runs several jobs at once in one process, on one loaded model (an LLM's
+   * weights are too big to hold once per job), and stops a job in place when
+   * it is canceled, rather than have its process killed: the model stays
+   * loaded for the next one. @default false: one job per process, killed on cancel
+   */
+  readonly shared?: boolean;
   /** Whether this machine can run jobs of this kind at all (runtime present, platform supported). */
   canRun(hardware: HardwareReport): boolean;
   /**
@@ -28,6 +35,8 @@ export interface ExecutorContext {
   modelPath: string;
   /** CPU threads the runtime may use (onnxruntime intra-op threads, llama.cpp threads). */
   threads: number;
+  /** How many jobs this process may run at once (a shared executor's): 1 for the others. */
+  slots: number;
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
   /** Output as it is produced (an llm job's text), before the result that holds all of it. */

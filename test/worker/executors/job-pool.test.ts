@@ -169,3 +169,99 @@ describe('JobProcessPool', () => {
     await expect.poll(() => isAlive(pid), { timeout: 5000, interval: 20 }).toBe(false);
   });
 });
+
+describe('JobProcessPool, a shared kind (several jobs in one process, as the LLM executor runs)', () => {
+  useTestExecutors();
+  /** Jobs a test leaves running: canceled after it. */
+  const left: { controller: AbortController; ended: Promise<unknown> }[] = [];
+  afterEach(async () => {
+    for (const { controller } of left) controller.abort();
+    await Promise.allSettled(left.splice(0).map((l) => l.ended));
+    await Promise.all(pools.splice(0).map((p) => p.close()));
+    expect(spawned.filter(isAlive)).toEqual([]);
+  });
+
+  const sharedPool = () => newPool({ maxIdle: 2, shared: (kind) => kind === 'test-shared' });
+  const onModel = (model: string) => ({ model: { sha256: model.repeat(64), size: 1, name: model } });
+
+  /** A test-shared job started; resolves its pid once it runs, and its end. */
+  function start(pool: JobProcessPool, input: object, over: Partial<RunJobOptions> & { model?: string } = {}) {
+    let running!: (pid: number) => void;
+    const pid = new Promise<number>((resolve) => (running = resolve));
+    const onProgress = (_p: number, message?: string) => running(Number(/pid (\d+)/.exec(message ?? '')?.[1]));
+    const job = makeJob('test-shared', input, onModel(over.model ?? 'a'));
+    const controller = new AbortController();
+    const ended = pool.run('test-shared', job, opts({ slots: 2, onProgress, signal: controller.signal, ...over }));
+    left.push({ controller, ended });
+    return { pid, ended };
+  }
+
+  it('runs up to `slots` jobs of one model at once in one process; a third job, or another model, gets a process of its own', async () => {
+    const pool = sharedPool();
+    const a = start(pool, {});
+    const b = start(pool, { ms: 0 });
+    expect(await b.pid).toBe(await a.pid);
+    expect(await b.ended).toEqual({ pid: await a.pid, slots: 2 });
+    // b's slot is free again, while a runs on.
+    const c = start(pool, {});
+    const d = start(pool, {});
+    const other = start(pool, { ms: 0 }, { model: 'b' });
+    expect(await c.pid).toBe(await a.pid);
+    expect(await d.pid).not.toBe(await a.pid);
+    expect(await other.pid).not.toBe(await a.pid);
+    expect(await other.pid).not.toBe(await d.pid);
+  });
+
+  it('stops a canceled or timed-out job in its process, which goes on with its other job and takes the next', async () => {
+    const pool = sharedPool();
+    const exits: ExitEvent[] = [];
+    pool.on('exit', (e) => exits.push(e));
+    const controller = new AbortController();
+    const a = start(pool, {}, { signal: controller.signal });
+    const b = start(pool, { ms: 300 });
+    const pid = await a.pid;
+    expect(await b.pid).toBe(pid);
+    const t0 = performance.now();
+    controller.abort();
+    expect((await rejection(a.ended)).code).toBe('GG_ERR_JOB_CANCELED');
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(await b.ended).toEqual({ pid, slots: 2 });
+    const late = start(pool, {}, { timeoutMs: 100 });
+    expect(await late.pid).toBe(pid);
+    const timedOut = await rejection(late.ended);
+    expect(timedOut.code).toBe('GG_ERR_JOB_TIMEOUT');
+    expect(timedOut.message).toContain('timeout of 100 ms');
+    expect(((await pool.run('test-shared', makeJob('test-shared', { ms: 0 }, onModel('a')), opts({ slots: 2 }))) as { pid: number }).pid).toBe(pid);
+    expect(isAlive(pid)).toBe(true);
+    expect(exits).toEqual([]);
+  });
+
+  it('kills a process whose job ignores its cancel past the grace; its other job fails as a crash, not as canceled', async () => {
+    const pool = sharedPool();
+    const controller = new AbortController();
+    const stubborn = start(pool, { stubborn: true }, { signal: controller.signal });
+    const other = start(pool, {});
+    const pid = await stubborn.pid;
+    expect(await other.pid).toBe(pid);
+    const exited = nextExit(pool);
+    controller.abort();
+    expect((await rejection(stubborn.ended)).code).toBe('GG_ERR_JOB_CANCELED');
+    const crashed = await rejection(other.ended);
+    expect(crashed.code).toBe('GG_ERR_EXECUTOR_CRASHED');
+    expect(crashed.message).toMatch(/did not stop within 1000 ms/);
+    expect(await exited).toMatchObject({ pid, exit: { reason: 'canceled' } });
+  });
+
+  it('drops its idle processes when asked (the owner needs the memory back), and leaves running ones', async () => {
+    const pool = sharedPool();
+    const running = start(pool, {}, { model: 'b' });
+    const busyPid = await running.pid;
+    const idlePid = ((await pool.run('test-shared', makeJob('test-shared', { ms: 0 }, onModel('a')), opts({ slots: 2 }))) as { pid: number }).pid;
+    expect(pool.idleCount('test-shared')).toBe(1);
+    const exited = nextExit(pool);
+    pool.dropIdle('the owner is using the machine');
+    expect(await exited).toMatchObject({ pid: idlePid, exit: { reason: 'done', detail: 'the owner is using the machine' } });
+    expect(isAlive(busyPid)).toBe(true);
+    expect(pool.loadedModels()).toEqual(['b'.repeat(64)]);
+  });
+});

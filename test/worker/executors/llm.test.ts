@@ -230,3 +230,73 @@ describe('LLM executor in a job process', () => {
     expect(out.usage.completionTokens).toBe(4);
   });
 });
+
+describe('LLM executor, several jobs at once on one loaded model (the worker’s slots)', () => {
+  const system = 'You are a helpful assistant.';
+  const messages: LlmJobInput['messages'] = [
+    { role: 'system', content: system },
+    { role: 'user', content: 'Tell me a story about the grid.' },
+  ];
+  const slotted = new JobProcessPool({ maxIdle: 2 });
+  afterAll(() => slotted.close());
+
+  /** A job on two slots; `order` gets its tag at each piece it streams. */
+  function start(tag: string, input: unknown, order: string[], log: ReturnType<typeof pidRecorder>, signal = new AbortController().signal) {
+    const pieces: OutputPiece[] = [];
+    const progress: string[] = [];
+    const opts: RunJobOptions = {
+      modelPath: tiny.file,
+      threads: THREADS,
+      slots: 2,
+      timeoutMs: 60_000,
+      signal,
+      onProgress: (_p, m) => progress.push(m ?? ''),
+      onPartial: (p) => {
+        pieces.push(p);
+        order.push(tag);
+      },
+      logger: log,
+    };
+    return { pieces, progress, output: slotted.run('llm', makeJob('llm', input), opts) as Promise<LlmJobOutput> };
+  }
+
+  it('streams two requests at once from one process that loaded the model once; a request alone there gives node-llama-cpp’s own text', async () => {
+    const log = pidRecorder();
+    const order: string[] = [];
+    const a = start('a', { messages, maxTokens: 300, temperature: 0 }, order, log);
+    const b = start('b', { prompt: 'Once upon a time', maxTokens: 30, temperature: 0 }, order, log);
+    const [outA, outB] = await Promise.all([a.output, b.output]);
+    expect(log.pids).toHaveLength(1);
+    // Interleaved: b streamed while a was still streaming.
+    expect(order.indexOf('b')).toBeLessThan(order.lastIndexOf('a'));
+    for (const [job, out, n] of [[a, outA, 300], [b, outB, 30]] as const) {
+      expect(out.usage.completionTokens).toBe(n);
+      expect(job.pieces.map((p) => p.text).join('')).toBe(out.text);
+      expect(model.detokenize(job.pieces.flatMap((p) => p.tokens!) as never)).toBe(out.text);
+    }
+    expect([...a.progress, ...b.progress].filter((m) => m === 'loading model')).toHaveLength(1);
+
+    const alone = start('c', { messages, maxTokens: 32, temperature: 0 }, order, log);
+    expect((await alone.output).text).toBe((await directChat(system, 'Tell me a story about the grid.', { maxTokens: 32, temperature: 0 })).text);
+    expect(alone.progress).not.toContain('loading model');
+    expect(log.pids).toHaveLength(1);
+  });
+
+  it('stops a canceled request at its next token in the process, which keeps the model loaded and its other request streaming', async () => {
+    const log = pidRecorder();
+    const order: string[] = [];
+    const controller = new AbortController();
+    const long = start('long', { messages, maxTokens: 400, temperature: 0 }, order, log, controller.signal);
+    const other = start('other', { messages, maxTokens: 100, temperature: 0 }, order, log);
+    await expect.poll(() => long.pieces.length, { interval: 2 }).toBeGreaterThan(0);
+    const t0 = performance.now();
+    controller.abort();
+    expect((await rejection(long.output)).code).toBe('GG_ERR_JOB_CANCELED');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect((await other.output).usage.completionTokens).toBe(100);
+    const next = start('next', { prompt: 'Hello', maxTokens: 4, temperature: 0 }, order, log);
+    expect((await next.output).usage.completionTokens).toBe(4);
+    expect(next.progress).not.toContain('loading model');
+    expect(log.lines.filter((l) => /exited/.test(l))).toEqual([]);
+  });
+});

@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function inProcess(modelPath: string, input: unknown, onProgress: (p: number, m?: string) => void = () => {}) {
-  return onnxExecutor.run(makeJob('onnx', input), { modelPath, threads: 1, signal: new AbortController().signal, onProgress });
+  return onnxExecutor.run(makeJob('onnx', input), { modelPath, threads: 1, slots: 1, signal: new AbortController().signal, onProgress });
 }
 
 function viaRunJob(modelPath: string, input: unknown, logger = pidRecorder()) {

@@ -121,7 +121,32 @@ const leak: Executor = {
   },
 };
 
-export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin];
+/**
+ * Shared like the LLM executor (several jobs at once in one process): says
+ * its pid in a progress line, then returns after `ms`, or fails when its job
+ * is canceled; `stubborn` ignores the cancel, as a runtime stuck in native
+ * code would.
+ */
+const sharedWait: Executor = {
+  kind: 'test-shared',
+  shared: true,
+  canRun: always,
+  async run(job, ctx) {
+    const { ms, stubborn } = z.object({ ms: z.number().int().min(0).max(600_000).default(600_000), stubborn: z.boolean().default(false) }).parse(job.input ?? {});
+    ctx.onProgress(0, `pid ${process.pid}`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, ms);
+      if (stubborn) return;
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(new Error('aborted'));
+      });
+    });
+    return { pid: process.pid, slots: ctx.slots };
+  },
+};
+
+export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin, sharedWait];
 
 const require = createRequire(import.meta.url);
 
