@@ -99,8 +99,8 @@ export function unservable(job: SchedulableJob, workers: readonly SchedulableWor
 
 /** True when `a` is a better choice than `b` for the job. */
 function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
-  const { sha256, size } = job.model;
-  for (const has of [(w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, size)]) {
+  const { sha256 } = job.model;
+  for (const has of [(w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
     const [hasA, hasB] = [has(a), has(b)];
     if (hasA !== hasB) return hasA;
   }
@@ -113,10 +113,18 @@ function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker,
   return a.id < b.id;
 }
 
-/** Whether the model fits in the worker's free memory or a GPU's VRAM, as last reported; unknown sizes fit nowhere in particular. */
-function holds(w: SchedulableWorker, size: number | undefined): boolean {
+/**
+ * Whether the model fits in the worker's free memory or a GPU's VRAM, as last
+ * reported; unknown sizes fit nowhere in particular. An LLM's GPU is the one
+ * llama.cpp found, with the VRAM it saw free, where the worker probed it: a
+ * GPU llama.cpp cannot use holds nothing for it.
+ */
+function holds(w: SchedulableWorker, job: SchedulableJob): boolean {
+  const { size } = job.model;
   if (size === undefined) return false;
   if (w.freeMemoryBytes !== null && w.freeMemoryBytes >= size) return true;
+  const llm = job.kind === 'llm' ? w.hardware.llm : undefined;
+  if (llm) return llm.freeVramMiB !== null && llm.freeVramMiB * 2 ** 20 >= size;
   return w.hardware.gpus.some((g) => g.vramMiB !== null && g.vramMiB * 2 ** 20 >= size);
 }
 

@@ -38,6 +38,23 @@ export const GpuInfo = z.object({
   backends: z.array(line(32)).max(16).default([]),
 });
 
+/**
+ * What the LLM runtime (llama.cpp, through node-llama-cpp) found on the
+ * worker, probed in a process of its own at start: the GPU backend it loaded
+ * with devices to offload layers to, or none (the CPU only). Not guessed
+ * from a vendor name: a backend whose library or driver does not load, or
+ * that finds no device, is not here.
+ */
+export const LlmRuntimeReport = z.object({
+  /** The backend layers are offloaded to; null: llama.cpp runs on the CPU only here. */
+  gpu: z.enum(['cuda', 'vulkan', 'metal']).nullable(),
+  /** The devices that backend found, as the driver names them. */
+  devices: z.array(line(256)).max(64),
+  /** VRAM of those devices together (for Metal, the memory the GPU may use), and how much was free at the probe; null without a GPU. */
+  vramMiB: nonNegInt.nullable(),
+  freeVramMiB: nonNegInt.nullable(),
+});
+
 export const HardwareReport = z.object({
   cpu: z.object({
     manufacturer: line(256).nullable(),
@@ -50,6 +67,8 @@ export const HardwareReport = z.object({
   }),
   memory: z.object({ totalBytes: nonNegInt.nullable() }),
   gpus: z.array(GpuInfo).max(64),
+  /** Absent from workers older than the probe, or without an LLM executor; null where the probe failed. */
+  llm: LlmRuntimeReport.nullable().optional(),
   os: z.object({
     platform: line(64),
     distro: line(256).nullable(),
@@ -279,6 +298,7 @@ export const CoordinatorMessage = z.discriminatedUnion('type', [
 ]);
 
 export type GpuInfo = z.infer<typeof GpuInfo>;
+export type LlmRuntimeReport = z.infer<typeof LlmRuntimeReport>;
 export type HardwareReport = z.infer<typeof HardwareReport>;
 export type ModelRef = z.infer<typeof ModelRef>;
 export type JobRequirements = z.infer<typeof JobRequirements>;

@@ -21,6 +21,7 @@ import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
 import { canRunKind, executorKinds, JobProcessLeftovers, JobProcessPool } from './executors/index.js';
+import { probeLlmRuntime } from './executors/llm-probe.js';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelayMs } from './backoff.js';
@@ -86,9 +87,20 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   }
 }
 
+/** The machine's hardware, with what llama.cpp finds on it where this build runs LLM jobs; the two probes run side by side. */
+async function collectWorkerHardware(logger: Logger): Promise<HardwareReport> {
+  let failure: string | undefined;
+  const [hardware, llm] = await Promise.all([collectHardware(), probeLlmRuntime((why) => (failure = why))]);
+  if (!canRunKind('llm', hardware)) return hardware;
+  if (failure !== undefined) logger.warn(`could not ask llama.cpp which GPU it can use: ${failure}`);
+  else if (llm?.gpu) logger.info(`LLM jobs run on ${llm.gpu}: ${llm.devices.join(', ')} (${llm.vramMiB} MiB, ${llm.freeVramMiB} free)`);
+  else logger.info('LLM jobs run on the CPU only here: llama.cpp found no GPU it can use');
+  return { ...hardware, llm };
+}
+
 async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'closed'> & { processes: JobProcessPool }> {
   const { identity, enrolled, preset } = await resolveIdentity(opts);
-  const probes = opts.agent?.probes ?? { hardware: () => collectHardware(), load: () => sampleLoad() };
+  const probes = opts.agent?.probes ?? { hardware: () => collectWorkerHardware(opts.logger), load: () => sampleLoad() };
   const hardware = await probes.hardware();
   const jobsOpts = opts.jobs ?? {};
   // The agent is created below; the downloader reads its identity at each

@@ -3,10 +3,11 @@ import { misfit, planAssignments, type SchedulableJob, type SchedulableWorker } 
 import type { HardwareReport, JobRequirements } from '../../src/protocol/index.js';
 
 const GiB = 2 ** 30;
-const hw = (o: { platform?: string; arch?: string; mem?: number | null; gpus?: HardwareReport['gpus'] } = {}): HardwareReport => ({
+const hw = (o: { platform?: string; arch?: string; mem?: number | null; gpus?: HardwareReport['gpus']; llm?: HardwareReport['llm'] } = {}): HardwareReport => ({
   cpu: { manufacturer: null, brand: null, physicalCores: 4, threads: 8, speedGHz: null },
   memory: { totalBytes: o.mem === undefined ? 16 * GiB : o.mem },
   gpus: o.gpus ?? [],
+  ...(o.llm !== undefined && { llm: o.llm }),
   os: { platform: o.platform ?? 'linux', distro: null, release: null, arch: o.arch ?? 'x64', hostname: null },
 });
 const cuda = { vendor: 'NVIDIA', model: 'RTX 4070', vramMiB: 12_288, backends: ['cuda', 'vulkan'] };
@@ -78,6 +79,25 @@ describe('planAssignments', () => {
     // A GPU whose VRAM is not known holds nothing for sure; a model of unknown size fits nowhere in particular.
     expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [metal] }) }))).toBe('a');
     expect(planAssignments([{ ...llm, model: { sha256: 'm1' } }], [worker('a', idle), worker('b', { ...busy, freeMemoryBytes: 64 * GiB })]).assignments[0]?.workerId).toBe('a');
+  });
+
+  it('counts, for an LLM, the VRAM that llama.cpp found free where the worker probed it, not what the OS says the GPUs have', () => {
+    const llm = job('j', {}, { kind: 'llm', model: { sha256: 'm1', size: 4 * GiB } });
+    const pick = (...workers: SchedulableWorker[]) => planAssignments([llm], workers).assignments[0]?.workerId;
+    const idle = { executors: ['llm', 'onnx'], slots: 4 };
+    const busy = { ...idle, running: 3 };
+    const found = (freeVramMiB: number | null) => ({ gpu: 'cuda' as const, devices: ['RTX 4070'], vramMiB: 12_288, freeVramMiB });
+    const cpuOnly = { gpu: null, devices: [], vramMiB: null, freeVramMiB: null };
+    expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: found(8192) }) }))).toBe('b');
+    // Most of it taken by another program at the probe.
+    expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: found(2048) }) }))).toBe('a');
+    // A GPU that llama.cpp cannot use (no driver for its build), whatever its VRAM.
+    expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: cpuOnly }) }))).toBe('a');
+    // No probe (an older worker): the OS's VRAM, as before.
+    expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda] }) }))).toBe('b');
+    // An ONNX job is not llama.cpp's.
+    const onnx = job('o', {}, { model: { sha256: 'm2', size: 4 * GiB } });
+    expect(planAssignments([onnx], [worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: cpuOnly }) })]).assignments[0]?.workerId).toBe('b');
   });
 
   it('then the least loaded by slot use, then by CPU, then the lowest id', () => {

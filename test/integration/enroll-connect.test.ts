@@ -11,6 +11,7 @@ import { enroll } from '../../src/worker/enroll.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { loadIdentity } from '../../src/worker/identity.js';
 import { collectHardware, sampleLoad } from '../../src/worker/hardware.js';
+import { probeLlmRuntime } from '../../src/worker/executors/llm-probe.js';
 import { removeTempDirs, silent, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { within } from '../helpers/within.js';
 import { rawWorker } from '../helpers/raw-worker.js';
@@ -39,6 +40,9 @@ describe('enroll and connect', () => {
     expect(info.hardware?.cpu.threads).toBeGreaterThan(0);
     expect(info.hardware?.memory.totalBytes).toBeGreaterThan(0);
     expect(info.hardware?.os.platform).toBe(process.platform);
+    // What llama.cpp itself found (here the CPU only, unless the machine has a GPU it can use).
+    expect(info.hardware?.llm).toBeTruthy();
+    expect(info.hardware?.llm).toEqual(await probeLlmRuntime());
     const listed = WorkerList.parse(await c.api('GET', '/v1/workers'));
     expect(listed.map((x) => x.id)).toContain(w.identity.workerId);
 

@@ -380,7 +380,8 @@ async function runtime(lib: Lib, threads: number): Promise<NodeLlamaCpp.Llama> {
   return llama;
 }
 
-function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
+/** GOGRID_LLM_GPU as node-llama-cpp's `gpu` option: the job processes' and the start-up probe's (llm-probe.ts) alike. */
+export function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
   const value = process.env['GOGRID_LLM_GPU'] ?? 'auto';
   if (value === 'off') return false;
   if (value === 'auto' || value === 'cuda' || value === 'vulkan' || value === 'metal') return value;

@@ -6,24 +6,16 @@
  * The first Vulkan load compiles shaders (about 25 s on two cores), hence the
  * long timeout. Its own file: a process loads one llama.cpp binary.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaChatSession, LlamaLogLevel } from 'node-llama-cpp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { needLavapipe } from '../../helpers/lavapipe.js';
 import type { LlmJobOutput } from '../../../src/protocol/llm.js';
 import { JobProcessPool } from '../../../src/worker/executors/index.js';
 import { writeTinyGguf } from '../../fixtures/make-gguf.js';
 import { makeJob } from './helpers.js';
-
-const ICD_DIR = '/usr/share/vulkan/icd.d';
-const lavapipe = (() => {
-  try {
-    return readdirSync(ICD_DIR).find((f) => /^lvp_icd.*\.json$/.test(f));
-  } catch {
-    return undefined;
-  }
-})();
 
 /** One thread, as llm.test.ts says why. */
 const THREADS = 1;
@@ -55,10 +47,7 @@ async function runIn(env: Record<string, string>, input: unknown): Promise<LlmJo
 
 describe('LLM executor on Vulkan (lavapipe)', () => {
   it("offloads every layer and answers with the CPU build's text", { timeout: 180_000 }, async (ctx) => {
-    if (!lavapipe) {
-      if (process.env['CI']) expect.fail(`no lavapipe ICD in ${ICD_DIR}: .ci/run installs mesa-vulkan-drivers`);
-      ctx.skip(`no lavapipe Vulkan ICD in ${ICD_DIR} (apt-get install mesa-vulkan-drivers)`);
-    }
+    needLavapipe(ctx);
     process.env['GGML_VK_VISIBLE_DEVICES'] = '0';
     const llama = await getLlama({ gpu: 'vulkan', build: 'never', maxThreads: THREADS, logLevel: LlamaLogLevel.error });
     try {

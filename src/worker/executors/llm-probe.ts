@@ -1,0 +1,69 @@
+/**
+ * What llama.cpp finds on this machine, for the worker's hardware report:
+ * the GPU backend it loads (CUDA, Vulkan, Metal) with its devices and VRAM,
+ * or none. Asked of llama.cpp itself in a short-lived child process
+ * (llm-probe-process.ts), once per worker process and setting
+ * (GOGRID_LLM_GPU, and the devices llama.cpp is let see), so a new driver
+ * counts from the next start.
+ *
+ *   const llm = await probeLlmRuntime();   // { gpu: 'cuda', devices: ['NVIDIA GeForce RTX 4090'], vramMiB: 24564, freeVramMiB: 23012 }
+ *   hardware = { ...hardware, llm };        // null: the probe failed (its reason went to `onError`)
+ *
+ * About 0.7 s here (loading the Vulkan build, finding no device); it runs
+ * beside the hardware probes, not after them.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LlmRuntimeReport } from '../../protocol/messages.js';
+import { firstZodProblem } from '../../protocol/zod-problems.js';
+
+/** Loading a CUDA build and its libraries can take seconds on a cold disk; past this the probe has failed. */
+const PROBE_TIMEOUT_MS = 30_000;
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './llm-probe-process.ts' : './llm-probe-process.js', import.meta.url));
+
+const probed = new Map<string, Promise<LlmRuntimeReport | null>>();
+
+/** Resolves to what llama.cpp found, or null (never rejects) with the reason given to `onError`. */
+export function probeLlmRuntime(onError: (why: string) => void = () => {}): Promise<LlmRuntimeReport | null> {
+  // What the probe's answer depends on: the backend asked for, and the devices each backend is let see.
+  const key = JSON.stringify(['GOGRID_LLM_GPU', 'GGML_VK_VISIBLE_DEVICES', 'CUDA_VISIBLE_DEVICES'].map((k) => process.env[k]));
+  let probe = probed.get(key);
+  if (!probe) {
+    probe = run().catch((e: unknown) => {
+      probed.delete(key);
+      onError(e instanceof Error ? e.message : String(e));
+      return null;
+    });
+    probed.set(key, probe);
+  }
+  return probe;
+}
+
+function run(): Promise<LlmRuntimeReport> {
+  return new Promise((resolve, reject) => {
+    const child = fork(ENTRY, [], { execArgv: FROM_SOURCE ? ['--import', 'tsx'] : [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the llama.cpp probe gave no answer within ${PROBE_TIMEOUT_MS} ms`));
+    }, PROBE_TIMEOUT_MS);
+    child.once('message', (raw) => {
+      clearTimeout(timer);
+      const parsed = LlmRuntimeReport.safeParse(raw);
+      if (parsed.success) resolve(parsed.data);
+      else reject(new Error(`the llama.cpp probe answered nonsense: ${firstZodProblem(parsed.error)}`));
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // After a message this settles nothing; before one, it is the failure.
+      reject(new Error(`the llama.cpp probe ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
