@@ -152,6 +152,14 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   };
   let completionTokens = 0;
   let pending: number[] = [];
+  /**
+   * The text as it was streamed, which is the answer. Not node-llama-cpp's
+   * `response`: that is the tokens detokenized at once, and llama.cpp then
+   * tidies spaces the way the vocabulary asks (` ' ` became `'`), so a
+   * client's streamed text and the answer differed, measured on the tiny
+   * model; llama.cpp's own server answers with the pieces too.
+   */
+  let streamed = '';
   const streaming = {
     onToken: (tokens: NodeLlamaCpp.Token[]) => {
       completionTokens += tokens.length;
@@ -159,6 +167,7 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
     },
     // node-llama-cpp (LlamaChat and LlamaCompletion alike) calls onToken, then onTextChunk with those tokens' text.
     onTextChunk: (text: string) => {
+      streamed += text;
       options.onPiece?.({ text, tokens: pending }, completionTokens);
       pending = [];
     },
@@ -166,8 +175,8 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   // Text tokenized again can split differently from how it was generated: the tokens, where the lost attempt sent them.
   const resumed = (!resume ? [] : (resume.tokens ?? model.tokenize(resume.text, false, 'trimLeadingSpace'))) as NodeLlamaCpp.Token[];
   /** The answer once generation ended, with the resumed text and its tokens counted in. */
-  const answer = (promptTokens: number, text: string, stopReason: string): LlmJobOutput => ({
-    text: (resume?.text ?? '') + text,
+  const answer = (promptTokens: number, stopReason: string): LlmJobOutput => ({
+    text: (resume?.text ?? '') + streamed,
     finishReason: finishReason(stopReason),
     usage: { promptTokens, completionTokens: resumed.length + completionTokens },
   });
@@ -189,13 +198,13 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
     const state = chatWrapper.generateContextState({ chatHistory: history });
     const prompt = state.contextText.tokenize(model.tokenizer);
     const maxTokens = budget(prompt.length, resumed.length, input.maxTokens, contextSize);
-    if (maxTokens === 0) return answer(prompt.length, '', 'maxTokens');
+    if (maxTokens === 0) return answer(prompt.length, 'maxTokens');
     return withSequence(loaded, prompt, async (sequence) => {
       if (!resume) {
         const chat = new lib.LlamaChat({ contextSequence: sequence, chatWrapper });
         try {
           const res = await chat.generateResponse(history, { ...sampling, ...streaming, maxTokens, ...(input.stop && { customStopTriggers: input.stop }) });
-          return answer(prompt.length, res.response, res.metadata.stopReason);
+          return answer(prompt.length, res.metadata.stopReason);
         } finally {
           chat.dispose();
         }
@@ -206,7 +215,7 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
       const body = model.tokens.shouldPrependBosToken && prompt[0] === model.tokens.bos ? prompt.slice(1) : prompt;
       await replay(sequence, prompt, resumed);
       const res = await complete(sequence, [...body, ...resumed], maxTokens, state.stopGenerationTriggers);
-      return answer(prompt.length, res.response, res.metadata.stopReason);
+      return answer(prompt.length, res.metadata.stopReason);
     });
   }
 
@@ -216,11 +225,11 @@ async function generate(lib: Lib, loaded: LoadedModel, input: LlmJobInput, resum
   const prompt = model.tokenize(input.prompt!, false, bos ? 'trimLeadingSpace' : undefined);
   const evaluated = bos && bosToken !== null ? [bosToken, ...prompt] : prompt;
   const maxTokens = budget(evaluated.length, resumed.length, input.maxTokens, contextSize);
-  if (maxTokens === 0) return answer(evaluated.length, '', 'maxTokens');
+  if (maxTokens === 0) return answer(evaluated.length, 'maxTokens');
   return withSequence(loaded, evaluated, async (sequence) => {
     if (resume) await replay(sequence, evaluated, resumed);
     const res = await complete(sequence, [...prompt, ...resumed], maxTokens, []);
-    return answer(evaluated.length, res.response, res.metadata.stopReason);
+    return answer(evaluated.length, res.metadata.stopReason);
   });
 }
 

@@ -123,6 +123,8 @@ describe('LLM executor in a job process', () => {
     expect(pieces.map((p) => p.text).join('')).toBe(whole.text);
     const tokens = pieces.flatMap((p) => p.tokens!);
     expect(tokens).toHaveLength(40);
+    // The first token goes on its own, at once; the job process gathers the rest (a few ms at a time).
+    expect(pieces[0]!.tokens).toHaveLength(1);
     expect(model.detokenize(tokens as never)).toBe(whole.text);
     // A lost attempt streamed the first 15 tokens: the next one starts with them (re-sent first) and gives the rest.
     const head = pieces.slice(0, pieces.findIndex((_, i) => pieces.slice(0, i + 1).flatMap((p) => p.tokens!).length >= 15) + 1);
@@ -134,6 +136,16 @@ describe('LLM executor in a job process', () => {
     // Nothing left of maxTokens: the answer is what was streamed, cut for length.
     const spent = await runLlm(tiny.file, { messages, maxTokens: resumeFrom.tokens.length, temperature: 0 }, undefined, [], { attempt: 2, resumeFrom });
     expect(spent).toEqual({ text: resumeFrom.text, finishReason: 'length', usage: { promptTokens: whole.usage.promptTokens, completionTokens: resumeFrom.tokens.length } });
+  });
+
+  it('answers with the text it streamed, spaces and all, not the tokens detokenized again (llama.cpp tidies spaces there)', async () => {
+    const pieces: OutputPiece[] = [];
+    // On this model, 'Story 38' streams "b ?=" around its 428th character; detokenized at once, that is "b?=".
+    const out = await runLlm(tiny.file, { prompt: 'Story 38', maxTokens: 300, temperature: 0 }, undefined, [], {}, pieces);
+    expect(out.text).toBe(pieces.map((p) => p.text).join(''));
+    expect(out.text).toContain('b ?=');
+    const tokens = pieces.flatMap((p) => p.tokens!);
+    expect(model.detokenize(tokens as never)).toContain('b?=');
   });
 
   it('resumes a completion at any cut with the rest of one run: the lost tokens are evaluated one by one, as they were generated', async () => {
