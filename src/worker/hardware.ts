@@ -1,6 +1,6 @@
 /**
  * What this machine has, for the `hello` frame, and how busy it is, for
- * heartbeats; both via `systeminformation`.
+ * heartbeats: via `systeminformation`, CPU use from Node's own counters.
  *
  *   const hardware = await collectHardware();            // never throws; unknowns are null
  *   const { cpu, freeMemoryBytes } = await sampleLoad();
@@ -9,6 +9,7 @@
  * mapping can be tested on recorded raw output from machines we do not have.
  */
 import os from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import si from 'systeminformation';
 import { z } from 'zod';
 import { HardwareReport, type GpuInfo } from '../protocol/messages.js';
@@ -57,20 +58,54 @@ export async function collectRawHardware(options: HardwareOptions = {}): Promise
 
 /**
  * Whole-machine CPU use (0..1) since the previous call, and available memory.
- * `si.currentLoad()` keeps its previous sample in module state shared by the
- * whole process: the first call in a process measures over 500 ms (so it
- * takes that long), calls under 200 ms apart get the cached value.
+ * The first call in a process measures over FIRST_SAMPLE_MS (so it takes that
+ * long).
  */
 export async function sampleLoad(options: HardwareOptions = {}): Promise<{ cpu: number | null; freeMemoryBytes: number | null }> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const [load, mem] = await Promise.all([boundedProbe(() => si.currentLoad(), timeoutMs), boundedProbe(() => si.mem(), timeoutMs)]);
-  const percent = record(load).currentLoad;
-  return {
-    // Rounding in systeminformation can land a hair over 100.
-    cpu: typeof percent === 'number' && Number.isFinite(percent) && percent >= 0 ? Math.min(percent / 100, 1) : null,
-    // `available` counts reclaimable page cache as free, unlike `free`.
-    freeMemoryBytes: count(record(mem).available),
-  };
+  if (!lastTicks) {
+    lastTicks = cpuTicks(os.cpus());
+    await delay(FIRST_SAMPLE_MS);
+  }
+  const ticks = cpuTicks(os.cpus());
+  const cpu = cpuShare(lastTicks, ticks);
+  lastTicks = ticks;
+  const mem = await boundedProbe(() => si.mem(), timeoutMs);
+  // `available` counts reclaimable page cache as free, unlike `free`.
+  return { cpu, freeMemoryBytes: count(record(mem).available) };
+}
+
+/** CPU time of all cores together, in ms: busy and in all. */
+export interface CpuTicks {
+  busy: number;
+  total: number;
+}
+
+let lastTicks: CpuTicks | undefined;
+const FIRST_SAMPLE_MS = 250;
+
+/**
+ * From Node's own counters (os.cpus()), not systeminformation's currentLoad:
+ * on Linux that runs `cat /proc/stat | grep cpu` through execSync, which held
+ * the worker's event loop (and the tokens it relays) for 10 to 50 ms at every
+ * heartbeat under load: 1.4 s of a streaming worker's 11 s of CPU, profiled.
+ */
+export function cpuTicks(cpus: readonly Pick<os.CpuInfo, 'times'>[]): CpuTicks {
+  let busy = 0;
+  let total = 0;
+  for (const { times: t } of cpus) {
+    const all = t.user + t.nice + t.sys + t.idle + t.irq;
+    total += all;
+    busy += all - t.idle;
+  }
+  return { busy, total };
+}
+
+/** The busy share of the CPU time between two samples; null when no time passed (or the counters went back: a VM's). */
+export function cpuShare(before: CpuTicks, after: CpuTicks): number | null {
+  const total = after.total - before.total;
+  if (!(total > 0)) return null;
+  return Math.min(1, Math.max(0, (after.busy - before.busy) / total));
 }
 
 /** Resolves to the probe's value, or null if it rejects or outlasts `timeoutMs`. */

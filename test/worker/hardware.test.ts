@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HardwareReport } from '../../src/protocol/messages.js';
-import { boundedProbe, collectHardware, guessBackends, sampleLoad, toHardwareReport, type RawHardware } from '../../src/worker/hardware.js';
+import { boundedProbe, collectHardware, cpuShare, cpuTicks, guessBackends, sampleLoad, toHardwareReport, type RawHardware } from '../../src/worker/hardware.js';
 
 const RawFixture = z.object({
   node: z.object({ platform: z.string(), arch: z.string(), hostname: z.string() }),
@@ -35,6 +35,20 @@ describe('collectHardware on this machine', () => {
     expect(load.cpu).toBeGreaterThanOrEqual(0);
     expect(load.cpu).toBeLessThanOrEqual(1);
     expect(load.freeMemoryBytes).toBeGreaterThan(0);
+  });
+});
+
+describe('CPU use between two samples of the cores’ counters', () => {
+  const cores = (...times: [user: number, idle: number][]) => times.map(([user, idle]) => ({ times: { user, nice: 0, sys: 0, idle, irq: 0 } }));
+  it('is the busy share of the time between them, over all cores', () => {
+    const before = cpuTicks(cores([100, 900], [0, 1000]));
+    expect(cpuShare(before, cpuTicks(cores([175, 925], [25, 1075])))).toBe(0.5);
+    expect(cpuShare(before, cpuTicks(cores([100, 1000], [0, 1100])))).toBe(0);
+  });
+  it('is unknown when no time passed or the counters went back', () => {
+    const ticks = cpuTicks(cores([100, 900]));
+    expect(cpuShare(ticks, ticks)).toBeNull();
+    expect(cpuShare(ticks, cpuTicks(cores([50, 400])))).toBeNull();
   });
 });
 
