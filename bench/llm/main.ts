@@ -1,15 +1,19 @@
 /**
  * The LLM suite (issue #13): text generation through the grid (the official
  * `openai` client → coordinator → `gogrid worker` → its job process) against
- * bare node-llama-cpp on the same tiny GGUF in this process, in the same run.
- * Writes bench/results/llm-<ISO date>.json.
+ * bare node-llama-cpp on the same GGUF in this process, in the same run: the
+ * tiny test model (1,500 tokens/s here, so the grid's cost per token shows at
+ * its largest) and a 25M-parameter one of the same kind (about 230 tokens/s,
+ * a rate like a real model's). Writes bench/results/llm-<ISO date>.json.
  *
- *   npm run bench:llm              # full run, about 3 minutes
- *   npm run bench:llm -- --quick   # smoke run, about a minute: fewer tokens, one repetition, not comparable
+ *   npm run bench:llm                                # full run, about 4 minutes
+ *   npm run bench:llm -- --quick                     # smoke run, about a minute: fewer tokens, one repetition, not comparable
+ *   npm run bench:llm -- --database "$GOGRID_TEST_PG_URL"   # the coordinator on PostgreSQL, not the embedded PGlite
  *
- * Measured: tokens/s of one stream and of two at once (grid / bare), the time
- * to the first token and its overhead over bare, the coordinator's CPU per
- * streamed token, and the failover gap: the time between the last token from
+ * Measured: tokens/s of one stream and of two at once (grid / bare; two at
+ * once is one context with two sequences, batched, as the executor runs a
+ * worker's two slots), the time to the first token and its overhead over
+ * bare, the coordinator's CPU per streamed token, and the failover gap: the time between the last token from
  * a worker that is lost and the next one from the worker that goes on (revoked:
  * the coordinator knows at once; killed: its heartbeat timeout, 3 s here).
  * One llama.cpp thread everywhere: on this 2-core machine more threads were
@@ -18,7 +22,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
+import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaContextSequence, type LlamaModel } from 'node-llama-cpp';
 import type OpenAI from 'openai';
 import { openaiClient } from '../../test/helpers/openai-client.js';
 import { z } from 'zod';
@@ -41,13 +45,36 @@ interface Run {
 
 const PROMPT = 'Once upon a time, on a grid of idle machines,';
 
+/** 25.5M parameters, 102 MB of F32: about 230 tokens/s on one thread here, a real model's rate rather than the tiny one's 1,500. */
+const SMALL = { embedding: 512, layers: 8, feedForward: 1536 };
+
 const tokensPerSec = (runs: readonly Run[]) => runs.map((r) => (r.tokens - 1) / (r.streamMs / 1000));
 
 /** Bare node-llama-cpp: the executor's completion path (greedy, one thread), each run on a fresh prompt so nothing is cached. */
 async function bare(model: LlamaModel, maxTokens: number, i: number): Promise<Run> {
   const context = await model.createContext({ threads: 1, sequences: 1 });
   try {
-    const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
+    return await bareOn(context.getSequence(), maxTokens, i);
+  } finally {
+    await context.dispose();
+  }
+}
+
+/** Two bare streams at once, as the executor runs two slots: one context, a sequence each, batched by llama.cpp; tokens/s of both. */
+async function bareTwo(model: LlamaModel, maxTokens: number, i: number): Promise<number> {
+  const context = await model.createContext({ threads: 1, sequences: 2 });
+  try {
+    const t0 = performance.now();
+    const runs = await Promise.all([bareOn(context.getSequence(), maxTokens, 100 + i), bareOn(context.getSequence(), maxTokens, 200 + i)]);
+    return runs.reduce((n, r) => n + r.tokens, 0) / ((performance.now() - t0) / 1000);
+  } finally {
+    await context.dispose();
+  }
+}
+
+async function bareOn(sequence: LlamaContextSequence, maxTokens: number, i: number): Promise<Run> {
+  const completion = new LlamaCompletion({ contextSequence: sequence });
+  try {
     const t0 = performance.now();
     let first = 0;
     let last = 0;
@@ -65,7 +92,7 @@ async function bare(model: LlamaModel, maxTokens: number, i: number): Promise<Ru
     });
     return { tokens, ttftMs: first - t0, streamMs: last - first };
   } finally {
-    await context.dispose();
+    completion.dispose();
   }
 }
 
@@ -93,17 +120,18 @@ async function viaGrid(client: OpenAI, model: string, maxTokens: number, i: numb
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, database: { type: 'string' } } });
   const quick = values.quick ?? false;
-  const config = quick ? { tokens: 400, repeats: 1 } : { tokens: 1500, repeats: 5 };
+  const config = quick ? { tokens: 400, smallTokens: 100, repeats: 1 } : { tokens: 1500, smallTokens: 400, repeats: 5 };
   const startedAt = new Date();
   const log = progressLog();
   const build = await ensureBuilt();
-  const grid = new Grid(build.distDir);
+  const grid = new Grid(build.distDir, [], values.database);
   process.env['GOGRID_LLM_GPU'] = 'off';
   try {
     const dir = await grid.tempDir('llm');
     const tiny = writeTinyGguf(join(dir, 'tiny.gguf'), { contextLength: 2048 });
+    const small = writeTinyGguf(join(dir, 'small.gguf'), { contextLength: 2048, shape: SMALL });
     const llama = await getLlama({ gpu: false, build: 'never', maxThreads: 1, logLevel: LlamaLogLevel.error });
     const model = await llama.loadModel({ modelPath: tiny.file });
 
@@ -111,19 +139,22 @@ async function main(): Promise<void> {
     await bare(model, 16, -1);
     const bareOne: Run[] = [];
     for (let i = 0; i < config.repeats; i++) bareOne.push(await bare(model, config.tokens, i));
-    const bareTwo: number[] = [];
-    for (let i = 0; i < config.repeats; i++) {
-      const t0 = performance.now();
-      const runs = await Promise.all([bare(model, config.tokens, 100 + i), bare(model, config.tokens, 200 + i)]);
-      bareTwo.push(runs.reduce((n, r) => n + r.tokens, 0) / ((performance.now() - t0) / 1000));
-    }
+    const bareTwoRates: number[] = [];
+    for (let i = 0; i < config.repeats; i++) bareTwoRates.push(await bareTwo(model, config.tokens, i));
     await model.dispose();
+    log('bare node-llama-cpp: one stream on the 25M model');
+    const smallModel = await llama.loadModel({ modelPath: small.file });
+    await bare(smallModel, 16, -1);
+    const bareSmall: Run[] = [];
+    for (let i = 0; i < config.repeats; i++) bareSmall.push(await bare(smallModel, config.smallTokens, i));
+    await smallModel.dispose();
     await llama.dispose();
 
     // Heartbeats every second, timeout 3 s: the killed-worker gap below is bounded by it.
     const c = await grid.coordinator({ heartbeatSecs: 1, env: { GOGRID_LLM_GPU: 'off' } });
     const modelName = 'tiny';
     await c.api.addModel(tiny.file, modelName);
+    await c.api.addModel(small.file, 'small');
     const key = (await c.api.call('POST', '/v1/keys', CreatedApiKey, { scope: 'inference', name: 'bench' })).key;
     const client = openaiClient(c.api.apiUrl, key, c.api.caPem);
     const workers = new Map<string, ChildProcess>();
@@ -164,6 +195,11 @@ async function main(): Promise<void> {
       gridTwo.push(runs.reduce((n, r) => n + r.run.tokens, 0) / ((performance.now() - t0) / 1000));
     }
 
+    log('grid: one stream on the 25M model');
+    await viaGrid(client, 'small', 16, -1);
+    const gridSmall: Run[] = [];
+    for (let i = 0; i < config.repeats; i++) gridSmall.push((await viaGrid(client, 'small', config.smallTokens, i)).run);
+
     log('failover: the streaming worker revoked, then one killed (kill -9)');
     const failover: Record<string, number> = {};
     for (const how of ['revoked', 'killed'] as const) {
@@ -189,7 +225,13 @@ async function main(): Promise<void> {
       startedAt: startedAt.toISOString(),
       quick,
       machine: machine({ loadAvgAtEnd: loadAvg() }),
-      config: { ...config, model: { file: 'tiny.gguf (test/fixtures/make-gguf.ts)', contextLength: 2048, sizeBytes: tiny.size }, threads: 1 },
+      config: {
+        ...config,
+        database: values.database === undefined ? 'embedded (PGlite, memory://)' : 'PostgreSQL',
+        model: { file: 'tiny.gguf (test/fixtures/make-gguf.ts)', contextLength: 2048, sizeBytes: tiny.size },
+        smallModel: { file: 'small.gguf (make-gguf.ts, shape below)', shape: SMALL, parameters: small.parameterCount, sizeBytes: small.size },
+        threads: 1,
+      },
       oneStream: {
         bareTokensPerSec: range(tokensPerSec(bareOne).map((x) => round(x, 0))),
         gridTokensPerSec: range(tokensPerSec(gridOne).map((x) => round(x, 0))),
@@ -201,9 +243,15 @@ async function main(): Promise<void> {
         gapBetweenPiecesMsP50: round(median(allGaps), 1),
       },
       twoStreams: {
-        bareTokensPerSec: range(bareTwo.map((x) => round(x, 0))),
+        bareTokensPerSec: range(bareTwoRates.map((x) => round(x, 0))),
         gridTokensPerSec: range(gridTwo.map((x) => round(x, 0))),
-        gridOverBare: ratio(gridTwo, bareTwo),
+        gridOverBare: ratio(gridTwo, bareTwoRates),
+      },
+      smallModelOneStream: {
+        bareTokensPerSec: range(tokensPerSec(bareSmall).map((x) => round(x, 0))),
+        gridTokensPerSec: range(tokensPerSec(gridSmall).map((x) => round(x, 0))),
+        gridOverBare: ratio(tokensPerSec(gridSmall), tokensPerSec(bareSmall)),
+        ttftOverheadMsP50: round(median(gridSmall.map((r) => r.ttftMs)) - median(bareSmall.map((r) => r.ttftMs)), 1),
       },
       failoverGapMs: failover,
     };
