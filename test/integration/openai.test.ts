@@ -156,6 +156,12 @@ describe('the OpenAI API, through the official client with an inference key', ()
     await expect(chat({ model: 'no-such-model' })).rejects.toMatchObject({ status: 404, code: 'GG_ERR_MODEL_NOT_FOUND' });
     await expect(chat({ max_tokens: 0 })).rejects.toMatchObject({ status: 400, code: 'GG_ERR_BAD_REQUEST', message: expect.stringContaining('max_tokens') });
     await expect(chat({ messages: [] })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    // Over the model's context (the tiny model's 512 tokens): 400, with the limit, from the worker that tried.
+    await expect(chat({ messages: [{ role: 'user', content: 'Tell me a story about the grid. '.repeat(100) }] })).rejects.toMatchObject({
+      status: 400,
+      code: 'GG_ERR_INPUT_INVALID',
+      message: expect.stringMatching(/the prompt is \d+ tokens, and the model's context here holds 512/),
+    });
     await expect(openai('ggk_wrong').chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 

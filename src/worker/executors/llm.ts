@@ -24,6 +24,10 @@
  * or Vulkan on Linux and Windows, Metal on macOS) and offloads as many layers
  * as fit. GOGRID_LLM_GPU in the job process's environment overrides that:
  * `off` for the CPU only, or `cuda`, `vulkan`, `metal` for one backend.
+ *
+ * Context: each request's sequence holds what the model was trained on, up to
+ * GOGRID_LLM_CONTEXT tokens (DEFAULT_CONTEXT_CAP), and less where memory is
+ * short (node-llama-cpp sizes it to what fits).
  */
 import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -56,6 +60,16 @@ interface LoadedModel {
 
 /** One: an LLM's weights are the largest thing a job process holds, and a second model would double them. */
 const models = new SessionCache<LoadedModel>(1);
+
+/**
+ * The most tokens a request's context holds unless GOGRID_LLM_CONTEXT says
+ * otherwise. Left to node-llama-cpp, the context is what the model was
+ * trained on, as far as memory allows: 128 Ki tokens of a Llama 3.1 8B are
+ * 16 GiB a slot, the owner's memory taken for prompts nobody sends; and a GGUF
+ * claiming 2^27 tokens hung the context's creation (measured: no answer in
+ * 2 minutes). 8 Ki is what most chat clients send and 1 GiB a slot at that size.
+ */
+const DEFAULT_CONTEXT_CAP = 8192;
 
 /** How often a running generation reports how many tokens it has, at most. */
 const PROGRESS_EVERY_MS = 1000;
@@ -319,9 +333,10 @@ async function grammarFor(llama: NodeLlamaCpp.Llama, format: NonNullable<LlmJobI
  */
 function budget(promptTokens: number, resumedTokens: number, maxTokens: number | undefined, contextSize: number): number {
   if (promptTokens >= contextSize) {
+    const capped = contextSize >= contextCap() ? ` (GOGRID_LLM_CONTEXT on the worker allows ${contextCap()})` : '';
     throw new GridError(
       'GG_ERR_INPUT_INVALID',
-      `the prompt is ${promptTokens} tokens, and the model's context here holds ${contextSize}: no room left to generate (shorten the prompt)`,
+      `the prompt is ${promptTokens} tokens, and the model's context here holds ${contextSize}${capped}: no room left to generate (shorten the prompt)`,
     );
   }
   const room = contextSize - promptTokens - resumedTokens;
@@ -397,7 +412,17 @@ export function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
   throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_GPU is "${value}"; it takes auto, off, cuda, vulkan or metal`);
 }
 
+/** GOGRID_LLM_CONTEXT: the most tokens a request's context may hold on this worker. */
+function contextCap(): number {
+  const raw = process.env['GOGRID_LLM_CONTEXT'];
+  if (raw === undefined || raw === '') return DEFAULT_CONTEXT_CAP;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 256 || n > 2 ** 24) throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_CONTEXT is "${raw}"; it takes a whole number of tokens from 256 to 16777216`);
+  return n;
+}
+
 async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, threads: number, slots: number): Promise<LoadedModel> {
+  const cap = contextCap();
   llamaErrors.length = 0;
   const model = await llama.loadModel({ modelPath, gpuLayers: 'auto' }).catch(async (e: unknown) => {
     // llama.cpp's log lines come from its loader thread and may land after the rejection.
@@ -407,7 +432,7 @@ async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, thre
   });
   try {
     // Each sequence has a context of its own size: the KV cache grows with the slots.
-    const context = await model.createContext({ threads, sequences: slots });
+    const context = await model.createContext({ threads, sequences: slots, contextSize: { max: cap } });
     const loaded: LoadedModel = {
       model,
       context,

@@ -226,6 +226,33 @@ describe('LLM executor in a job process', () => {
     expect(zero.message).toMatch(/^maxTokens: /);
   });
 
+  it('holds a request to GOGRID_LLM_CONTEXT tokens (8192 unless set), whatever context the model claims, and says so', { timeout: 60_000 }, async () => {
+    // 2^27 tokens: left to node-llama-cpp, creating the context did not end within 2 minutes.
+    const huge = writeTinyGguf(path.join(dir, 'huge-context.gguf'), { contextLength: 2 ** 27 });
+    const out = await runLlm(huge.file, { prompt: 'Hello', maxTokens: 4, temperature: 0 });
+    expect(out.usage.completionTokens).toBe(4);
+    const long = 'Tell me a story about the grid. '.repeat(1200);
+    const over = await rejection(runLlm(huge.file, { prompt: long, maxTokens: 4 }));
+    expect(over.code).toBe('GG_ERR_INPUT_INVALID');
+    expect(over.message).toMatch(/holds 8192 \(GOGRID_LLM_CONTEXT on the worker allows 8192\)/);
+
+    const saved = process.env['GOGRID_LLM_CONTEXT'];
+    const capped = new JobProcessPool();
+    try {
+      for (const [value, want] of [['1024', /holds 1024 \(GOGRID_LLM_CONTEXT/], ['lots', /^GOGRID_LLM_CONTEXT is "lots"/]] as const) {
+        process.env['GOGRID_LLM_CONTEXT'] = value;
+        const opts: RunJobOptions = { modelPath: huge.file, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress: () => {} };
+        const e = await rejection(capped.run('llm', makeJob('llm', { prompt: 'Tell me a story about the grid. '.repeat(200), maxTokens: 4 }), opts));
+        expect(e.message).toMatch(want);
+        await capped.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env['GOGRID_LLM_CONTEXT'];
+      else process.env['GOGRID_LLM_CONTEXT'] = saved;
+      await capped.close();
+    }
+  });
+
   it.each([
     // node-llama-cpp reads the header itself first; llama.cpp finds the missing data, and says why only in its log.
     ['malformed', writeMalformedGguf, 'Unsupported GGUF value type'],
