@@ -59,7 +59,7 @@ interface LoadedModel {
 }
 
 /** One: an LLM's weights are the largest thing a job process holds, and a second model would double them. */
-const models = new SessionCache<LoadedModel>(1);
+const models = new SessionCache<LoadedModel>(1, { releaseFirst: true });
 
 /**
  * The most tokens a request's context holds unless GOGRID_LLM_CONTEXT says

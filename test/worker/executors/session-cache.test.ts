@@ -1,6 +1,7 @@
 /**
- * The ONNX executor's session cache, on real onnxruntime-node sessions of
- * the fixture models: a released session refuses to run, so a test can tell.
+ * The executors' session cache, on real onnxruntime-node sessions of the
+ * fixture models (a released session refuses to run, so a test can tell),
+ * and the order of creation and release the LLM executor relies on.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -82,5 +83,31 @@ describe('SessionCache', () => {
     await expect(cache.acquire('junk', create(junk))).rejects.toThrow();
     await expect(cache.acquire('junk', create(junk))).rejects.toThrow();
     expect(created).toEqual(['not-a-model.onnx', 'not-a-model.onnx']);
+  });
+});
+
+describe('SessionCache with releaseFirst (as the LLM executor holds a model)', () => {
+  it('creates the next session only once the one it displaces is released, and never holds two at once', async () => {
+    const events: string[] = [];
+    let held = 0;
+    let most = 0;
+    const cache = new SessionCache<{ release(): Promise<void> }>(1, { releaseFirst: true });
+    const make = (name: string) => async () => {
+      events.push(`create ${name}`);
+      held += 1;
+      most = Math.max(most, held);
+      return {
+        async release() {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          held -= 1;
+          events.push(`released ${name}`);
+        },
+      };
+    };
+    (await cache.acquire('a', make('a'))).release();
+    (await cache.acquire('b', make('b'))).release();
+    (await cache.acquire('a', make('a'))).release();
+    expect(events).toEqual(['create a', 'released a', 'create b', 'released b', 'create a']);
+    expect(most).toBe(1);
   });
 });
