@@ -7,7 +7,9 @@
  *   plan.waiting     // [{ jobId, reason }]  — "no connected worker has a GPU with backend cuda"
  *
  * Rules: requirements must fit; among the workers that fit and have a free
- * slot and are not paused, prefer one that has the model loaded (a warm job
+ * slot and are not paused, prefer one the job has not failed on before (a
+ * crash or an out-of-memory there is likely to come again; it is still
+ * used when no other fits), then one that has the model loaded (a warm job
  * process holds it: an LLM skips seconds of loading), then one that caches
  * it on disk, then one whose free memory or a GPU's VRAM holds it, then the
  * least loaded (running / slots, then CPU load), then the lowest id so the
@@ -20,6 +22,8 @@ export interface SchedulableJob {
   kind: string;
   model: { sha256: string; size?: number };
   requirements: JobRequirements;
+  /** Workers an earlier attempt was lost or failed on (a crash, out of memory, a timeout): another is preferred. */
+  failedOn?: readonly string[];
 }
 
 export interface SchedulableWorker {
@@ -100,7 +104,8 @@ export function unservable(job: SchedulableJob, workers: readonly SchedulableWor
 /** True when `a` is a better choice than `b` for the job. */
 function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
   const { sha256 } = job.model;
-  for (const has of [(w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
+  const fresh = (w: SchedulableWorker) => !job.failedOn?.includes(w.id);
+  for (const has of [fresh, (w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
     const [hasA, hasB] = [has(a), has(b)];
     if (hasA !== hasB) return hasA;
   }

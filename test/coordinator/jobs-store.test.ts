@@ -113,6 +113,17 @@ describe.each(backends)('jobs on $name', (backend) => {
     expect(failed).toMatchObject({ state: 'failed', attempt: 2, error: { message: 'exit 4' }, finishedAt: at(4) });
   });
 
+  it('remembers the worker each requeued attempt failed on, for the scheduler to prefer another', async () => {
+    const j = await job(db, { maxAttempts: 3 });
+    const error = { code: 'GG_ERR_EXECUTOR_CRASHED', message: 'exit 3', retryable: true };
+    await leaseJobs(db, [lease(j.id, 'L1', { workerId: 'w-a' })], at(1));
+    await completeJob(db, j.id, 'L1', { ok: false, error }, at(2));
+    expect((await listQueueHead(db, 10)).find((q) => q.id === j.id)?.failedOn).toEqual(['w-a']);
+    await leaseJobs(db, [lease(j.id, 'L2', { workerId: 'w-b' })], at(3));
+    await completeJob(db, j.id, 'L2', { ok: false, error }, at(4));
+    expect((await listQueueHead(db, 10)).find((q) => q.id === j.id)?.failedOn).toEqual(['w-a', 'w-b']);
+  });
+
   it('fails a non-retryable error at once', async () => {
     const j = await job(db, { maxAttempts: 5 });
     await leaseJobs(db, [lease(j.id, 'L1')], at(1));

@@ -14,6 +14,7 @@ import {
   getToken,
   getWorker,
   leaseJobs,
+  listQueueHead,
   migrate,
   MIGRATIONS,
   revokeApiKey,
@@ -60,6 +61,9 @@ const WRITTEN_AT: Record<number, string> = {
     INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, attempt, resume_from, submitted_at, updated_at)
       VALUES ('j-v6-resume', 'llm', '${hex('f')}', 10, 'tiny', '{"prompt":"Hi"}', '{}', 1000, 3, 'queued', 1,
               '{"text":"Hel\\u0000lo","tokens":[7,8]}', '${T}', '${T}');`,
+  7: `
+    INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, attempt, failed_on, submitted_at, updated_at)
+      VALUES ('j-v7-failed-on', 'onnx', '${hex('f')}', 10, 'm.onnx', '{}', '{}', 1000, 3, 'queued', 1, '{w-v1}', '${T}', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -96,6 +100,10 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
     // What a lost attempt streamed goes with the next lease.
     const [leased] = await leaseJobs(db, [lease('j-v6-resume', 'L-v6')], at(1));
     expect(leased).toMatchObject({ attempt: 2, input: { prompt: 'Hi' }, resumeFrom: { text: 'Hel\u0000lo', tokens: [7, 8] } });
+  },
+  7: async (db) => {
+    // The scheduler reads where a job failed before.
+    expect((await listQueueHead(db, 100)).find((q) => q.id === 'j-v7-failed-on')?.failedOn).toEqual(['w-v1']);
   },
 };
 

@@ -81,6 +81,15 @@ describe('planAssignments', () => {
     expect(planAssignments([{ ...llm, model: { sha256: 'm1' } }], [worker('a', idle), worker('b', { ...busy, freeMemoryBytes: 64 * GiB })]).assignments[0]?.workerId).toBe('a');
   });
 
+  it('prefers a worker the job has not failed on, before one that has its model loaded, but uses it when no other fits', () => {
+    const llm = job('j', {}, { kind: 'llm', model: { sha256: 'm1', size: 4 * GiB }, failedOn: ['a'] });
+    const idle = { executors: ['llm'], slots: 4 };
+    const pick = (...workers: SchedulableWorker[]) => planAssignments([llm], workers).assignments[0]?.workerId;
+    expect(pick(worker('a', { ...idle, loadedModels: new Set(['m1']) }), worker('b', { ...idle, running: 3 }))).toBe('b');
+    expect(pick(worker('a', { ...idle, loadedModels: new Set(['m1']) }))).toBe('a');
+    expect(pick(worker('a', idle), worker('b', { ...idle, executors: ['onnx'] }))).toBe('a');
+  });
+
   it('counts, for an LLM, the VRAM that llama.cpp found free where the worker probed it, not what the OS says the GPUs have', () => {
     const llm = job('j', {}, { kind: 'llm', model: { sha256: 'm1', size: 4 * GiB } });
     const pick = (...workers: SchedulableWorker[]) => planAssignments([llm], workers).assignments[0]?.workerId;

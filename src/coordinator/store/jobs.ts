@@ -191,8 +191,8 @@ export async function listJobs(db: Db, opts: { state?: JobState; limit: number }
 }
 
 const QueueEntryRow = z
-  .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), model_size: z.coerce.number(), requirements: JobRequirements })
-  .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256, size: r.model_size }, requirements: r.requirements }));
+  .object({ id: z.string(), kind: z.string(), model_sha256: z.string(), model_size: z.coerce.number(), requirements: JobRequirements, failed_on: z.array(z.string()) })
+  .transform((r) => ({ id: r.id, kind: r.kind, model: { sha256: r.model_sha256, size: r.model_size }, requirements: r.requirements, failedOn: r.failed_on }));
 export type QueueEntry = z.output<typeof QueueEntryRow>;
 
 /**
@@ -200,7 +200,7 @@ export type QueueEntry = z.output<typeof QueueEntryRow>;
  * age), with only what the scheduler reads: a pass runs on every freed slot.
  */
 export async function listQueueHead(db: Db, limit: number): Promise<QueueEntry[]> {
-  const r = await db.query(`SELECT id, kind, model_sha256, model_size, requirements FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
+  const r = await db.query(`SELECT id, kind, model_sha256, model_size, requirements, failed_on FROM jobs WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT $1`, [limit]);
   return r.map((x) => QueueEntryRow.parse(x));
 }
 
@@ -441,6 +441,7 @@ async function release(db: Db, where: string, params: unknown[], error: JobError
          error = $${n + 1}::jsonb, lease_id = NULL, lease_expires_at = NULL, instance_id = NULL, progress = NULL,
          finished_at = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts THEN NULL ELSE $${n + 2}::timestamptz END,
          resume_from = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts THEN resume_from END,
+         failed_on = CASE WHEN $${n + 3}::boolean AND attempt < max_attempts AND worker_id IS NOT NULL THEN array_append(failed_on, worker_id) ELSE failed_on END,
          updated_at = $${n + 2}::timestamptz
        WHERE ${where} AND state IN ('leased', 'running') RETURNING *
      ), ${EVENTS(`state`, `$${n + 4}`)}

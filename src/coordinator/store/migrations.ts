@@ -163,6 +163,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_text_to_forget ON jobs (finished_at) WHERE forget_text;
     `,
   },
+  {
+    version: 7,
+    name: 'the workers a job was lost or failed on',
+    // Appended when an attempt ends without a result and the job goes back to
+    // the queue: the scheduler then prefers another worker for the next one.
+    up: `
+      ALTER TABLE jobs ADD COLUMN failed_on text[] NOT NULL DEFAULT '{}';
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
