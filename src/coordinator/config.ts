@@ -67,6 +67,9 @@ export interface CoordinatorTuning {
   schedulerPollMs: number;
   /** Queued jobs a full scheduling pass considers. */
   schedulerBatch: number;
+  /** Busy heartbeats (busyHeartbeats() below says why); absent, derived from the file's heartbeat figures. */
+  busyHeartbeatIntervalSecs?: number;
+  busyHeartbeatTimeoutSecs?: number;
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -93,6 +96,9 @@ export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<Coord
     sessions: {
       heartbeatIntervalSecs: config.server.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: config.server.heartbeatTimeoutSecs,
+      ...busyHeartbeats(config.server.heartbeatIntervalSecs, config.server.heartbeatTimeoutSecs),
+      ...(t.busyHeartbeatIntervalSecs !== undefined && { busyHeartbeatIntervalSecs: t.busyHeartbeatIntervalSecs }),
+      ...(t.busyHeartbeatTimeoutSecs !== undefined && { busyHeartbeatTimeoutSecs: t.busyHeartbeatTimeoutSecs }),
       helloTimeoutMs: t.helloTimeoutMs,
       certValidityDays: t.certValidityDays,
     },
@@ -104,6 +110,21 @@ export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<Coord
       batch: t.schedulerBatch,
     },
   };
+}
+
+/**
+ * How often a worker heartbeats while it runs jobs, and how long the
+ * coordinator waits for one before it takes the worker for lost: never
+ * longer than the idle figures. A killed worker's jobs (a stream a client is
+ * reading) then go on elsewhere in ~10 s rather than at the 90 s heartbeat
+ * timeout, for one heartbeat frame per busy worker every 3 s, which renews
+ * nothing in the store (leases are renewed in batches: dispatcher.ts). Ten
+ * seconds is three missed beats: a busy worker's event loop does not stall
+ * that long unless the machine is in real trouble, and if it does, its jobs
+ * only move (lease fencing refuses the old attempt's result).
+ */
+function busyHeartbeats(intervalSecs: number, timeoutSecs: number): Pick<SessionTiming, 'busyHeartbeatIntervalSecs' | 'busyHeartbeatTimeoutSecs'> {
+  return { busyHeartbeatIntervalSecs: Math.min(3, intervalSecs), busyHeartbeatTimeoutSecs: Math.min(10, timeoutSecs) };
 }
 
 /** Command-line options; each one replaces the file's value. */

@@ -41,6 +41,9 @@ import { TokenBucket } from '../common/token-bucket.js';
 export interface SessionTiming {
   heartbeatIntervalSecs: number;
   heartbeatTimeoutSecs: number;
+  /** While a worker that can runs jobs (config.ts says why): the interval it is told, and the timeout it is held to. */
+  busyHeartbeatIntervalSecs: number;
+  busyHeartbeatTimeoutSecs: number;
   /** How long a new connection may take to open its stream and say hello. */
   helloTimeoutMs: number;
   /** Lifetime of client certificates issued at enrollment and renewal. */
@@ -68,6 +71,12 @@ interface Session {
   /** From hello, then from heartbeats that change it. */
   slots: number;
   lastHeartbeatAt: number;
+  /**
+   * Since when it has jobs, as far as this side knows (a job sent to it, or a
+   * heartbeat listing some); null while idle. A worker with busy heartbeats
+   * is then held to the busy timeout.
+   */
+  busySince: number | null;
   status: WorkerStatus;
   pausedReason: string | null;
   /** An administrator paused it: no jobs whatever the worker reports (an older worker may not apply the pause itself). */
@@ -120,8 +129,8 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   start(): void {
-    const { heartbeatTimeoutSecs, heartbeatIntervalSecs } = this.opts.timing;
-    const sweepMs = Math.max(50, Math.min(1000, (heartbeatTimeoutSecs * 1000) / 4));
+    const { heartbeatTimeoutSecs, busyHeartbeatTimeoutSecs, heartbeatIntervalSecs } = this.opts.timing;
+    const sweepMs = Math.max(50, Math.min(1000, (Math.min(heartbeatTimeoutSecs, busyHeartbeatTimeoutSecs) * 1000) / 4));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
     const flushMs = Math.max(100, Math.min(LAST_SEEN_FLUSH_MAX_MS, heartbeatIntervalSecs * 1000));
@@ -250,6 +259,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       ...s,
       slots: s.hello.capabilities.slots,
       lastHeartbeatAt: Date.now(),
+      busySince: null,
       status: s.hello.status,
       // Seeded from the store so that a reason left by an earlier session is cleared.
       pausedReason: row.pausedReason,
@@ -272,6 +282,8 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       workerId: session.workerId,
       heartbeatIntervalSecs: this.opts.timing.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: this.opts.timing.heartbeatTimeoutSecs,
+      busyHeartbeatIntervalSecs: this.opts.timing.busyHeartbeatIntervalSecs,
+      busyHeartbeatTimeoutSecs: this.opts.timing.busyHeartbeatTimeoutSecs,
       adminPolicy,
     });
   }
@@ -327,6 +339,8 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   private async onHeartbeat(session: Session, hb: Heartbeat): Promise<void> {
     session.lastHeartbeatAt = Date.now();
+    if (hb.runningJobs.length === 0) session.busySince = null;
+    else session.busySince ??= session.lastHeartbeatAt;
     this.pendingLastSeen.set(session.workerId, new Date(session.lastHeartbeatAt));
     const statusChanged = hb.status !== session.status || (hb.slots !== undefined && hb.slots !== session.slots);
     if (hb.slots !== undefined) session.slots = hb.slots;
@@ -396,6 +410,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   async send(workerId: string, msg: CoordinatorMessageInput): Promise<boolean> {
     const session = this.sessions.get(workerId);
     if (!session) return false;
+    if (msg.type === 'job.assign') session.busySince ??= Date.now();
     try {
       await send(session.channel, msg);
       return true;
@@ -418,11 +433,16 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   private sweep(): void {
-    const deadline = Date.now() - this.opts.timing.heartbeatTimeoutSecs * 1000;
+    const now = Date.now();
+    const { heartbeatTimeoutSecs, busyHeartbeatTimeoutSecs } = this.opts.timing;
     for (const session of this.sessions.values()) {
-      if (session.lastHeartbeatAt < deadline) {
-        this.opts.logger.warn({ workerId: session.workerId }, 'heartbeat timeout');
-        void this.closeSession(session, 'GG_ERR_HEARTBEAT_TIMEOUT', `no heartbeat for ${this.opts.timing.heartbeatTimeoutSecs} s`);
+      const busy = session.busySince !== null && session.hello.capabilities.busyHeartbeats;
+      // Busy: from its last heartbeat or from when it got its job, whichever is later (its heartbeats were slow till then).
+      const since = busy ? Math.max(session.lastHeartbeatAt, session.busySince!) : session.lastHeartbeatAt;
+      const timeoutSecs = busy ? busyHeartbeatTimeoutSecs : heartbeatTimeoutSecs;
+      if (now - since > timeoutSecs * 1000) {
+        this.opts.logger.warn({ workerId: session.workerId, busy }, 'heartbeat timeout');
+        void this.closeSession(session, 'GG_ERR_HEARTBEAT_TIMEOUT', `no heartbeat for ${timeoutSecs} s${busy ? ' while running jobs' : ''}`);
       }
     }
   }

@@ -172,6 +172,8 @@ export const Hello = z.object({
     slots: z.number().int().min(0).max(256),
     /** Set by the worker's owner; jobs can require them. */
     labels: z.array(line(64)).max(64).default([]),
+    /** It heartbeats every `busyHeartbeatIntervalSecs` (welcome) while it runs jobs, so the coordinator may judge it by the busy timeout. */
+    busyHeartbeats: z.boolean().default(false),
   }),
 });
 
@@ -255,6 +257,14 @@ export const Welcome = z.object({
   workerId: id,
   heartbeatIntervalSecs: z.number().positive(),
   heartbeatTimeoutSecs: z.number().positive(),
+  /**
+   * While it runs jobs, a worker that can (`capabilities.busyHeartbeats`)
+   * heartbeats this often, and is taken for lost after `busyHeartbeatTimeoutSecs`
+   * without one: its jobs go on elsewhere in seconds, not at the heartbeat
+   * timeout. Absent from older coordinators.
+   */
+  busyHeartbeatIntervalSecs: z.number().positive().optional(),
+  busyHeartbeatTimeoutSecs: z.number().positive().optional(),
   /** The administrator's pause, preset or limits for this worker; it applies across reconnects. */
   adminPolicy: AdminOverride.default({}),
 });

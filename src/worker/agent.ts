@@ -261,7 +261,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         hardware,
         cachedModels,
         ...this.currentStatus(),
-        capabilities: jobs ? { ...jobs.capabilities, slots: jobs.runner.slotCount } : { executors: [], slots: 0, labels: [] },
+        capabilities: { ...(jobs ? { ...jobs.capabilities, slots: jobs.runner.slotCount } : { executors: [], slots: 0, labels: [] }), busyHeartbeats: true },
       });
       for await (const raw of conn.channel.frames()) {
         const msg = parseCoordinatorMessage(raw);
@@ -269,7 +269,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
           onWelcome();
           jobs?.runner.attach((m) => send(conn.channel, m));
           this.emit('adminPolicy', msg.adminPolicy);
-          heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs);
+          heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs, msg.busyHeartbeatIntervalSecs);
           this.transition('online', `connected to ${this.address()}`);
           this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
         } else {
@@ -317,8 +317,15 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     }
   }
 
-  private startHeartbeat(channel: FrameChannel, intervalSecs: number): NodeJS.Timeout {
+  /**
+   * Heartbeats every `intervalSecs`, and every `busySecs` while jobs run
+   * (where the coordinator asks for it): a coordinator that hears nothing
+   * from a busy worker for a few seconds moves its jobs on.
+   */
+  private startHeartbeat(channel: FrameChannel, intervalSecs: number, busySecs = intervalSecs): NodeJS.Timeout {
+    let sentAt = performance.now();
     const beat = () => {
+      sentAt = performance.now();
       send(channel, this.heartbeat(this.lastLoad))
         // A closed connection is noticed by the frame loop; anything else is a bug, which must show in the log.
         .catch((e: unknown) => (isGridError(e) ? this.opts.logger.debug({ err: e }, 'heartbeat not sent') : this.opts.logger.error({ err: e }, 'heartbeat not sent')));
@@ -326,7 +333,12 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     };
     this.beatNow = beat;
     this.sampleLoad();
-    return setInterval(beat, intervalSecs * 1000);
+    const tickSecs = Math.min(intervalSecs, busySecs);
+    return setInterval(() => {
+      const busy = (this.opts.jobs?.runner.busy ?? 0) > 0;
+      // A tick's timer can fire a hair early: 5 % of the interval counts as on time.
+      if (busy || performance.now() - sentAt >= intervalSecs * 1000 * 0.95) beat();
+    }, tickSecs * 1000);
   }
 
   /**

@@ -218,4 +218,30 @@ describe('sessions: heartbeat timeout', () => {
       await rig.stop();
     }
   });
+
+  it('holds a worker with busy heartbeats to the busy timeout once it has a job; one without them, and an idle one, to the usual', async () => {
+    const rig = await sessionRig(db, { timing: { heartbeatTimeoutSecs: 30, busyHeartbeatIntervalSecs: 0.1, busyHeartbeatTimeoutSecs: 0.3 } });
+    try {
+      const busy = await rig.connect(await rig.enroll('w-busy'), { executors: ['onnx'], slots: 1, busyHeartbeats: true } as never);
+      const old = await rig.connect(await rig.enroll('w-old'), { executors: ['onnx'], slots: 1 });
+      const idle = await rig.connect(await rig.enroll('w-idle'), { executors: [], slots: 1, busyHeartbeats: true } as never);
+      expect(await busy.next('welcome')).toMatchObject({ busyHeartbeatIntervalSecs: 0.1, busyHeartbeatTimeoutSecs: 0.3 });
+      await old.next('welcome');
+      await idle.next('welcome');
+      const submit = () => rig.dispatcher.submit({ kind: 'onnx', model: { sha256: MODEL.sha256 }, input: INPUT, requirements: {}, timeoutMs: 60_000, maxAttempts: 3, priority: 0 }, MODEL);
+      const jobs = [await submit(), await submit()];
+      const assigned = (await busy.next('job.assign')) as { job: { jobId: string } };
+      await old.next('job.assign');
+      const t0 = performance.now();
+      // Silent from here: the busy one is lost after its busy timeout (the sweep runs every 75 ms).
+      expect(await busy.next('error')).toMatchObject({ code: 'GG_ERR_HEARTBEAT_TIMEOUT', message: 'no heartbeat for 0.3 s while running jobs' });
+      expect(performance.now() - t0).toBeLessThan(5000);
+      await expect.poll(async () => (await getJob(db, assigned.job.jobId))?.state, { timeout: 5000 }).toBe('queued');
+      expect((await getWorker(db, 'w-old'))?.state).toBe('online');
+      expect((await getWorker(db, 'w-idle'))?.state).toBe('online');
+      expect(jobs).toHaveLength(2);
+    } finally {
+      await rig.stop();
+    }
+  });
 });

@@ -55,6 +55,8 @@ export async function startTestCoordinator(
     databaseUrl?: string;
     certValidityDays?: number;
     schedulerPollMs?: number;
+    /** A busy worker's heartbeat interval and timeout, other than derived from the heartbeat's. */
+    busyHeartbeat?: { intervalSecs: number; timeoutSecs: number };
     /** Heartbeat timing other than FAST, for a test whose own work may stall this process for longer than 1.5 s. */
     heartbeat?: Partial<typeof FAST>;
   } = {},
@@ -76,6 +78,7 @@ export async function startTestCoordinator(
       helloTimeoutMs: 2000,
       ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}),
       ...(opts.schedulerPollMs ? { schedulerPollMs: opts.schedulerPollMs } : {}),
+      ...(opts.busyHeartbeat && { busyHeartbeatIntervalSecs: opts.busyHeartbeat.intervalSecs, busyHeartbeatTimeoutSecs: opts.busyHeartbeat.timeoutSecs }),
     },
   });
   const adminKey = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();

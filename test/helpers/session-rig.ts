@@ -53,7 +53,7 @@ export async function sessionRig(db: Db, opts: { timing?: Partial<SessionTiming>
     db,
     ca,
     instanceId: INSTANCE,
-    timing: { heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90, helloTimeoutMs: 5000, certValidityDays: 30, ...opts.timing },
+    timing: { heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90, busyHeartbeatIntervalSecs: 3, busyHeartbeatTimeoutSecs: 10, helloTimeoutMs: 5000, certValidityDays: 30, ...opts.timing },
     maxConnections: 100,
     connectionCount: () => open.size,
     logger,

@@ -1,8 +1,9 @@
 /**
- * A job whose attempt crashes its job process goes, for its next attempt, to
- * a worker it has not crashed on: a real coordinator, two real workers, and
- * the test-only executor `test-crash` (it exits without a result) in their
- * job processes.
+ * Where a job's attempts run, on a real coordinator and real workers with
+ * the test-only executors in their job processes: a job whose attempt
+ * crashes its job process (`test-crash`) goes to a worker it has not crashed
+ * on; a worker busy with a job (`test-spin`) heartbeats at the busy interval,
+ * so the short busy timeout that catches a killed worker never drops it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../worker/executors/test-executors-preload.js';
@@ -44,5 +45,25 @@ describe('retrying a crashed job', () => {
     expect(ranOn(1)).toBeDefined();
     expect(ranOn(2)).toBeDefined();
     expect(ranOn(2)).not.toBe(ranOn(1));
+  });
+});
+
+describe('busy heartbeats', () => {
+  it('keep a worker that runs a job for longer than the busy timeout online, its job finishing there', async () => {
+    // The idle timeout is out of reach here; only the busy one (1 s) can drop the worker.
+    const busyCoordinator = await startTestCoordinator({ heartbeat: { heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90 }, busyHeartbeat: { intervalSecs: 0.2, timeoutSecs: 1 } });
+    const w = await startTestWorker(busyCoordinator, { token: await busyCoordinator.createToken(), maxIdleTimeoutMs: 90_000 });
+    try {
+      await within(20_000, 'the worker online', w.agent.waitFor('online'));
+      const sha256 = await busyCoordinator.addModel(writeOnnxFixtures(await tempDir()).mlp);
+      const job = JobInfo.parse(await busyCoordinator.api('POST', '/v1/jobs', { kind: 'test-spin', model: { sha256 }, input: { cpuMs: 2500 }, maxAttempts: 1 }));
+      const done = await busyCoordinator.finished(job.id, 30_000);
+      expect(done).toMatchObject({ state: 'succeeded', attempt: 1 });
+      expect(w.agent.state).toMatchObject({ state: 'online' });
+    } finally {
+      await w.agent.stop();
+      await w.closed;
+      await busyCoordinator.stop();
+    }
   });
 });
