@@ -70,6 +70,7 @@ interface Session {
   readonly certDer: Uint8Array;
   /** From hello, then from heartbeats that change it. */
   slots: number;
+  /** performance.now() of its last heartbeat: liveness on the monotonic clock, which a wall-clock step cannot move. */
   lastHeartbeatAt: number;
   /**
    * Since when it has jobs, as far as this side knows (a job sent to it, or a
@@ -258,7 +259,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     const session: Session = {
       ...s,
       slots: s.hello.capabilities.slots,
-      lastHeartbeatAt: Date.now(),
+      lastHeartbeatAt: performance.now(),
       busySince: null,
       status: s.hello.status,
       // Seeded from the store so that a reason left by an earlier session is cleared.
@@ -338,10 +339,10 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   private async onHeartbeat(session: Session, hb: Heartbeat): Promise<void> {
-    session.lastHeartbeatAt = Date.now();
+    session.lastHeartbeatAt = performance.now();
     if (hb.runningJobs.length === 0) session.busySince = null;
     else session.busySince ??= session.lastHeartbeatAt;
-    this.pendingLastSeen.set(session.workerId, new Date(session.lastHeartbeatAt));
+    this.pendingLastSeen.set(session.workerId, new Date());
     const statusChanged = hb.status !== session.status || (hb.slots !== undefined && hb.slots !== session.slots);
     if (hb.slots !== undefined) session.slots = hb.slots;
     session.load = hb.load;
@@ -410,7 +411,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   async send(workerId: string, msg: CoordinatorMessageInput): Promise<boolean> {
     const session = this.sessions.get(workerId);
     if (!session) return false;
-    if (msg.type === 'job.assign') session.busySince ??= Date.now();
+    if (msg.type === 'job.assign') session.busySince ??= performance.now();
     try {
       await send(session.channel, msg);
       return true;
@@ -433,7 +434,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     const { heartbeatTimeoutSecs, busyHeartbeatTimeoutSecs } = this.opts.timing;
     for (const session of this.sessions.values()) {
       const busy = session.busySince !== null && session.hello.capabilities.busyHeartbeats;

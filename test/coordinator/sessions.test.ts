@@ -3,7 +3,7 @@
  * to a real SessionManager and Dispatcher on a real store. The QUIC paths are
  * covered by test/integration; these pin what a session does, step by step.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Db } from '../../src/coordinator/store/db.js';
 import { getJob, getWorker, revokeWorker, setWorkerPolicy } from '../../src/coordinator/store/index.js';
 import { backends, useMigratedDb } from '../helpers/backends.js';
@@ -215,6 +215,23 @@ describe('sessions: heartbeat timeout', () => {
       expect(await offline).toBe('w-silent');
       expect((await getWorker(db, 'w-silent'))?.state).toBe('offline');
     } finally {
+      await rig.stop();
+    }
+  });
+
+  it('keeps a session through a step of the wall clock: liveness is timed on the monotonic clock', async () => {
+    const rig = await sessionRig(db, { timing: { heartbeatTimeoutSecs: 2 } });
+    try {
+      const w = await rig.connect(await rig.enroll('w-clock'));
+      await w.next('welcome');
+      // An NTP step (or a suspended VM resumed) puts the wall clock an hour ahead.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 3_600_000);
+      // Three sweeps (every 500 ms here), well inside the 2 s timeout by the monotonic clock.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(rig.sessions.views().map((v) => v.id)).toContain('w-clock');
+    } finally {
+      vi.useRealTimers();
       await rig.stop();
     }
   });
