@@ -180,9 +180,13 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
   private take(kind: string, model: string): Warm | undefined {
     const list = this.idle.get(kind);
     if (!list) return undefined;
-    // One that has the model loaded (an LLM's load takes seconds), else the most recently used: its caches are warmest, and the others can time out.
+    // One that has the model loaded (an LLM's load takes seconds). Else, for a
+    // shared kind, the one idle longest: it gives up its model, and the models
+    // used lately stay loaded (least recently used goes). Else the most
+    // recently used: its caches are warmest, and the others can time out.
     const loaded = list.findLastIndex((p) => p.model === model && p.child.usable);
     if (loaded >= 0) list.push(...list.splice(loaded, 1));
+    else if (this.settings.shared(kind) && list.length > 1) list.push(...list.splice(0, 1));
     for (let proc = list.pop(); proc; proc = list.pop()) {
       clearTimeout(proc.idleTimer);
       if (proc.child.usable) return proc;

@@ -252,6 +252,20 @@ describe('JobProcessPool, a shared kind (several jobs in one process, as the LLM
     expect(await exited).toMatchObject({ pid, exit: { reason: 'canceled' } });
   });
 
+  it('gives a job on a model no process holds the process idle longest: the models used lately stay loaded', async () => {
+    const pool = sharedPool();
+    const run = async (model: string) => ((await pool.run('test-shared', makeJob('test-shared', { ms: 0 }, onModel(model)), opts({ slots: 2 }))) as { pid: number }).pid;
+    // Two processes, one per model: a on one, b on the other, b used last.
+    const a = start(pool, {}, { model: 'a' });
+    const aPid = await a.pid;
+    const bPid = await run('b');
+    left.find((l) => l.ended === a.ended)!.controller.abort();
+    await rejection(a.ended);
+    // Now a's process was idle last; b's has been idle longer, and gives b up for c.
+    expect(await run('c')).toBe(bPid);
+    expect(await run('a')).toBe(aPid);
+  });
+
   it('drops its idle processes when asked (the owner needs the memory back), and leaves running ones', async () => {
     const pool = sharedPool();
     const running = start(pool, {}, { model: 'b' });
