@@ -27,7 +27,10 @@
  *
  * Context: each request's sequence holds what the model was trained on, up to
  * GOGRID_LLM_CONTEXT tokens (DEFAULT_CONTEXT_CAP), and less where memory is
- * short (node-llama-cpp sizes it to what fits).
+ * short (node-llama-cpp sizes it to what fits, leaving GOGRID_LLM_KEEP_FREE_MIB
+ * of RAM to the machine's owner). Where not even a small context fits, the
+ * job fails with GG_ERR_WORKER_OUT_OF_MEMORY, which the coordinator retries
+ * on another worker.
  */
 import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -386,6 +389,7 @@ async function runtime(lib: Lib, threads: number): Promise<NodeLlamaCpp.Llama> {
       gpu: gpuSetting(),
       build: 'never',
       maxThreads: threads,
+      ...keepFree(),
       logLevel: lib.LlamaLogLevel.warn,
       logger(level, message) {
         // The job process's stderr goes to the worker's log, prefixed with the job.
@@ -412,6 +416,15 @@ export function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
   throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_GPU is "${value}"; it takes auto, off, cuda, vulkan or metal`);
 }
 
+/** GOGRID_LLM_KEEP_FREE_MIB: RAM node-llama-cpp counts as taken when it sizes a context; unset, its own default (a quarter of the RAM, at most 6 GiB; 1 GiB on Linux). */
+function keepFree(): Pick<NodeLlamaCpp.LlamaOptions, 'ramPadding'> {
+  const raw = process.env['GOGRID_LLM_KEEP_FREE_MIB'];
+  if (raw === undefined || raw === '') return {};
+  const mib = Number(raw);
+  if (!Number.isInteger(mib) || mib < 0 || mib > 2 ** 30) throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_KEEP_FREE_MIB is "${raw}"; it takes a whole number of MiB`);
+  return { ramPadding: mib * 2 ** 20 };
+}
+
 /** GOGRID_LLM_CONTEXT: the most tokens a request's context may hold on this worker. */
 function contextCap(): number {
   const raw = process.env['GOGRID_LLM_CONTEXT'];
@@ -425,6 +438,7 @@ async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, thre
   const cap = contextCap();
   llamaErrors.length = 0;
   const model = await llama.loadModel({ modelPath, gpuLayers: 'auto' }).catch(async (e: unknown) => {
+    if (e instanceof lib.InsufficientMemoryError) throw outOfMemory(e);
     // llama.cpp's log lines come from its loader thread and may land after the rejection.
     await delay(LOG_GRACE_MS);
     const logged = llamaErrors.length > 0 ? ` (${llamaErrors.join('; ')})` : '';
@@ -447,8 +461,14 @@ async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, thre
     return loaded;
   } catch (e) {
     await model.dispose();
+    if (e instanceof lib.InsufficientMemoryError) throw outOfMemory(e);
     throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `llama.cpp could not create a context for the model: ${errorMessage(e)}`, { cause: e });
   }
+}
+
+/** Not this model's fault, nor for good: another worker, or this one later, may have the memory. */
+function outOfMemory(e: Error): GridError {
+  return new GridError('GG_ERR_WORKER_OUT_OF_MEMORY', `not enough free memory on this worker for the model and a context for it: ${errorMessage(e)}`, { cause: e });
 }
 
 function prebuiltInstalled(platform: string): boolean {

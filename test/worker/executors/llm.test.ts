@@ -6,7 +6,7 @@
  * node-llama-cpp's own chat session or completion with the same settings.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -251,6 +251,26 @@ describe('LLM executor in a job process', () => {
       else process.env['GOGRID_LLM_CONTEXT'] = saved;
       await capped.close();
     }
+  });
+
+  it('fails with GG_ERR_WORKER_OUT_OF_MEMORY (retryable elsewhere) where not even a small context fits the memory it may use', async () => {
+    const saved = process.env['GOGRID_LLM_KEEP_FREE_MIB'];
+    // Keep more free than the machine has: node-llama-cpp sees no room for any context.
+    process.env['GOGRID_LLM_KEEP_FREE_MIB'] = String(Math.ceil((2 * totalmem()) / 2 ** 20));
+    const starved = new JobProcessPool();
+    try {
+      const opts: RunJobOptions = { modelPath: tiny.file, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress: () => {} };
+      const e = await rejection(starved.run('llm', makeJob('llm', { prompt: 'Hello', maxTokens: 4 }), opts));
+      expect(e.code).toBe('GG_ERR_WORKER_OUT_OF_MEMORY');
+      expect(e.retryable).toBe(true);
+      expect(e.message).toMatch(/not enough free memory on this worker .*too large for the available RAM/);
+    } finally {
+      if (saved === undefined) delete process.env['GOGRID_LLM_KEEP_FREE_MIB'];
+      else process.env['GOGRID_LLM_KEEP_FREE_MIB'] = saved;
+      await starved.close();
+    }
+    // The same model with the memory there: it runs.
+    expect((await runLlm(tiny.file, { prompt: 'Hello', maxTokens: 4, temperature: 0 })).usage.completionTokens).toBe(4);
   });
 
   it.each([
