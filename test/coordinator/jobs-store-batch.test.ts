@@ -56,7 +56,7 @@ describe.each(backends)('many jobs per statement on $name', (backend) => {
     for (const j of [jobs[0]!, jobs[49]!]) expect(await getJob(db, j.id)).toEqual(queuedJobRow(j));
     expect((await listQueueHead(db, 50)).map((r) => r.id)).toEqual(jobs.map((j) => j.id));
     const head = await listQueueHead(db, 2);
-    expect(head).toEqual(jobs.slice(0, 2).map((j) => ({ id: j.id, kind: 'onnx', model: { sha256: model.sha256, size: model.size }, requirements: { labels: ['batch'] } })));
+    expect(head).toEqual(jobs.slice(0, 2).map((j) => ({ id: j.id, kind: 'onnx', model: { sha256: model.sha256, size: model.size }, requirements: { labels: ['batch'] }, failedOn: [] })));
     expect(await steps(db, jobs[7]!.id)).toEqual([['queued', 0, 'submitted']]);
     await leaseJobs(db, jobs.map((j) => ({ jobId: j.id, leaseId: `L-${j.id}`, workerId: 'w-1', instanceId: 'c-1', expiresAt: at(90) })), at(1));
   });
