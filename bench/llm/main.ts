@@ -147,6 +147,8 @@ async function main(): Promise<void> {
     await bare(smallModel, 16, -1);
     const bareSmall: Run[] = [];
     for (let i = 0; i < config.repeats; i++) bareSmall.push(await bare(smallModel, config.smallTokens, i));
+    const bareSmallTwo: number[] = [];
+    for (let i = 0; i < config.repeats; i++) bareSmallTwo.push(await bareTwo(smallModel, config.smallTokens, i));
     await smallModel.dispose();
     await llama.dispose();
 
@@ -199,6 +201,13 @@ async function main(): Promise<void> {
     await viaGrid(client, 'small', 16, -1);
     const gridSmall: Run[] = [];
     for (let i = 0; i < config.repeats; i++) gridSmall.push((await viaGrid(client, 'small', config.smallTokens, i)).run);
+    log('grid: two streams at once on the 25M model');
+    const gridSmallTwo: number[] = [];
+    for (let i = 0; i < config.repeats; i++) {
+      const t0 = performance.now();
+      const runs = await Promise.all([viaGrid(client, 'small', config.smallTokens, 100 + i), viaGrid(client, 'small', config.smallTokens, 200 + i)]);
+      gridSmallTwo.push(runs.reduce((n, r) => n + r.run.tokens, 0) / ((performance.now() - t0) / 1000));
+    }
 
     log('failover: the streaming worker revoked, then one killed (kill -9)');
     const failover: Record<string, number> = {};
@@ -252,6 +261,11 @@ async function main(): Promise<void> {
         gridTokensPerSec: range(tokensPerSec(gridSmall).map((x) => round(x, 0))),
         gridOverBare: ratio(tokensPerSec(gridSmall), tokensPerSec(bareSmall)),
         ttftOverheadMsP50: round(median(gridSmall.map((r) => r.ttftMs)) - median(bareSmall.map((r) => r.ttftMs)), 1),
+      },
+      smallModelTwoStreams: {
+        bareTokensPerSec: range(bareSmallTwo.map((x) => round(x, 0))),
+        gridTokensPerSec: range(gridSmallTwo.map((x) => round(x, 0))),
+        gridOverBare: ratio(gridSmallTwo, bareSmallTwo),
       },
       failoverGapMs: failover,
     };
