@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { startQuicServer } from '../transport/quic.js';
+import { addressUnavailable, startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import { runtimeSettings, type CoordinatorConfig, type CoordinatorTuning, type RuntimeSettings } from './config.js';
@@ -190,7 +190,11 @@ async function listenBoth(args: {
         keepLlmText: config.llm.keepText,
         logger: logger.child({ component: 'http' }),
       });
-      await http.listen({ host: config.server.bindAddr, port: quic.port });
+      await http.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {
+        // With port 0 a taken TCP port is tried again below with another number.
+        if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < attempts) throw e;
+        throw addressUnavailable('TCP', config.server.bindAddr, quic!.port, e);
+      });
       // An administrator's policy set through another instance reaches the workers connected here.
       const push = (workerId?: string) =>
         void s.pushPolicy(workerId).catch((err: unknown) => logger.warn({ err, workerId }, 'could not push a policy changed through another instance'));

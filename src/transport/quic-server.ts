@@ -8,6 +8,7 @@
 import { QUICServer, events, utils, type QUICConnection } from '@matrixai/quic';
 import type { Logger as PinoLogger } from 'pino';
 import { GridError } from '../protocol/errors.js';
+import { addressUnavailable } from './address-error.js';
 import { openFrameChannel, type ControlChannel, type ControlPeer, type FrameChannel } from './frame-channel.js';
 import {
   APP_ERROR_INTERNAL,
@@ -85,7 +86,9 @@ export async function startQuicServer(opts: QuicServerOptions): Promise<QuicServ
     }
   });
 
-  await server.start({ host: opts.host, port: opts.port });
+  await server.start({ host: opts.host, port: opts.port }).catch((e: unknown) => {
+    throw addressUnavailable('UDP', opts.host, opts.port, e);
+  });
   return {
     host: server.host,
     port: server.port,

@@ -23,3 +23,4 @@ export type { ControlPeer, FrameChannel } from './frame-channel.js';
 export type { QuicTimingOptions } from './quic-config.js';
 export { startQuicServer, type QuicPeer, type QuicServerHandle, type QuicServerOptions } from './quic-server.js';
 export { connectQuic, type QuicClientConnection, type QuicConnectOptions } from './quic-client.js';
+export { addressUnavailable } from './address-error.js';
