@@ -96,6 +96,20 @@ async function bareOn(sequence: LlamaContextSequence, maxTokens: number, i: numb
   }
 }
 
+/** Two streamed completions through the grid at once; tokens/s of both. */
+async function gridTwo(client: OpenAI, model: string, maxTokens: number, i: number): Promise<number> {
+  const t0 = performance.now();
+  const runs = await Promise.all([viaGrid(client, model, maxTokens, 100 + i), viaGrid(client, model, maxTokens, 200 + i)]);
+  return runs.reduce((n, r) => n + r.run.tokens, 0) / ((performance.now() - t0) / 1000);
+}
+
+/** `fn(0)`, `fn(1)`, … `fn(n - 1)`, one after another. */
+async function times<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn(i));
+  return out;
+}
+
 /** One streamed completion through the grid; `onFirst` runs once the first text came. */
 async function viaGrid(client: OpenAI, model: string, maxTokens: number, i: number, onFirst?: (jobId: string) => Promise<void>) {
   const t0 = performance.now();
@@ -137,18 +151,14 @@ async function main(): Promise<void> {
 
     log('bare node-llama-cpp: one stream, then two at once');
     await bare(model, 16, -1);
-    const bareOne: Run[] = [];
-    for (let i = 0; i < config.repeats; i++) bareOne.push(await bare(model, config.tokens, i));
-    const bareTwoRates: number[] = [];
-    for (let i = 0; i < config.repeats; i++) bareTwoRates.push(await bareTwo(model, config.tokens, i));
+    const bareOne = await times(config.repeats, (i) => bare(model, config.tokens, i));
+    const bareTwoRates = await times(config.repeats, (i) => bareTwo(model, config.tokens, i));
     await model.dispose();
     log('bare node-llama-cpp: one stream on the 25M model');
     const smallModel = await llama.loadModel({ modelPath: small.file });
     await bare(smallModel, 16, -1);
-    const bareSmall: Run[] = [];
-    for (let i = 0; i < config.repeats; i++) bareSmall.push(await bare(smallModel, config.smallTokens, i));
-    const bareSmallTwo: number[] = [];
-    for (let i = 0; i < config.repeats; i++) bareSmallTwo.push(await bareTwo(smallModel, config.smallTokens, i));
+    const bareSmall = await times(config.repeats, (i) => bare(smallModel, config.smallTokens, i));
+    const bareSmallTwo = await times(config.repeats, (i) => bareTwo(smallModel, config.smallTokens, i));
     await smallModel.dispose();
     await llama.dispose();
 
@@ -189,25 +199,14 @@ async function main(): Promise<void> {
     const coordinatorUsPerToken = (cpuUs(c.pid) - cpu0) / gridOne.reduce((n, r) => n + r.tokens, 0);
 
     log('grid: two streams at once on the worker’s two slots');
-    await Promise.all([viaGrid(client, modelName, 16, -2), viaGrid(client, modelName, 16, -3)]);
-    const gridTwo: number[] = [];
-    for (let i = 0; i < config.repeats; i++) {
-      const t0 = performance.now();
-      const runs = await Promise.all([viaGrid(client, modelName, config.tokens, 100 + i), viaGrid(client, modelName, config.tokens, 200 + i)]);
-      gridTwo.push(runs.reduce((n, r) => n + r.run.tokens, 0) / ((performance.now() - t0) / 1000));
-    }
+    await gridTwo(client, modelName, 16, -10);
+    const gridTwoRates = await times(config.repeats, (i) => gridTwo(client, modelName, config.tokens, i));
 
     log('grid: one stream on the 25M model');
     await viaGrid(client, 'small', 16, -1);
-    const gridSmall: Run[] = [];
-    for (let i = 0; i < config.repeats; i++) gridSmall.push((await viaGrid(client, 'small', config.smallTokens, i)).run);
+    const gridSmall = await times(config.repeats, async (i) => (await viaGrid(client, 'small', config.smallTokens, i)).run);
     log('grid: two streams at once on the 25M model');
-    const gridSmallTwo: number[] = [];
-    for (let i = 0; i < config.repeats; i++) {
-      const t0 = performance.now();
-      const runs = await Promise.all([viaGrid(client, 'small', config.smallTokens, 100 + i), viaGrid(client, 'small', config.smallTokens, 200 + i)]);
-      gridSmallTwo.push(runs.reduce((n, r) => n + r.run.tokens, 0) / ((performance.now() - t0) / 1000));
-    }
+    const gridSmallTwo = await times(config.repeats, (i) => gridTwo(client, 'small', config.smallTokens, i));
 
     log('failover: the streaming worker revoked, then one killed (kill -9)');
     const failover: Record<string, number> = {};
@@ -228,7 +227,12 @@ async function main(): Promise<void> {
       if (workers.size === 0) await startWorker(`c-${how}`, 2);
     }
 
-    const ratio = (grid: number[], base: number[]) => round(median(grid) / median(base), 3);
+    /** Tokens/s bare and through the grid, as ranges, and the ratio of their medians. */
+    const rates = (bareRates: number[], gridRates: number[]) => ({
+      bareTokensPerSec: range(bareRates.map((x) => round(x, 0))),
+      gridTokensPerSec: range(gridRates.map((x) => round(x, 0))),
+      gridOverBare: round(median(gridRates) / median(bareRates), 3),
+    });
     const record = {
       suite: 'llm',
       startedAt: startedAt.toISOString(),
@@ -242,31 +246,19 @@ async function main(): Promise<void> {
         threads: 1,
       },
       oneStream: {
-        bareTokensPerSec: range(tokensPerSec(bareOne).map((x) => round(x, 0))),
-        gridTokensPerSec: range(tokensPerSec(gridOne).map((x) => round(x, 0))),
-        gridOverBare: ratio(tokensPerSec(gridOne), tokensPerSec(bareOne)),
+        ...rates(tokensPerSec(bareOne), tokensPerSec(gridOne)),
         bareTtftMs: range(bareOne.map((r) => round(r.ttftMs, 1))),
         gridTtftMs: range(gridOne.map((r) => round(r.ttftMs, 1))),
         ttftOverheadMsP50: round(median(gridOne.map((r) => r.ttftMs)) - median(bareOne.map((r) => r.ttftMs)), 1),
         coordinatorCpuUsPerToken: round(coordinatorUsPerToken, 1),
         gapBetweenPiecesMsP50: round(median(allGaps), 1),
       },
-      twoStreams: {
-        bareTokensPerSec: range(bareTwoRates.map((x) => round(x, 0))),
-        gridTokensPerSec: range(gridTwo.map((x) => round(x, 0))),
-        gridOverBare: ratio(gridTwo, bareTwoRates),
-      },
+      twoStreams: rates(bareTwoRates, gridTwoRates),
       smallModelOneStream: {
-        bareTokensPerSec: range(tokensPerSec(bareSmall).map((x) => round(x, 0))),
-        gridTokensPerSec: range(tokensPerSec(gridSmall).map((x) => round(x, 0))),
-        gridOverBare: ratio(tokensPerSec(gridSmall), tokensPerSec(bareSmall)),
+        ...rates(tokensPerSec(bareSmall), tokensPerSec(gridSmall)),
         ttftOverheadMsP50: round(median(gridSmall.map((r) => r.ttftMs)) - median(bareSmall.map((r) => r.ttftMs)), 1),
       },
-      smallModelTwoStreams: {
-        bareTokensPerSec: range(bareSmallTwo.map((x) => round(x, 0))),
-        gridTokensPerSec: range(gridSmallTwo.map((x) => round(x, 0))),
-        gridOverBare: ratio(gridSmallTwo, bareSmallTwo),
-      },
+      smallModelTwoStreams: rates(bareSmallTwo, gridSmallTwo),
       failoverGapMs: failover,
     };
     const file = `${resultBase('llm', startedAt, quick)}.json`;

@@ -38,7 +38,7 @@ import {
   type RunningJob,
   type WorkerMessageInput,
 } from '../protocol/index.js';
-import { Suspension, type OutputPiece, type RunJobOptions } from './executors/index.js';
+import { GatheredPieces, Suspension, type RunJobOptions } from './executors/index.js';
 
 export interface JobRunnerOptions {
   slots: number;
@@ -289,7 +289,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     };
     // The first progress message marks the job running at the coordinator.
     const startReport = setTimeout(() => lastSent === 0 && sendProgress(entry.progress ?? 0, 'started'), startReportMs);
-    const partials = new PartialOutput((offset, text, tokens) => void this.report({ type: 'job.partial', jobId, leaseId: entry.leaseId, offset, text, ...(tokens && { tokens }) }));
+    const partials = partialOutput((offset, text, tokens) => void this.report({ type: 'job.partial', jobId, leaseId: entry.leaseId, offset, text, ...(tokens && { tokens }) }));
     let model: { path: string; release(): void } | undefined;
     try {
       const input = job.inputByReference ? await this.opts.transfer.fetchInput(jobId, entry.leaseId) : job.input;
@@ -419,43 +419,20 @@ function asMessage(text: string, local: [path: string, shown: string][] = []): s
   return cleanText(t.slice(0, MAX_ERROR_MESSAGE));
 }
 
-/** A job's output as it is produced, sent in pieces at most every PARTIAL_EVERY_MS, each saying where it starts. */
-class PartialOutput {
-  private pending = '';
-  /** The tokens of `pending`, while every piece in it came with its own; null once one did not. */
-  private tokens: number[] | null = [];
-  private sent = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly send: (offset: number, text: string, tokens: number[] | undefined) => void) {}
-
-  add(piece: OutputPiece): void {
-    this.pending += piece.text;
-    if (this.tokens && piece.tokens) this.tokens.push(...piece.tokens);
-    else this.tokens = null;
-    // The first piece goes at once: the time to the first token is what a reader waits on most.
-    if (this.pending.length >= MAX_PARTIAL_CHARS || (this.sent === 0 && this.pending !== '')) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), PARTIAL_EVERY_MS);
-  }
-
-  flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    // Tokens go only with the whole text they decode to: a piece cut to fit a frame goes without.
-    const tokens = this.pending.length <= MAX_PARTIAL_CHARS && this.tokens && this.tokens.length <= MAX_PARTIAL_CHARS ? this.tokens : undefined;
-    while (this.pending.length > 0) {
-      const text = this.pending.slice(0, MAX_PARTIAL_CHARS);
-      this.pending = this.pending.slice(text.length);
-      this.send(this.sent, text, tokens);
-      this.sent += text.length;
-    }
-    this.tokens = [];
-  }
-
-  /** Drops what was not sent: the job ended without a result to precede. */
-  stop(): void {
-    clearTimeout(this.timer);
-    this.pending = '';
-    this.tokens = [];
-  }
+/** A job's output as it is produced: pieces at most every PARTIAL_EVERY_MS, each saying where it starts, cut to fit a frame. */
+function partialOutput(send: (offset: number, text: string, tokens: number[] | undefined) => void): GatheredPieces {
+  let sent = 0;
+  return new GatheredPieces(
+    PARTIAL_EVERY_MS,
+    ({ text, tokens }) => {
+      // Tokens go only with the whole text they decode to: a piece cut to fit a frame goes without.
+      const whole = text.length <= MAX_PARTIAL_CHARS && tokens && tokens.length <= MAX_PARTIAL_CHARS ? tokens : undefined;
+      for (let at = 0; at < text.length; at += MAX_PARTIAL_CHARS) {
+        const part = text.slice(at, at + MAX_PARTIAL_CHARS);
+        send(sent, part, whole);
+        sent += part.length;
+      }
+    },
+    MAX_PARTIAL_CHARS,
+  );
 }

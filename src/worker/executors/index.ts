@@ -20,6 +20,7 @@ export type { JobPriority } from './priority.js';
 export { Suspension } from './suspension.js';
 export { JobProcessLeftovers } from './leftovers.js';
 export type { Executor, ExecutorContext, OutputPiece } from './types.js';
+export { GatheredPieces } from './gathered-pieces.js';
 
 /** Every job kind this build has an executor for, whether or not this machine can run it. */
 export function executorKinds(): string[] {

@@ -21,9 +21,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
+import { entryPoint } from './entry-point.js';
 import { FromJobProcess, type ToJobProcess } from './ipc.js';
 import { applyPriority, defaultJobPriority, priorityEnv, priorityPlan, type JobPriority } from './priority.js';
 
@@ -68,10 +68,7 @@ const STDERR_TAIL_LINES = 20;
 /** How long after exit the pipes may stay open before the exit is reported anyway. */
 const STDIO_DRAIN_MS = 1000;
 
-// Run from TypeScript source (tests, tsx), the job process needs tsx too; from dist/, plain node.
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './job-process.ts' : './job-process.js', import.meta.url));
-const EXEC_ARGV = FROM_SOURCE ? ['--import', 'tsx'] : [];
+const ENTRY = entryPoint('job-process');
 
 /**
  * Job processes stopped right now. A stopped process cannot see its channel
@@ -102,8 +99,8 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     super();
     this.logger = options.logger;
     const plan = priorityPlan(options.priority ?? defaultJobPriority(), process.platform);
-    this.proc = fork(ENTRY, [], {
-      execArgv: EXEC_ARGV,
+    this.proc = fork(ENTRY.file, [], {
+      execArgv: ENTRY.execArgv,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
       detached: plan.ownSession,

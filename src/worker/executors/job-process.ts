@@ -20,7 +20,8 @@ import { isGridError } from '../../protocol/errors.js';
 import { ToJobProcess, type FromJobProcess, type RunMessage } from './ipc.js';
 import { reniceOwnThreads } from './priority.js';
 import { EXECUTORS } from './registry.js';
-import type { Executor, OutputPiece } from './types.js';
+import { GatheredPieces } from './gathered-pieces.js';
+import type { Executor } from './types.js';
 
 const MAX_MESSAGE = 4000;
 
@@ -80,7 +81,7 @@ async function handle(raw: unknown): Promise<void> {
   }
   const controller = new AbortController();
   running.set(job.jobId, controller);
-  const pieces = new Pieces((piece) => send({ type: 'partial', jobId: job.jobId, text: piece.text, ...(piece.tokens && { tokens: piece.tokens }) }));
+  const pieces = new GatheredPieces(PIECES_EVERY_MS, (piece) => send({ type: 'partial', jobId: job.jobId, text: piece.text, ...(piece.tokens && { tokens: piece.tokens }) }));
   try {
     const last = await outcome(executor, msg, AbortSignal.any([disconnected.signal, controller.signal]), pieces);
     // Everything streamed goes before the result that holds it.
@@ -102,43 +103,8 @@ async function handle(raw: unknown): Promise<void> {
  */
 const PIECES_EVERY_MS = 5;
 
-/** A job's pieces, gathered: the first goes at once (the time to the first token), the rest every PIECES_EVERY_MS. */
-class Pieces {
-  private text = '';
-  /** The tokens of `text`, while every piece in it came with its own; null once one did not. */
-  private tokens: number[] | null = [];
-  private timer: NodeJS.Timeout | undefined;
-  private started = false;
-
-  constructor(private readonly send: (piece: OutputPiece) => void) {}
-
-  add(piece: OutputPiece): void {
-    if (!this.started) {
-      this.started = true;
-      return this.send(piece);
-    }
-    this.text += piece.text;
-    if (this.tokens && piece.tokens) this.tokens.push(...piece.tokens);
-    else this.tokens = null;
-    this.timer ??= setTimeout(() => this.flush(), PIECES_EVERY_MS);
-  }
-
-  flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.text === '' && !this.tokens?.length) return;
-    this.send({ text: this.text, ...(this.tokens && { tokens: this.tokens }) });
-    this.text = '';
-    this.tokens = [];
-  }
-
-  stop(): void {
-    clearTimeout(this.timer);
-  }
-}
-
 /** The job's last message: its result, or why it failed. */
-async function outcome(executor: Executor | undefined, { kind, job, modelPath, threads, slots }: RunMessage, signal: AbortSignal, pieces: Pieces): Promise<FromJobProcess> {
+async function outcome(executor: Executor | undefined, { kind, job, modelPath, threads, slots }: RunMessage, signal: AbortSignal, pieces: GatheredPieces): Promise<FromJobProcess> {
   if (!executor) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` };
   try {
     const output = await executor.run(job, {

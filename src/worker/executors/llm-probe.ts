@@ -13,15 +13,14 @@
  * beside the hardware probes, not after them.
  */
 import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { entryPoint } from './entry-point.js';
 import { LlmRuntimeReport } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
 
 /** Loading a CUDA build and its libraries can take seconds on a cold disk; past this the probe has failed. */
 const PROBE_TIMEOUT_MS = 30_000;
 
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './llm-probe-process.ts' : './llm-probe-process.js', import.meta.url));
+const ENTRY = entryPoint('llm-probe-process');
 
 const probed = new Map<string, Promise<LlmRuntimeReport | null>>();
 
@@ -43,7 +42,7 @@ export function probeLlmRuntime(onError: (why: string) => void = () => {}): Prom
 
 function run(): Promise<LlmRuntimeReport> {
   return new Promise((resolve, reject) => {
-    const child = fork(ENTRY, [], { execArgv: FROM_SOURCE ? ['--import', 'tsx'] : [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    const child = fork(ENTRY.file, [], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
     const timer = setTimeout(() => {

@@ -5,7 +5,9 @@
  * model loaded, so the next job on it skips the load. It is shared: one
  * process runs up to the worker's slot count of jobs on that model at once,
  * a sequence each, batched together by llama.cpp (one copy of the weights in
- * memory or VRAM, and more tokens per second in all than one at a time).
+ * memory or VRAM; and more tokens per second in all where a decode step is
+ * bound by reading the weights, as on a GPU: on this project's 2-core CPU
+ * with one thread, two batched streams made no more than one, measured).
  * Greedy text is the same as a run on its own while a job has the model to
  * itself; batched with others it can differ where two tokens nearly tie
  * (llama.cpp's sums depend on the batch: 2 of 12 tiny-model prompts at 4
@@ -418,19 +420,21 @@ export function gpuSetting(): NodeLlamaCpp.LlamaOptions['gpu'] {
 
 /** GOGRID_LLM_KEEP_FREE_MIB: RAM node-llama-cpp counts as taken when it sizes a context; unset, its own default (a quarter of the RAM, at most 6 GiB; 1 GiB on Linux). */
 function keepFree(): Pick<NodeLlamaCpp.LlamaOptions, 'ramPadding'> {
-  const raw = process.env['GOGRID_LLM_KEEP_FREE_MIB'];
-  if (raw === undefined || raw === '') return {};
-  const mib = Number(raw);
-  if (!Number.isInteger(mib) || mib < 0 || mib > 2 ** 30) throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_KEEP_FREE_MIB is "${raw}"; it takes a whole number of MiB`);
-  return { ramPadding: mib * 2 ** 20 };
+  const mib = wholeNumberEnv('GOGRID_LLM_KEEP_FREE_MIB', 0, 2 ** 30, 'MiB');
+  return mib === undefined ? {} : { ramPadding: mib * 2 ** 20 };
 }
 
 /** GOGRID_LLM_CONTEXT: the most tokens a request's context may hold on this worker. */
 function contextCap(): number {
-  const raw = process.env['GOGRID_LLM_CONTEXT'];
-  if (raw === undefined || raw === '') return DEFAULT_CONTEXT_CAP;
+  return wholeNumberEnv('GOGRID_LLM_CONTEXT', 256, 2 ** 24, 'tokens') ?? DEFAULT_CONTEXT_CAP;
+}
+
+/** A whole number from the environment, undefined when unset; anything else is a configuration error that names the variable. */
+function wholeNumberEnv(name: string, min: number, max: number, unit: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 256 || n > 2 ** 24) throw new GridError('GG_ERR_CONFIG_INVALID', `GOGRID_LLM_CONTEXT is "${raw}"; it takes a whole number of tokens from 256 to 16777216`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes a whole number of ${unit} from ${min} to ${max}`);
   return n;
 }
 
