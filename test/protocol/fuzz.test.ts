@@ -64,6 +64,7 @@ const hardware = {
   cpu: { manufacturer: 'Intel', brand: 'Xeon', physicalCores: 2, threads: 2, speedGHz: 2.1 },
   memory: { totalBytes: 1024 },
   gpus: [{ vendor: 'NVIDIA', model: 'RTX', vramMiB: 8192, backends: ['cuda'] }],
+  llm: { gpu: 'cuda', devices: ['NVIDIA RTX'], vramMiB: 8192, freeVramMiB: 7000 },
   os: { platform: 'linux', distro: 'Debian', release: '12', arch: 'x64', hostname: 'h' },
 };
 const tensor = { dtype: 'string', dims: [1], data: ['cat'] };
@@ -71,8 +72,11 @@ const tensor = { dtype: 'string', dims: [1], data: ['cat'] };
 /** A valid message of each type the worker sends, and the fields a hostile value goes into. */
 const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
   [
-    { type: 'hello', protocolVersion: 1, workerId: 'w-1', name: 'pc', appVersion: '1.0', hardware, capabilities: { executors: ['onnx'], slots: 1, labels: ['a'] } },
-    ['workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion'],
+    { type: 'hello', protocolVersion: 1, workerId: 'w-1', name: 'pc', appVersion: '1.0', hardware, capabilities: { executors: ['onnx'], slots: 1, labels: ['a'], busyHeartbeats: true } },
+    [
+      'workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion',
+      'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats',
+    ],
   ],
   [
     { type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 }, runningJobs: [{ jobId: 'j', leaseId: 'l', progress: 0.5 }] },
@@ -93,7 +97,10 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
 ];
 
 const COORDINATOR_MESSAGES: [Record<string, unknown>, string[]][] = [
-  [{ type: 'welcome', protocolVersion: 1, workerId: 'w', heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90 }, ['workerId', 'heartbeatIntervalSecs', 'adminPolicy']],
+  [
+    { type: 'welcome', protocolVersion: 1, workerId: 'w', heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90, busyHeartbeatIntervalSecs: 3, busyHeartbeatTimeoutSecs: 10 },
+    ['workerId', 'heartbeatIntervalSecs', 'adminPolicy', 'busyHeartbeatIntervalSecs', 'busyHeartbeatTimeoutSecs'],
+  ],
   [
     {
       type: 'job.assign',

@@ -239,7 +239,8 @@ describe('LLM executor in a job process', () => {
     const saved = process.env['GOGRID_LLM_CONTEXT'];
     const capped = new JobProcessPool();
     try {
-      for (const [value, want] of [['1024', /holds 1024 \(GOGRID_LLM_CONTEXT/], ['lots', /^GOGRID_LLM_CONTEXT is "lots"/]] as const) {
+      const refused = (value: string) => [value, new RegExp(`^GOGRID_LLM_CONTEXT is "${value.replace(/[.+]/g, '\\$&')}"`)] as const;
+      for (const [value, want] of [['1024', /holds 1024 \(GOGRID_LLM_CONTEXT/], ...['lots', '-5', '100', '1024.5', '99999999999', 'NaN'].map(refused)] as const) {
         process.env['GOGRID_LLM_CONTEXT'] = value;
         const opts: RunJobOptions = { modelPath: huge.file, threads: THREADS, timeoutMs: 60_000, signal: new AbortController().signal, onProgress: () => {} };
         const e = await rejection(capped.run('llm', makeJob('llm', { prompt: 'Tell me a story about the grid. '.repeat(200), maxTokens: 4 }), opts));
