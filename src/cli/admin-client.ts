@@ -9,6 +9,7 @@
  *   const workers = await api.call('GET', '/v1/workers', WorkerList);
  */
 import { readFile } from 'node:fs/promises';
+import { setTimeout } from 'node:timers/promises';
 import type { z } from 'zod';
 import { GridError, MAX_PAYLOAD_BYTES } from '../protocol/index.js';
 import { requestJson } from '../transport/https-client.js';
@@ -70,7 +71,26 @@ export class AdminClient {
     });
     return schema.parse(reply);
   }
+
+  /**
+   * A POST that the server makes idempotent by `Idempotency-Key`: tried again
+   * (after 1 s, then 2 s) when the answer was lost or the coordinator was
+   * briefly unavailable, since with the key a retry cannot queue twice.
+   */
+  async postOnce<T extends z.ZodType>(path: string, schema: T, body: unknown, key: string, note: (line: string) => void): Promise<z.infer<T>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call('POST', path, schema, body, { 'idempotency-key': key });
+      } catch (e) {
+        if (!(e instanceof GridError) || !e.retryable || attempt === POST_TRIES) throw e;
+        note(`${e.code}: ${e.message}; trying again (${attempt + 1} of ${POST_TRIES}, Idempotency-Key ${key})`);
+        await setTimeout(1000 * attempt);
+      }
+    }
+  }
 }
+
+const POST_TRIES = 3;
 
 async function readText(path: string, what: string): Promise<string> {
   try {

@@ -6,6 +6,7 @@
  *   gogrid jobs --state queued
  */
 import type { Command } from 'commander';
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
   ERROR_CODES,
@@ -38,6 +39,7 @@ interface SubmitFlags extends Target {
   os?: string;
   arch?: string;
   minMemoryGib?: string;
+  idempotencyKey?: string;
   wait?: boolean;
 }
 
@@ -57,6 +59,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .option('--os <platform>', 'needs this OS (linux, darwin, win32)')
       .option('--arch <arch>', 'needs this CPU architecture (x64, arm64)')
       .option('--min-memory-gib <n>', 'needs this much free memory')
+      .option('--idempotency-key <key>', 'the same key again within a day queues nothing and prints the job it queued first (default: a new UUID, kept across this command\'s own retries)')
       .option('--wait', 'wait for the job to finish and print its output')
       .option('--json', 'print the job (with --wait: when finished) as JSON'),
   ).action((flags: SubmitFlags) =>
@@ -64,7 +67,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       const api = await AdminClient.resolve(flags);
       const input = await readInput(flags.input);
       const sha256 = await jobModelSha256(api, flags.model);
-      const job = await api.call('POST', '/v1/jobs', JobInfo, {
+      const request = {
         kind: flags.kind,
         model: { sha256 },
         input,
@@ -72,7 +75,9 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         timeoutMs: parseDurationSecs(flags.timeout, '--timeout') * 1000,
         maxAttempts: Number(flags.attempts),
         priority: Number(flags.priority),
-      });
+      };
+      const key = flags.idempotencyKey ?? randomUUID();
+      const job = await api.postOnce('/v1/jobs', JobInfo, request, key, (note) => process.stderr.write(`gogrid: ${printable(note)}\n`));
       if (!flags.wait) {
         if (flags.json) printJson(job);
         else process.stdout.write(`${job.id}\n`);

@@ -34,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   checkJobPayload,
+  GridError,
   MAX_INLINE_PAYLOAD_BYTES,
   TERMINAL_JOB_STATES,
   type JobRequirements,
@@ -48,6 +49,9 @@ import {
   handBackJob,
   keepResumeFrom,
   forgetJobText,
+  forgetSubmitKeys,
+  getJob,
+  insertJobsOnce,
   leaseJobs,
   listQueueHead,
   queuedJobRow,
@@ -55,9 +59,11 @@ import {
   releaseWorkerLeases,
   renewLeases,
   setWaitingReasons,
+  SUBMIT_KEY_TTL_MS,
   type JobOutcome,
   type JobRow,
   type NewJob,
+  type SubmitKey,
 } from './store/index.js';
 import { planAssignments, unservable, type SchedulableJob } from './scheduler.js';
 import { jobIds, JobWrites } from './job-writes.js';
@@ -72,6 +78,14 @@ import type { ClusterNews } from '../protocol/cluster.js';
  * job ended, looked for as often.
  */
 const FORGET_AFTER_MS = 60_000;
+
+/** A job to queue: the client's request and the model it resolved to. */
+export interface NewSubmit {
+  request: SubmitJobRequest;
+  model: ModelRef;
+  /** Forget its prompt and answer once it ends (an OpenAI request with [llm] keep_text off). */
+  forgetText?: boolean;
+}
 
 export interface DispatcherOptions {
   db: Db;
@@ -157,6 +171,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     every(this.opts.pollMs, () => this.kick(true));
     // The text of requests whose answer was never sent (their coordinator died first) is forgotten here.
     every(FORGET_AFTER_MS, () => this.guard(forgetJobText(this.opts.db, { endedBefore: new Date(Date.now() - FORGET_AFTER_MS) }).then(() => undefined)));
+    every(FORGET_AFTER_MS, () => this.guard(forgetSubmitKeys(this.opts.db, new Date(Date.now() - SUBMIT_KEY_TTL_MS)).then(() => undefined)));
     every(Math.max(100, this.opts.leaseTtlMs / 4), () => this.guard(this.exclusive(() => this.maintainLeases())));
     this.kick(true);
   }
@@ -175,9 +190,41 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
   }
 
   /** Queues the jobs together (all or none), in the order given; they run in that order among equal priorities. */
-  async submitMany(jobs: readonly { request: SubmitJobRequest; model: ModelRef; forgetText?: boolean }[]): Promise<JobRow[]> {
+  async submitMany(jobs: readonly NewSubmit[]): Promise<JobRow[]> {
+    const rows = this.newJobs(jobs, new Date());
+    await this.writes.insert(rows);
+    this.kick();
+    this.queued();
+    return rows.map(queuedJobRow);
+  }
+
+  /**
+   * submitMany for a request with an idempotency key: the first request with
+   * the key queues the jobs; a later one (a client's retry) queues nothing and
+   * gets the jobs as they are now, `replayed`. The same key with another
+   * request is GG_ERR_IDEMPOTENCY_KEY_REUSED.
+   */
+  async submitOnce(jobs: readonly NewSubmit[], key: Omit<SubmitKey, 'now'>): Promise<{ rows: JobRow[]; replayed: boolean }> {
     const now = new Date();
-    const rows: NewJob[] = jobs.map(({ request: req, model, forgetText }) => ({
+    const rows = this.newJobs(jobs, now);
+    const { earlier } = await insertJobsOnce(this.opts.db, rows, { ...key, now });
+    if (!earlier) {
+      this.writes.counted(rows.length);
+      this.kick();
+      this.queued();
+      return { rows: rows.map(queuedJobRow), replayed: false };
+    }
+    if (earlier.requestSha256 !== key.requestSha256) {
+      throw new GridError('GG_ERR_IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${key.key} was sent with another request before; use a new key for a new request`);
+    }
+    const found = await Promise.all(earlier.jobIds.map((id) => getJob(this.opts.db, id)));
+    // Job rows are never deleted; a missing one is a broken invariant.
+    if (found.some((r) => r === null)) throw new Error(`a job queued with Idempotency-Key ${key.key} is gone`);
+    return { rows: found as JobRow[], replayed: true };
+  }
+
+  private newJobs(jobs: readonly NewSubmit[], now: Date): NewJob[] {
+    return jobs.map(({ request: req, model, forgetText }) => ({
       id: this.nextJobId(now.getTime()),
       kind: req.kind,
       model,
@@ -189,10 +236,6 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       now,
       forgetText,
     }));
-    await this.writes.insert(rows);
-    this.kick();
-    this.queued();
-    return rows.map(queuedJobRow);
   }
 
   /** Cancels a job; a running one is told to stop if its worker is connected here. Null if unknown or already final. */

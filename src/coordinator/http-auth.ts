@@ -33,6 +33,16 @@ export const INFERENCE_ROUTES: ReadonlySet<string> = new Set(['GET /v1/models', 
 /** A key's use is written when the stored one is older than this: `keys list` is right to within it, at one write per key per interval. */
 const LAST_USED_PRECISION_MS = 60_000;
 
+/** The key each request that passed apiKeyCheck came with. A WeakMap rather than a request decoration: nothing outside this file writes it. */
+const callers = new WeakMap<FastifyRequest, string>();
+
+/** The id of the API key `req` was authorized with; only on routes behind apiKeyCheck. */
+export function callerKeyId(req: FastifyRequest): string {
+  const id = callers.get(req);
+  if (id === undefined) throw new Error(`${req.method} ${req.url} did not pass apiKeyCheck`);
+  return id;
+}
+
 export function apiKeyCheck(db: Db): (req: FastifyRequest) => Promise<void> {
   return async (req) => {
     const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
@@ -48,6 +58,7 @@ export function apiKeyCheck(db: Db): (req: FastifyRequest) => Promise<void> {
     if (key.scope !== 'admin' && !INFERENCE_ROUTES.has(route)) {
       throw new GridError('GG_ERR_KEY_SCOPE', `API key ${key.id} is an ${key.scope} key: it may call only ${[...INFERENCE_ROUTES].join(', ')}; ${route} needs an admin key`);
     }
+    callers.set(req, key.id);
     const now = new Date();
     if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) await markApiKeyUsed(db, key.id, now);
   };

@@ -4,6 +4,7 @@
  *
  *   POST /v1/jobs                 SubmitJobRequest → JobInfo (201)
  *   POST /v1/jobs                 SubmitJobsRequest { jobs: [...] } → { jobs: JobInfo[] } (201), queued together
+ *                                 either with `Idempotency-Key: K`: a retry with K queues nothing and answers the first's jobs
  *   GET  /v1/jobs?state=&limit=   → JobInfo[] (newest first, without outputs)
  *   GET  /v1/jobs/:id?wait=SECS   → JobInfo with output and history; waits up to SECS for a final state
  *   POST /v1/jobs/:id/cancel      → JobInfo
@@ -20,6 +21,8 @@ import {
   checkJobPayload,
   cleanText,
   GridError,
+  IDEMPOTENCY_KEY_HEADER,
+  IdempotencyKey,
   JobResult,
   JobState,
   LEASE_HEADER,
@@ -38,7 +41,8 @@ import type { Db } from './store/db.js';
 import { getJob, getJobEvents, listJobs, type JobEventRow, type JobRow } from './store/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import { parseBody } from '../common/http-errors.js';
-import { workerFromCertificate } from './http-auth.js';
+import { callerKeyId, workerFromCertificate } from './http-auth.js';
+import { sha256Hex } from './enrollment.js';
 
 export interface ModelCatalog {
   info(sha256: string): Promise<ModelInfo | null>;
@@ -66,7 +70,15 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
       // A name an older version stored unchecked must not make every job of the model unreadable to its worker.
       return { request, model: { sha256: model.sha256, size: model.size, name: cleanText(model.name, true) } satisfies ModelRef };
     });
-    const rows = await dispatcher.submitMany(jobs);
+    const key = idempotencyKey(req);
+    let rows: JobRow[];
+    if (key === null) rows = await dispatcher.submitMany(jobs);
+    else {
+      const once = await dispatcher.submitOnce(jobs, { apiKeyId: callerKeyId(req), key, requestSha256: sha256Hex(JSON.stringify(req.body)) });
+      rows = once.rows;
+      // As the IETF draft on Idempotency-Key and Stripe answer a retry: the first request's jobs, marked as such.
+      if (once.replayed) void reply.header('idempotent-replayed', 'true');
+    }
     void reply.status(201);
     return batch ? { jobs: rows.map((r) => toJobInfo(r)) } : toJobInfo(rows[0]!);
   });
@@ -103,6 +115,13 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
       await dispatcher.whenFinished(id, AbortSignal.timeout(Math.min(left, 1000)));
     }
   }
+}
+
+function idempotencyKey(req: FastifyRequest): string | null {
+  const value = req.headers[IDEMPOTENCY_KEY_HEADER];
+  if (value === undefined) return null;
+  if (Array.isArray(value)) throw new GridError('GG_ERR_BAD_REQUEST', 'send one Idempotency-Key header, not several');
+  return parseBody(IdempotencyKey, value, 'Idempotency-Key');
 }
 
 /**

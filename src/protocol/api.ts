@@ -140,6 +140,18 @@ export const MAX_SUBMIT_BATCH = 1000;
  */
 export const SubmitJobsRequest = z.object({ jobs: z.array(SubmitJobRequest).min(1).max(MAX_SUBMIT_BATCH) });
 
+/**
+ * The `Idempotency-Key` header of `POST /v1/jobs`: any text a client picks
+ * (a UUID is usual), sent again unchanged when it retries the same request.
+ * Visible ASCII, as HTTP header values are safely only that.
+ */
+export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'visible ASCII characters only (a UUID, say)');
+
 export const JobError = z.object({ code: z.string(), message: z.string() });
 
 export const JobEvent = z.object({

@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   GG_ERR_MODEL_INVALID: { status: 400, retryable: false, summary: 'An uploaded file is not a model the grid runs: neither ONNX nor GGUF, or a GGUF file that is malformed or truncated; nothing was stored.' },
   GG_ERR_MODEL_NAME_TAKEN: { status: 409, retryable: false, summary: 'The model name or alias is already a name or alias of another model; nothing was changed.' },
   GG_ERR_STREAM_BROKEN: { status: 502, retryable: true, summary: "A streamed answer's worker was lost and the next attempt could not continue exactly where it stopped; the stream ends here rather than splice in other text." },
+  GG_ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, retryable: false, summary: 'The Idempotency-Key of a submit was sent before (within a day) with a different request; a new request needs a new key.' },
   GG_ERR_BAD_REQUEST: { status: 400, retryable: false, summary: 'An API request body or parameter is invalid.' },
   GG_ERR_NOT_FOUND: { status: 404, retryable: false, summary: 'The named worker, token or resource does not exist.' },
   GG_ERR_HOST_REFUSED: { status: 403, retryable: false, summary: "A request to the worker's loopback control endpoint named another Host or Origin (DNS rebinding or a cross-site page); it was refused." },

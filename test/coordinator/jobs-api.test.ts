@@ -11,6 +11,7 @@ import { requestJson } from '../../src/transport/https-client.js';
 import { createApiKey, getJobEvents, listJobs, listQueueHead } from '../../src/coordinator/store/index.js';
 import { sha256Hex } from '../../src/coordinator/enrollment.js';
 import { MLP, writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { rawRequest } from '../helpers/https-raw.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 
 let c: TestCoordinator;
@@ -132,6 +133,66 @@ describe('POST /v1/jobs with { jobs: [...] }', () => {
       }
     } finally {
       await w.agent.stop();
+    }
+  });
+});
+
+describe('POST /v1/jobs with an Idempotency-Key', () => {
+  const submit = (body: unknown, key: string | null, apiKey = c.adminKey) =>
+    rawRequest({
+      url: `${c.apiUrl}/v1/jobs`,
+      method: 'POST',
+      ca: c.ca.material.certPem,
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
+      body: Buffer.from(JSON.stringify(body)),
+    });
+  const parked = (n: number) => tiny(n, { requirements: { labels: ['nobody-has-this'] } });
+
+  it('queues a retried request once and answers the retry with the same job, marked as replayed', async () => {
+    const before = await jobCount();
+    const first = await submit(parked(1), 'retry-1');
+    const again = await submit(parked(1), 'retry-1');
+    expect([first.status, again.status]).toEqual([201, 201]);
+    expect([first.headers['idempotent-replayed'], again.headers['idempotent-replayed']]).toEqual([undefined, 'true']);
+    expect(JobInfo.parse(again.json()).id).toBe(JobInfo.parse(first.json()).id);
+    expect(await jobCount()).toBe(before + 1);
+    // Without a key every request is a new job, as before.
+    await submit(parked(1), null);
+    await submit(parked(1), null);
+    expect(await jobCount()).toBe(before + 3);
+  });
+
+  it('answers a retried batch with its jobs in order, as they are now', async () => {
+    const body = { jobs: [parked(2), parked(3), parked(4)] };
+    const first = SubmitJobsResponse.parse((await submit(body, 'batch-7')).json()).jobs;
+    await c.api('POST', `/v1/jobs/${first[1]!.id}/cancel`);
+    const again = SubmitJobsResponse.parse((await submit(body, 'batch-7')).json()).jobs;
+    expect(again.map((j) => j.id)).toEqual(first.map((j) => j.id));
+    expect(again.map((j) => j.state)).toEqual(['queued', 'canceled', 'queued']);
+  });
+
+  it('refuses the same key with another request (422) and queues nothing for it', async () => {
+    await submit(parked(5), 'reused');
+    const before = await jobCount();
+    const other = await submit(parked(6), 'reused');
+    expect(other.status).toBe(422);
+    expect(other.json()).toMatchObject({ error: { code: 'GG_ERR_IDEMPOTENCY_KEY_REUSED', message: expect.stringContaining('reused') } });
+    expect(await jobCount()).toBe(before);
+  });
+
+  it("keeps one API key's keys apart from another's", async () => {
+    const key = 'ggk_second_admin_key_for_idempotency';
+    await createApiKey(c.parts.db, { id: 'second-admin', keySha256: sha256Hex(key), name: 'test', scope: 'admin', now: new Date() });
+    const mine = JobInfo.parse((await submit(parked(8), 'shared-name')).json());
+    const theirs = JobInfo.parse((await submit(parked(8), 'shared-name', key)).json());
+    expect(theirs.id).not.toBe(mine.id);
+  });
+
+  it('refuses a key that is empty, too long or not visible ASCII, naming the header', async () => {
+    for (const bad of ['', 'x'.repeat(256), 'has space', 'caf\u00e9']) {
+      const reply = await submit(parked(9), bad);
+      expect(reply.status, bad).toBe(400);
+      expect(reply.json(), bad).toMatchObject({ error: { code: 'GG_ERR_BAD_REQUEST', message: expect.stringMatching(/^Idempotency-Key: /) } });
     }
   });
 });

@@ -8,11 +8,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   findApiKeyBySha256,
+  forgetSubmitKeys,
   getJob,
   getJobEvents,
   getPolicies,
   getToken,
   getWorker,
+  insertJobsOnce,
   leaseJobs,
   listQueueHead,
   migrate,
@@ -64,6 +66,9 @@ const WRITTEN_AT: Record<number, string> = {
   7: `
     INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, attempt, failed_on, submitted_at, updated_at)
       VALUES ('j-v7-failed-on', 'onnx', '${hex('f')}', 10, 'm.onnx', '{}', '{}', 1000, 3, 'queued', 1, '{w-v1}', '${T}', '${T}');`,
+  8: `
+    INSERT INTO submit_keys (api_key_id, key, request_sha256, job_ids, created_at)
+      VALUES ('k-v1', 'retry-8', '${hex('a')}', '{j-v7-failed-on}', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -104,6 +109,12 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
   7: async (db) => {
     // The scheduler reads where a job failed before.
     expect((await listQueueHead(db, 100)).find((q) => q.id === 'j-v7-failed-on')?.failedOn).toEqual(['w-v1']);
+  },
+  8: async (db) => {
+    // A retry with the key queues nothing and learns the job; a day later the key is taken afresh.
+    const retry = { apiKeyId: 'k-v1', key: 'retry-8', requestSha256: hex('a') };
+    expect(await insertJobsOnce(db, [], { ...retry, now: new Date(T) })).toEqual({ earlier: { requestSha256: hex('a'), jobIds: ['j-v7-failed-on'] } });
+    expect(await forgetSubmitKeys(db, new Date(Date.parse(T) + 1))).toBe(1);
   },
 };
 

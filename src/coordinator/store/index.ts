@@ -16,3 +16,4 @@ export * from './tokens.js';
 export * from './apiKeys.js';
 export * from './jobs.js';
 export * from './policies.js';
+export * from './submitKeys.js';

@@ -172,6 +172,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN failed_on text[] NOT NULL DEFAULT '{}';
     `,
   },
+  {
+    version: 8,
+    name: 'idempotency keys of job submits',
+    // A client that retries a submit after a timeout sends the same key: the
+    // jobs its first try queued are answered instead of queued twice. Keyed
+    // per API key, so clients cannot see each other's keys; kept a day.
+    up: `
+      CREATE TABLE submit_keys (
+        api_key_id     text NOT NULL,
+        key            text NOT NULL,
+        request_sha256 text NOT NULL,
+        job_ids        text[] NOT NULL,
+        created_at     timestamptz NOT NULL,
+        PRIMARY KEY (api_key_id, key)
+      );
+      CREATE INDEX submit_keys_created_at ON submit_keys (created_at);
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
