@@ -57,6 +57,7 @@ export function answerErrors<S extends RawServerBase, L extends FastifyBaseLogge
   app.setErrorHandler((err, req, reply) => {
     const body = toErrorBody(err, side);
     if (body.status >= 500) req.log.error({ err }, 'request failed');
+    if (isGridError(err) && err.retryAfterSecs !== undefined) void reply.header('retry-after', String(err.retryAfterSecs));
     void reply.status(body.status).send(shaped(body.status, body.payload));
   });
   app.setNotFoundHandler((req, reply) => {

@@ -21,6 +21,7 @@ import { z } from 'zod';
 import { GridError, zodProblems } from '../protocol/index.js';
 import { DATABASE_URL_FORMS, parseDatabaseUrl } from './store/url.js';
 import type { SessionTiming } from './sessions.js';
+import type { ConnectionLimits } from './ip-limits.js';
 
 export interface CoordinatorConfig {
   server: {
@@ -29,6 +30,10 @@ export interface CoordinatorConfig {
     maxConnections: number;
     heartbeatIntervalSecs: number;
     heartbeatTimeoutSecs: number;
+    /** HTTPS connections one client address may hold at once (an IPv6 client: its /64). */
+    maxHttpsConnectionsPerIp: number;
+    /** New HTTPS connections (TLS handshakes) one client address may open per second; twice that at once. */
+    httpsConnectionsPerIpPerSec: number;
   };
   /** url null: embedded PGlite in the coordinator's data dir (`<data>/db`). */
   database: { url: string | null; maxConnections: number };
@@ -49,6 +54,11 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
     maxConnections: 10_000,
     heartbeatIntervalSecs: 30,
     heartbeatTimeoutSecs: 90,
+    // A worker holds no HTTPS connection between downloads, so these bound an
+    // office behind one NAT address only by its clients of the API.
+    maxHttpsConnectionsPerIp: 256,
+    // The seed's "100 connections/s per IP".
+    httpsConnectionsPerIpPerSec: 100,
   },
   // Embedded PGlite in the data dir: nothing to set up, and a restart keeps
   // enrolled workers and tokens (memory:// is there for throwaway runs).
@@ -70,6 +80,8 @@ export interface CoordinatorTuning {
   /** Busy heartbeats (busyHeartbeats() below says why); absent, derived from the file's heartbeat figures. */
   busyHeartbeatIntervalSecs?: number;
   busyHeartbeatTimeoutSecs?: number;
+  /** How long an HTTPS connection may take for its TLS handshake, and then for its first request. */
+  httpsFirstRequestMs: number;
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -77,6 +89,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   certValidityDays: 30,
   schedulerPollMs: 1000,
   schedulerBatch: 500,
+  httpsFirstRequestMs: 10_000,
 };
 
 /** What the coordinator's parts run with, from the resolved file and the tuning. */
@@ -88,6 +101,7 @@ export interface RuntimeSettings {
     pollMs: number;
     batch: number;
   };
+  https: ConnectionLimits;
 }
 
 export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<CoordinatorTuning> = {}): RuntimeSettings {
@@ -108,6 +122,11 @@ export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<Coord
       leaseTtlMs: 2 * config.server.heartbeatTimeoutSecs * 1000,
       pollMs: t.schedulerPollMs,
       batch: t.schedulerBatch,
+    },
+    https: {
+      perIp: config.server.maxHttpsConnectionsPerIp,
+      perIpPerSec: config.server.httpsConnectionsPerIpPerSec,
+      firstRequestMs: t.httpsFirstRequestMs,
     },
   };
 }
@@ -180,6 +199,8 @@ const fileSchema = (portZeroAllowed: boolean) => {
       // (about 24.8 days) made the lease timer fire every millisecond instead.
       heartbeat_interval_secs: seconds.min(0.1, 'must be at least 0.1').max(3600, 'must be at most 3600 (an hour)').optional(),
       heartbeat_timeout_secs: seconds.max(86_400, 'must be at most 86400 (a day)').optional(),
+      max_https_connections_per_ip: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
+      https_connections_per_ip_per_sec: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
     }).optional(),
     database: table({
       url: string('a URL').refine((u) => parseDatabaseUrl(u) !== null, `must be ${DATABASE_URL_FORMS}`).optional(),
@@ -283,6 +304,8 @@ function withDefaults(f: FileConfig): CoordinatorConfig {
       maxConnections: f.server?.max_connections ?? d.server.maxConnections,
       heartbeatIntervalSecs: f.server?.heartbeat_interval_secs ?? d.server.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: f.server?.heartbeat_timeout_secs ?? d.server.heartbeatTimeoutSecs,
+      maxHttpsConnectionsPerIp: f.server?.max_https_connections_per_ip ?? d.server.maxHttpsConnectionsPerIp,
+      httpsConnectionsPerIpPerSec: f.server?.https_connections_per_ip_per_sec ?? d.server.httpsConnectionsPerIpPerSec,
     },
     database: {
       url: f.database?.url ?? d.database.url,

@@ -188,6 +188,7 @@ async function listenBoth(args: {
         tls: serverCert,
         certValidityDays: timing.certValidityDays,
         keepLlmText: config.llm.keepText,
+        limits: args.runtime.https,
         logger: logger.child({ component: 'http' }),
       });
       await http.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {

@@ -12,7 +12,7 @@
  * coordinator CA names the worker, and the store says whether it is still
  * enrolled. A certificate outlives a revocation; the store's answer does not.
  *
- *   admin.addHook('onRequest', apiKeyCheck(db));                          // throws GG_ERR_UNAUTHENTICATED / GG_ERR_KEY_SCOPE
+ *   admin.addHook('onRequest', apiKeyCheck(db, wrongSecrets));            // throws GG_ERR_UNAUTHENTICATED / GG_ERR_KEY_SCOPE / GG_ERR_RATE_LIMITED
  *   const workerId = await workerFromCertificate(req, isWorkerAllowed); // throws GG_ERR_UNAUTHENTICATED / GG_ERR_WORKER_REVOKED
  */
 import { TLSSocket } from 'node:tls';
@@ -22,6 +22,7 @@ import { GridError } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import { findApiKeyBySha256, markApiKeyUsed } from './store/index.js';
 import { sha256Hex } from './enrollment.js';
+import { ipKey, Throttle } from './ip-limits.js';
 
 /**
  * The routes an `inference` key may call, as `METHOD /route/template`: the
@@ -43,17 +44,49 @@ export function callerKeyId(req: FastifyRequest): string {
   return id;
 }
 
-export function apiKeyCheck(db: Db): (req: FastifyRequest) => Promise<void> {
+/**
+ * How many wrong secrets (enrollment tokens, API keys) are answered before
+ * 429: from one address 20 at once, then one every 3 s; for one token id 10,
+ * then one every 6 s. Secrets of 128 bits are not guessed either way: this
+ * keeps a scanner's flood out of the CPU, the database and the log, and a
+ * person who mistyped a token still gets through.
+ */
+export class WrongSecrets {
+  readonly byAddress = new Throttle({ burst: 20, perSecond: 1 / 3 });
+  readonly byToken = new Throttle({ burst: 10, perSecond: 1 / 6 });
+
+  /** Throws GG_ERR_RATE_LIMITED while `req`'s address (or `tokenId`) has no tries left. */
+  check(req: FastifyRequest, tokenId?: string): void {
+    const address = ipKey(req.ip);
+    this.byAddress.check(address, `too many wrong enrollment tokens or API keys from ${address}`);
+    if (tokenId !== undefined) this.byToken.check(tokenId, `too many wrong secrets for enrollment token ${tokenId}`);
+  }
+
+  /** Counts a wrong secret against `req`'s address (and `tokenId`). */
+  spend(req: FastifyRequest, tokenId?: string): void {
+    this.byAddress.spend(ipKey(req.ip));
+    if (tokenId !== undefined) this.byToken.spend(tokenId);
+  }
+}
+
+export function apiKeyCheck(db: Db, wrongSecrets: WrongSecrets): (req: FastifyRequest) => Promise<void> {
   return async (req) => {
     const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     if (!match) throw new GridError('GG_ERR_UNAUTHENTICATED', 'missing API key: send "Authorization: Bearer <key>"');
+    wrongSecrets.check(req);
     const hash = sha256Hex(match[1]!);
     const key = await findApiKeyBySha256(db, hash);
     // The lookup is by hash; compare again in constant time so a timing
     // difference in the index cannot leak how much of a hash matched.
     const expected = key ? Buffer.from(key.keySha256, 'hex') : Buffer.alloc(32);
-    if (!key || !timingSafeEqual(expected, Buffer.from(hash, 'hex'))) throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
-    if (key.revokedAt) throw new GridError('GG_ERR_UNAUTHENTICATED', `API key ${key.id} was revoked at ${key.revokedAt.toISOString()}`);
+    if (!key || !timingSafeEqual(expected, Buffer.from(hash, 'hex'))) {
+      wrongSecrets.spend(req);
+      throw new GridError('GG_ERR_UNAUTHENTICATED', 'API key is not valid');
+    }
+    if (key.revokedAt) {
+      wrongSecrets.spend(req);
+      throw new GridError('GG_ERR_UNAUTHENTICATED', `API key ${key.id} was revoked at ${key.revokedAt.toISOString()}`);
+    }
     const route = `${req.method} ${req.routeOptions.url ?? ''}`;
     if (key.scope !== 'admin' && !INFERENCE_ROUTES.has(route)) {
       throw new GridError('GG_ERR_KEY_SCOPE', `API key ${key.id} is an ${key.scope} key: it may call only ${[...INFERENCE_ROUTES].join(', ')}; ${route} needs an admin key`);

@@ -14,6 +14,7 @@ import {
   CreateTokenRequest,
   EnrollRequest,
   GridError,
+  isGridError,
   type CreatedToken,
   type EnrollResponse,
   type TokenInfo,
@@ -32,7 +33,8 @@ import type { Cluster } from './cluster.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
 import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
-import { apiKeyCheck } from './http-auth.js';
+import { apiKeyCheck, WrongSecrets } from './http-auth.js';
+import { guardConnections, type ConnectionLimits } from './ip-limits.js';
 import { registerKeyRoutes } from './http-keys.js';
 import { registerOpenAiRoutes } from './http-openai.js';
 import { resolveModel } from './models.js';
@@ -51,6 +53,8 @@ export interface HttpApiOptions {
   certValidityDays: number;
   /** `[llm] keep_text`: keep OpenAI requests' prompts and answers after the answer went out. */
   keepLlmText: boolean;
+  /** What one client address may cost (ip-limits.ts). */
+  limits: ConnectionLimits;
   logger: Logger;
 }
 
@@ -71,12 +75,15 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
+      handshakeTimeout: opts.limits.firstRequestMs,
     },
   });
+  guardConnections(app.server, opts.limits, opts.logger);
 
   answerErrors(app, 'coordinator');
 
-  const requireApiKey = apiKeyCheck(db);
+  const wrongSecrets = new WrongSecrets();
+  const requireApiKey = apiKeyCheck(db, wrongSecrets);
 
   app.get('/healthz', async () => ({ ok: true, workersOnline: sessions.onlineCount }));
 
@@ -85,7 +92,11 @@ export async function buildHttpApi(opts: HttpApiOptions) {
 
   app.post('/v1/enroll', async (req): Promise<EnrollResponse> => {
     const body = parseBody(EnrollRequest, req.body);
-    const reply = await enrollWorker(db, ca, body, { certValidityDays: opts.certValidityDays });
+    wrongSecrets.check(req, body.tokenId);
+    const reply = await enrollWorker(db, ca, body, { certValidityDays: opts.certValidityDays }).catch((e: unknown) => {
+      if (isGridError(e, 'GG_ERR_TOKEN_INVALID')) wrongSecrets.spend(req, body.tokenId);
+      throw e;
+    });
     req.log.info({ workerId: reply.workerId, tokenId: body.tokenId, name: body.name }, 'worker enrolled');
     return reply;
   });

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   GG_ERR_MESSAGE_UNEXPECTED: { status: 400, retryable: false, summary: 'A known message arrived in a state where it is not allowed (e.g. heartbeat before hello).' },
   GG_ERR_PROTOCOL_VERSION_UNSUPPORTED: { status: 426, retryable: false, summary: 'The peer speaks a protocol version this side does not support.' },
   GG_ERR_TOO_MANY_CONNECTIONS: { status: 503, retryable: true, summary: 'The coordinator is at max_connections.' },
+  GG_ERR_RATE_LIMITED: { status: 429, retryable: true, summary: 'Too many failed attempts (wrong enrollment tokens or API keys) from this address or for this token; the message and the Retry-After header say when to try again.' },
   GG_ERR_UNAUTHENTICATED: { status: 401, retryable: false, summary: 'No valid client certificate or API key was presented.' },
   GG_ERR_KEY_SCOPE: { status: 403, retryable: false, summary: 'The API key is valid, but its scope does not allow this route (an inference key may call only the OpenAI-compatible routes).' },
   GG_ERR_LAST_ADMIN_KEY: { status: 409, retryable: false, summary: 'Revoking this key would leave the coordinator without an admin key; create another admin key first.' },
@@ -79,10 +80,14 @@ export class GridError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSecs?: number },
   ) {
     super(message, options);
+    this.retryAfterSecs = options?.retryAfterSecs;
   }
+
+  /** When trying again may succeed (HTTP `Retry-After`), where the side that refused knows. */
+  readonly retryAfterSecs: number | undefined;
 
   get retryable(): boolean {
     return ERROR_CODES[this.code].retryable;

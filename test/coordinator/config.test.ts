@@ -36,7 +36,7 @@ describe('coordinator.toml', () => {
   it('reads the seed file as deployed', () => {
     const { config, notices } = parseCoordinatorConfig(SEED, 'coordinator.toml');
     expect(config).toEqual({
-      server: { bindAddr: '0.0.0.0', port: 8443, maxConnections: 10000, heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90 },
+      server: { ...DEFAULT_CONFIG.server, bindAddr: '0.0.0.0', port: 8443, maxConnections: 10000, heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90 },
       database: { url: 'postgres://gogrid:changeme@localhost/gogrid', maxConnections: 10 },
       redis: { url: 'redis://localhost:6379' },
       llm: { keepText: false },
@@ -132,8 +132,17 @@ describe('coordinator.toml', () => {
       heartbeatTimeoutSecs: 2,
     };
     const { config } = parseCoordinatorConfig(SEED, 'coordinator.toml', overrides);
-    expect(config.server).toEqual({ bindAddr: '127.0.0.1', port: 9443, maxConnections: 5, heartbeatIntervalSecs: 0.5, heartbeatTimeoutSecs: 2 });
+    expect(config.server).toEqual({ ...DEFAULT_CONFIG.server, bindAddr: '127.0.0.1', port: 9443, maxConnections: 5, heartbeatIntervalSecs: 0.5, heartbeatTimeoutSecs: 2 });
     expect(config.database).toEqual({ url: 'memory://', maxConnections: 10 });
+  });
+
+  it('reads the HTTPS limits per address, and refuses what is not a whole number from 1 to 1000000', () => {
+    const { config } = parseCoordinatorConfig('[server]\nmax_https_connections_per_ip = 16\nhttps_connections_per_ip_per_sec = 4\n', 'c.toml');
+    expect(config.server).toMatchObject({ maxHttpsConnectionsPerIp: 16, httpsConnectionsPerIpPerSec: 4 });
+    expect(problemsOf('[server]\nmax_https_connections_per_ip = 0\nhttps_connections_per_ip_per_sec = 2000000\n')).toBe(
+      'coordinator.toml: server.max_https_connections_per_ip: must be greater than 0\ncoordinator.toml: server.https_connections_per_ip_per_sec: must be at most 1000000',
+    );
+    expect(problemsOf('[server]\nhttps_connections_per_ip_per_sec = 1.5\n')).toBe('coordinator.toml: server.https_connections_per_ip_per_sec: must be a whole number');
   });
 
   it('checks overrides too, and says they came from the command line', () => {

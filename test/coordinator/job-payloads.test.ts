@@ -66,7 +66,8 @@ describe.each(backends)('the payload migration on $name', (backend) => {
 
   it('turns jobs written as jsonb into the same JSON as text', async () => {
     // The state before it: a job row written by the schema up to version 3.
-    await db.exec('DROP TABLE job_events; DROP TABLE jobs; DROP TABLE fleet_policy; DROP TABLE workers; DROP TABLE enrollment_tokens; DROP TABLE api_keys; DROP TABLE schema_migrations');
+    const tables = await db.query<{ tablename: string }>('SELECT tablename FROM pg_tables WHERE schemaname = current_schema()');
+    await db.exec(tables.map((t) => `DROP TABLE ${t.tablename} CASCADE;`).join('\n'));
     const before = MIGRATIONS.filter((m) => m.version <= 3);
     await migrate(db, before);
     const job = newJob({ input: { inputs: { x: { dtype: 'float32', dims: [1], data: [1.5] } } } });

@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyList, CreatedApiKey, type ApiKeyScope } from '../../src/protocol/index.js';
 import { requestJson } from '../../src/transport/https-client.js';
-import { apiKeyCheck, INFERENCE_ROUTES } from '../../src/coordinator/http-auth.js';
+import { apiKeyCheck, INFERENCE_ROUTES, WrongSecrets } from '../../src/coordinator/http-auth.js';
 import { answerErrors } from '../../src/common/http-errors.js';
 import { removeTempDirs, startTestCoordinator, type TestCoordinator } from '../helpers/grid.js';
 import { rawRequest } from '../helpers/https-raw.js';
@@ -22,7 +22,7 @@ beforeAll(async () => {
   c = await startTestCoordinator();
   standIn = Fastify();
   answerErrors(standIn, 'coordinator');
-  const check = apiKeyCheck(c.parts.db);
+  const check = apiKeyCheck(c.parts.db, new WrongSecrets());
   for (const route of [...INFERENCE_ROUTES, 'GET /v1/workers']) {
     const [method, url] = route.split(' ') as ['GET' | 'POST', string];
     standIn.route({ method, url, onRequest: check, handler: async () => ({ ok: route }) });

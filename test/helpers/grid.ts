@@ -59,10 +59,13 @@ export async function startTestCoordinator(
     busyHeartbeat?: { intervalSecs: number; timeoutSecs: number };
     /** Heartbeat timing other than FAST, for a test whose own work may stall this process for longer than 1.5 s. */
     heartbeat?: Partial<typeof FAST>;
+    /** coordinator.toml text, under the options above. */
+    toml?: string;
+    httpsFirstRequestMs?: number;
   } = {},
 ): Promise<TestCoordinator> {
   const dataDir = opts.dataDir ?? (await tempDir());
-  const { config } = parseCoordinatorConfig('', 'test', {
+  const { config } = parseCoordinatorConfig(opts.toml ?? '', 'test', {
     bindAddr: '127.0.0.1',
     port: opts.port ?? 0,
     databaseUrl: opts.databaseUrl ?? 'memory://',
@@ -78,6 +81,7 @@ export async function startTestCoordinator(
       helloTimeoutMs: 2000,
       ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}),
       ...(opts.schedulerPollMs ? { schedulerPollMs: opts.schedulerPollMs } : {}),
+      ...(opts.httpsFirstRequestMs ? { httpsFirstRequestMs: opts.httpsFirstRequestMs } : {}),
       ...(opts.busyHeartbeat && { busyHeartbeatIntervalSecs: opts.busyHeartbeat.intervalSecs, busyHeartbeatTimeoutSecs: opts.busyHeartbeat.timeoutSecs }),
     },
   });
