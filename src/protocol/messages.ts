@@ -65,7 +65,13 @@ export const HardwareReport = z.object({
     threads: nonNegInt.nullable(),
     speedGHz: z.number().nonnegative().nullable(),
   }),
-  memory: z.object({ totalBytes: nonNegInt.nullable() }),
+  memory: z.object({
+    totalBytes: nonNegInt.nullable(),
+    /** The memory limit of the worker's cgroup (a container, a systemd unit's MemoryMax), where it has one. Absent from older workers. */
+    limitBytes: nonNegInt.nullable().optional(),
+    /** What one job process may use before it is stopped (GG_ERR_WORKER_OUT_OF_MEMORY); null: no limit. Not for LLM jobs, which llama.cpp sizes to the free memory. */
+    jobLimitBytes: nonNegInt.nullable().optional(),
+  }),
   gpus: z.array(GpuInfo).max(64),
   /** Absent from workers older than the probe, or without an LLM executor; null where the probe failed. */
   llm: LlmRuntimeReport.nullable().optional(),

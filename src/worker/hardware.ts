@@ -14,6 +14,7 @@ import si from 'systeminformation';
 import { z } from 'zod';
 import { HardwareReport, type GpuInfo } from '../protocol/messages.js';
 import { cleanText } from '../protocol/text.js';
+import { cgroupMemoryLimitBytes } from './executors/memory-limit.js';
 
 export interface HardwareOptions {
   /**
@@ -38,6 +39,8 @@ export interface RawHardware {
   mem: unknown;
   graphics: unknown;
   osInfo: unknown;
+  /** The cgroup's memory limit in bytes (Linux), null when none; absent from fixtures recorded before it. */
+  cgroupMemoryLimit?: number | null;
 }
 
 export async function collectHardware(options: HardwareOptions = {}): Promise<HardwareReport> {
@@ -47,13 +50,14 @@ export async function collectHardware(options: HardwareOptions = {}): Promise<Ha
 /** The raw material of `collectHardware`, e.g. to record a fixture from a new machine. */
 export async function collectRawHardware(options: HardwareOptions = {}): Promise<RawHardware> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const [cpu, mem, graphics, osInfo] = await Promise.all([
+  const [cpu, mem, graphics, osInfo, cgroupMemoryLimit] = await Promise.all([
     boundedProbe(() => si.cpu(), timeoutMs),
     boundedProbe(() => si.mem(), timeoutMs),
     boundedProbe(() => si.graphics(), timeoutMs),
     boundedProbe(() => si.osInfo(), timeoutMs),
+    cgroupMemoryLimitBytes(),
   ]);
-  return { node: { platform: process.platform, arch: process.arch, hostname: os.hostname() }, cpu, mem, graphics, osInfo };
+  return { node: { platform: process.platform, arch: process.arch, hostname: os.hostname() }, cpu, mem, graphics, osInfo, cgroupMemoryLimit };
 }
 
 /**
@@ -142,7 +146,7 @@ export function toHardwareReport(raw: RawHardware): HardwareReport {
       threads: count(cpu.cores),
       speedGHz: positive(cpu.speed),
     },
-    memory: { totalBytes: count(record(raw.mem).total) },
+    memory: { totalBytes: count(record(raw.mem).total), limitBytes: raw.cgroupMemoryLimit ?? null },
     gpus: controllers
       .map((c) => toGpu(record(c), platform))
       .filter((gpu) => gpu.vendor !== null || gpu.model !== null)

@@ -20,7 +20,7 @@ import { loadIdentity, type WorkerIdentity } from './identity.js';
 import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
-import { canRunKind, executorKinds, JobProcessLeftovers, JobProcessPool } from './executors/index.js';
+import { canRunKind, executorKinds, jobMemoryLimitBytes, JobProcessLeftovers, JobProcessPool, memoryLimitOfKind } from './executors/index.js';
 import { probeLlmRuntime } from './executors/llm-probe.js';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -101,8 +101,11 @@ async function collectWorkerHardware(logger: Logger): Promise<HardwareReport> {
 async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'closed'> & { processes: JobProcessPool }> {
   const { identity, enrolled, preset } = await resolveIdentity(opts);
   const probes = opts.agent?.probes ?? { hardware: () => collectWorkerHardware(opts.logger), load: () => sampleLoad() };
-  const hardware = await probes.hardware();
   const jobsOpts = opts.jobs ?? {};
+  const slots = jobsOpts.slots ?? WORKER_DEFAULTS.slots;
+  const probed = await probes.hardware();
+  const memoryLimit = jobMemoryLimitBytes({ totalBytes: probed.memory.totalBytes, cgroupLimitBytes: probed.memory.limitBytes ?? null, slots });
+  const hardware = { ...probed, memory: { ...probed.memory, jobLimitBytes: memoryLimit } };
   // The agent is created below; the downloader reads its identity at each
   // request so a renewed certificate is used from the next download on.
   let current: () => WorkerIdentity = () => identity;
@@ -114,11 +117,14 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     logger: opts.logger,
   });
   const executors = executorKinds().filter((k) => canRunKind(k, hardware));
-  const slots = jobsOpts.slots ?? WORKER_DEFAULTS.slots;
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
-  const processes = new JobProcessPool({ maxIdle: slots, logger: opts.logger.child({ component: 'job-process' }) });
+  const processes = new JobProcessPool({
+    maxIdle: slots,
+    logger: opts.logger.child({ component: 'job-process' }),
+    memoryLimitBytes: (kind) => memoryLimitOfKind(kind, memoryLimit),
+  });
   processes.on('spawn', ({ pid }) => leftovers.add(pid));
   processes.on('exit', ({ pid }) => leftovers.remove(pid));
   const worker = (path: string, leaseId: string, body?: unknown) => {

@@ -75,7 +75,7 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
     { type: 'hello', protocolVersion: 1, workerId: 'w-1', name: 'pc', appVersion: '1.0', hardware, capabilities: { executors: ['onnx'], slots: 1, labels: ['a'], busyHeartbeats: true } },
     [
       'workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion',
-      'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats',
+      'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats', 'hardware.memory.limitBytes', 'hardware.memory.jobLimitBytes',
     ],
   ],
   [

@@ -53,10 +53,15 @@ describe('CPU use between two samples of the cores’ counters', () => {
 });
 
 describe('toHardwareReport on recorded raw output', () => {
+  it("reports the cgroup's memory limit where the worker runs under one (a container, a systemd MemoryMax)", async () => {
+    const raw = { ...(await fixture('linux-vm-recorded')), cgroupMemoryLimit: 4 * 2 ** 30 };
+    expect(toHardwareReport(raw).memory).toEqual({ totalBytes: 25276063744, limitBytes: 4 * 2 ** 30 });
+  });
+
   it('maps the real recording of this Linux VM (no GPU, CPU speed 0)', async () => {
     expect(toHardwareReport(await fixture('linux-vm-recorded'))).toEqual({
       cpu: { manufacturer: 'Intel', brand: 'Xeon® Processor', physicalCores: 2, threads: 2, speedGHz: null },
-      memory: { totalBytes: 25276063744 },
+      memory: { totalBytes: 25276063744, limitBytes: null },
       gpus: [],
       os: { platform: 'linux', distro: 'Debian GNU/Linux', release: '12', arch: 'x64', hostname: 'vm' },
     });
@@ -65,7 +70,7 @@ describe('toHardwareReport on recorded raw output', () => {
   it('maps a Mac with an Apple GPU: Metal, and no dedicated VRAM for unified memory', async () => {
     expect(toHardwareReport(await fixture('mac-apple-silicon'))).toEqual({
       cpu: { manufacturer: 'Apple', brand: 'M2 Pro', physicalCores: 12, threads: 12, speedGHz: 3.49 },
-      memory: { totalBytes: 34359738368 },
+      memory: { totalBytes: 34359738368, limitBytes: null },
       gpus: [{ vendor: 'Apple', model: 'Apple M2 Pro', vramMiB: null, backends: ['metal'] }],
       os: { platform: 'darwin', distro: 'macOS', release: '14.5', arch: 'arm64', hostname: 'studio.local' },
     });
@@ -74,7 +79,7 @@ describe('toHardwareReport on recorded raw output', () => {
   it('maps a Windows box with an NVIDIA card and an integrated Intel GPU', async () => {
     expect(toHardwareReport(await fixture('windows-nvidia'))).toEqual({
       cpu: { manufacturer: 'Intel', brand: 'Core™ i7-13700K', physicalCores: 16, threads: 24, speedGHz: 3.4 },
-      memory: { totalBytes: 34183589888 },
+      memory: { totalBytes: 34183589888, limitBytes: null },
       gpus: [
         { vendor: 'NVIDIA', model: 'NVIDIA GeForce RTX 4070', vramMiB: 12282, backends: ['cuda', 'vulkan', 'directml'] },
         { vendor: 'Intel Corporation', model: 'Intel(R) UHD Graphics 770', vramMiB: null, backends: ['vulkan'] },
@@ -87,7 +92,7 @@ describe('toHardwareReport on recorded raw output', () => {
   it('turns a VM that reports empty strings and zeros everywhere into nulls', async () => {
     expect(toHardwareReport(await fixture('vm-empty'))).toEqual({
       cpu: { manufacturer: null, brand: null, physicalCores: null, threads: null, speedGHz: null },
-      memory: { totalBytes: null },
+      memory: { totalBytes: null, limitBytes: null },
       // The blank controller is dropped; the virtual one is kept with no backends.
       gpus: [{ vendor: 'Red Hat, Inc.', model: 'Virtio 1.0 GPU', vramMiB: null, backends: [] }],
       os: { platform: 'linux', distro: null, release: null, arch: 'x64', hostname: null },
@@ -98,7 +103,7 @@ describe('toHardwareReport on recorded raw output', () => {
     const node = { platform: 'linux', arch: 'arm64', hostname: 'pi' };
     const expected = {
       cpu: { manufacturer: null, brand: null, physicalCores: null, threads: null, speedGHz: null },
-      memory: { totalBytes: null },
+      memory: { totalBytes: null, limitBytes: null },
       gpus: [],
       os: { platform: 'linux', distro: null, release: null, arch: 'arm64', hostname: 'pi' },
     };

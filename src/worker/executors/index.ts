@@ -21,10 +21,16 @@ export { Suspension } from './suspension.js';
 export { JobProcessLeftovers } from './leftovers.js';
 export type { Executor, ExecutorContext, OutputPiece } from './types.js';
 export { GatheredPieces } from './gathered-pieces.js';
+export { jobMemoryLimitBytes } from './memory-limit.js';
 
 /** Every job kind this build has an executor for, whether or not this machine can run it. */
 export function executorKinds(): string[] {
   return [...EXECUTORS.keys()];
+}
+
+/** The memory limit of a job process of `kind`: `limit`, unless its executor sizes its own memory (memory-limit.ts). */
+export function memoryLimitOfKind(kind: string, limit: number | null): number | null {
+  return EXECUTORS.get(kind)?.sizesItsOwnMemory ? null : limit;
 }
 
 /** Whether this machine can run jobs of `kind` (an executor exists and supports the platform). */

@@ -17,6 +17,7 @@ import { GridError } from '../../protocol/errors.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import type { FromJobProcess } from './ipc.js';
 import type { JobChild, JobExit, JobLogger } from './job-child.js';
+import { isOverMemoryLimit, MEMORY_LIMIT_MARK } from './memory-limit.js';
 import { PausableTimer } from './pausable-timer.js';
 import type { Suspension } from './suspension.js';
 import type { OutputPiece } from './types.js';
@@ -155,6 +156,11 @@ function exitError(job: JobSpec, exit: JobExit, stderr: string): GridError {
     case 'canceled':
       return canceledError(job);
     default: {
+      if (isOverMemoryLimit(stderr)) {
+        const line = stderr.split('\n').find((l) => l.includes(MEMORY_LIMIT_MARK));
+        const used = (line && /\(([^)]*)\)\s*$/.exec(line)?.[1]) ?? "V8's heap is full";
+        return new GridError('GG_ERR_WORKER_OUT_OF_MEMORY', `job ${job.jobId} used more memory than a job process may on this worker (${used}; GOGRID_JOB_MEMORY_LIMIT_MIB sets it)`);
+      }
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
       const why = exit.detail ? ` (${exit.detail})` : '';
       const tail = stderr ? `; last output: ${stderr.slice(-1500)}` : '';

@@ -26,6 +26,7 @@ import { firstZodProblem } from '../../protocol/zod-problems.js';
 import { entryPoint } from './entry-point.js';
 import { FromJobProcess, type ToJobProcess } from './ipc.js';
 import { applyPriority, defaultJobPriority, priorityEnv, priorityPlan, type JobPriority } from './priority.js';
+import { MEMORY_LIMIT_ENV } from './memory-limit.js';
 
 /**
  * Why the process ended: `done` after `finish()` (no more jobs for it),
@@ -61,6 +62,8 @@ export interface JobChildOptions {
   finishGraceMs?: number;
   /** @default 'low' (GOGRID_JOB_PRIORITY=normal changes it: priority.ts) */
   priority?: JobPriority;
+  /** The process kills itself past this much resident memory (memory-limit.ts). @default none */
+  memoryLimitBytes?: number | null;
 }
 
 /** Lines of stderr kept for the message of a crash. */
@@ -99,12 +102,13 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     super();
     this.logger = options.logger;
     const plan = priorityPlan(options.priority ?? defaultJobPriority(), process.platform);
+    const limit = options.memoryLimitBytes ?? null;
     this.proc = fork(ENTRY.file, [], {
-      execArgv: ENTRY.execArgv,
+      execArgv: limit === null ? ENTRY.execArgv : [...ENTRY.execArgv, `--max-old-space-size=${Math.floor(limit / 2 ** 20)}`],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
       detached: plan.ownSession,
-      env: { ...process.env, ...priorityEnv(plan) },
+      env: { ...process.env, ...priorityEnv(plan), ...(limit !== null && { [MEMORY_LIMIT_ENV]: String(limit) }) },
     });
     this.prefix = `[${options.label} pid ${this.proc.pid ?? '?'}]`;
     const notLowered = this.proc.pid === undefined ? null : applyPriority(this.proc.pid, plan);

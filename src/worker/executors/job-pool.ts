@@ -60,6 +60,8 @@ export interface JobProcessPoolOptions {
   priority?: JobPriority;
   /** Whether jobs of `kind` share a process (`Executor.shared`). @default what the executor of that kind says */
   shared?(kind: string): boolean;
+  /** The memory limit of a process of `kind` (memory-limit.ts); null: none. @default none */
+  memoryLimitBytes?(kind: string): number | null;
 }
 
 /** A job process as the pool reports it. `jobs`: how many it ran. */
@@ -83,7 +85,8 @@ interface Warm extends JobProcessInfo {
 }
 
 export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit: [JobProcessInfo & { exit: JobExit }] }> {
-  private readonly settings: Required<Omit<JobProcessPoolOptions, 'logger' | 'priority'>> & Pick<JobProcessPoolOptions, 'logger' | 'priority'>;
+  private readonly settings: Required<Omit<JobProcessPoolOptions, 'logger' | 'priority' | 'memoryLimitBytes'>> &
+    Pick<JobProcessPoolOptions, 'logger' | 'priority' | 'memoryLimitBytes'>;
   private readonly idle = new Map<string, Warm[]>();
   private readonly all = new Set<Warm>();
   /** close() calls in progress: while any is, no process goes back to the pool. */
@@ -98,6 +101,7 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
       logger: options.logger,
       priority: options.priority,
       shared: options.shared ?? ((kind) => EXECUTORS.get(kind)?.shared ?? false),
+      memoryLimitBytes: options.memoryLimitBytes,
     };
   }
 
@@ -195,7 +199,12 @@ export class JobProcessPool extends EventEmitter<{ spawn: [JobProcessInfo]; exit
   }
 
   private spawn(kind: string, label: string, logger: JobLogger | undefined): Warm {
-    const child = JobChild.fork({ label, logger, ...(this.settings.priority && { priority: this.settings.priority }) });
+    const child = JobChild.fork({
+      label,
+      logger,
+      ...(this.settings.priority && { priority: this.settings.priority }),
+      memoryLimitBytes: this.settings.memoryLimitBytes?.(kind) ?? null,
+    });
     const proc: Warm = { child, pid: child.pid, kind, jobs: 0, running: new Set(), slots: 1 };
     this.all.add(proc);
     // A process speaks of the jobs it was given; otherwise it is not in the state we think.

@@ -21,6 +21,7 @@ import { ToJobProcess, type FromJobProcess, type RunMessage } from './ipc.js';
 import { reniceOwnThreads } from './priority.js';
 import { EXECUTORS } from './registry.js';
 import { GatheredPieces } from './gathered-pieces.js';
+import { MEMORY_CHECK_MS, MEMORY_LIMIT_ENV, MEMORY_LIMIT_MARK } from './memory-limit.js';
 import type { Executor } from './types.js';
 
 const MAX_MESSAGE = 4000;
@@ -35,16 +36,30 @@ if (!channel) {
 reniceOwnThreads();
 
 // A job process whose worker died (kill -9, out of memory) must stop at once,
-// not compute on for nobody. 'disconnect' needs the event loop, which a
-// runtime's native call may hold for minutes, so a thread of its own watches
-// the parent too: gone (reparented, or no such process), it ends this one.
+// not compute on for nobody, and one past its memory limit before the machine
+// runs out (memory-limit.ts). 'disconnect' needs the event loop, which a
+// runtime's native call may hold for minutes, so a thread of its own watches:
+// the parent gone (reparented, or no such process), or the resident memory
+// over the limit, it ends this process. The line about the memory goes
+// straight to fd 2: the main thread relays a thread's stderr, and may be busy.
+const memoryLimit = Number(process.env[MEMORY_LIMIT_ENV] ?? 0);
 new Worker(
   `const parent = ${process.ppid};
+  const limit = ${Number.isSafeInteger(memoryLimit) ? memoryLimit : 0};
+  const mib = (b) => Math.round(b / 1048576);
   const gone = () => {
     if (process.ppid !== parent) return true;
     try { process.kill(parent, 0); return false; } catch (e) { return e.code === 'ESRCH'; }
   };
-  setInterval(() => { if (gone()) process.kill(process.pid, 'SIGKILL'); }, 250);`,
+  let checks = 0;
+  setInterval(() => {
+    const rss = limit > 0 ? process.memoryUsage.rss() : 0;
+    if (rss > limit && limit > 0) {
+      require('node:fs').writeSync(2, ${JSON.stringify(MEMORY_LIMIT_MARK)} + ' (' + mib(rss) + ' MiB resident, limit ' + mib(limit) + ' MiB)\\n');
+      process.kill(process.pid, 'SIGKILL');
+    }
+    if (++checks % ${Math.round(250 / MEMORY_CHECK_MS)} === 0 && gone()) process.kill(process.pid, 'SIGKILL');
+  }, ${MEMORY_CHECK_MS});`,
   { eval: true },
 ).unref();
 

@@ -38,6 +38,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
 import type * as NodeLlamaCpp from 'node-llama-cpp';
 import { GridError } from '../../protocol/errors.js';
+import { wholeNumberEnv } from '../../common/env.js';
 import { LlmJobInput, type LlmEmbeddingOutput, type LlmJobOutput, type LlmMessage } from '../../protocol/llm.js';
 import type { ResumeFrom } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
@@ -97,6 +98,7 @@ const PREBUILT: Record<string, string> = {
 export const llmExecutor: Executor = {
   kind: 'llm',
   shared: true,
+  sizesItsOwnMemory: true,
   canRun: (hardware) => prebuiltInstalled(`${hardware.os.platform}/${hardware.os.arch}`),
 
   async run(job, ctx) {
@@ -427,15 +429,6 @@ function keepFree(): Pick<NodeLlamaCpp.LlamaOptions, 'ramPadding'> {
 /** GOGRID_LLM_CONTEXT: the most tokens a request's context may hold on this worker. */
 function contextCap(): number {
   return wholeNumberEnv('GOGRID_LLM_CONTEXT', 256, 2 ** 24, 'tokens') ?? DEFAULT_CONTEXT_CAP;
-}
-
-/** A whole number from the environment, undefined when unset; anything else is a configuration error that names the variable. */
-function wholeNumberEnv(name: string, min: number, max: number, unit: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes a whole number of ${unit} from ${min} to ${max}`);
-  return n;
 }
 
 async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, threads: number, slots: number): Promise<LoadedModel> {

@@ -1,0 +1,17 @@
+/**
+ * Settings read from the environment, checked: a value that is set but not
+ * what the variable takes is a configuration error naming the variable,
+ * never a silent default.
+ *
+ *   const mib = wholeNumberEnv('GOGRID_LLM_KEEP_FREE_MIB', 0, 2 ** 30, 'MiB'); // undefined when unset
+ */
+import { GridError } from '../protocol/errors.js';
+
+/** A whole number from `min` to `max`, undefined when unset or empty. */
+export function wholeNumberEnv(name: string, min: number, max: number, unit: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes a whole number of ${unit} from ${min} to ${max}`);
+  return n;
+}
