@@ -35,6 +35,7 @@ export async function startHeadless(opts: {
   preset: 'desktop' | 'dedicated';
   coordinator?: string;
   token?: string;
+  reEnroll?: boolean;
   name?: string;
   jobs?: WorkerJobOptions;
   controlPort?: number;
@@ -53,6 +54,7 @@ export async function startHeadless(opts: {
       startAtLogin: null,
       coordinator: opts.coordinator,
       token: opts.token,
+      reEnroll: opts.reEnroll,
       name: opts.name,
       jobs: opts.jobs,
       signal: opts.signal,

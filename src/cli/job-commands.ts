@@ -83,7 +83,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         else process.stdout.write(`${job.id}\n`);
         return;
       }
-      const done = await waitFor(api, job.id);
+      const done = await waitFor(api, job.id, flags.json ? null : (line) => process.stderr.write(`${line}\n`));
       if (flags.json) printJson(done);
       else if (done.state === 'succeeded') printJson(done.output);
       if (done.state !== 'succeeded') {
@@ -187,9 +187,28 @@ function requirementsOf(f: SubmitFlags): JobRequirements {
 }
 
 /** Long-polls until the job is final. */
-async function waitFor(api: AdminClient, id: string): Promise<JobInfo> {
-  for (;;) {
-    const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}?wait=25`, JobInfo);
-    if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+/**
+ * The job once it is final. On the way, each change of its state, worker or
+ * waiting reason is a line on stderr (`tell`), so a person sees why it waits;
+ * Ctrl+C leaves the job as it is and says how to follow it.
+ */
+async function waitFor(api: AdminClient, id: string, tell: ((line: string) => void) | null): Promise<JobInfo> {
+  const interrupted = () => {
+    process.stderr.write(`gogrid: stopped waiting; job ${id} goes on (follow it: gogrid job ${id}; stop it: gogrid cancel ${id})\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    let last = '';
+    for (;;) {
+      // Short polls: a change shows within a couple of seconds, for one request per poll.
+      const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}?wait=2`, JobInfo);
+      if (TERMINAL_JOB_STATES.includes(job.state)) return job;
+      const now = `job ${job.id}: ${job.state}${job.workerId ? ` on ${job.workerId}` : ''}${job.waitingReason ? ` (${job.waitingReason})` : ''}`;
+      if (now !== last) tell?.(printable(now));
+      last = now;
+    }
+  } finally {
+    process.off('SIGINT', interrupted);
   }
 }

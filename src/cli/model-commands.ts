@@ -151,15 +151,27 @@ function defaultName(file: string): string | undefined {
 }
 
 async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  let size: number;
   try {
-    size = (await stat(file)).size;
+    const st = await stat(file);
+    if (st.isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    return { sha256: hash.digest('hex'), size: st.size };
   } catch (e) {
-    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${fileProblem(e)}`);
   }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return { sha256: hash.digest('hex'), size };
+}
+
+/** An fs error in words, with its code for searching. */
+function fileProblem(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = {
+    EISDIR: 'it is a directory; give the model file in it (.onnx or .gguf)',
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+  };
+  return code === undefined ? String(e) : `${words[code] ?? (e as Error).message} (${code})`;
 }
 
 async function isPresent(file: string): Promise<boolean> {
@@ -168,7 +180,7 @@ async function isPresent(file: string): Promise<boolean> {
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${fileProblem(e)}`);
   }
 }
 

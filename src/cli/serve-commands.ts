@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { loadCoordinatorConfig, type ConfigOverrides } from '../coordinator/config.js';
 import { startCoordinator, type Coordinator } from '../coordinator/coordinator.js';
 import { addModelFromStream, modelsDir } from '../coordinator/models.js';
-import { GridError, OnnxJobInput } from '../protocol/index.js';
+import { displayFingerprint, GridError, isGridError, OnnxJobInput } from '../protocol/index.js';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { startLoopbackCoordinator } from '../coordinator/loopback.js';
@@ -78,7 +78,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
           [
             `coordinator ${version} listening on ${config.server.bindAddr}:${c.port} (QUIC/UDP for workers, HTTPS/TCP for the API)`,
             `  data dir:        ${dataDir}`,
-            `  CA fingerprint:  sha256:${c.ca.fingerprint}`,
+            `  CA fingerprint:  ${displayFingerprint(c.ca.fingerprint)}   (the end of every enrollment token it makes)`,
             `  API:             ${c.apiUrl}`,
             ...(c.newAdminKey ? [`  admin API key:   ${c.newAdminKey}   (shown once; also in ${join(dataDir, 'admin.key')})`] : []),
             `  enroll a worker: gogrid token create --data ${JSON.stringify(dataDir)}`,
@@ -96,7 +96,9 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .command('worker')
       .description('run a headless worker; enroll it first with --coordinator and --token')
       .option('--coordinator <host:port>', 'coordinator address (needed to enroll; later the stored one is used)')
-      .option('--token <token>', 'enrollment token from `gogrid token create`')
+      .option('--token <token>', 'enrollment token from `gogrid token create` (visible to other users in ps: on a shared machine use --token-file or GOGRID_TOKEN)')
+      .option('--token-file <file>', 'read the enrollment token from this file')
+      .option('--re-enroll', 'enroll with the token even though this data dir is enrolled with that coordinator already (after the worker was revoked)')
       .option('--name <name>', 'display name (default: the host name)')
       .option('--data <dir>', 'data dir: identity, settings (default: the per-OS worker data dir)')
       .option('--slots <n>', 'jobs run at once', toPositiveInt, WORKER_DEFAULTS.slots)
@@ -106,7 +108,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--preset <name>', "when to run, until changed in the status window: dedicated (always) or desktop (only while this computer's user is away)", toPreset, 'dedicated')
       .option('--control-port <port>', 'port of the local status window and control API on 127.0.0.1 (default: any free port)', toInt),
   ).action(
-    (flags: LogFlags & { coordinator?: string; token?: string; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number }) =>
+    (flags: LogFlags & { coordinator?: string; token?: string; tokenFile?: string; reEnroll?: boolean; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number }) =>
     run(async () => {
       const logger = await loggerFor(flags);
       const dataDir = flags.data ?? defaultDataDir();
@@ -119,7 +121,8 @@ export function registerServeCommands(program: Command, version: string, run: (f
         signal: giveUp.signal,
         dataDir,
         coordinator: flags.coordinator,
-        token: flags.token,
+        token: await enrollmentToken(flags),
+        reEnroll: flags.reEnroll === true,
         name: flags.name,
         version,
         logger,
@@ -139,6 +142,10 @@ export function registerServeCommands(program: Command, version: string, run: (f
       logger.info(`status window: ${h.control.url} (its token is in ${controlFilePath(dataDir)})`);
       if (process.stderr.isTTY) process.stderr.write(`Open the status window: ${h.statusUrl}\n`);
       const ended = h.host.whenEnded().then((error) => {
+        // The one thing to do next, on the line that says what happened.
+        if (isGridError(error, 'GG_ERR_WORKER_REVOKED')) {
+          throw new GridError(error.code, `${error.message}; to enroll this machine again: gogrid worker --token-file FILE --re-enroll (with a new token from gogrid token create)`);
+        }
         if (error) throw error;
       });
       try {
@@ -250,4 +257,17 @@ function toInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not a whole number`);
   return n;
+}
+
+/** The enrollment token from --token, --token-file or GOGRID_TOKEN, in that order; a file that cannot be read or is empty is an error. */
+async function enrollmentToken(flags: { token?: string; tokenFile?: string }): Promise<string | undefined> {
+  if (flags.token !== undefined && flags.tokenFile !== undefined) throw new GridError('GG_ERR_CONFIG_INVALID', 'give the token once: --token or --token-file, not both');
+  if (flags.tokenFile === undefined) return flags.token ?? (process.env['GOGRID_TOKEN'] || undefined);
+  const file = flags.tokenFile;
+  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+    throw new GridError('GG_ERR_CONFIG_INVALID', `--token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  });
+  const token = text.trim();
+  if (token === '') throw new GridError('GG_ERR_CONFIG_INVALID', `--token-file ${file} is empty; put a token from gogrid token create in it`);
+  return token;
 }

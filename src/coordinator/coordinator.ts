@@ -22,8 +22,9 @@ import { Dispatcher } from './dispatcher.js';
 import { openCluster, type Cluster } from './cluster.js';
 import { getModelInfo, modelsDir } from './models.js';
 import type { ModelCatalog } from './http-jobs.js';
-import { TERMINAL_JOB_STATES, type CreatedToken, type CreateTokenRequest, type ModelInfo, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
+import { displayFingerprint, TERMINAL_JOB_STATES, type CreatedToken, type CreateTokenRequest, type ModelInfo, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
 import { buildHttpApi } from './http.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { issueApiKey } from './http-keys.js';
 import { createEnrollmentToken, sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
@@ -71,7 +72,7 @@ export async function startCoordinator(opts: StartCoordinatorOptions): Promise<C
 async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
   const { config, dataDir, logger } = opts;
   const ca = await loadOrCreateCa(dataDir);
-  if (ca.created) logger.info({ fingerprint: ca.fingerprint }, 'created a new coordinator CA');
+  if (ca.created) logger.info({ fingerprint: displayFingerprint(ca.fingerprint) }, 'created a new coordinator CA');
   const instanceId = await loadOrCreateInstanceId(dataDir);
 
   const db = await openDb(config.database.url ?? `pglite://${resolve(dataDir, 'db')}`, { poolSize: config.database.maxConnections });
@@ -90,7 +91,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       JSON.stringify({ apiUrl, port: listening.port, caFingerprint: ca.fingerprint, pid: process.pid } satisfies ApiInfo, null, 2),
       0o600,
     );
-    logger.info({ port: listening.port, apiUrl, fingerprint: ca.fingerprint }, 'coordinator listening (QUIC on UDP, HTTPS on TCP)');
+    logger.info({ port: listening.port, apiUrl, fingerprint: displayFingerprint(ca.fingerprint) }, 'coordinator listening (QUIC on UDP, HTTPS on TCP)');
 
     let stopped = false;
     return {
@@ -148,6 +149,7 @@ async function listenBoth(args: {
     let sessions: SessionManager | undefined;
     try {
       const connectionCount = () => quic?.connectionCount() ?? 0;
+      const metrics = new CoordinatorMetrics({ db, onlineWorkers: () => sessions?.onlineCount ?? 0, connections: connectionCount });
       sessions = new SessionManager({
         db,
         ca,
@@ -155,6 +157,7 @@ async function listenBoth(args: {
         timing,
         maxConnections: config.server.maxConnections,
         connectionCount,
+        refused: (reason) => metrics.refused(reason),
         logger: logger.child({ component: 'sessions' }),
       });
       const s = sessions;
@@ -166,6 +169,7 @@ async function listenBoth(args: {
         cluster,
         logger: logger.child({ component: 'dispatcher' }),
       });
+      metrics.watch(dispatcher);
       quic = await startQuicServer({
         host: config.server.bindAddr,
         port: config.server.port,
@@ -189,6 +193,7 @@ async function listenBoth(args: {
         certValidityDays: timing.certValidityDays,
         keepLlmText: config.llm.keepText,
         limits: args.runtime.https,
+        metrics,
         logger: logger.child({ component: 'http' }),
       });
       await http.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {

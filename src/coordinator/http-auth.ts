@@ -55,11 +55,19 @@ export class WrongSecrets {
   readonly byAddress = new Throttle({ burst: 20, perSecond: 1 / 3 });
   readonly byToken = new Throttle({ burst: 10, perSecond: 1 / 6 });
 
+  /** `refused` hears of each request answered 429 (the metrics). */
+  constructor(private readonly refused: () => void = () => {}) {}
+
   /** Throws GG_ERR_RATE_LIMITED while `req`'s address (or `tokenId`) has no tries left. */
   check(req: FastifyRequest, tokenId?: string): void {
     const address = ipKey(req.ip);
-    this.byAddress.check(address, `too many wrong enrollment tokens or API keys from ${address}`);
-    if (tokenId !== undefined) this.byToken.check(tokenId, `too many wrong secrets for enrollment token ${tokenId}`);
+    try {
+      this.byAddress.check(address, `too many wrong enrollment tokens or API keys from ${address}`);
+      if (tokenId !== undefined) this.byToken.check(tokenId, `too many wrong secrets for enrollment token ${tokenId}`);
+    } catch (e) {
+      this.refused();
+      throw e;
+    }
   }
 
   /** Counts a wrong secret against `req`'s address (and `tokenId`). */

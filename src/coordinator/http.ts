@@ -35,6 +35,7 @@ import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
 import { apiKeyCheck, WrongSecrets } from './http-auth.js';
 import { guardConnections, type ConnectionLimits } from './ip-limits.js';
+import type { CoordinatorMetrics } from './metrics.js';
 import { registerKeyRoutes } from './http-keys.js';
 import { registerOpenAiRoutes } from './http-openai.js';
 import { resolveModel } from './models.js';
@@ -55,6 +56,7 @@ export interface HttpApiOptions {
   keepLlmText: boolean;
   /** What one client address may cost (ip-limits.ts). */
   limits: ConnectionLimits;
+  metrics: CoordinatorMetrics;
   logger: Logger;
 }
 
@@ -78,14 +80,20 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       handshakeTimeout: opts.limits.firstRequestMs,
     },
   });
-  guardConnections(app.server, opts.limits, opts.logger);
+  guardConnections(app.server, opts.limits, opts.logger, (reason) => opts.metrics.refused(reason));
 
   answerErrors(app, 'coordinator');
 
-  const wrongSecrets = new WrongSecrets();
+  const wrongSecrets = new WrongSecrets(() => opts.metrics.refused('wrong_secrets'));
   const requireApiKey = apiKeyCheck(db, wrongSecrets);
 
   app.get('/healthz', async () => ({ ok: true, workersOnline: sessions.onlineCount }));
+
+  // Prometheus's text format, for an admin key (Prometheus sends it with `authorization: { credentials_file: … }`).
+  app.get('/metrics', { onRequest: requireApiKey }, async (_req, reply) => {
+    void reply.type(opts.metrics.contentType);
+    return opts.metrics.text();
+  });
 
   // ---------------------------------------------------------------- enrollment
   app.get('/v1/enroll/ca', async () => ({ caPem: ca.material.certPem }));

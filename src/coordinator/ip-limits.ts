@@ -20,6 +20,7 @@ import type { TLSSocket } from 'node:tls';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { GridError } from '../protocol/index.js';
+import type { RefusalReason } from './metrics.js';
 
 /** The key a client address is counted under: an IPv4 address itself (also IPv4-mapped IPv6), an IPv6 address's /64. */
 export function ipKey(address: string | undefined): string {
@@ -98,15 +99,21 @@ export interface ConnectionLimits {
  * Refusals are logged once per address per minute, so a flood does not flood
  * the log too.
  */
-export function guardConnections(server: Server, limits: ConnectionLimits, logger: Logger): void {
+export function guardConnections(server: Server, limits: ConnectionLimits, logger: Logger, refused: (reason: RefusalReason) => void = () => {}): void {
   const open = new Map<string, number>();
   const opening = new Throttle({ burst: 2 * limits.perIpPerSec, perSecond: limits.perIpPerSec });
   const told = new Throttle({ burst: 1, perSecond: 1 / 60 });
   server.on('connection', (socket: Socket) => {
     const key = ipKey(socket.remoteAddress);
     const held = open.get(key) ?? 0;
-    const refusal = held >= limits.perIp ? `it holds ${held} connections (at most ${limits.perIp})` : !opening.spend(key) ? `it opens more than ${limits.perIpPerSec} connections a second` : null;
+    const [refusal, reason]: [string | null, RefusalReason] =
+      held >= limits.perIp
+        ? [`it holds ${held} connections (at most ${limits.perIp})`, 'https_per_ip_connections']
+        : !opening.spend(key)
+          ? [`it opens more than ${limits.perIpPerSec} connections a second`, 'https_per_ip_rate']
+          : [null, 'https_per_ip_rate'];
     if (refusal !== null) {
+      refused(reason);
       if (told.spend(key)) logger.warn({ remote: key }, `HTTPS connections refused: ${refusal} (logged once a minute per address)`);
       socket.destroy();
       return;
@@ -123,7 +130,10 @@ export function guardConnections(server: Server, limits: ConnectionLimits, logge
   // its handshake and never sends a request for as long as the client likes.
   const waiting = new WeakMap<TLSSocket, NodeJS.Timeout>();
   server.on('secureConnection', (socket: TLSSocket) => {
-    const timer = setTimeout(() => socket.destroy(), limits.firstRequestMs);
+    const timer = setTimeout(() => {
+      refused('https_first_request_timeout');
+      socket.destroy();
+    }, limits.firstRequestMs);
     timer.unref();
     waiting.set(socket, timer);
     socket.once('close', () => clearTimeout(timer));

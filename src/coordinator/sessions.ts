@@ -58,6 +58,8 @@ export interface SessionManagerOptions {
   maxConnections: number;
   /** Live QUIC connections, counted by the transport (including ones not yet authenticated). */
   connectionCount: () => number;
+  /** Hears of each connection refused at max_connections (the metrics). */
+  refused?: (reason: 'max_connections') => void;
   logger: Logger;
 }
 
@@ -226,6 +228,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     if (this.stopping) throw new GridError('GG_ERR_SHUTTING_DOWN', 'coordinator is shutting down');
     if (this.opts.connectionCount() > this.opts.maxConnections) {
       this.opts.logger.warn({ remote: peer.remoteAddress, max: this.opts.maxConnections }, 'connection refused: max_connections reached');
+      this.opts.refused?.('max_connections');
       throw new GridError('GG_ERR_TOO_MANY_CONNECTIONS', `coordinator is at max_connections (${this.opts.maxConnections}); try again later`);
     }
     const certDer = peer.peerCertificate;

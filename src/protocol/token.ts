@@ -39,6 +39,14 @@ export function parseEnrollmentToken(text: string): EnrollmentToken {
 }
 
 // btoa/atob, not Node's Buffer: the renderer bundles protocol/.
+/**
+ * How a CA fingerprint is shown to people, everywhere: `sha256:` and the 43
+ * characters an enrollment token ends with, so the two compare by eye.
+ */
+export function displayFingerprint(hex: string): string {
+  return `sha256:${hexToBase64url(hex)}`;
+}
+
 function hexToBase64url(hex: string): string {
   const binary = String.fromCharCode(...(hex.match(/../g) ?? []).map((byte) => parseInt(byte, 16)));
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');

@@ -7,6 +7,7 @@
  *   const identity = await enroll({ dataDir, coordinator: { host, port }, token });
  */
 import {
+  displayFingerprint,
   CaResponse,
   EnrollResponse,
   GridError,
@@ -39,7 +40,7 @@ export async function enroll(opts: EnrollOptions): Promise<WorkerIdentity> {
   if (actual !== token.caFingerprint) {
     throw new GridError(
       'GG_ERR_CA_MISMATCH',
-      `the coordinator at ${opts.coordinator.host}:${opts.coordinator.port} has CA ${actual.slice(0, 16)}…, but the token expects ${token.caFingerprint.slice(0, 16)}…; the token's secret was not sent (wrong address, or a token from another coordinator)`,
+      `the coordinator at ${opts.coordinator.host}:${opts.coordinator.port} has CA ${displayFingerprint(actual)}, but the token expects ${displayFingerprint(token.caFingerprint)}; the token's secret was not sent (wrong address, or a token from another coordinator)`,
     );
   }
 

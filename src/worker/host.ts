@@ -60,6 +60,8 @@ export interface WorkerHostOptions {
   startAtLogin: { get(): boolean; set(on: boolean): Promise<void> } | null;
   coordinator?: string;
   token?: string;
+  /** StartWorkerOptions.reEnroll, for `token`. */
+  reEnroll?: boolean;
   name?: string;
   jobs?: WorkerJobOptions;
   agent?: StartWorkerOptions['agent'];
@@ -285,6 +287,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
         dataDir: this.opts.dataDir,
         coordinator: typedAddress({ form, saved: this.settings.coordinator, flag: this.opts.coordinator }),
         token,
+        reEnroll: token !== undefined && token === this.opts.token && this.opts.reEnroll === true,
         name: name ?? this.opts.name,
         appVersion: this.opts.appVersion,
         logger: this.opts.logger,

@@ -32,6 +32,8 @@ export interface StartWorkerOptions {
   /** HOST:PORT; needed to enroll, optional afterwards (the stored one is used). */
   coordinator?: string;
   token?: string;
+  /** Enroll with `token` even when this data dir already holds an identity for its coordinator (a revoked worker's, say). @default false */
+  reEnroll?: boolean;
   name?: string;
   appVersion: string;
   logger: Logger;
@@ -184,11 +186,19 @@ async function resolveIdentity(opts: StartWorkerOptions): Promise<{ identity: Wo
     const token = parseEnrollmentToken(tokenText);
     // Re-running the same enrollment command (a service unit, a script) must
     // not spend another token use once this machine is enrolled there.
-    if (stored && stored.coordinator.caFingerprint === token.caFingerprint) {
+    if (stored && stored.coordinator.caFingerprint === token.caFingerprint && !opts.reEnroll) {
       if (provisioned) await forgetProvisionedToken(provisioned, opts.logger);
+      else {
+        opts.logger.info(
+          { workerId: stored.workerId },
+          `already enrolled with that coordinator as ${stored.workerId}; the token was not used (to enroll anew with it, e.g. after a revocation, add --re-enroll)`,
+        );
+      }
       return { identity: reconnect(stored), enrolled: false };
     }
-    const enrollAt = dialAddress({ typed, provisioned: provisioned?.provisioning.coordinator });
+    // Re-enrolling with the coordinator this data dir knows needs no address typed again.
+    const sameCoordinator = stored && stored.coordinator.caFingerprint === token.caFingerprint ? stored.coordinator : undefined;
+    const enrollAt = dialAddress({ typed, enrolled: sameCoordinator, provisioned: provisioned?.provisioning.coordinator });
     if (!enrollAt) {
       throw new GridError('GG_ERR_CONFIG_INVALID', 'enrolling needs the coordinator address: add --coordinator HOST:PORT');
     }

@@ -3,6 +3,7 @@
  * GOGRID_TEST_PG_URL is set (`eval "$(scripts/postgres.sh start)"`). Each PostgreSQL
  * run works in a schema of its own, dropped afterwards, so reruns start clean.
  */
+import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -381,8 +382,22 @@ describe('openDb', () => {
       () => null,
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/^cannot connect to postgres:\/\/gogrid:\*\*\*@.*password authentication failed/);
+    expect(err).toMatchObject({ code: 'GG_ERR_DATABASE_UNREACHABLE' });
+    expect((err as Error).message).toMatch(/^cannot connect to the database at postgres:\/\/gogrid:\*\*\*@.*password authentication failed.*; check the user and password in \[database\] url$/);
     expect((err as Error).message).not.toContain('definitely-wrong');
+  });
+
+  it('says a PostgreSQL that is not running is not running, with the URL and without its password', async () => {
+    // A port nothing listens on: bound and closed again.
+    const free = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    await expect(openDb(`postgres://gogrid:secret-pw@127.0.0.1:${free}/gogrid`)).rejects.toMatchObject({
+      code: 'GG_ERR_DATABASE_UNREACHABLE',
+      message: expect.stringMatching(new RegExp(`^cannot connect to the database at postgres://gogrid:\\*\\*\\*@127\\.0\\.0\\.1:${free}/gogrid: nothing listens there .*; is PostgreSQL running, and on that host and port\\?$`)),
+    });
   });
 });

@@ -94,6 +94,7 @@ const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
   ['POST', '/v1/embeddings'],
   ['POST', '/v1/completions'],
   ['GET', '/updates/:channel/:file'],
+  ['GET', '/metrics'],
 ];
 
 it('the fuzzed route list names every route the coordinator registers', () => {

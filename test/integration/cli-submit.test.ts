@@ -100,3 +100,17 @@ it('queues nothing again when the same --idempotency-key is given twice, and say
   expect(await other.exited).toBe(1);
   expect(other.stderr()).toMatch(/^gogrid: GG_ERR_IDEMPOTENCY_KEY_REUSED: Idempotency-Key nightly-2026-12-07 was sent with another request before/);
 });
+
+it('says why a job waits while --wait waits, and on Ctrl+C leaves the job queued and says how to follow it', { timeout: 60_000 }, async () => {
+  const input = join(await tempDir(), 'input.json');
+  await writeFile(input, JSON.stringify({ n: 3 }));
+  const cli = runCli(['submit', '--model', mlpSha, '--kind', 'nobody-runs-this', '--input', input, '--wait', '--data', c.dataDir]);
+  await cli.waitFor(/^job j-\S+: queued \(.+\)$/m);
+  const id = /^job (j-\S+): queued/m.exec(cli.stderr())![1]!;
+  // No worker is connected to this coordinator: the scheduler's own words.
+  expect(cli.stderr()).toMatch(new RegExp(`^job ${id}: queued \\(no worker is connected\\)$`, 'm'));
+  cli.child.kill('SIGINT');
+  expect(await cli.exited).toBe(130);
+  expect(cli.stderr()).toContain(`gogrid: stopped waiting; job ${id} goes on (follow it: gogrid job ${id}; stop it: gogrid cancel ${id})\n`);
+  expect((await listJobs(c.parts.db, { limit: 100_000 })).find((j) => j.id === id)?.state).toBe('queued');
+});

@@ -126,15 +126,40 @@ describe('gogrid worker', () => {
     expect(w.stderr()).toMatch(/GG_ERR_NOT_ENROLLED: .*gogrid worker --coordinator HOST:PORT --token TOKEN/);
   });
 
-  it('stops with GG_ERR_WORKER_REVOKED when revoked with `gogrid workers revoke`', async () => {
+  it('stops with GG_ERR_WORKER_REVOKED when revoked, says how to enroll again, and does so with --re-enroll only', { timeout: 60_000 }, async () => {
+    const dataDir = await tempDir();
+    const tokenFile = join(await tempDir(), 'token.txt');
+    await writeFile(tokenFile, `${await c.createToken()}\n`);
     const online = nextOnline();
-    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token', await c.createToken(), '--data', await tempDir(), '--log-format', 'json']);
+    const w = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--token-file', tokenFile, '--data', dataDir, '--log-format', 'json']);
     const id = await online;
     const revoke = cli(['workers', 'revoke', id, '--data', c.dataDir]);
     expect(await revoke.exited).toBe(0);
     expect(revoke.stdout()).toBe(`worker ${id} revoked\n`);
     expect(await w.exited).toBe(1);
-    expect(w.stderr()).toMatch(/GG_ERR_WORKER_REVOKED/);
+    expect(w.stderr()).toMatch(/^gogrid: GG_ERR_WORKER_REVOKED: .*; to enroll this machine again: gogrid worker --token-file FILE --re-enroll/m);
+
+    // A new token without --re-enroll is not used: the revoked identity is what the data dir holds, and it is said so.
+    const token = await c.createToken();
+    const unused = cli(['worker', '--data', dataDir, '--log-format', 'json'], { GOGRID_TOKEN: token });
+    expect(await unused.exited).toBe(1);
+    expect(unused.stderr()).toMatch(new RegExp(`already enrolled with that coordinator as ${id}; the token was not used .*add --re-enroll`));
+
+    const again = nextOnline();
+    const renewed = cli(['worker', '--re-enroll', '--data', dataDir, '--log-format', 'json'], { GOGRID_TOKEN: token });
+    const newId = await again;
+    expect(newId).not.toBe(id);
+    renewed.child.kill('SIGTERM');
+    expect(await renewed.exited).toBe(0);
+  });
+
+  it('refuses a token given twice, and a token file it cannot read, in one line', async () => {
+    const both = cli(['worker', '--token', 'gg1.x', '--token-file', '/nonexistent', '--data', await tempDir()]);
+    expect(await both.exited).toBe(1);
+    expect(both.stderr()).toBe('gogrid: GG_ERR_CONFIG_INVALID: give the token once: --token or --token-file, not both\n');
+    const missing = cli(['worker', '--token-file', '/nonexistent/token.txt', '--data', await tempDir()]);
+    expect(await missing.exited).toBe(1);
+    expect(missing.stderr()).toBe('gogrid: GG_ERR_CONFIG_INVALID: --token-file /nonexistent/token.txt: cannot read it (ENOENT)\n');
   });
 });
 

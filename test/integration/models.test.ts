@@ -165,6 +165,8 @@ describe('gogrid models', () => {
     const before = ModelList.parse(await c.api('GET', '/v1/models'));
     const invalid = await gogrid('models', 'add', join(dir, 'notes.gguf'));
     expect([invalid.code, invalid.err]).toEqual([1, expect.stringMatching(/^gogrid: GG_ERR_MODEL_INVALID: /)]);
+    const folder = await gogrid('models', 'add', dir);
+    expect([folder.code, folder.err]).toEqual([1, `gogrid: GG_ERR_BAD_REQUEST: cannot read the model file ${dir}: it is a directory; give the model file in it (.onnx or .gguf) (EISDIR)\n`]);
     // Its default name is the name of the model the first test block added.
     const taken = await gogrid('models', 'add', join(dir, 'six-megs.onnx'));
     expect([taken.code, taken.err]).toEqual([1, expect.stringMatching(/^gogrid: GG_ERR_MODEL_NAME_TAKEN: "six-megs" is already a name of model .*; choose another with --name/)]);

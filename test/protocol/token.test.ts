@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatEnrollmentToken, parseEnrollmentToken } from '../../src/protocol/token.js';
+import { displayFingerprint, formatEnrollmentToken, parseEnrollmentToken } from '../../src/protocol/token.js';
 
 const fp = 'ab'.repeat(32);
 const good = { id: 'k3x9a2m4', secret: 'A'.repeat(21) + '_', caFingerprint: fp };
 
 describe('enrollment token', () => {
+  it("shows a CA fingerprint as the token's last part, so a person can compare the two", () => {
+    const text = formatEnrollmentToken(good);
+    expect(displayFingerprint(fp)).toBe(`sha256:${text.split('.')[3]}`);
+  });
+
   it('round-trips id, secret and CA fingerprint', () => {
     const text = formatEnrollmentToken(good);
     expect(text).toMatch(/^gg1\.k3x9a2m4\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);

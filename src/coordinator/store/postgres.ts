@@ -2,9 +2,13 @@
 import pg from 'pg';
 import type { Db } from './db.js';
 import { redactDatabaseUrl } from './url.js';
+import { GridError } from '../../protocol/errors.js';
+
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function openPostgresDb(url: string, poolSize: number): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // A server behind a firewall that drops packets would otherwise hold the start (and every later connect) forever.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   // An idle client that loses its server emits 'error' on the pool, and an unhandled
   // 'error' event kills the process. The pool has already dropped that client and
   // the next query opens a fresh one (or fails with its own error), so nothing to do.
@@ -14,8 +18,7 @@ export async function openPostgresDb(url: string, poolSize: number): Promise<Db>
     await pool.query('SELECT 1');
   } catch (e) {
     await pool.end();
-    const reason = e instanceof Error ? e.message : String(e);
-    throw new Error(`cannot connect to ${redactDatabaseUrl(url)}: ${reason}`, { cause: e });
+    throw new GridError('GG_ERR_DATABASE_UNREACHABLE', `cannot connect to the database at ${redactDatabaseUrl(url)}: ${connectProblem(e)}`, { cause: e });
   }
   return {
     kind: 'postgres',
@@ -136,4 +139,24 @@ export async function listenPostgres(url: string, channel: string, handlers: Not
     current = null;
     await client?.end().catch(() => undefined);
   };
+}
+
+/** What went wrong connecting, and what to do about it, in words: pg's message alone names no remedy. */
+function connectProblem(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const said = err.message ?? String(e);
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return `nothing listens there (${said}); is PostgreSQL running, and on that host and port?`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `no such host (${said}); check the host name in [database] url`;
+    case '28P01':
+    case '28000':
+      return `${said}; check the user and password in [database] url`;
+    case '3D000':
+      return `${said}; create it (createdb) or name another in [database] url`;
+    default:
+      return /timeout/i.test(said) ? `no answer within ${CONNECT_TIMEOUT_MS / 1000} s (${said}); a firewall may drop the packets` : said;
+  }
 }
