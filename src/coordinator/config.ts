@@ -32,8 +32,8 @@ export interface CoordinatorConfig {
     heartbeatTimeoutSecs: number;
     /** HTTPS connections one client address may hold at once (an IPv6 client: its /64). */
     maxHttpsConnectionsPerIp: number;
-    /** New HTTPS connections (TLS handshakes) one client address may open per second; twice that at once. */
-    httpsConnectionsPerIpPerSec: number;
+    /** New connections one client address may open per second, QUIC handshakes and HTTPS connections each; twice that at once. */
+    connectionsPerIpPerSec: number;
   };
   /** url null: embedded PGlite in the coordinator's data dir (`<data>/db`). */
   database: { url: string | null; maxConnections: number };
@@ -58,7 +58,7 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
     // office behind one NAT address only by its clients of the API.
     maxHttpsConnectionsPerIp: 256,
     // The seed's "100 connections/s per IP".
-    httpsConnectionsPerIpPerSec: 100,
+    connectionsPerIpPerSec: 100,
   },
   // Embedded PGlite in the data dir: nothing to set up, and a restart keeps
   // enrolled workers and tokens (memory:// is there for throwaway runs).
@@ -102,6 +102,8 @@ export interface RuntimeSettings {
     batch: number;
   };
   https: ConnectionLimits;
+  /** New QUIC handshakes one address may start per second (twice that at once). */
+  quicPerIpPerSec: number;
 }
 
 export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<CoordinatorTuning> = {}): RuntimeSettings {
@@ -125,9 +127,10 @@ export function runtimeSettings(config: CoordinatorConfig, tuning: Partial<Coord
     },
     https: {
       perIp: config.server.maxHttpsConnectionsPerIp,
-      perIpPerSec: config.server.httpsConnectionsPerIpPerSec,
+      perIpPerSec: config.server.connectionsPerIpPerSec,
       firstRequestMs: t.httpsFirstRequestMs,
     },
+    quicPerIpPerSec: config.server.connectionsPerIpPerSec,
   };
 }
 
@@ -200,7 +203,7 @@ const fileSchema = (portZeroAllowed: boolean) => {
       heartbeat_interval_secs: seconds.min(0.1, 'must be at least 0.1').max(3600, 'must be at most 3600 (an hour)').optional(),
       heartbeat_timeout_secs: seconds.max(86_400, 'must be at most 86400 (a day)').optional(),
       max_https_connections_per_ip: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
-      https_connections_per_ip_per_sec: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
+      connections_per_ip_per_sec: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
     }).optional(),
     database: table({
       url: string('a URL').refine((u) => parseDatabaseUrl(u) !== null, `must be ${DATABASE_URL_FORMS}`).optional(),
@@ -305,7 +308,7 @@ function withDefaults(f: FileConfig): CoordinatorConfig {
       heartbeatIntervalSecs: f.server?.heartbeat_interval_secs ?? d.server.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: f.server?.heartbeat_timeout_secs ?? d.server.heartbeatTimeoutSecs,
       maxHttpsConnectionsPerIp: f.server?.max_https_connections_per_ip ?? d.server.maxHttpsConnectionsPerIp,
-      httpsConnectionsPerIpPerSec: f.server?.https_connections_per_ip_per_sec ?? d.server.httpsConnectionsPerIpPerSec,
+      connectionsPerIpPerSec: f.server?.connections_per_ip_per_sec ?? d.server.connectionsPerIpPerSec,
     },
     database: {
       url: f.database?.url ?? d.database.url,

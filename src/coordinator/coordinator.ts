@@ -25,6 +25,7 @@ import type { ModelCatalog } from './http-jobs.js';
 import { displayFingerprint, TERMINAL_JOB_STATES, type CreatedToken, type CreateTokenRequest, type ModelInfo, type ModelRef, type SubmitJobRequest } from '../protocol/index.js';
 import { buildHttpApi } from './http.js';
 import { CoordinatorMetrics } from './metrics.js';
+import { ipKey, Throttle } from './ip-limits.js';
 import { issueApiKey } from './http-keys.js';
 import { createEnrollmentToken, sha256Hex } from './enrollment.js';
 import { type ApiInfo, apiInfoPath, adminKeyPath } from './local-files.js';
@@ -149,6 +150,9 @@ async function listenBoth(args: {
     let sessions: SessionManager | undefined;
     try {
       const connectionCount = () => quic?.connectionCount() ?? 0;
+      // New QUIC handshakes per client address (the seed's 100 connections/s per IP).
+      const handshakes = new Throttle({ burst: 2 * args.runtime.quicPerIpPerSec, perSecond: args.runtime.quicPerIpPerSec });
+      const told = new Throttle({ burst: 1, perSecond: 1 / 60 });
       const metrics = new CoordinatorMetrics({ db, onlineWorkers: () => sessions?.onlineCount ?? 0, connections: connectionCount });
       sessions = new SessionManager({
         db,
@@ -179,6 +183,13 @@ async function listenBoth(args: {
         // worker is dropped once heartbeat_timeout_secs pass in silence.
         maxIdleTimeoutMs: timing.heartbeatTimeoutSecs * 1000,
         onConnection: (peer) => s.handlePeer(peer),
+        admit: (host) => {
+          const key = ipKey(host);
+          if (handshakes.spend(key)) return true;
+          metrics.refused('quic_per_ip_rate');
+          if (told.spend(key)) logger.warn({ remote: key }, `QUIC handshakes refused: more than ${args.runtime.quicPerIpPerSec} a second from this address (logged once a minute per address)`);
+          return false;
+        },
         logger: logger.child({ component: 'quic' }),
       });
       const http = await buildHttpApi({

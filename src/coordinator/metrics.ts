@@ -20,7 +20,7 @@ import type { Dispatcher } from './dispatcher.js';
 import type { JobRow } from './store/index.js';
 
 /** Why a connection or request was refused; the `reason` label's values. */
-export type RefusalReason = 'https_per_ip_connections' | 'https_per_ip_rate' | 'https_first_request_timeout' | 'wrong_secrets' | 'max_connections';
+export type RefusalReason = 'https_per_ip_connections' | 'https_per_ip_rate' | 'https_first_request_timeout' | 'quic_per_ip_rate' | 'wrong_secrets' | 'max_connections';
 
 /** From a tenth of a second to a day: inference jobs and batch jobs alike. */
 const SECONDS_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];

@@ -36,6 +36,12 @@ export interface QuicServerOptions extends QuicTimingOptions {
   tls: { certPem: string; keyPem: string; caPem: string };
   /** Called for each verified connection. A throw or rejection is logged and closes that connection. */
   onConnection: (peer: QuicPeer) => void;
+  /**
+   * Whether a client at `host` may start a handshake now. A refused one's
+   * packet is dropped: its client times out and tries again later, and the
+   * coordinator spends no TLS handshake on it. @default every one
+   */
+  admit?: (host: string) => boolean;
   logger?: PinoLogger;
 }
 
@@ -67,6 +73,7 @@ export async function startQuicServer(opts: QuicServerOptions): Promise<QuicServ
     },
   });
   const peers = new Set<ServerPeer>();
+  if (opts.admit) admitThrough(server, opts.admit);
 
   server.addEventListener(events.EventQUICServerConnection.name, (evt: Event) => {
     if (!(evt instanceof events.EventQUICServerConnection)) return;
@@ -156,4 +163,25 @@ class ServerPeer implements QuicPeer {
       // Already closed by the peer or an idle timeout: nothing left to do.
       .catch(() => undefined);
   }
+}
+
+/**
+ * @matrixai/quic has no hook before a handshake: its socket hands each new
+ * connection's Initial packet to the server's acceptConnection (internal, not
+ * in its types), which is wrapped here. The first Initial of a client carries
+ * no token and only gets a stateless Retry (cheap, and it proves the address
+ * is not spoofed); the one that comes back with the token starts the
+ * handshake, and is what `admit` is asked about. Tested through the
+ * coordinator (test/coordinator/ip-limits.test.ts), so an upgrade that moves
+ * this fails there.
+ */
+function admitThrough(server: QUICServer, admit: (host: string) => boolean): void {
+  type Accept = (remoteInfo: { host: string }, header: { token: Uint8Array }, ...rest: unknown[]) => Promise<void>;
+  const internals = server as unknown as { acceptConnection: Accept };
+  if (typeof internals.acceptConnection !== 'function') throw new Error('@matrixai/quic no longer has QUICServer.acceptConnection: see admitThrough');
+  const accept = internals.acceptConnection.bind(server);
+  internals.acceptConnection = async (remoteInfo, header, ...rest) => {
+    if (header.token.byteLength > 0 && !admit(remoteInfo.host)) return;
+    return accept(remoteInfo, header, ...rest);
+  };
 }

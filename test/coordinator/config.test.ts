@@ -137,12 +137,12 @@ describe('coordinator.toml', () => {
   });
 
   it('reads the HTTPS limits per address, and refuses what is not a whole number from 1 to 1000000', () => {
-    const { config } = parseCoordinatorConfig('[server]\nmax_https_connections_per_ip = 16\nhttps_connections_per_ip_per_sec = 4\n', 'c.toml');
-    expect(config.server).toMatchObject({ maxHttpsConnectionsPerIp: 16, httpsConnectionsPerIpPerSec: 4 });
-    expect(problemsOf('[server]\nmax_https_connections_per_ip = 0\nhttps_connections_per_ip_per_sec = 2000000\n')).toBe(
-      'coordinator.toml: server.max_https_connections_per_ip: must be greater than 0\ncoordinator.toml: server.https_connections_per_ip_per_sec: must be at most 1000000',
+    const { config } = parseCoordinatorConfig('[server]\nmax_https_connections_per_ip = 16\nconnections_per_ip_per_sec = 4\n', 'c.toml');
+    expect(config.server).toMatchObject({ maxHttpsConnectionsPerIp: 16, connectionsPerIpPerSec: 4 });
+    expect(problemsOf('[server]\nmax_https_connections_per_ip = 0\nconnections_per_ip_per_sec = 2000000\n')).toBe(
+      'coordinator.toml: server.max_https_connections_per_ip: must be greater than 0\ncoordinator.toml: server.connections_per_ip_per_sec: must be at most 1000000',
     );
-    expect(problemsOf('[server]\nhttps_connections_per_ip_per_sec = 1.5\n')).toBe('coordinator.toml: server.https_connections_per_ip_per_sec: must be a whole number');
+    expect(problemsOf('[server]\nconnections_per_ip_per_sec = 1.5\n')).toBe('coordinator.toml: server.connections_per_ip_per_sec: must be a whole number');
   });
 
   it('checks overrides too, and says they came from the command line', () => {

@@ -11,7 +11,9 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ipKey, Throttle } from '../../src/coordinator/ip-limits.js';
 import { COORDINATOR_SERVER_NAME, parseEnrollmentToken } from '../../src/protocol/index.js';
-import { removeTempDirs, startTestCoordinator, type TestCoordinator } from '../helpers/grid.js';
+import { removeTempDirs, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { connectRaw } from '../helpers/raw-worker.js';
+import { enroll } from '../../src/worker/enroll.js';
 import { rawRequest } from '../helpers/https-raw.js';
 
 describe('ipKey', () => {
@@ -112,8 +114,8 @@ describe('a coordinator on loopback', () => {
     for (const s of held) s.destroy();
   });
 
-  it('closes connections an address opens faster than https_connections_per_ip_per_sec, after a burst of twice that', async () => {
-    c = await startTestCoordinator({ toml: '[server]\nhttps_connections_per_ip_per_sec = 5\n' });
+  it('closes connections an address opens faster than connections_per_ip_per_sec, after a burst of twice that', async () => {
+    c = await startTestCoordinator({ toml: '[server]\nconnections_per_ip_per_sec = 5\n' });
     let opened = 0;
     for (;;) {
       const s = await handshake(c.port).catch(() => null);
@@ -124,6 +126,26 @@ describe('a coordinator on loopback', () => {
     }
     // Ten at once, plus what refilled at five a second while they were made.
     expect(opened).toBeGreaterThanOrEqual(10);
+  });
+
+  it('drops QUIC handshakes an address starts faster than connections_per_ip_per_sec, and counts them', { timeout: 60_000 }, async () => {
+    c = await startTestCoordinator({ toml: '[server]\nconnections_per_ip_per_sec = 2\n' });
+    const identity = await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
+    const tls = { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem };
+    // Eight at once: a burst of twice the rate gets through, the rest are dropped (their clients time out in 3 s).
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const conn = await connectRaw(c!.port, tls).catch((e: { code?: string }) => e.code ?? 'error');
+        if (typeof conn === 'string') return conn;
+        await conn.close();
+        return 'connected';
+      }),
+    );
+    expect(outcomes.filter((o) => o === 'connected').length).toBeGreaterThanOrEqual(4);
+    expect(outcomes.filter((o) => o === 'connected').length).toBeLessThan(8);
+    expect(new Set(outcomes)).toEqual(new Set(['connected', 'GG_ERR_COORDINATOR_UNREACHABLE']));
+    const metrics = await rawRequest({ url: `${c.apiUrl}/metrics`, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${c.adminKey}` } });
+    expect(metrics.body.toString()).toMatch(/^gogrid_refusals_total\{reason="quic_per_ip_rate"\} [1-9]/m);
   });
 
   it('closes a connection that sends no request, and keeps one that does', async () => {
