@@ -108,12 +108,19 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       async stop() {
         if (stopped) return;
         stopped = true;
-        await listening.sessions.stop();
-        await listening.dispatcher.stop();
+        // Every step runs even when one before it fails (a database gone away
+        // fails the last writes): the ports and the data dir are let go regardless.
+        const failures: unknown[] = [];
+        const step = async (fn: () => Promise<unknown>) => {
+          await fn().catch((e: unknown) => failures.push(e));
+        };
+        await step(() => listening.sessions.stop());
+        await step(() => listening.dispatcher.stop());
         await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
-        await cluster?.close();
-        await db.close();
-        await lock.release();
+        await step(async () => cluster?.close());
+        await step(() => db.close());
+        await step(() => lock.release());
+        if (failures.length > 0) throw failures[0];
       },
     };
   } catch (e) {

@@ -33,12 +33,16 @@ import type { Cluster } from './cluster.js';
 import { activeWorkerCheck, modelRoutes } from './http-models.js';
 import { updateRoutes, updatesDir } from './http-updates.js';
 import { dirname } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { apiKeyCheck, WrongSecrets } from './http-auth.js';
 import { guardConnections, type ConnectionLimits } from './ip-limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { registerKeyRoutes } from './http-keys.js';
 import { registerOpenAiRoutes } from './http-openai.js';
 import { resolveModel } from './models.js';
+
+/** How long /readyz waits for the database. */
+const READY_TIMEOUT_MS = 2000;
 
 export interface HttpApiOptions {
   db: Db;
@@ -87,7 +91,19 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   const wrongSecrets = new WrongSecrets(() => opts.metrics.refused('wrong_secrets'));
   const requireApiKey = apiKeyCheck(db, wrongSecrets);
 
+  // Live: the process answers. Ready: it can also reach its database (what a load balancer or systemd watchdog should ask).
   app.get('/healthz', async () => ({ ok: true, workersOnline: sessions.onlineCount }));
+  app.get('/readyz', async () => {
+    const answered = await Promise.race([
+      db.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      setTimeout(READY_TIMEOUT_MS, false, { ref: false }),
+    ]);
+    if (!answered) throw new GridError('GG_ERR_DATABASE_UNREACHABLE', `the database did not answer SELECT 1 within ${READY_TIMEOUT_MS} ms`);
+    return { ok: true, workersOnline: sessions.onlineCount };
+  });
 
   // Prometheus's text format, for an admin key (Prometheus sends it with `authorization: { credentials_file: … }`).
   app.get('/metrics', { onRequest: requireApiKey }, async (_req, reply) => {

@@ -95,6 +95,7 @@ const ROUTES: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string][] = [
   ['POST', '/v1/completions'],
   ['GET', '/updates/:channel/:file'],
   ['GET', '/metrics'],
+  ['GET', '/readyz'],
 ];
 
 it('the fuzzed route list names every route the coordinator registers', () => {
