@@ -8,6 +8,7 @@
  *   const ca = await loadOrCreateCa(dataDir);
  *   const server = await loadOrIssueServerCert(dataDir, ca, serverDnsNames());
  */
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
@@ -90,11 +91,14 @@ async function stillServes(certPem: string, ca: CoordinatorCa, names: ServerName
  * trusts the CA notices. Link-local IPv6 addresses are left out: a URL cannot
  * use them without a zone.
  */
-export function serverNames(bindAddr: string): ServerNames {
+export function serverNames(bindAddr: string, publicNames: readonly string[] = []): ServerNames {
   const ips = new Set(['127.0.0.1', '::1']);
   if (bindAddr !== '0.0.0.0' && bindAddr !== '::') ips.add(bindAddr);
   else for (const a of Object.values(networkInterfaces()).flat()) if (a && !/^fe80:/i.test(a.address)) ips.add(a.address);
-  return { dnsNames: [...new Set([COORDINATOR_SERVER_NAME, 'localhost', hostname()])], ipAddresses: [...ips] };
+  const dns = new Set([COORDINATOR_SERVER_NAME, 'localhost', hostname()]);
+  // `[server] public_names`: what clients behind NAT or DNS dial, which the machine cannot know of itself.
+  for (const name of publicNames) (isIP(name) ? ips : dns).add(name.toLowerCase());
+  return { dnsNames: [...dns], ipAddresses: [...ips] };
 }
 
 async function readOptional(path: string): Promise<string | null> {

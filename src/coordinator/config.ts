@@ -27,6 +27,8 @@ export interface CoordinatorConfig {
   server: {
     bindAddr: string;
     port: number;
+    /** Host names and addresses clients reach the coordinator by, beyond the machine's own: SANs of its serving certificate. */
+    publicNames: string[];
     maxConnections: number;
     heartbeatIntervalSecs: number;
     heartbeatTimeoutSecs: number;
@@ -51,6 +53,7 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
   server: {
     bindAddr: '0.0.0.0',
     port: 8443,
+    publicNames: [],
     maxConnections: 10_000,
     heartbeatIntervalSecs: 30,
     heartbeatTimeoutSecs: 90,
@@ -186,6 +189,9 @@ const string = (expected: string) => z.string({ error: (iss) => `must be ${expec
 const table = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, { error: (iss) => (iss.code === 'invalid_type' ? `must be a table, not ${kindOf(iss.input)}` : undefined) });
 
+/** A DNS name: labels of letters, digits and inner hyphens, 253 characters at most. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
 /** Port 0 (a free port) is only for the command line: a deployed file must name its port. */
 const fileSchema = (portZeroAllowed: boolean) => {
   const portRange = portZeroAllowed ? 'from 0 to 65535' : 'from 1 to 65535';
@@ -202,6 +208,12 @@ const fileSchema = (portZeroAllowed: boolean) => {
       // (about 24.8 days) made the lease timer fire every millisecond instead.
       heartbeat_interval_secs: seconds.min(0.1, 'must be at least 0.1').max(3600, 'must be at most 3600 (an hour)').optional(),
       heartbeat_timeout_secs: seconds.max(86_400, 'must be at most 86400 (a day)').optional(),
+      public_names: z
+        .array(string('a host name or an IP address').refine((n) => isIP(n) !== 0 || HOST_NAME.test(n), 'must be a host name (grid.example.com) or an IP address'), {
+          error: (iss) => `must be a list of names, not ${kindOf(iss.input)}`,
+        })
+        .max(100, 'must name at most 100')
+        .optional(),
       max_https_connections_per_ip: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
       connections_per_ip_per_sec: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
     }).optional(),
@@ -304,6 +316,7 @@ function withDefaults(f: FileConfig): CoordinatorConfig {
     server: {
       bindAddr: f.server?.bind_addr ?? d.server.bindAddr,
       port: f.server?.port ?? d.server.port,
+      publicNames: f.server?.public_names ?? d.server.publicNames,
       maxConnections: f.server?.max_connections ?? d.server.maxConnections,
       heartbeatIntervalSecs: f.server?.heartbeat_interval_secs ?? d.server.heartbeatIntervalSecs,
       heartbeatTimeoutSecs: f.server?.heartbeat_timeout_secs ?? d.server.heartbeatTimeoutSecs,

@@ -83,7 +83,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
     await markInstanceWorkersOffline(db, instanceId, new Date());
     cluster = await openCluster({ db, databaseUrl: config.database.url, instanceId, logger: logger.child({ component: 'cluster' }) });
     const newAdminKey = await ensureAdminKey(db, dataDir);
-    const serverCert = await loadOrIssueServerCert(dataDir, ca, serverNames(config.server.bindAddr));
+    const serverCert = await loadOrIssueServerCert(dataDir, ca, serverNames(config.server.bindAddr, config.server.publicNames));
     const runtime = runtimeSettings(config, opts.tuning);
     const listening = await listenBoth({ config, runtime, ca, db, cluster, serverCert, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;

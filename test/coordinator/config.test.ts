@@ -136,6 +136,18 @@ describe('coordinator.toml', () => {
     expect(config.database).toEqual({ url: 'memory://', maxConnections: 10 });
   });
 
+  it('reads public_names, and refuses what is neither a host name nor an address', () => {
+    expect(parseCoordinatorConfig('[server]\npublic_names = ["grid.example.com", "203.0.113.7", "2001:db8::1"]\n', 'c.toml').config.server.publicNames).toEqual([
+      'grid.example.com',
+      '203.0.113.7',
+      '2001:db8::1',
+    ]);
+    expect(problemsOf('[server]\npublic_names = ["grid example", "https://grid.example.com"]\n')).toBe(
+      'coordinator.toml: server.public_names.0: must be a host name (grid.example.com) or an IP address\ncoordinator.toml: server.public_names.1: must be a host name (grid.example.com) or an IP address',
+    );
+    expect(problemsOf('[server]\npublic_names = "grid.example.com"\n')).toBe('coordinator.toml: server.public_names: must be a list of names, not a string');
+  });
+
   it('reads the HTTPS limits per address, and refuses what is not a whole number from 1 to 1000000', () => {
     const { config } = parseCoordinatorConfig('[server]\nmax_https_connections_per_ip = 16\nconnections_per_ip_per_sec = 4\n', 'c.toml');
     expect(config.server).toMatchObject({ maxHttpsConnectionsPerIp: 16, connectionsPerIpPerSec: 4 });

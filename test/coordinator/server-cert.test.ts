@@ -3,12 +3,13 @@
  * every start moved its notBefore, and shut out workers whose clock ran
  * behind), and replaced when it no longer fits.
  */
+import tls from 'node:tls';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOrCreateCa, loadOrIssueServerCert, serverNames } from '../../src/coordinator/ca.js';
 import { createCa, issueServerCert, readCert } from '../../src/transport/pki.js';
-import { removeTempDirs, tempDir } from '../helpers/grid.js';
+import { removeTempDirs, startTestCoordinator, tempDir } from '../helpers/grid.js';
 
 afterAll(removeTempDirs);
 
@@ -18,6 +19,31 @@ describe('the serving certificate', () => {
     const all = serverNames('0.0.0.0').ipAddresses;
     expect(all).toEqual(expect.arrayContaining(['127.0.0.1', '::1']));
     expect(all.some((ip) => /^fe80:/i.test(ip))).toBe(false);
+  });
+
+  it('adds the public names the operator lists, each as a host name or an address', () => {
+    const names = serverNames('10.1.2.3', ['Grid.Example.com', '203.0.113.7', '2001:db8::7']);
+    expect(names.dnsNames).toEqual(expect.arrayContaining(['gogrid-coordinator', 'localhost', 'grid.example.com']));
+    expect(names.ipAddresses).toEqual(['127.0.0.1', '::1', '10.1.2.3', '203.0.113.7', '2001:db8::7']);
+  });
+
+  it('lets an HTTPS client that dials a public name verify the coordinator, as curl or the openai client would', async () => {
+    const c = await startTestCoordinator({ toml: '[server]\npublic_names = ["grid.example.test", "203.0.113.7"]\n' });
+    try {
+      const verified = (servername: string) =>
+        new Promise<string | null>((resolve) => {
+          const socket = tls.connect({ host: '127.0.0.1', port: c.port, servername, ca: c.ca.material.certPem }, () => {
+            socket.end();
+            resolve(null);
+          });
+          socket.once('error', (e) => resolve(e.message));
+        });
+      expect(await verified('grid.example.test')).toBeNull();
+      expect(await verified('other.example.test')).toMatch(/Hostname\/IP does not match certificate's altnames/);
+      expect(readCert(await readFile(join(c.dataDir, 'server.crt'), 'utf8')).ipAddresses).toContain('203.0.113.7');
+    } finally {
+      await c.stop();
+    }
   });
 
   it('is issued once, backdated a day, and the same at the next start', async () => {
