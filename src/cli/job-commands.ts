@@ -40,6 +40,7 @@ interface SubmitFlags extends Target {
   arch?: string;
   minMemoryGib?: string;
   idempotencyKey?: string;
+  queueTimeout?: string;
   wait?: boolean;
 }
 
@@ -52,6 +53,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .requiredOption('--input <file.json>', 'the job input, e.g. {"inputs": {"x": {"dtype": "float32", "dims": [1, 4], "data": [1, 2, 3, 4]}}}; - for stdin')
       .option('--kind <kind>', 'executor kind', 'onnx')
       .option('--timeout <duration>', 'run time limit per attempt (90s, 30m, 2h)', '60s')
+      .option('--queue-timeout <duration>', 'fail the job if no worker takes it within this (2h, 7d; default 7d)')
       .option('--attempts <n>', 'attempts before the job fails', '3')
       .option('--priority <n>', 'higher runs first (-1000..1000)', '0')
       .option('--label <label>', 'a label the worker must have (repeatable)', (v: string, all: string[]) => [...all, v], [])
@@ -73,6 +75,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         input,
         requirements: requirementsOf(flags),
         timeoutMs: parseDurationSecs(flags.timeout, '--timeout') * 1000,
+        ...(flags.queueTimeout !== undefined && { queueTimeoutMs: parseDurationSecs(flags.queueTimeout, '--queue-timeout') * 1000 }),
         maxAttempts: Number(flags.attempts),
         priority: Number(flags.priority),
       };

@@ -34,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   checkJobPayload,
+  DEFAULT_QUEUE_TIMEOUT_MS,
   GridError,
   MAX_INLINE_PAYLOAD_BYTES,
   TERMINAL_JOB_STATES,
@@ -46,6 +47,7 @@ import type { Db } from './store/db.js';
 import {
   cancelJob,
   expireLeases,
+  expireQueued,
   handBackJob,
   keepResumeFrom,
   forgetJobText,
@@ -235,6 +237,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       priority: req.priority,
       now,
       forgetText,
+      queueDeadline: new Date(now.getTime() + (req.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS)),
     }));
   }
 
@@ -513,6 +516,9 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
       if (row.workerId) await this.endLease(row.workerId, row.id, { reason: 'lease expired' });
     }
     this.afterRelease(expired);
+    const waitedTooLong = await expireQueued(this.opts.db, new Date());
+    if (waitedTooLong.length > 0) this.opts.logger.warn({ jobs: waitedTooLong.map((r) => r.id) }, 'jobs failed: no worker took them within their queue timeout');
+    for (const row of waitedTooLong) this.finished(row);
   }
 
   /** Forgets a lease; with `cancel`, also tells its worker, if connected here, to stop the job. */

@@ -209,6 +209,7 @@ export function toJobInfo(row: JobRow, events?: JobEventRow[]): JobInfo {
     submittedAt: row.submittedAt.toISOString(),
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,
+    queueDeadline: row.queueDeadline?.toISOString() ?? null,
     ...(events ? { output: row.output ?? null, events: events.map((e) => ({ ...e, at: e.at.toISOString() })) } : {}),
   };
 }

@@ -117,6 +117,10 @@ export const JOB_STATES = ['queued', 'leased', 'running', 'succeeded', 'failed',
 export const JobState = z.enum(JOB_STATES);
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'canceled'];
 
+/** A job waits a week for a worker unless it says otherwise: long enough for desktops that are free only at night and on weekends. */
+export const DEFAULT_QUEUE_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+export const MAX_QUEUE_TIMEOUT_MS = 365 * 24 * 3600 * 1000;
+
 export const SubmitJobRequest = z.object({
   kind: line(32).min(1).default('onnx'),
   /** The model by content hash; it must already be stored (`gogrid models add`). */
@@ -124,6 +128,12 @@ export const SubmitJobRequest = z.object({
   input: json().refine((v) => v !== undefined, 'required'),
   requirements: JobRequirements.default({}),
   timeoutMs: z.number().int().positive().max(7 * 24 * 3600 * 1000).default(60_000),
+  /**
+   * How long the job may wait in the queue for a worker; past it, it fails
+   * with GG_ERR_NO_WORKER_AVAILABLE and the reason it was waiting.
+   * @default DEFAULT_QUEUE_TIMEOUT_MS
+   */
+  queueTimeoutMs: z.number().int().positive().max(MAX_QUEUE_TIMEOUT_MS).optional(),
   maxAttempts: z.number().int().min(1).max(100).default(3),
   /** Higher runs first. */
   priority: z.number().int().min(-1000).max(1000).default(0),
@@ -181,6 +191,8 @@ export const JobInfo = z.object({
   submittedAt: isoDate,
   startedAt: isoDate.nullable(),
   finishedAt: isoDate.nullable(),
+  /** Still queued then, the job fails; null for jobs from before queue timeouts. Absent from older coordinators. */
+  queueDeadline: isoDate.nullable().optional(),
   /** Only in single-job reads. */
   output: z.unknown().optional(),
   events: z.array(JobEvent).optional(),

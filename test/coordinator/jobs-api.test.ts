@@ -112,6 +112,17 @@ describe('POST /v1/jobs with { jobs: [...] }', () => {
     for (const j of SubmitJobsResponse.parse(JSON.parse(answer.body)).jobs) await c.api('POST', `/v1/jobs/${j.id}/cancel`);
   });
 
+  it('fails a job no worker takes within its queueTimeoutMs, with why it waited', async () => {
+    const info = JobInfo.parse(await c.api('POST', '/v1/jobs', tiny(8, { kind: 'nobody-runs-this', queueTimeoutMs: 1500 })));
+    expect(Date.parse(info.queueDeadline!) - Date.parse(info.submittedAt)).toBe(1500);
+    const done = await c.finished(info.id, 20_000);
+    expect(done).toMatchObject({ state: 'failed', error: { code: 'GG_ERR_NO_WORKER_AVAILABLE', message: expect.stringMatching(/^no worker took it within its queue timeout of 2 s; it was waiting because /) } });
+    // Without one, a week.
+    const plain = JobInfo.parse(await c.api('POST', '/v1/jobs', tiny(9, { requirements: { labels: ['nobody-has-this'] } })));
+    expect(Date.parse(plain.queueDeadline!) - Date.parse(plain.submittedAt)).toBe(7 * 24 * 3600 * 1000);
+    await c.api('POST', `/v1/jobs/${plain.id}/cancel`);
+  });
+
   it('still takes a single job and answers it alone', async () => {
     const info = JobInfo.parse(await c.api('POST', '/v1/jobs', tiny(7, { requirements: { labels: ['nobody-has-this'] } })));
     expect(info).toMatchObject({ state: 'queued', attempt: 0, model: { sha256: mlpSha } });

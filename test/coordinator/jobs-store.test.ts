@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cancelJob,
   expireLeases,
+  expireQueued,
   forgetJobText,
   getJob,
   keepResumeFrom,
@@ -156,6 +157,32 @@ describe.each(backends)('jobs on $name', (backend) => {
     expect(expired.map((r) => r.id)).toContain(lost.id);
     expect(expired.map((r) => r.id)).not.toContain(kept.id);
     expect(await getJob(db, kept.id)).toMatchObject({ state: 'leased', progress: 0.5, leaseExpiresAt: at(100) });
+  });
+
+  it('fails queued jobs past their queue deadline with why they waited, and leaves every other job alone', async () => {
+    // Other tests' jobs stay queued in this database: deadlines far from theirs (none) keep them out.
+    const waiting = await insertJob(db, newJob({ queueDeadline: at(100) }));
+    const noDeadline = await insertJob(db, newJob());
+    const taken = await insertJob(db, newJob({ queueDeadline: at(100) }));
+    const later = await insertJob(db, newJob({ queueDeadline: at(500) }));
+    await leaseJobs(db, [lease(taken.id, 'Lt')], at(1));
+    await setWaitingReasons(db, [{ jobId: waiting.id, reason: 'no worker runs llm jobs' }]);
+    expect(await expireQueued(db, at(99))).toEqual([]);
+    const failed = await expireQueued(db, at(101));
+    expect(failed.map((r) => r.id)).toEqual([waiting.id]);
+    expect(await getJob(db, waiting.id)).toMatchObject({
+      state: 'failed',
+      finishedAt: at(101),
+      error: { code: 'GG_ERR_NO_WORKER_AVAILABLE', message: 'no worker took it within its queue timeout of 100 s; it was waiting because no worker runs llm jobs' },
+    });
+    expect((await getJobEvents(db, waiting.id)).map((e) => [e.state, e.detail])).toEqual([
+      ['queued', 'submitted'],
+      ['failed', 'queue timeout'],
+    ]);
+    expect((await getJob(db, noDeadline.id))?.state).toBe('queued');
+    expect((await getJob(db, taken.id))?.state).toBe('leased');
+    expect((await getJob(db, later.id))?.state).toBe('queued');
+    expect((await getJob(db, later.id))?.queueDeadline).toEqual(at(500));
   });
 
   it('cancels queued and running jobs, returning who ran it; a result after cancel is stale', async () => {

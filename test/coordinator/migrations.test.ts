@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  expireQueued,
   findApiKeyBySha256,
   forgetSubmitKeys,
   getJob,
@@ -69,6 +70,9 @@ const WRITTEN_AT: Record<number, string> = {
   8: `
     INSERT INTO submit_keys (api_key_id, key, request_sha256, job_ids, created_at)
       VALUES ('k-v1', 'retry-8', '${hex('a')}', '{j-v7-failed-on}', '${T}');`,
+  9: `
+    INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, submitted_at, updated_at, queue_deadline)
+      VALUES ('j-v9-deadline', 'onnx', '${hex('f')}', 10, 'm.onnx', '{}', '{}', 1000, 3, 'queued', '${T}', '${T}', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -115,6 +119,10 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
     const retry = { apiKeyId: 'k-v1', key: 'retry-8', requestSha256: hex('a') };
     expect(await insertJobsOnce(db, [], { ...retry, now: new Date(T) })).toEqual({ earlier: { requestSha256: hex('a'), jobIds: ['j-v7-failed-on'] } });
     expect(await forgetSubmitKeys(db, new Date(Date.parse(T) + 1))).toBe(1);
+  },
+  9: async (db) => {
+    // Jobs from before version 9 have no deadline and are never expired; this one has, and is.
+    expect((await expireQueued(db, new Date(Date.parse(T) + 1))).map((r) => r.id)).toEqual(['j-v9-deadline']);
   },
 };
 

@@ -126,7 +126,7 @@ const request = fc.record({
   body: fc.option(
     fc.oneof(
       hostileJson,
-      withHostileField({ model: { sha256: 'a'.repeat(64) }, input: { inputs: {} } }, ['kind', 'input', 'requirements.labels', 'timeoutMs', 'model.sha256']),
+      withHostileField({ model: { sha256: 'a'.repeat(64) }, input: { inputs: {} } }, ['kind', 'input', 'requirements.labels', 'timeoutMs', 'queueTimeoutMs', 'model.sha256']),
       withHostileField({ ttlSecs: 60, description: 'd' }, ['description', 'ttlSecs', 'maxUses']),
       withHostileField({ scope: 'inference', name: 'n' }, ['scope', 'name']),
       withHostileField({ model: 'm', messages: [{ role: 'user', content: 'hi' }], prompt: 'p', max_tokens: 4 }, ['model', 'messages.0.content', 'messages.0.role', 'prompt', 'stop', 'seed', 'max_tokens']),

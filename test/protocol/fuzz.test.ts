@@ -138,7 +138,7 @@ describe('control messages', () => {
 
 const submit = { model: { sha256: 'a'.repeat(64) }, input: { inputs: { x: { dtype: 'float32', dims: [1], data: [1] } } }, requirements: { labels: ['gpu'] } };
 const BODIES: [string, Parameters<typeof parseBody>[0], Record<string, unknown>, string[]][] = [
-  ['a submit', SubmitJobRequest, submit, ['kind', 'input', 'input.inputs', 'requirements.labels', 'requirements.os', 'requirements.gpu.backend', 'timeoutMs', 'priority', 'maxAttempts']],
+  ['a submit', SubmitJobRequest, submit, ['kind', 'input', 'input.inputs', 'requirements.labels', 'requirements.os', 'requirements.gpu.backend', 'timeoutMs', 'queueTimeoutMs', 'priority', 'maxAttempts']],
   ['a batch submit', SubmitJobsRequest, { jobs: [submit] }, ['jobs', 'jobs.0.kind', 'jobs.0.input']],
   ['a token', CreateTokenRequest, { ttlSecs: 60, maxUses: 1, description: 'd' }, ['description', 'ttlSecs', 'maxUses']],
   ['an enrollment', EnrollRequest, { tokenId: 'abcdefgh', tokenSecret: 'A'.repeat(22), csrPem: 'x', proposedWorkerId: 'w-1', name: 'n' }, ['name', 'csrPem', 'proposedWorkerId', 'tokenId']],

@@ -48,6 +48,7 @@ export const JobRow = z
     submitted_at: z.date(),
     started_at: z.date().nullable(),
     finished_at: z.date().nullable(),
+    queue_deadline: z.date().nullable(),
   })
   .transform((r) => ({
     id: r.id,
@@ -73,6 +74,8 @@ export const JobRow = z
     submittedAt: r.submitted_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    /** A job still queued then fails (expireQueued); null: it waits as long as it takes. */
+    queueDeadline: r.queue_deadline,
   }));
 export type JobRow = z.output<typeof JobRow>;
 
@@ -83,7 +86,7 @@ export type JobEventRow = z.output<typeof JobEventRow>;
 
 /** Columns for lists and the scheduler: everything but the (possibly large) input and output. */
 const SUMMARY = `id, kind, model_sha256, model_size, model_name, requirements, timeout_ms, max_attempts, priority, state,
-  attempt, lease_id, lease_expires_at, worker_id, instance_id, progress, waiting_reason, error, submitted_at, started_at, finished_at`;
+  attempt, lease_id, lease_expires_at, worker_id, instance_id, progress, waiting_reason, error, submitted_at, started_at, finished_at, queue_deadline`;
 
 const rows = (r: unknown[]) => r.map((x) => JobRow.parse(x));
 
@@ -106,6 +109,8 @@ export interface NewJob {
   now: Date;
   /** Forget its prompt and answer once it ends (`forgetJobText`). @default false */
   forgetText?: boolean;
+  /** Still queued then, it fails (expireQueued). @default none */
+  queueDeadline?: Date | null;
 }
 
 /**
@@ -119,11 +124,11 @@ export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void>
   await db.query(
     `WITH changed AS (
        INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts,
-                         priority, state, submitted_at, updated_at, forget_text)
-       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at, forget_text
+                         priority, state, submitted_at, updated_at, forget_text, queue_deadline)
+       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at, forget_text, queue_deadline
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
-                   $10::integer[], $11::timestamptz[], $12::boolean[])
-         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at, forget_text)
+                   $10::integer[], $11::timestamptz[], $12::boolean[], $13::timestamptz[])
+         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at, forget_text, queue_deadline)
        RETURNING id, updated_at, attempt, worker_id
      ), ${EVENTS(`'queued'`, `'submitted'`)}
      SELECT count(*) AS n FROM changed`,
@@ -140,6 +145,7 @@ export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void>
       col((j) => j.priority),
       col((j) => j.now),
       col((j) => j.forgetText === true),
+      col((j) => j.queueDeadline ?? null),
     ],
   );
 }
@@ -169,6 +175,7 @@ export function queuedJobRow(j: NewJob): JobRow {
     submittedAt: j.now,
     startedAt: null,
     finishedAt: null,
+    queueDeadline: j.queueDeadline ?? null,
   };
 }
 
@@ -468,6 +475,25 @@ export async function cancelJob(db: Db, id: string, now: Date): Promise<JobRow |
     [id, now],
   );
   return r[0] === undefined ? null : JobRow.parse(r[0]);
+}
+
+/**
+ * Fails the queued jobs whose queue deadline passed, with
+ * GG_ERR_NO_WORKER_AVAILABLE and why they were waiting; returns them.
+ */
+export async function expireQueued(db: Db, now: Date): Promise<JobRow[]> {
+  const r = await db.query(
+    `WITH changed AS (
+       UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1,
+              error = jsonb_build_object('code', 'GG_ERR_NO_WORKER_AVAILABLE', 'message',
+                'no worker took it within its queue timeout of ' || round(extract(epoch FROM queue_deadline - submitted_at))::bigint || ' s'
+                || coalesce('; it was waiting because ' || waiting_reason, ''))
+       WHERE state = 'queued' AND queue_deadline < $1 RETURNING *
+     ), ${EVENTS(`'failed'`, `'queue timeout'`)}
+     SELECT ${SUMMARY} FROM changed`,
+    [now],
+  );
+  return rows(r);
 }
 
 /** Records why queued jobs are waiting; only rows whose reason changed are written. */

@@ -190,6 +190,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX submit_keys_created_at ON submit_keys (created_at);
     `,
   },
+  {
+    version: 9,
+    name: 'a deadline for leaving the queue',
+    // A job no worker takes by then fails with its waiting reason, instead of
+    // waiting for ever (a kind no worker runs, a label nobody has). Jobs from
+    // before have none, and keep waiting as they were promised.
+    up: `
+      ALTER TABLE jobs ADD COLUMN queue_deadline timestamptz;
+      CREATE INDEX jobs_queue_deadline ON jobs (queue_deadline) WHERE state = 'queued';
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
