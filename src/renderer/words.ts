@@ -35,7 +35,8 @@ export function activityTitle(policy: WorkerView['policy'], connection: Connecti
   if (policy.run && connection !== 'online') return 'Ready to run once connected';
   if (policy.run) return policy.byAdmin ? 'Running, within limits set by your administrator' : 'Running';
   if (policy.byAdmin) return 'Paused by your administrator';
-  if (policy.control.state === 'snoozed') return `Snoozed until ${clock(policy.control.untilMs)}`;
+  // Until when is the reason line's, in the worker's words ("tomorrow 15:20"): said once, one way.
+  if (policy.control.state === 'snoozed') return 'Snoozed';
   return 'Paused';
 }
 

@@ -129,6 +129,45 @@ describe('settings', () => {
       expect(errors).toEqual([]);
     }));
 
+  it('Custom shows its rules, sends them all with Save rules, keeps the weekly windows, and shows a refusal', () =>
+    withWindow('idle', async ({ page, target, errors }) => {
+      expect(await page.locator('#custom-settings').isHidden()).toBe(true);
+      const schedule = [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'] as ('mon' | 'tue' | 'wed' | 'thu' | 'fri')[], from: '19:00', to: '07:00' }];
+      const custom = { preset: 'custom' as const, idleMinutes: 10, runOnBattery: true, cpuThresholdPercent: null, schedule };
+      target.current = { ...target.current, settings: { ...target.current.settings, policy: custom } };
+      await page.locator('#custom-settings').waitFor({ state: 'visible' });
+      expect(await page.locator('#custom-idle').inputValue()).toBe('10');
+      expect(await page.locator('#custom-battery').isChecked()).toBe(true);
+      expect(await page.locator('#custom-min-battery').inputValue()).toBe('50');
+      expect(await page.locator('#custom-cpu').inputValue()).toBe('');
+      expect(await page.locator('#custom-slots').inputValue()).toBe('1');
+      expect(await page.locator('#custom-schedule').innerText()).toBe('Only within 1 weekly window (kept as set).');
+      await screenshot(page, 'settings-custom-light');
+
+      await page.locator('#custom-idle').fill('15');
+      await page.locator('#custom-in-use').check();
+      await page.locator('#custom-cpu').fill('70');
+      await page.locator('#custom-gpu').selectOption('never');
+      await page.locator('#custom-cores').fill('2');
+      await page.getByRole('button', { name: 'Save rules' }).click();
+      expect((await target.calledTimes(1))[0]).toEqual({
+        method: 'updateSettings',
+        arg: {
+          policy: { preset: 'custom', idleMinutes: 15, minBatteryPercent: 50, cpuThresholdPercent: 70, maxCores: 2, slots: 1, runWhileInUse: true, runOnBattery: true, gpu: 'never', schedule },
+        },
+      });
+
+      // Out of range: the control endpoint's schema refuses it before the host sees it, in the schema's words.
+      await page.locator('#custom-idle').fill('5000');
+      await page.getByRole('button', { name: 'Save rules' }).click();
+      await expectText(page.locator('#custom-error'), 'policy.idleMinutes: Too big: expected number to be <=1440');
+      await page.locator('#custom-slots').fill('1.5');
+      await page.getByRole('button', { name: 'Save rules' }).click();
+      await expectText(page.locator('#custom-error'), 'Jobs at once: "1.5" is not a whole number');
+      expect(target.calls).toHaveLength(1);
+      expect(errors).toEqual([]);
+    }));
+
   it('start at login sends { startAtLogin } and flips back when refused', () =>
     withWindow('idle', async ({ page, target, errors }) => {
       target.refuseNext = new GridError('GG_ERR_INTERNAL', 'could not write ~/.config/autostart/gogrid-worker.desktop');

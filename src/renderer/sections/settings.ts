@@ -1,9 +1,10 @@
-/** The owner's settings: coordinator address, preset, start at login. Nothing is saved when the host refuses. */
+/** The owner's settings: coordinator address, preset (and Custom's rules), start at login. Nothing is saved when the host refuses. */
 import type { SettingsUpdate, WorkerView } from '../../protocol/control.js';
 import type { PresetName } from '../../protocol/policy.js';
 import { changeTracker, h } from '../dom.js';
 import type { BridgeError } from '../bridge.js';
 import { field } from './form.js';
+import { customSettings } from './custom-settings.js';
 import type { Section, Ui } from './section.js';
 
 const PRESETS: Record<PresetName, { label: string; hint: string }> = {
@@ -26,15 +27,6 @@ export function settingsSection(ui: Ui): Section {
   const loginError = h('p', { id: 'settings-login-error', class: 'field-error', role: 'alert' });
   const loginRow = h('div', { class: 'field check' }, h('label', { for: 'settings-login' }, login, ' Start at login'), loginError);
 
-  const el = h(
-    'section',
-    { class: 'settings', 'aria-labelledby': 'settings-title' },
-    h('h2', { id: 'settings-title' }, 'Settings'),
-    form,
-    h('div', { class: 'field' }, h('label', { for: 'settings-preset' }, 'Mode'), preset, presetHint, presetError),
-    loginRow,
-  );
-
   let current: WorkerView['settings'] | null = null;
   let dirty = false;
   const changed = changeTracker();
@@ -43,6 +35,17 @@ export function settingsSection(ui: Ui): Section {
     show(failed);
     return failed;
   };
+  const custom = customSettings(async (policy) => (await send({ policy }, () => {}))?.message ?? null);
+
+  const el = h(
+    'section',
+    { class: 'settings', 'aria-labelledby': 'settings-title' },
+    h('h2', { id: 'settings-title' }, 'Settings'),
+    form,
+    h('div', { class: 'field' }, h('label', { for: 'settings-preset' }, 'Mode'), preset, presetHint, presetError),
+    custom.el,
+    loginRow,
+  );
 
   const showPreset = (name: PresetName) => {
     preset.value = name;
@@ -88,6 +91,7 @@ export function settingsSection(ui: Ui): Section {
       // Never overwrite what the owner is typing.
       if (!dirty && document.activeElement !== coordinator.input) coordinator.input.value = address ?? '';
       showPreset(view.settings.policy.preset);
+      custom.show(view.settings.policy);
       loginRow.hidden = view.settings.startAtLogin === null;
       login.checked = view.settings.startAtLogin === true;
     },

@@ -36,10 +36,10 @@ export const reasons = {
   batteryLow: (charge: number | null) =>
     charge === null ? 'Battery low: waiting for the charger' : `Battery low (${percent(charge)}): waiting for the charger`,
   inUse: 'You are using this computer',
-  inUseUnknown: 'Cannot tell whether you are using this computer',
+  inUseUnknown: 'Cannot tell whether you are using this computer (no input or screen-lock signal here): choose Dedicated, or Custom with "Run while I use this computer"',
   cpuBusy: (usePercent: number) => `Other programs are using ${percent(usePercent)} of the CPU`,
   cpuWasBusy: (usePercent: number) => `Other programs were just using ${percent(usePercent)} of the CPU`,
-  runningDedicated: 'Running (dedicated)',
+  runningDedicated: 'Always on: this computer is dedicated to the grid',
   runningIdle: (idleMs: number) => `Running: this computer has been idle for ${formatDuration(idleMs)}`,
   runningLocked: 'Running: the screen is locked',
   runningInUse: (gpuWaits: boolean) => (gpuWaits ? 'Running while you use this computer, without the GPU' : 'Running while you use this computer'),

@@ -13,7 +13,7 @@ export const SAMPLE_VIEW: WorkerView = WorkerView.parse({
   worker: { id: 'w-test', name: 'test box' },
   hardware: { summary: 'Test CPU · 2 threads · 4 GiB', cpu: 'Test CPU', threads: 2, memoryBytes: 4 * 2 ** 30, gpus: [], os: 'linux x64' },
   jobs: { running: [], completedToday: 0, failedToday: 0, lastError: null },
-  policy: { run: true, cause: 'running', reason: 'Running (dedicated)', control: { state: 'active' }, byAdmin: false },
+  policy: { run: true, cause: 'running', reason: 'Always on: this computer is dedicated to the grid', control: { state: 'active' }, byAdmin: false },
   settings: { policy: { preset: 'dedicated' }, startAtLogin: null },
 });
 
@@ -41,7 +41,7 @@ export class MemoryTarget extends EventEmitter<{ view: [WorkerView] }> implement
             ? { state: 'finishing' }
             : { state: 'snoozed', untilMs: action.untilMs ?? Date.now() + action.minutes! * 60_000 };
     const reason = {
-      active: 'Running (dedicated)',
+      active: 'Always on: this computer is dedicated to the grid',
       paused: 'Paused by you',
       finishing: 'Finishing the current job, then pausing',
       snoozed: 'Snoozed until later',

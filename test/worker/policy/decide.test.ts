@@ -38,8 +38,8 @@ describe('input: start after N minutes without input, stop at once on input', ()
     [0, true, running('Running: the screen is locked')], // a nudge at the lock screen is not use
     [600, true, running('Running: the screen is locked')],
     [null, true, running('Running: the screen is locked')], // locking tells us what no idle source could
-    [null, false, paused('input', 'Cannot tell whether you are using this computer')],
-    [null, null, paused('input', 'Cannot tell whether you are using this computer')],
+    [null, false, paused('input', 'Cannot tell whether you are using this computer (no input or screen-lock signal here): choose Dedicated, or Custom with "Run while I use this computer"')],
+    [null, null, paused('input', 'Cannot tell whether you are using this computer (no input or screen-lock signal here): choose Dedicated, or Custom with "Run while I use this computer"')],
     [0, null, paused('input', 'You are using this computer')],
     [300, null, running('Running: this computer has been idle for 5 min')],
   ])('idle %s s, screen locked %s → %j', (idleSeconds, screenLocked, expected) => {
@@ -170,8 +170,8 @@ describe("the owner's controls", () => {
 describe('presets', () => {
   const hostile: Partial<Signals> = { idleSeconds: 0, onBattery: true, batteryPercent: 3, otherCpu: 1 };
   it('dedicated runs whatever the machine is doing', () => {
-    expect(decide(dedicated, { ...FREE, ...hostile }, INITIAL_MEMORY, utc(MONDAY_NOON))).toMatchObject({ run: true, acceptJobs: true, gpu: true, reason: 'Running (dedicated)' });
-    expect(once(dedicated, { idleSeconds: null, screenLocked: null, onBattery: null, otherCpu: null })).toEqual(running('Running (dedicated)'));
+    expect(decide(dedicated, { ...FREE, ...hostile }, INITIAL_MEMORY, utc(MONDAY_NOON))).toMatchObject({ run: true, acceptJobs: true, gpu: true, reason: 'Always on: this computer is dedicated to the grid' });
+    expect(once(dedicated, { idleSeconds: null, screenLocked: null, onBattery: null, otherCpu: null })).toEqual(running('Always on: this computer is dedicated to the grid'));
   });
 
   it('desktop steps aside for the same machine', () => {
@@ -196,7 +196,7 @@ describe('GPU', () => {
     ['desktop, away', desktop, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min'],
     ['desktop, locked', desktop, { idleSeconds: 2, screenLocked: true }, true, 'Running: the screen is locked'],
     ['desktop, paused', desktop, { idleSeconds: 2 }, false, 'You are using this computer'],
-    ['dedicated', dedicated, { idleSeconds: 2 }, true, 'Running (dedicated)'],
+    ['dedicated', dedicated, { idleSeconds: 2 }, true, 'Always on: this computer is dedicated to the grid'],
     ['run while in use, in use', inUse, { idleSeconds: 2 }, false, 'Running while you use this computer, without the GPU'],
     ['run while in use, away', inUse, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min'],
     ['run while in use, unknown', inUse, { idleSeconds: null }, false, 'Running without the GPU: cannot tell whether you are using this computer'],
@@ -227,7 +227,7 @@ describe('administrator', () => {
   const byAdmin = (settings: PolicySettings) => compilePolicy({ preset: 'dedicated' }, { settings });
   it.each([
     ['input', byAdmin({ preset: 'desktop' }), { idleSeconds: 3 }, paused('input', 'You are using this computer (rule set by your administrator)')],
-    ['unknown input', byAdmin({ preset: 'desktop' }), { idleSeconds: null }, paused('input', 'Cannot tell whether you are using this computer (rule set by your administrator)')],
+    ['unknown input', byAdmin({ preset: 'desktop' }), { idleSeconds: null }, paused('input', 'Cannot tell whether you are using this computer (no input or screen-lock signal here): choose Dedicated, or Custom with "Run while I use this computer" (rule set by your administrator)')],
     ['battery', byAdmin({ preset: 'desktop' }), { onBattery: true, batteryPercent: 38 }, paused('battery', 'On battery (38 %; rule set by your administrator)')],
     ['CPU', byAdmin({ preset: 'desktop' }), { otherCpu: 0.72 }, paused('cpu', 'Other programs are using 72 % of the CPU (rule set by your administrator)')],
     [
@@ -237,7 +237,7 @@ describe('administrator', () => {
       paused('schedule', 'Outside the schedule (runs 19:00\u201307:00; rule set by your administrator)'),
     ],
     ['running', byAdmin({ preset: 'desktop' }), {}, running('Running: this computer has been idle for 10 min (rules set by your administrator)')],
-    ['dedicated', byAdmin({ preset: 'dedicated' }), { idleSeconds: 0 }, running('Running (dedicated; rules set by your administrator)')],
+    ['dedicated', byAdmin({ preset: 'dedicated' }), { idleSeconds: 0 }, running('Always on: this computer is dedicated to the grid (rules set by your administrator)')],
     ['your pause', byAdmin({ preset: 'desktop' }), { control: { state: 'paused' } }, paused('user', 'Paused by you')],
     ['your snooze', byAdmin({ preset: 'desktop' }), { control: { state: 'snoozed', untilMs: MONDAY_NOON + 60_000 } }, paused('snooze', 'Snoozed until 12:01')],
   ] as const)("the administrator's rules say so: %s", (_name, policy, signals, expected) => {

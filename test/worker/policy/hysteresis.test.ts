@@ -91,7 +91,7 @@ describe('input', () => {
       [10, { idleSeconds: 5 }],
     ]);
     expect(pattern(ds)).toBe('R.R...');
-    expect(ds[1]!.reason).toBe('Cannot tell whether you are using this computer');
+    expect(ds[1]!.reason).toBe('Cannot tell whether you are using this computer (no input or screen-lock signal here): choose Dedicated, or Custom with "Run while I use this computer"');
   });
 
   it('locking and unlocking the screen', () => {
