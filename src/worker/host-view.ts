@@ -6,6 +6,7 @@
  *   const view = workerView({ appVersion, connection, worker, decision, holdBack, ... });
  *   hardwareView(report).summary  // "Intel Core i7-8700 · 12 threads · 31.2 GiB · NVIDIA RTX 3060"
  */
+import { z } from 'zod';
 import type { ConnectionState, HardwareReport, PolicySettings, UserControl, WorkerView } from '../protocol/index.js';
 import type { Decision } from './policy/index.js';
 import type { RunningWorker } from './worker.js';
@@ -64,12 +65,33 @@ export function hardwareView(h: HardwareReport): NonNullable<WorkerView['hardwar
   return { summary, cpu, threads: h.cpu.threads, memoryBytes: memory, gpus, os };
 }
 
-/** Jobs finished since local midnight, and the last failure. */
+/** What DayCounts keeps across restarts (`today.json` in the data dir). */
+const SavedCounts = z.object({
+  day: z.string().max(64),
+  completed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  lastError: z.object({ message: z.string().max(8192), at: z.string().max(64) }).nullable(),
+});
+export type SavedCounts = z.infer<typeof SavedCounts>;
+
+/** Jobs finished since local midnight, and the last failure; kept across restarts by the host. */
 export class DayCounts {
   private day = '';
   private completed = 0;
   private failed = 0;
   private lastError: { message: string; at: string } | null = null;
+
+  /** From what `saved()` returned before a restart; anything unreadable starts the day at zero. */
+  static restore(saved: unknown): DayCounts {
+    const counts = new DayCounts();
+    const parsed = SavedCounts.safeParse(saved);
+    if (parsed.success) Object.assign(counts, parsed.data);
+    return counts;
+  }
+
+  saved(): SavedCounts {
+    return { day: this.day, completed: this.completed, failed: this.failed, lastError: this.lastError };
+  }
 
   record(e: { ok: boolean; error: string | null; at: Date }): void {
     this.roll(e.at);

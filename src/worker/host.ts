@@ -23,6 +23,9 @@
  * the agent's state says why, and `whenEnded` tells the headless command.
  */
 import { EventEmitter, once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../common/files.js';
 import type { Logger } from 'pino';
 import {
   GridError,
@@ -89,8 +92,15 @@ const ALLOWED: Record<HostState, readonly HostState[]> = {
   stopped: [],
 };
 
+/** Today's job counts, so a restart (an update, a reboot) does not reset "3 jobs completed today". */
+const countsPath = (dataDir: string) => join(dataDir, 'today.json');
+
 export async function openWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
-  const host = new WorkerHost(opts, await loadHostSettings(opts.dataDir, (problem) => opts.logger.warn(problem)));
+  // Missing, unreadable or not JSON: the day starts at zero (it is only a count).
+  const saved: unknown = await readFile(countsPath(opts.dataDir), 'utf8')
+    .then((text) => JSON.parse(text) as unknown)
+    .catch(() => null);
+  const host = new WorkerHost(opts, await loadHostSettings(opts.dataDir, (problem) => opts.logger.warn(problem)), DayCounts.restore(saved));
   await host.open();
   return host;
 }
@@ -104,13 +114,15 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
   private connection: { state: ConnectionState; detail: string | null } = { state: 'connecting', detail: null };
   private policy: Policy;
   private readonly loop: PolicyLoop;
-  private readonly counts = new DayCounts();
   private shutdown: Promise<void> | null = null;
+  /** A write of today.json is due (at most one a second, however many jobs end). */
+  private countsTimer: NodeJS.Timeout | null = null;
   private lastView = '';
 
   constructor(
     private readonly opts: WorkerHostOptions,
     private settings: HostSettings,
+    private readonly counts: DayCounts = new DayCounts(),
   ) {
     super();
     this.policy = policyInForce(settings, opts.defaultPreset);
@@ -249,7 +261,22 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
       await w.agent.stop();
       await w.closed;
     }
+    if (this.countsTimer) await this.saveCounts();
     this.transition('stopped', null);
+  }
+
+  private saveCountsSoon(): void {
+    if (this.countsTimer) return;
+    this.countsTimer = setTimeout(() => void this.saveCounts(), 1000);
+    this.countsTimer.unref();
+  }
+
+  private async saveCounts(): Promise<void> {
+    if (this.countsTimer) clearTimeout(this.countsTimer);
+    this.countsTimer = null;
+    await writeFileAtomic(countsPath(this.opts.dataDir), JSON.stringify(this.counts.saved()), 0o600).catch((e: unknown) =>
+      this.opts.logger.warn({ err: e }, "could not save today's job counts; they start again from the saved ones at the next start"),
+    );
   }
 
   // ---------------------------------------------------------------- internals
@@ -335,6 +362,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     });
     worker.runner.on('finished', (e) => {
       this.counts.record(e);
+      this.saveCountsSoon();
       this.emitView();
     });
     this.setConnection(worker.agent.state.state, worker.agent.state.detail);

@@ -202,6 +202,24 @@ describe('the worker host', () => {
     expect((await open({ signals: scriptedSignals(), dataDir })).view().policy.control).toEqual({ state: 'active' });
   });
 
+  it("keeps today's job counts across a restart, and starts from zero when the file is unreadable", { timeout: 60_000 }, async () => {
+    const dataDir = await tempDir('gogrid-host-');
+    const host = await open({ dataDir, signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
+    await untilView(host, (v) => v.connection.state === 'online');
+    const sha256 = await c.addModel(fixtures.mlp);
+    const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256 }, input: { inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } } }));
+    expect((await c.finished(job.id)).state).toBe('succeeded');
+    await untilView(host, (v) => v.jobs.completedToday === 1);
+    await host.quit({ graceMs: 0 });
+
+    const again = await open({ dataDir, signals: scriptedSignals() });
+    expect(again.view().jobs.completedToday).toBe(1);
+    await again.quit({ graceMs: 0 });
+
+    await writeFile(join(dataDir, 'today.json'), '{ not json');
+    expect((await open({ dataDir, signals: scriptedSignals() })).view().jobs.completedToday).toBe(0);
+  });
+
   it('rejects bad settings and saves nothing', async () => {
     const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
     await expect(host.updateSettings({ coordinator: 'bad address:99999' })).rejects.toMatchObject({ code: 'GG_ERR_CONFIG_INVALID' });
