@@ -8,6 +8,7 @@
  * (package.json + node.napi.node), as if every platform's were installed: the
  * filters must drop the foreign ones wherever they come from.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,5 +107,32 @@ describe('native modules in the packed app', () => {
     expect(_linux).toBeDefined();
     const kept = keptNodeModuleFiles(withoutLinux, target, packages).filter((f) => NATIVE_BINARY.test(f));
     expect(kept.some((f) => !isOwn(f, target))).toBe(true);
+  });
+});
+
+/** The GLIBC_* versions an ELF file needs (its version-needs section), as [major, minor]. */
+function glibcNeeds(file: string): [number, number][] {
+  const r = spawnSync('readelf', ['--version-info', '--wide', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`readelf ${file}: ${r.stderr}`);
+  return [...r.stdout.matchAll(/Name: GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+}
+
+const hasReadelf = spawnSync('readelf', ['--version']).status === 0;
+const inCi = Boolean(process.env['CI']);
+if (!hasReadelf && !inCi) console.warn('glibc check skipped: readelf is not installed (binutils); with CI set it fails instead');
+
+describe("the .deb's C library", () => {
+  it.runIf(hasReadelf || inCi)('is declared at the highest GLIBC version any Linux binary it ships needs, no lower and no higher', () => {
+    const linux = TARGETS[0];
+    const shipped = keptNodeModuleFiles(config, linux, packages).filter((f) => NATIVE_BINARY.test(f));
+    const needs = shipped.map((f) => ({ file: f, versions: glibcNeeds(path.join(ROOT, f)) }));
+    expect(needs.length).toBeGreaterThan(3);
+    const highest = needs.flatMap((n) => n.versions).reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a));
+    const depends = z.object({ depends: z.array(z.string()) }).parse(config['deb']).depends;
+    const declared = depends.map((d) => /^libc6 \(>= (\d+)\.(\d+)\)$/.exec(d)).find((m) => m !== null);
+    expect(declared, `deb.depends names no "libc6 (>= X.Y)": ${depends.join(', ')}`).toBeDefined();
+    expect([Number(declared![1]), Number(declared![2])]).toEqual(highest);
+    // electron-builder's own dependencies are kept beside it (a depends list replaces them).
+    expect(depends).toEqual(expect.arrayContaining(['libgtk-3-0', 'libnss3', 'xdg-utils', 'libsecret-1-0']));
   });
 });
