@@ -88,9 +88,18 @@ export function useCoordinatorFeed(updater: AppUpdater, url: string, tls: () => 
 /**
  * Why this install cannot update itself, or null when it can. An MSI
  * install has no updater in electron-updater (Windows self-update is NSIS
- * only); fleets update it by deploying the new .msi.
+ * only); fleets update it by deploying the new .msi. A .deb is left to apt:
+ * electron-updater's deb updater runs `pkexec dpkg -i` on the main process,
+ * a password prompt out of nowhere and a frozen app, at update time and at
+ * every quit. On Linux only an AppImage (APPIMAGE set by its runtime) updates itself.
  */
-export function selfUpdateBlocker(platform: NodeJS.Platform = process.platform, exePath: string = process.execPath, productName = 'GoGrid Worker'): string | null {
+export function selfUpdateBlocker(
+  platform: NodeJS.Platform = process.platform,
+  exePath: string = process.execPath,
+  productName = 'GoGrid Worker',
+  env: NodeJS.ProcessEnv = process.env,
+): string | null {
+  if (platform === 'linux') return env['APPIMAGE'] ? null : 'installed from a .deb: updates come with apt (or however the .deb was deployed), not from the app';
   if (platform !== 'win32') return null;
   // The NSIS installer leaves its uninstaller beside the executable; the MSI does not.
   const uninstaller = path.win32.join(path.win32.dirname(exePath), `Uninstall ${productName}.exe`);

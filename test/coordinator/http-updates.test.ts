@@ -202,8 +202,9 @@ describe('electron-updater against the served feed', () => {
 });
 
 describe('selfUpdateBlocker', () => {
-  it('lets every install but an MSI one update itself', () => {
-    expect(selfUpdateBlocker('linux')).toBeNull();
+  it('lets an NSIS, macOS or AppImage install update itself, and leaves an MSI or a .deb to how it was deployed', () => {
+    expect(selfUpdateBlocker('linux', '/tmp/.mount_x/gogrid-worker', 'GoGrid Worker', { APPIMAGE: '/home/a/GoGrid.AppImage' })).toBeNull();
+    expect(selfUpdateBlocker('linux', '/opt/GoGrid Worker/gogrid-worker', 'GoGrid Worker', {})).toMatch(/^installed from a \.deb: updates come with apt/);
     expect(selfUpdateBlocker('darwin')).toBeNull();
     expect(selfUpdateBlocker('win32', 'C:\\Program Files\\GoGrid Worker\\GoGrid Worker.exe')).toMatch(/installed from an \.msi/);
   });
