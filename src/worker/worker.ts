@@ -22,6 +22,7 @@ import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
 import { canRunKind, executorKinds, jobMemoryLimitBytes, JobProcessLeftovers, JobProcessPool, memoryLimitOfKind } from './executors/index.js';
 import { probeLlmRuntime } from './executors/llm-probe.js';
+import { unloadableKinds } from './executors/runtime-probe.js';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelayMs } from './backoff.js';
@@ -105,7 +106,8 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   const probes = opts.agent?.probes ?? { hardware: () => collectWorkerHardware(opts.logger), load: () => sampleLoad() };
   const jobsOpts = opts.jobs ?? {};
   const slots = jobsOpts.slots ?? WORKER_DEFAULTS.slots;
-  const probed = await probes.hardware();
+  // Beside the hardware probes, not after them: a fork and a library load, ~0.3 s.
+  const [probed, unloadable] = await Promise.all([probes.hardware(), unloadableKinds(executorKinds())]);
   const memoryLimit = jobMemoryLimitBytes({ totalBytes: probed.memory.totalBytes, cgroupLimitBytes: probed.memory.limitBytes ?? null, slots });
   const hardware = { ...probed, memory: { ...probed.memory, jobLimitBytes: memoryLimit } };
   // The agent is created below; the downloader reads its identity at each
@@ -118,7 +120,11 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     download: httpsModelDownloader({ baseUrl, tls: () => current() }),
     logger: opts.logger,
   });
-  const executors = executorKinds().filter((k) => canRunKind(k, hardware));
+  const platformKinds = executorKinds().filter((k) => canRunKind(k, hardware));
+  for (const [kind, why] of unloadable) {
+    if (platformKinds.includes(kind)) opts.logger.warn(`${kind} jobs are not taken on this machine: its runtime does not load here (${why})`);
+  }
+  const executors = platformKinds.filter((k) => !unloadable.has(k));
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.

@@ -162,6 +162,7 @@ describe('the app electron-builder packs', () => {
     // The worker core and the job processes it forks.
     expect(packed('dist/worker/executors/job-process.js')).toBe(true);
     expect(packed('dist/worker/executors/llm-probe-process.js')).toBe(true);
+    expect(packed('dist/worker/executors/runtime-probe-process.js')).toBe(true);
   });
 
   it('builds each entry point from a source file that exists', () => {

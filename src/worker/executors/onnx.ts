@@ -32,6 +32,11 @@ export const onnxExecutor: Executor = {
   kind: 'onnx',
   canRun: (hardware) => PLATFORMS.has(`${hardware.os.platform}/${hardware.os.arch}`),
 
+  async load() {
+    // Importing it loads onnxruntime_binding.node and the onnxruntime library with it.
+    await import('onnxruntime-node');
+  },
+
   async run(job, ctx) {
     const input = parseInput(job.input);
     ctx.onProgress(0, 'loading model');

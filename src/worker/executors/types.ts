@@ -25,6 +25,13 @@ export interface Executor {
   /** Whether this machine can run jobs of this kind at all (runtime present, platform supported). */
   canRun(hardware: HardwareReport): boolean;
   /**
+   * Loads the native runtime as a job would, throwing where it cannot (a
+   * missing system library); run once at worker start in a probe process
+   * (runtime-probe.ts), so a kind is advertised only where it loads.
+   * @default none: nothing to load ahead
+   */
+  load?(): Promise<void>;
+  /**
    * Runs one job inside the job process. Returns the output JSON; throws a
    * GridError (GG_ERR_INPUT_INVALID, GG_ERR_MODEL_UNSUPPORTED, …) for an
    * expected failure. Must honour `signal` where the runtime allows.

@@ -146,7 +146,31 @@ const sharedWait: Executor = {
   },
 };
 
-export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin, sharedWait];
+/** A runtime that cannot load here, as onnxruntime's binding on a Windows image without the Visual C++ DLLs. */
+const unloadable: Executor = {
+  kind: 'test-unloadable',
+  canRun: always,
+  async load() {
+    throw new Error('onnxruntime_binding.node: The specified module could not be found (MSVCP140.dll)');
+  },
+  async run() {
+    throw new Error('never run: its runtime does not load');
+  },
+};
+
+/** A runtime whose library crashes the process that loads it. */
+const crashesOnLoad: Executor = {
+  kind: 'test-crashes-on-load',
+  canRun: always,
+  async load() {
+    process.abort();
+  },
+  async run() {
+    throw new Error('never run: its runtime crashes on load');
+  },
+};
+
+export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin, sharedWait, unloadable, crashesOnLoad];
 
 const require = createRequire(import.meta.url);
 

@@ -1,0 +1,53 @@
+/**
+ * Which job kinds' native runtimes load on this machine, asked once at worker
+ * start in a short-lived child process (runtime-probe-process.ts): a kind is
+ * advertised to the coordinator only if a process could load its runtime.
+ * The platform alone says too little: on a clean Windows image
+ * onnxruntime's binding needs the Visual C++ runtime DLLs, and without them
+ * every ONNX job sent there would fail.
+ *
+ *   const failed = await unloadableKinds(['onnx', 'llm']);   // Map { 'onnx' => 'The specified module could not be found. …' }
+ *
+ * Only executors with a `load` step are probed; the others count as loadable.
+ */
+import { fork } from 'node:child_process';
+import { z } from 'zod';
+import { entryPoint } from './entry-point.js';
+import { EXECUTORS } from './registry.js';
+
+/** Loading a runtime from a cold disk can take seconds; past this every kind asked for counts as failed. */
+const PROBE_TIMEOUT_MS = 30_000;
+
+const ENTRY = entryPoint('runtime-probe-process');
+const Failures = z.record(z.string(), z.string());
+
+/** The kinds whose runtime did not load, each with why. Never rejects: a probe that could not run fails every kind asked for. */
+export function unloadableKinds(asked: readonly string[]): Promise<Map<string, string>> {
+  const kinds = asked.filter((k) => EXECUTORS.get(k)?.load !== undefined);
+  if (kinds.length === 0) return Promise.resolve(new Map());
+  return new Promise((resolve) => {
+    const allFailed = (why: string) => resolve(new Map(kinds.map((k) => [k, why])));
+    const child = fork(ENTRY.file, [JSON.stringify(kinds)], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      allFailed(`the runtime probe gave no answer within ${PROBE_TIMEOUT_MS} ms`);
+    }, PROBE_TIMEOUT_MS);
+    child.once('message', (raw) => {
+      clearTimeout(timer);
+      const parsed = Failures.safeParse(raw);
+      if (parsed.success) resolve(new Map(Object.entries(parsed.data).filter(([k]) => kinds.includes(k))));
+      else allFailed('the runtime probe answered nonsense');
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // After its message this settles nothing; before it, the probe itself died (a runtime that crashes on load).
+      allFailed(`the runtime probe ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`);
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      allFailed(e.message);
+    });
+  });
+}
