@@ -121,6 +121,8 @@ async function start(): Promise<void> {
         },
         jobs: () => ({ runningJobs: h.worker?.runner.busy ?? 0, draining: h.draining }),
         drain: (reason) => h.drain(reason),
+        undrain: (reason) => h.undrain(reason),
+        beforeInstall: () => window.destroy(),
         logger: logger.child({ component: 'updater' }),
       });
 

@@ -44,6 +44,14 @@ export interface UpdaterHost {
   jobs(): { runningJobs: number; draining: boolean };
   /** Stop taking new jobs (if not already) and resolve once no job is held. */
   drain(reason: string): Promise<void>;
+  /** Take jobs again: the update did not install. */
+  undrain(reason: string): void;
+  /**
+   * Called just before quitAndInstall: close the windows for good. Squirrel.Mac
+   * closes them before `before-quit`, and a window whose close only hides it
+   * cancels the quit, so the install would never happen.
+   */
+  beforeInstall(): void;
   logger: Logger;
 }
 
@@ -52,6 +60,8 @@ export interface StartUpdaterOptions {
   updater?: AppUpdater;
   /** @default one day */
   intervalMs?: number;
+  /** How long after quitAndInstall the app may still be running before the install counts as failed and jobs are taken again. @default 2 minutes */
+  installTimeoutMs?: number;
 }
 
 export interface RunningUpdater {
@@ -150,14 +160,33 @@ export function startUpdater(host: UpdaterHost, opts: StartUpdaterOptions = {}):
         return;
       }
       host.logger.info({ version }, 'installing the update and restarting');
+      host.beforeInstall();
+      installing = setTimeout(() => {
+        // Still here: the installer did not take over (refused, or its process failed). A drained worker idle for ever helps nobody.
+        installFailed(`the update to ${version} did not install within ${installTimeoutMs / 1000} s`);
+      }, installTimeoutMs);
+      installing.unref();
       updater.quitAndInstall(true, true);
+    } catch (err) {
+      host.logger.error({ err }, 'applying the update failed');
+      installFailed(`the update to ${version} failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       applying = false;
     }
   };
+  const installTimeoutMs = opts.installTimeoutMs ?? 2 * 60_000;
+  let installing: NodeJS.Timeout | undefined;
+  const installFailed = (why: string) => {
+    clearTimeout(installing);
+    installing = undefined;
+    host.logger.warn(`${why}; taking jobs again`);
+    if (host.jobs().draining) host.undrain(why);
+  };
 
-  updater.on('update-downloaded', (event) => {
-    apply(event.version).catch((err: unknown) => host.logger.error({ err }, 'applying the update failed'));
+  updater.on('update-downloaded', (event) => void apply(event.version));
+  updater.on('error', (err) => {
+    // An error while an install is under way is that install failing.
+    if (installing) installFailed(`the update failed: ${err instanceof Error ? err.message : String(err)}`);
   });
   void checkNow();
   const timer = setInterval(() => void checkNow(), opts.intervalMs ?? DAY_MS);

@@ -17,6 +17,7 @@
  *   opening ─no identity→ not-enrolled ─form→ enrolling ─enrolled→ running
  *                                            enrolling ─refused→ not-enrolled
  *   not-enrolled, enrolling, running, restarting ─drain()→ draining (no new jobs until the app restarts)
+ *   draining ─undrain()→ running, or not-enrolled without a worker (an update that did not install)
  *   any but quitting, stopped ─quit()→ quitting → stopped
  *
  * A worker that ends by itself (revoked, replaced) leaves the host running:
@@ -87,7 +88,7 @@ const ALLOWED: Record<HostState, readonly HostState[]> = {
   running: ['restarting', 'draining', 'quitting'],
   // A restart that fails to start the worker again stays here, without one, until quit.
   restarting: ['running', 'draining', 'quitting'],
-  draining: ['quitting'],
+  draining: ['quitting', 'running', 'not-enrolled'],
   quitting: ['stopped'],
   stopped: [],
 };
@@ -238,6 +239,14 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     }
     const runner = this.started?.runner;
     if (runner) await idle(runner);
+  }
+
+  /** Takes jobs again after drain(): the update it drained for did not install. `reason` goes to the log. */
+  undrain(reason: string): void {
+    if (this.state !== 'draining') return;
+    this.opts.logger.info({ reason }, 'taking jobs again');
+    this.transition(this.started ? 'running' : 'not-enrolled', null);
+    this.started?.agent.statusChanged();
   }
 
   /**

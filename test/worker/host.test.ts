@@ -120,6 +120,17 @@ describe('the worker host', () => {
     expect(host.view().policy.reason).toMatch(/^Quitting/);
   });
 
+  it('takes jobs again when the update it drained for did not install', async () => {
+    const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
+    const { worker } = await untilView(host, (v) => v.connection.state === 'online');
+    await host.drain('Updating to 9.9.9');
+    await expect.poll(async () => (await workerInfo(worker!.id)).pausedReason, { timeout: 5000 }).toBe('Updating to 9.9.9');
+    host.undrain('the update to 9.9.9 did not install within 120 s');
+    expect([host.state, host.draining]).toEqual(['running', false]);
+    expect(host.view().policy.reason).not.toMatch(/Updating/);
+    await expect.poll(async () => (await workerInfo(worker!.id)).state, { timeout: 5000 }).toBe('online');
+  });
+
   it("shows the owner's pause, snooze and resume to the coordinator", async () => {
     const host = await open({ signals: scriptedSignals(), token: await c.createToken(), coordinator: `127.0.0.1:${c.port}` });
     const { worker } = await untilView(host, (v) => v.connection.state === 'online');
