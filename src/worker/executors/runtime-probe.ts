@@ -21,12 +21,33 @@ const PROBE_TIMEOUT_MS = 30_000;
 const ENTRY = entryPoint('runtime-probe-process');
 const Failures = z.record(z.string(), z.string());
 
+/**
+ * Answers per process: whether a library loads does not change while the
+ * worker runs, and a worker the host restarts (a new coordinator address)
+ * need not fork the probe again. A new driver or DLL counts from the next start.
+ */
+const probed = new Map<string, Promise<Map<string, string>>>();
+
 /** The kinds whose runtime did not load, each with why. Never rejects: a probe that could not run fails every kind asked for. */
 export function unloadableKinds(asked: readonly string[]): Promise<Map<string, string>> {
   const kinds = asked.filter((k) => EXECUTORS.get(k)?.load !== undefined);
   if (kinds.length === 0) return Promise.resolve(new Map());
+  const key = JSON.stringify(kinds);
+  let answer = probed.get(key);
+  if (!answer) {
+    answer = probe(kinds).then(({ failures, answered }) => {
+      // A probe that did not answer (a timeout on a busy machine) is asked again at the next start.
+      if (!answered) probed.delete(key);
+      return failures;
+    });
+    probed.set(key, answer);
+  }
+  return answer;
+}
+
+function probe(kinds: readonly string[]): Promise<{ failures: Map<string, string>; answered: boolean }> {
   return new Promise((resolve) => {
-    const allFailed = (why: string) => resolve(new Map(kinds.map((k) => [k, why])));
+    const allFailed = (why: string) => resolve({ failures: new Map(kinds.map((k) => [k, why])), answered: false });
     const child = fork(ENTRY.file, [JSON.stringify(kinds)], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
@@ -37,7 +58,7 @@ export function unloadableKinds(asked: readonly string[]): Promise<Map<string, s
     child.once('message', (raw) => {
       clearTimeout(timer);
       const parsed = Failures.safeParse(raw);
-      if (parsed.success) resolve(new Map(Object.entries(parsed.data).filter(([k]) => kinds.includes(k))));
+      if (parsed.success) resolve({ failures: new Map(Object.entries(parsed.data).filter(([k]) => kinds.includes(k))), answered: true });
       else allFailed('the runtime probe answered nonsense');
     });
     child.once('exit', (code, signal) => {
