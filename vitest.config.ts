@@ -13,6 +13,8 @@ export default defineConfig({
     // competing for two cores they could starve for seconds. Tests of the
     // priority itself set it explicitly (test/worker/executors/priority.test.ts).
     env: { GOGRID_JOB_PRIORITY: 'normal' },
+    // An empty embedded database made once, which every in-memory one starts from (skipping initdb).
+    globalSetup: ['test/helpers/pglite-snapshot.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

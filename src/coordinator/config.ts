@@ -85,6 +85,8 @@ export interface CoordinatorTuning {
   busyHeartbeatTimeoutSecs?: number;
   /** How long an HTTPS connection may take for its TLS handshake, and then for its first request. */
   httpsFirstRequestMs: number;
+  /** For a `memory://` database: the snapshot of an empty one to start from (OpenDbOptions.memorySnapshot). */
+  memorySnapshot?: Blob;
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {

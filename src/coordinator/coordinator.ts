@@ -76,7 +76,10 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
   if (ca.created) logger.info({ fingerprint: displayFingerprint(ca.fingerprint) }, 'created a new coordinator CA');
   const instanceId = await loadOrCreateInstanceId(dataDir);
 
-  const db = await openDb(config.database.url ?? `pglite://${resolve(dataDir, 'db')}`, { poolSize: config.database.maxConnections });
+  const db = await openDb(config.database.url ?? `pglite://${resolve(dataDir, 'db')}`, {
+    poolSize: config.database.maxConnections,
+    ...(opts.tuning?.memorySnapshot && { memorySnapshot: opts.tuning.memorySnapshot }),
+  });
   let cluster: Cluster | undefined;
   try {
     await migrate(db);

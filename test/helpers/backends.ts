@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
 import { migrate, openDb, type Db } from '../../src/coordinator/store/index.js';
+import { emptyDatabase } from './pglite-snapshot.js';
 
 export const PG_URL = process.env['GOGRID_TEST_PG_URL'];
 
@@ -18,7 +19,7 @@ export interface Backend {
 const pglite: Backend = {
   name: 'PGlite (memory)',
   async open() {
-    const db = await openDb('memory://');
+    const db = await openDb('memory://', { memorySnapshot: emptyDatabase() });
     return { db, dispose: () => db.close() };
   },
 };

@@ -19,6 +19,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { within } from './within.js';
+import { emptyDatabase } from './pglite-snapshot.js';
 
 /** Quiet unless asked: `GG_TEST_LOG=warn npx vitest run …` shows the coordinator's and workers' logs on stderr. */
 export const silent = pino({ level: process.env.GG_TEST_LOG ?? 'silent' }, pino.destination(2));
@@ -82,6 +83,7 @@ export async function startTestCoordinator(
       ...(opts.certValidityDays ? { certValidityDays: opts.certValidityDays } : {}),
       ...(opts.schedulerPollMs ? { schedulerPollMs: opts.schedulerPollMs } : {}),
       ...(opts.httpsFirstRequestMs ? { httpsFirstRequestMs: opts.httpsFirstRequestMs } : {}),
+      ...(config.database.url === 'memory://' && { memorySnapshot: emptyDatabase() }),
       ...(opts.busyHeartbeat && { busyHeartbeatIntervalSecs: opts.busyHeartbeat.intervalSecs, busyHeartbeatTimeoutSecs: opts.busyHeartbeat.timeoutSecs }),
     },
   });

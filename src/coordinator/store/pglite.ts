@@ -9,7 +9,7 @@ import { ensurePrivateDir } from '../../common/files.js';
  * coordinators opening one embedded database (`--database pglite://A/db` from
  * another data dir) both acknowledged jobs, and corrupted its indexes.
  */
-export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
+export async function openPgliteDb(dataDir: string | undefined, snapshot?: Blob): Promise<Db> {
   let lock: DataDirLock | undefined;
   if (dataDir !== undefined) {
     await ensurePrivateDir(dataDir);
@@ -17,7 +17,7 @@ export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
   }
   let pg: PGlite;
   try {
-    pg = await PGlite.create(dataDir);
+    pg = dataDir === undefined && snapshot ? await PGlite.create({ loadDataDir: snapshot }) : await PGlite.create(dataDir);
   } catch (e) {
     await lock?.release();
     throw e;
