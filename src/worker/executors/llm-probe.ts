@@ -12,15 +12,12 @@
  * About 0.7 s here (loading the Vulkan build, finding no device); it runs
  * beside the hardware probes, not after them.
  */
-import { fork } from 'node:child_process';
-import { entryPoint } from './entry-point.js';
+import { askProbe } from './probe-child.js';
 import { LlmRuntimeReport } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
 
 /** Loading a CUDA build and its libraries can take seconds on a cold disk; past this the probe has failed. */
 const PROBE_TIMEOUT_MS = 30_000;
-
-const ENTRY = entryPoint('llm-probe-process');
 
 const probed = new Map<string, Promise<LlmRuntimeReport | null>>();
 
@@ -40,29 +37,8 @@ export function probeLlmRuntime(onError: (why: string) => void = () => {}): Prom
   return probe;
 }
 
-function run(): Promise<LlmRuntimeReport> {
-  return new Promise((resolve, reject) => {
-    const child = fork(ENTRY.file, [], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the llama.cpp probe gave no answer within ${PROBE_TIMEOUT_MS} ms`));
-    }, PROBE_TIMEOUT_MS);
-    child.once('message', (raw) => {
-      clearTimeout(timer);
-      const parsed = LlmRuntimeReport.safeParse(raw);
-      if (parsed.success) resolve(parsed.data);
-      else reject(new Error(`the llama.cpp probe answered nonsense: ${firstZodProblem(parsed.error)}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      // After a message this settles nothing; before one, it is the failure.
-      reject(new Error(`the llama.cpp probe ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
+async function run(): Promise<LlmRuntimeReport> {
+  const parsed = LlmRuntimeReport.safeParse(await askProbe('llm-probe-process', [], 'the llama.cpp probe', PROBE_TIMEOUT_MS));
+  if (!parsed.success) throw new Error(`the llama.cpp probe answered nonsense: ${firstZodProblem(parsed.error)}`);
+  return parsed.data;
 }

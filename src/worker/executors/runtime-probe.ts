@@ -10,15 +10,13 @@
  *
  * Only executors with a `load` step are probed; the others count as loadable.
  */
-import { fork } from 'node:child_process';
 import { z } from 'zod';
-import { entryPoint } from './entry-point.js';
+import { askProbe } from './probe-child.js';
 import { EXECUTORS } from './registry.js';
 
 /** Loading a runtime from a cold disk can take seconds; past this every kind asked for counts as failed. */
 const PROBE_TIMEOUT_MS = 30_000;
 
-const ENTRY = entryPoint('runtime-probe-process');
 const Failures = z.record(z.string(), z.string());
 
 /**
@@ -45,30 +43,15 @@ export function unloadableKinds(asked: readonly string[]): Promise<Map<string, s
   return answer;
 }
 
-function probe(kinds: readonly string[]): Promise<{ failures: Map<string, string>; answered: boolean }> {
-  return new Promise((resolve) => {
-    const allFailed = (why: string) => resolve({ failures: new Map(kinds.map((k) => [k, why])), answered: false });
-    const child = fork(ENTRY.file, [JSON.stringify(kinds)], { execArgv: ENTRY.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      allFailed(`the runtime probe gave no answer within ${PROBE_TIMEOUT_MS} ms`);
-    }, PROBE_TIMEOUT_MS);
-    child.once('message', (raw) => {
-      clearTimeout(timer);
-      const parsed = Failures.safeParse(raw);
-      if (parsed.success) resolve({ failures: new Map(Object.entries(parsed.data).filter(([k]) => kinds.includes(k))), answered: true });
-      else allFailed('the runtime probe answered nonsense');
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      // After its message this settles nothing; before it, the probe itself died (a runtime that crashes on load).
-      allFailed(`the runtime probe ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`);
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      allFailed(e.message);
-    });
-  });
+async function probe(kinds: readonly string[]): Promise<{ failures: Map<string, string>; answered: boolean }> {
+  const allFailed = (why: string) => ({ failures: new Map(kinds.map((k) => [k, why])), answered: false });
+  let raw: unknown;
+  try {
+    raw = await askProbe('runtime-probe-process', [JSON.stringify(kinds)], 'the runtime probe', PROBE_TIMEOUT_MS);
+  } catch (e) {
+    return allFailed(e instanceof Error ? e.message : String(e));
+  }
+  const parsed = Failures.safeParse(raw);
+  if (!parsed.success) return allFailed('the runtime probe answered nonsense');
+  return { failures: new Map(Object.entries(parsed.data).filter(([k]) => kinds.includes(k))), answered: true };
 }

@@ -1,0 +1,39 @@
+/**
+ * Forks one of this folder's probe entry points and takes its one answer:
+ * the probes (llm-probe.ts, runtime-probe.ts) load native runtimes in a child
+ * so that a library that hangs or crashes on load takes only that child down.
+ *
+ *   const raw = await askProbe('runtime-probe-process', ['["onnx"]'], 'the runtime probe', 30_000);
+ *
+ * Rejects, naming `what`, when the child answers nothing within `timeoutMs`
+ * (it is killed), or ends or fails to start before answering (with the end of
+ * its stderr).
+ */
+import { fork } from 'node:child_process';
+import { entryPoint } from './entry-point.js';
+
+export function askProbe(name: 'llm-probe-process' | 'runtime-probe-process', args: string[], what: string, timeoutMs: number): Promise<unknown> {
+  const entry = entryPoint(name);
+  return new Promise((resolve, reject) => {
+    const child = fork(entry.file, args, { execArgv: entry.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} gave no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('message', (raw) => {
+      clearTimeout(timer);
+      resolve(raw);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // After its message this settles nothing; before it, the child died (a runtime that crashes on load).
+      reject(new Error(`${what} ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
