@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, loadCoordinatorConfig, parseCoordinatorConfig, type ConfigOverrides } from '../../src/coordinator/config.js';
 import { isGridError } from '../../src/protocol/index.js';
+import fc from 'fast-check';
+import { stringify as stringifyToml } from 'smol-toml';
+import { hostileNumber, hostileString } from '../helpers/hostile.js';
 
 // Verbatim from the deployed coordinator (seeds/coordinator-deployed.md).
 const SEED = `[server]
@@ -205,3 +208,45 @@ describe('coordinator.toml', () => {
     });
   });
 });
+
+describe('coordinator.toml with hostile values', () => {
+  const KEYS = [
+    ['server', 'bind_addr'],
+    ['server', 'port'],
+    ['server', 'public_names'],
+    ['server', 'max_connections'],
+    ['server', 'max_https_connections_per_ip'],
+    ['server', 'connections_per_ip_per_sec'],
+    ['server', 'heartbeat_interval_secs'],
+    ['server', 'heartbeat_timeout_secs'],
+    ['database', 'url'],
+    ['database', 'max_connections'],
+    ['llm', 'keep_text'],
+  ] as const;
+  // What TOML can hold: hostile strings (NUL, lone surrogates, bidi), numbers (NaN, ±inf, huge, negative, fractional), lists of them, deep nesting.
+  const value = fc.oneof(hostileString, hostileNumber, fc.boolean(), fc.array(fc.oneof(hostileString, hostileNumber), { maxLength: 120 }), fc.constant(nestedLists(40)));
+
+  it('are refused with GG_ERR_CONFIG_INVALID naming the key, or taken; never another error', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...KEYS), value, ([table, key], v) => {
+        let text: string;
+        try {
+          text = stringifyToml({ [table]: { [key]: v } });
+        } catch {
+          return; // not expressible in TOML: nothing a file could say
+        }
+        try {
+          parseCoordinatorConfig(text, 'c.toml');
+        } catch (e) {
+          expect(isGridError(e, 'GG_ERR_CONFIG_INVALID'), String(e)).toBe(true);
+          expect((e as Error).message).toContain(`${table}.${key}`);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+function nestedLists(depth: number): unknown {
+  return depth === 0 ? 1 : [nestedLists(depth - 1)];
+}
