@@ -371,7 +371,8 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     await Promise.all(
       leased.map(async (row) => {
         const workerId = row.workerId!;
-        const inline = Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
+        // Rows from before migration 10 may hold a large input themselves.
+        const inline = row.inputPieces === 0 && Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
         this.leases.grant(workerId, { jobId: row.id, leaseId: row.leaseId!, kind: row.kind });
         const sent = await this.opts.sessions.send(workerId, {
           type: 'job.assign',

@@ -15,6 +15,7 @@
  *   GET  /v1/jobs/:id/input       → { input }
  *   POST /v1/jobs/:id/result      a job.result message → { accepted }
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -38,7 +39,7 @@ import {
   type SubmitJobsResponse,
 } from '../protocol/index.js';
 import type { Db } from './store/db.js';
-import { getJob, getJobEvents, listJobs, type JobEventRow, type JobRow } from './store/index.js';
+import { getJob, getJobEvents, listJobs, payloadPieces, type JobEventRow, type JobRow } from './store/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import { parseBody } from '../common/http-errors.js';
 import { callerKeyId, workerFromCertificate } from './http-auth.js';
@@ -88,10 +89,13 @@ export function registerJobRoutes(app: FastifyInstance, deps: { db: Db; dispatch
     return (await listJobs(db, q)).map((r) => toJobInfo(r));
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { onSend: closeAfterLargeAnswer }, async (req) => {
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { onSend: closeAfterLargeAnswer }, async (req, reply) => {
     const { wait } = parseBody(WaitQuery, req.query, 'query');
     const row = await waitForEnd(req.params.id, wait * 1000);
-    return toJobInfo(row, await getJobEvents(db, row.id));
+    const info = toJobInfo(row, await getJobEvents(db, row.id));
+    if (row.outputPieces === 0) return info;
+    delete info.output;
+    return reply.type(JSON_TYPE).send(jsonWithPieces(info, 'output', payloadPieces(db, row.id, 'output', row.outputPieces)));
   });
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (req) => {
@@ -135,8 +139,25 @@ function idempotencyKey(req: FastifyRequest): string | null {
  * handshake per large answer, which such answers amortize.
  */
 async function closeAfterLargeAnswer(_req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
-  if (typeof payload === 'string' && payload.length > 16 * 1024) void reply.header('connection', 'close');
+  if ((typeof payload === 'string' && payload.length > 16 * 1024) || payload instanceof Readable) void reply.header('connection', 'close');
   return payload;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * The JSON of `head` with `key` added, its value the JSON text in `pieces`,
+ * sent as the pieces are read: a 64 MiB output is never whole in memory here.
+ */
+function jsonWithPieces(head: object, key: string, pieces: AsyncIterable<string>): Readable {
+  const open = JSON.stringify(head).slice(0, -1);
+  return Readable.from(
+    (async function* () {
+      yield `${open}${open === '{' ? '' : ','}${JSON.stringify(key)}:`;
+      yield* pieces;
+      yield '}';
+    })(),
+  );
 }
 
 /** Refuses an input that cannot work before it takes a queue slot; names the bad field (after `field`, e.g. `jobs.3.`). */
@@ -169,14 +190,15 @@ export const workerJobRoutes: FastifyPluginAsync<{ db: Db; dispatcher: Dispatche
     return value;
   };
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/input', async (req) => {
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/input', async (req, reply) => {
     const workerId = await workerFromCertificate(req, deps.isWorkerAllowed);
     if (!dispatcher.holdsLease(workerId, req.params.id, lease(req))) {
       throw new GridError('GG_ERR_JOB_LEASE_STALE', `worker ${workerId} holds no current lease ${lease(req)} on job ${req.params.id}`);
     }
     const row = await getJob(db, req.params.id);
     if (!row) throw new GridError('GG_ERR_JOB_NOT_FOUND', `no job ${req.params.id}`);
-    return { input: row.input };
+    if (row.inputPieces === 0) return { input: row.input };
+    return reply.type(JSON_TYPE).send(jsonWithPieces({}, 'input', payloadPieces(db, row.id, 'input', row.inputPieces)));
   });
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/result', { bodyLimit: MAX_PAYLOAD_BYTES + 64 * 1024 }, async (req) => {

@@ -20,7 +20,7 @@ import type { LlmJobInput } from '../protocol/llm.js';
 import { errorPayload, parseBody, withOpenAiFields } from '../common/http-errors.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Db } from './store/db.js';
-import { forgetJobText, getJob, type JobRow } from './store/index.js';
+import { forgetJobText, getJob, jobOutput, type JobRow } from './store/index.js';
 import { chatCompletion, chatJobInput, completion, completionJobInput, embeddingJobInput, embeddingList, usage, type AnswerIds } from './openai.js';
 
 export interface OpenAiRouteDeps {
@@ -58,7 +58,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
         return reply.hijack();
       }
       if (done.state !== 'succeeded') throw failure(done);
-      return embeddingList(body.model, LlmEmbeddingOutput.parse(done.output), body.encoding_format ?? 'float');
+      return embeddingList(body.model, LlmEmbeddingOutput.parse(await jobOutput(deps.db, done)), body.encoding_format ?? 'float');
     } finally {
       await forget(req, row.id);
     }
@@ -122,7 +122,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: OpenAiRouteDeps
         stream.fail(failure(done));
         return reply;
       }
-      const out = LlmJobOutput.parse(done.output);
+      const out = LlmJobOutput.parse(await jobOutput(deps.db, done));
       if (!stream) return r.chat ? chatCompletion(ids, out) : completion(ids, out);
       if (stream.text(0, out.text)) stream.finish(out.finishReason, usage(out), r.includeUsage);
       return reply;

@@ -16,6 +16,7 @@ import {
   getToken,
   getWorker,
   insertJobsOnce,
+  jobOutput,
   leaseJobs,
   listQueueHead,
   migrate,
@@ -73,6 +74,12 @@ const WRITTEN_AT: Record<number, string> = {
   9: `
     INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts, state, submitted_at, updated_at, queue_deadline)
       VALUES ('j-v9-deadline', 'onnx', '${hex('f')}', 10, 'm.onnx', '{}', '{}', 1000, 3, 'queued', '${T}', '${T}', '${T}');`,
+  10: `
+    INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, input_pieces, requirements, timeout_ms, max_attempts, state,
+                      output, output_pieces, submitted_at, updated_at)
+      VALUES ('j-v10-pieces', 'onnx', '${hex('f')}', 10, 'm.onnx', NULL, 1, '{}', 1000, 3, 'succeeded', NULL, 2, '${T}', '${T}');
+    INSERT INTO job_payloads (job_id, part, seq, piece) VALUES ('j-v10-pieces', 'input', 0, '{"inputs":{}}'),
+      ('j-v10-pieces', 'output', 0, '{"outputs":{"y":"\\u0000'), ('j-v10-pieces', 'output', 1, '\u00e9"}}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -123,6 +130,12 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
   9: async (db) => {
     // Jobs from before version 9 have no deadline and are never expired; this one has, and is.
     expect((await expireQueued(db, new Date(Date.parse(T) + 1))).map((r) => r.id)).toEqual(['j-v9-deadline']);
+  },
+  10: async (db) => {
+    // A value kept in pieces reads back whole, however the pieces cut it.
+    const row = (await getJob(db, 'j-v10-pieces'))!;
+    expect(row).toMatchObject({ input: null, inputPieces: 1, output: null, outputPieces: 2 });
+    expect(await jobOutput(db, row)).toEqual({ outputs: { y: '\u0000\u00e9' } });
   },
 };
 

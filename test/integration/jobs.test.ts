@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobInfo } from '../../src/protocol/api.js';
 import { TENSOR_DTYPES } from '../../src/protocol/tensor.js';
+import { getJob } from '../../src/coordinator/store/index.js';
 import { sendRequest } from '../../src/transport/https-client.js';
 import { MLP, SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, untilFinished, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
@@ -95,6 +96,8 @@ describe('payloads over a control frame', () => {
       const y = (done.output as { outputs: Record<string, { data: number[] }> }).outputs['y_uint8']!;
       expect(y.data).toHaveLength(bytes.length);
       expect(Buffer.from(y.data).equals(bytes)).toBe(true);
+      // Both were kept outside the job's row, and streamed from there (the worker's input, the answer above).
+      expect(await getJob(c.parts.db, job.id)).toMatchObject({ inputPieces: 2, outputPieces: 4 });
     } finally {
       await w.agent.stop();
       await c.stop();

@@ -17,3 +17,4 @@ export * from './apiKeys.js';
 export * from './jobs.js';
 export * from './policies.js';
 export * from './submitKeys.js';
+export { payloadPieces } from './payloads.js';

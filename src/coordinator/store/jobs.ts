@@ -13,9 +13,13 @@
 import { z } from 'zod';
 import { JobRequirements, JobState, ResumeFrom, type JobError, type ModelRef } from '../../protocol/index.js';
 import type { Db } from './db.js';
+import { readPayload, storedPayload, writePayload } from './payloads.js';
 
 const JobErrorColumn = z.object({ code: z.string(), message: z.string() }).nullable();
-/** Inputs and outputs are JSON text (migration 4), absent from the summary columns. */
+/**
+ * Inputs and outputs are JSON text (migration 4), absent from the summary
+ * columns; NULL where a large one is kept in pieces (`*_pieces` > 0, payloads.ts).
+ */
 const JsonText = z
   .string()
   .nullable()
@@ -43,6 +47,8 @@ export const JobRow = z
     progress: z.number().nullable(),
     waiting_reason: z.string().nullable(),
     output: JsonText,
+    input_pieces: z.number().int(),
+    output_pieces: z.number().int(),
     error: JobErrorColumn,
     resume_from: JsonText.pipe(ResumeFrom.nullable().optional()),
     submitted_at: z.date(),
@@ -54,6 +60,7 @@ export const JobRow = z
     id: r.id,
     kind: r.kind,
     model: { sha256: r.model_sha256, size: r.model_size, name: r.model_name } satisfies ModelRef,
+    /** The input when the row holds it (inputPieces 0). */
     input: r.input,
     requirements: r.requirements,
     timeoutMs: r.timeout_ms,
@@ -67,7 +74,11 @@ export const JobRow = z
     instanceId: r.instance_id,
     progress: r.progress,
     waitingReason: r.waiting_reason,
+    /** The output when the row holds it (outputPieces 0): `jobOutput` reads it either way. */
     output: r.output,
+    /** How many pieces the input and output are kept in outside the row; 0: `input` and `output` are it. */
+    inputPieces: r.input_pieces,
+    outputPieces: r.output_pieces,
     error: r.error,
     /** What a lost attempt streamed, for the next to continue from; only on rows that carry the input. */
     resumeFrom: r.resume_from ?? null,
@@ -86,7 +97,8 @@ export type JobEventRow = z.output<typeof JobEventRow>;
 
 /** Columns for lists and the scheduler: everything but the (possibly large) input and output. */
 const SUMMARY = `id, kind, model_sha256, model_size, model_name, requirements, timeout_ms, max_attempts, priority, state,
-  attempt, lease_id, lease_expires_at, worker_id, instance_id, progress, waiting_reason, error, submitted_at, started_at, finished_at, queue_deadline`;
+  attempt, lease_id, lease_expires_at, worker_id, instance_id, progress, waiting_reason, error, submitted_at, started_at, finished_at, queue_deadline,
+  input_pieces, output_pieces`;
 
 const rows = (r: unknown[]) => r.map((x) => JobRow.parse(x));
 
@@ -121,42 +133,52 @@ export interface NewJob {
 export async function insertJobs(db: Db, jobs: readonly NewJob[]): Promise<void> {
   if (jobs.length === 0) return;
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
-  await db.query(
-    `WITH changed AS (
-       INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, requirements, timeout_ms, max_attempts,
-                         priority, state, submitted_at, updated_at, forget_text, queue_deadline)
-       SELECT id, kind, sha256, size, name, input, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at, forget_text, queue_deadline
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
-                   $10::integer[], $11::timestamptz[], $12::boolean[], $13::timestamptz[])
-         AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at, forget_text, queue_deadline)
-       RETURNING id, updated_at, attempt, worker_id
-     ), ${EVENTS(`'queued'`, `'submitted'`)}
-     SELECT count(*) AS n FROM changed`,
-    [
-      col((j) => j.id),
-      col((j) => j.kind),
-      col((j) => j.model.sha256),
-      col((j) => j.model.size),
-      col((j) => j.model.name),
-      col((j) => JSON.stringify(j.input)),
-      col((j) => JSON.stringify(j.requirements)),
-      col((j) => j.timeoutMs),
-      col((j) => j.maxAttempts),
-      col((j) => j.priority),
-      col((j) => j.now),
-      col((j) => j.forgetText === true),
-      col((j) => j.queueDeadline ?? null),
-    ],
-  );
+  const inputs = jobs.map((j) => storedPayload(j.input));
+  const write = async (tx: Db) => {
+    await tx.query(
+      `WITH changed AS (
+         INSERT INTO jobs (id, kind, model_sha256, model_size, model_name, input, input_pieces, requirements, timeout_ms, max_attempts,
+                           priority, state, submitted_at, updated_at, forget_text, queue_deadline)
+         SELECT id, kind, sha256, size, name, input, input_pieces, requirements::jsonb, timeout_ms, max_attempts, priority, 'queued', at, at,
+                forget_text, queue_deadline
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::integer[],
+                     $10::integer[], $11::timestamptz[], $12::boolean[], $13::timestamptz[], $14::integer[])
+           AS n(id, kind, sha256, size, name, input, requirements, timeout_ms, max_attempts, priority, at, forget_text, queue_deadline, input_pieces)
+         RETURNING id, updated_at, attempt, worker_id
+       ), ${EVENTS(`'queued'`, `'submitted'`)}
+       SELECT count(*) AS n FROM changed`,
+      [
+        col((j) => j.id),
+        col((j) => j.kind),
+        col((j) => j.model.sha256),
+        col((j) => j.model.size),
+        col((j) => j.model.name),
+        inputs.map((p) => p.text),
+        col((j) => JSON.stringify(j.requirements)),
+        col((j) => j.timeoutMs),
+        col((j) => j.maxAttempts),
+        col((j) => j.priority),
+        col((j) => j.now),
+        col((j) => j.forgetText === true),
+        col((j) => j.queueDeadline ?? null),
+        inputs.map((p) => p.pieces.length),
+      ],
+    );
+    for (const [i, p] of inputs.entries()) if (p.pieces.length > 0) await writePayload(tx, jobs[i]!.id, 'input', p.pieces);
+  };
+  // The pieces and the row that points at them are written together or not at all.
+  await (inputs.some((p) => p.pieces.length > 0) ? db.transaction(write) : write(db));
 }
 
-/** The row `insertJobs` wrote for a job. */
+/** The row `insertJobs` wrote for a job, with its input as submitted (the database may keep it in pieces). */
 export function queuedJobRow(j: NewJob): JobRow {
   return {
     id: j.id,
     kind: j.kind,
     model: { ...j.model },
     input: j.input,
+    inputPieces: 0,
+    outputPieces: 0,
     requirements: j.requirements,
     timeoutMs: j.timeoutMs,
     maxAttempts: j.maxAttempts,
@@ -311,15 +333,15 @@ export interface JobResultRecord {
  */
 export async function completeJobs(db: Db, results: readonly JobResultRecord[]): Promise<(JobRow | null)[]> {
   const answers: (JobRow | null)[] = results.map(() => null);
-  const ok = results.flatMap((r, i) => (r.outcome.ok ? [{ ...r, output: r.outcome.output, i }] : []));
-  if (ok.length > 0) {
-    const r = await db.query<Record<string, unknown> & { ord: unknown }>(
+  const ok = results.flatMap((r, i) => (r.outcome.ok ? [{ ...r, output: storedPayload(r.outcome.output), i }] : []));
+  const succeed = async (tx: Db) => {
+    const r = await tx.query<Record<string, unknown> & { ord: unknown }>(
       `WITH r AS (
-         SELECT DISTINCT ON (job_id, lease_id) * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-           WITH ORDINALITY AS r(job_id, lease_id, output, at, started_at, ord)
+         SELECT DISTINCT ON (job_id, lease_id) * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::integer[])
+           WITH ORDINALITY AS r(job_id, lease_id, output, at, started_at, output_pieces, ord)
          ORDER BY job_id, lease_id, ord
        ), changed AS (
-         UPDATE jobs j SET state = 'succeeded', output = r.output, error = NULL, progress = 1, lease_id = NULL, resume_from = NULL,
+         UPDATE jobs j SET state = 'succeeded', output = r.output, output_pieces = r.output_pieces, error = NULL, progress = 1, lease_id = NULL, resume_from = NULL,
                 lease_expires_at = NULL, finished_at = r.at, updated_at = r.at, started_at = COALESCE(j.started_at, r.started_at, r.at)
          FROM r WHERE j.id = r.job_id AND j.lease_id = r.lease_id AND j.state IN ('leased', 'running')
          RETURNING j.*, r.ord, r.started_at AS start_reported
@@ -333,10 +355,23 @@ export async function completeJobs(db: Db, results: readonly JobResultRecord[]):
          ) e ORDER BY id, step
        )
        SELECT ${SUMMARY}, ord FROM changed`,
-      [ok.map((x) => x.jobId), ok.map((x) => x.leaseId), ok.map((x) => JSON.stringify(x.output)), ok.map((x) => x.at), ok.map((x) => x.startedAt ?? null)],
+      [
+        ok.map((x) => x.jobId),
+        ok.map((x) => x.leaseId),
+        ok.map((x) => x.output.text),
+        ok.map((x) => x.at),
+        ok.map((x) => x.startedAt ?? null),
+        ok.map((x) => x.output.pieces.length),
+      ],
     );
-    for (const row of r) answers[ok[Number(row.ord) - 1]!.i] = JobRow.parse(row);
-  }
+    for (const row of r) {
+      const { i, jobId, output } = ok[Number(row.ord) - 1]!;
+      // Only for the leases that were current: a stale result's pieces are never written.
+      if (output.pieces.length > 0) await writePayload(tx, jobId, 'output', output.pieces);
+      answers[i] = JobRow.parse(row);
+    }
+  };
+  if (ok.length > 0) await (ok.some((x) => x.output.pieces.length > 0) ? db.transaction(succeed) : succeed(db));
   for (const [i, r] of results.entries()) {
     if (r.outcome.ok) continue;
     const { code, message, retryable } = r.outcome.error;
@@ -359,23 +394,38 @@ const FORGET_BATCH = 500;
  */
 export async function forgetJobText(db: Db, which: { ids: readonly string[] } | { endedBefore: Date }): Promise<number> {
   const [where, param] = 'ids' in which ? ['id = ANY($1::text[])', which.ids] : ['finished_at < $1', which.endedBefore];
-  const found = await db.query<{ id: string; output: string | null }>(
-    `SELECT id, output FROM jobs WHERE forget_text AND state IN ('succeeded', 'failed', 'canceled') AND ${where} LIMIT ${FORGET_BATCH}`,
+  const found = await db.query<{ id: string; output: string | null; input_pieces: number; output_pieces: number }>(
+    `SELECT id, output, input_pieces, output_pieces FROM jobs
+     WHERE forget_text AND state IN ('succeeded', 'failed', 'canceled') AND ${where} LIMIT ${FORGET_BATCH}`,
     [param],
   );
   if (found.length === 0) return 0;
   // In JavaScript, not with jsonb's operators: the output is JSON text that jsonb may be unable to hold (a NUL).
-  const outputs = found.map((r) => {
-    const output: unknown = r.output === null ? null : JSON.parse(r.output);
-    if (output === null || typeof output !== 'object' || Array.isArray(output)) return r.output;
-    return JSON.stringify({ ...output, text: undefined });
-  });
-  await db.query(
-    `UPDATE jobs j SET input = 'null', output = f.output, resume_from = NULL, forget_text = false
-     FROM unnest($1::text[], $2::text[]) AS f(id, output) WHERE j.id = f.id`,
-    [found.map((r) => r.id), outputs],
+  const outputs = await Promise.all(
+    found.map(async (r) => {
+      const output: unknown = r.output_pieces > 0 ? await readPayload(db, r.id, 'output', r.output_pieces) : r.output === null ? null : JSON.parse(r.output);
+      return storedPayload(output === null || typeof output !== 'object' || Array.isArray(output) ? output : { ...output, text: undefined });
+    }),
   );
+  const forget = async (tx: Db) => {
+    await tx.query(
+      `UPDATE jobs j SET input = 'null', input_pieces = 0, output = f.output, output_pieces = f.output_pieces, resume_from = NULL, forget_text = false
+       FROM unnest($1::text[], $2::text[], $3::integer[]) AS f(id, output, output_pieces) WHERE j.id = f.id`,
+      [found.map((r) => r.id), outputs.map((o) => o.text), outputs.map((o) => o.pieces.length)],
+    );
+    for (const [i, r] of found.entries()) {
+      if (r.input_pieces > 0) await writePayload(tx, r.id, 'input', []);
+      if (r.output_pieces > 0 || outputs[i]!.pieces.length > 0) await writePayload(tx, r.id, 'output', outputs[i]!.pieces);
+    }
+  };
+  const pieces = found.some((r, i) => r.input_pieces > 0 || r.output_pieces > 0 || outputs[i]!.pieces.length > 0);
+  await (pieces ? db.transaction(forget) : forget(db));
   return found.length;
+}
+
+/** A job's output, from its row or from the pieces it is kept in. */
+export async function jobOutput(db: Db, row: JobRow): Promise<unknown> {
+  return row.outputPieces > 0 ? readPayload(db, row.id, 'output', row.outputPieces) : row.output;
 }
 
 /**

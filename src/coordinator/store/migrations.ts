@@ -201,6 +201,27 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_queue_deadline ON jobs (queue_deadline) WHERE state = 'queued';
     `,
   },
+  {
+    version: 10,
+    name: 'large inputs and outputs in pieces outside the jobs row',
+    // An input or output too large for a control frame (over 512 KiB of JSON,
+    // up to 64 MiB) is kept in pieces of 1 Mi characters: in one row it made the embedded
+    // database's memory grow by several times its size for good, and ran it
+    // out of memory at 38–57 MiB. The row's column is then NULL and *_pieces
+    // says how many pieces there are; 0 means the value is in the row, as in
+    // every row from before.
+    up: `
+      ALTER TABLE jobs ALTER COLUMN input DROP NOT NULL;
+      ALTER TABLE jobs ADD COLUMN input_pieces integer NOT NULL DEFAULT 0, ADD COLUMN output_pieces integer NOT NULL DEFAULT 0;
+      CREATE TABLE job_payloads (
+        job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        part   text NOT NULL CHECK (part IN ('input', 'output')),
+        seq    integer NOT NULL,
+        piece  text NOT NULL,
+        PRIMARY KEY (job_id, part, seq)
+      );
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
