@@ -288,6 +288,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       heartbeatTimeoutSecs: this.opts.timing.heartbeatTimeoutSecs,
       busyHeartbeatIntervalSecs: this.opts.timing.busyHeartbeatIntervalSecs,
       busyHeartbeatTimeoutSecs: this.opts.timing.busyHeartbeatTimeoutSecs,
+      ...(session.hello.capabilities.heartbeatAcks && { heartbeatAcks: true }),
       adminPolicy,
     });
   }
@@ -343,6 +344,11 @@ export class SessionManager extends EventEmitter<SessionEvents> {
 
   private async onHeartbeat(session: Session, hb: Heartbeat): Promise<void> {
     session.lastHeartbeatAt = performance.now();
+    // First, before any database write: the answer says this process is alive, nothing more.
+    if (session.hello.capabilities.heartbeatAcks) {
+      // A failed send means a closing connection, which the frame loop notices.
+      send(session.channel, { type: 'heartbeat.ack' }).catch((e: unknown) => this.opts.logger.debug({ err: e, workerId: session.workerId }, 'heartbeat.ack not sent'));
+    }
     if (hb.runningJobs.length === 0) session.busySince = null;
     else session.busySince ??= session.lastHeartbeatAt;
     this.pendingLastSeen.set(session.workerId, new Date());

@@ -180,6 +180,8 @@ export const Hello = z.object({
     labels: z.array(line(64)).max(64).default([]),
     /** It heartbeats every `busyHeartbeatIntervalSecs` (welcome) while it runs jobs, so the coordinator may judge it by the busy timeout. */
     busyHeartbeats: z.boolean().default(false),
+    /** It wants `heartbeat.ack`, to notice a coordinator that died without closing the connection in seconds, not at the idle timeout. */
+    heartbeatAcks: z.boolean().default(false),
   }),
 });
 
@@ -271,6 +273,8 @@ export const Welcome = z.object({
    */
   busyHeartbeatIntervalSecs: z.number().positive().optional(),
   busyHeartbeatTimeoutSecs: z.number().positive().optional(),
+  /** Each heartbeat will be answered with `heartbeat.ack` (the worker asked for it); absent from older coordinators, which never answer. */
+  heartbeatAcks: z.boolean().optional(),
   /** The administrator's pause, preset or limits for this worker; it applies across reconnects. */
   adminPolicy: AdminOverride.default({}),
 });
@@ -288,6 +292,8 @@ export const JobCancel = z.object({ type: z.literal('job.cancel'), jobId: id, le
 export const WorkerPolicy = z.object({ type: z.literal('worker.policy'), adminPolicy: AdminOverride });
 /** Finish running jobs, take no new ones. */
 export const WorkerDrain = z.object({ type: z.literal('worker.drain') });
+/** A heartbeat arrived (for workers with `capabilities.heartbeatAcks`): the coordinator is alive. */
+export const HeartbeatAck = z.object({ type: z.literal('heartbeat.ack') });
 /** A fresh client certificate for the worker's existing key pair (the private key never leaves the worker). */
 export const CertRenew = z.object({ type: z.literal('cert.renew'), certPem: prose(16_384) });
 
@@ -310,6 +316,7 @@ export const CoordinatorMessage = z.discriminatedUnion('type', [
   WorkerPolicy,
   WorkerDrain,
   CertRenew,
+  HeartbeatAck,
   ErrorFrame,
 ]);
 

@@ -35,6 +35,7 @@ import {
 import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
+import { SilenceWatch, silenceDeadlineMs } from './silence-watch.js';
 import type { JobRunner } from './job-runner.js';
 import { peerError } from './peer-error.js';
 import { WORKER_DEFAULTS } from './worker-config.js';
@@ -54,6 +55,10 @@ export interface AgentProbes {
 }
 
 /** Timing defaults: WORKER_DEFAULTS (worker-config.ts). */
+/** After this long without a session, the waiting state says the coordinator may have moved. */
+const MOVED_HINT_MS = 10 * 60_000;
+const MOVED_HINT = 'if the coordinator moved, give its new address (--coordinator HOST:PORT, or Coordinator in the status window)';
+
 export interface AgentOptions {
   dataDir: string;
   identity: WorkerIdentity;
@@ -68,6 +73,8 @@ export interface AgentOptions {
    * than the heartbeat interval. Each ping costs coordinator CPU (BENCHMARKS.md).
    */
   keepAliveIntervalMs?: number | null;
+  /** How long it dials in vain before its state says the coordinator may have moved. @default 10 min */
+  movedHintMs?: number;
   /** Reconnect delays. @default backoff.ts's */
   backoff?: { baseMs: number; capMs: number };
   /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
@@ -197,11 +204,16 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     const { logger } = this.opts;
     const hardware = await this.opts.probes.hardware();
     let attempt = 0;
+    // Since when no session got as far as a welcome, and whether the log said so yet.
+    let downSince = performance.now();
+    let saidMoved = false;
     this.transition('connecting', `connecting to ${this.address()}`);
     for (;;) {
       try {
         await this.session(hardware, () => {
           attempt = 0;
+          downSince = performance.now();
+          saidMoved = false;
         });
         if (this.abort.signal.aborted) break;
         logger.warn('connection to the coordinator was lost');
@@ -221,7 +233,12 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         logger.warn({ code: e.code }, e.message);
       }
       const waitMs = backoffDelayMs(attempt++, this.opts.backoff);
-      this.transition('waiting', `reconnecting in ${Math.ceil(waitMs / 1000)} s`);
+      // A coordinator that moved (another port, another machine) is dialled at its old address for ever: say what to do.
+      const downMs = performance.now() - downSince;
+      const moved = downMs >= (this.opts.movedHintMs ?? MOVED_HINT_MS) ? `no answer from ${this.address()} for ${Math.round(downMs / 60_000)} min; ${MOVED_HINT}` : null;
+      if (moved !== null && !saidMoved) logger.warn(moved);
+      saidMoved ||= moved !== null;
+      this.transition('waiting', `reconnecting in ${Math.ceil(waitMs / 1000)} s${moved === null ? '' : ` (${moved})`}`);
       const waited = await delay(waitMs, true, { signal: this.abort.signal }).catch(() => false);
       if (!waited) break;
       this.transition('connecting', `connecting to ${this.address()}`);
@@ -245,6 +262,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     });
     this.closeConnection = () => conn.close();
     let heartbeat: NodeJS.Timeout | undefined;
+    let silence: SilenceWatch | undefined;
     const jobs = this.opts.jobs;
     try {
       if (this.abort.signal.aborted) return;
@@ -261,15 +279,23 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         hardware,
         cachedModels,
         ...this.currentStatus(),
-        capabilities: { ...(jobs ? { ...jobs.capabilities, slots: jobs.runner.slotCount } : { executors: [], slots: 0, labels: [] }), busyHeartbeats: true },
+        capabilities: { ...(jobs ? { ...jobs.capabilities, slots: jobs.runner.slotCount } : { executors: [], slots: 0, labels: [] }), busyHeartbeats: true, heartbeatAcks: true },
       });
       for await (const raw of conn.channel.frames()) {
+        silence?.heard();
         const msg = parseCoordinatorMessage(raw);
         if (msg.type === 'welcome') {
           onWelcome();
           jobs?.runner.attach((m) => send(conn.channel, m));
           this.emit('adminPolicy', msg.adminPolicy);
-          heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs, msg.busyHeartbeatIntervalSecs);
+          if (msg.heartbeatAcks === true) {
+            const deadlineMs = silenceDeadlineMs(msg.heartbeatTimeoutSecs);
+            silence = new SilenceWatch(deadlineMs, () => {
+              this.opts.logger.warn(`the coordinator did not answer a heartbeat within ${deadlineMs / 1000} s; connecting again`);
+              void conn.close().catch(() => undefined);
+            });
+          }
+          heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs, msg.busyHeartbeatIntervalSecs, silence);
           this.transition('online', `connected to ${this.address()}`);
           this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
         } else {
@@ -278,6 +304,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       }
     } finally {
       clearInterval(heartbeat);
+      silence?.stop();
       this.beatNow = null;
       this.closeConnection = undefined;
       await jobs?.runner.detach();
@@ -296,6 +323,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
         return;
       case 'welcome':
         throw new GridError('GG_ERR_MESSAGE_UNEXPECTED', 'welcome received twice');
+      case 'heartbeat.ack':
+        return;
       case 'job.assign':
         if (!this.opts.jobs) {
           this.opts.logger.warn({ jobId: msg.job.jobId }, 'job assigned to a worker that runs no jobs');
@@ -322,10 +351,11 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
    * (where the coordinator asks for it): a coordinator that hears nothing
    * from a busy worker for a few seconds moves its jobs on.
    */
-  private startHeartbeat(channel: FrameChannel, intervalSecs: number, busySecs = intervalSecs): NodeJS.Timeout {
+  private startHeartbeat(channel: FrameChannel, intervalSecs: number, busySecs = intervalSecs, silence?: SilenceWatch): NodeJS.Timeout {
     let sentAt = performance.now();
     const beat = () => {
       sentAt = performance.now();
+      silence?.sent();
       send(channel, this.heartbeat(this.lastLoad))
         // A closed connection is noticed by the frame loop; anything else is a bug, which must show in the log.
         .catch((e: unknown) => (isGridError(e) ? this.opts.logger.debug({ err: e }, 'heartbeat not sent') : this.opts.logger.error({ err: e }, 'heartbeat not sent')));

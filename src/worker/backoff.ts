@@ -14,13 +14,16 @@
 export interface BackoffOptions {
   /** Ceiling of the first window (attempt 0), in ms. @default 1000 */
   baseMs?: number;
-  /** Largest window, in ms. @default 60000 */
+  /**
+   * Largest window, in ms: a third of the seed's 90 s heartbeat timeout, so a
+   * fleet is back within about half a minute of its coordinator. @default 30000
+   */
   capMs?: number;
   /** Source of uniform numbers in [0, 1); injectable so tests are exact. @default Math.random */
   random?: () => number;
 }
 
-const DEFAULTS: Required<BackoffOptions> = { baseMs: 1000, capMs: 60_000, random: Math.random };
+const DEFAULTS: Required<BackoffOptions> = { baseMs: 1000, capMs: 30_000, random: Math.random };
 
 /**
  * 2^1023 is the largest finite power of two; past it `2 ** attempt` is

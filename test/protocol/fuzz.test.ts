@@ -72,10 +72,11 @@ const tensor = { dtype: 'string', dims: [1], data: ['cat'] };
 /** A valid message of each type the worker sends, and the fields a hostile value goes into. */
 const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
   [
-    { type: 'hello', protocolVersion: 1, workerId: 'w-1', name: 'pc', appVersion: '1.0', hardware, capabilities: { executors: ['onnx'], slots: 1, labels: ['a'], busyHeartbeats: true } },
+    { type: 'hello', protocolVersion: 1, workerId: 'w-1', name: 'pc', appVersion: '1.0', hardware, capabilities: { executors: ['onnx'], slots: 1, labels: ['a'], busyHeartbeats: true, heartbeatAcks: true } },
     [
       'workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion',
       'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats', 'hardware.memory.limitBytes', 'hardware.memory.jobLimitBytes',
+      'capabilities.heartbeatAcks',
     ],
   ],
   [
@@ -98,8 +99,8 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
 
 const COORDINATOR_MESSAGES: [Record<string, unknown>, string[]][] = [
   [
-    { type: 'welcome', protocolVersion: 1, workerId: 'w', heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90, busyHeartbeatIntervalSecs: 3, busyHeartbeatTimeoutSecs: 10 },
-    ['workerId', 'heartbeatIntervalSecs', 'adminPolicy', 'busyHeartbeatIntervalSecs', 'busyHeartbeatTimeoutSecs'],
+    { type: 'welcome', protocolVersion: 1, workerId: 'w', heartbeatIntervalSecs: 30, heartbeatTimeoutSecs: 90, busyHeartbeatIntervalSecs: 3, busyHeartbeatTimeoutSecs: 10, heartbeatAcks: true },
+    ['workerId', 'heartbeatIntervalSecs', 'adminPolicy', 'busyHeartbeatIntervalSecs', 'busyHeartbeatTimeoutSecs', 'heartbeatAcks'],
   ],
   [
     {

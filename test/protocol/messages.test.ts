@@ -53,6 +53,7 @@ describe('control messages', () => {
       { type: 'worker.policy', adminPolicy: { paused: true, message: 'Maintenance until 18:00' } },
       { type: 'worker.drain' },
       { type: 'cert.renew', certPem: 'PEM' },
+      { type: 'heartbeat.ack' },
       { type: 'error', code: 'GG_ERR_WORKER_REVOKED', message: 'm', fatal: true },
     ];
     expect(all.map((m) => parseCoordinatorMessage(m).type)).toEqual(all.map((m) => m.type));
