@@ -88,4 +88,21 @@ describe('the agent after an error', () => {
     expect(agent.state.error).toMatchObject({ code: 'GG_ERR_INTERNAL', message: 'internal error: status is not a function' });
     expect(script.dialed).toBe(1);
   });
+
+  it('says the coordinator may have moved once it has dialled in vain for long enough', async () => {
+    const details: (string | null)[] = [];
+    const { agent } = start([[error('GG_ERR_SHUTTING_DOWN')], [error('GG_ERR_SHUTTING_DOWN')], [welcome]], { movedHintMs: 0 });
+    agent.on('state', (e) => details.push(e.detail));
+    await agent.waitFor('online');
+    const hint = /^reconnecting in \d+ s \(no answer from 127\.0\.0\.1:1 for 0 min; if the coordinator moved, give its new address \(--coordinator HOST:PORT, or Coordinator in the status window\)\)$/;
+    expect(details.filter((d) => d?.startsWith('reconnecting'))).toEqual([expect.stringMatching(hint), expect.stringMatching(hint)]);
+  });
+
+  it('does not say so after a short outage', async () => {
+    const details: (string | null)[] = [];
+    const { agent } = start([[error('GG_ERR_SHUTTING_DOWN')], [welcome]]);
+    agent.on('state', (e) => details.push(e.detail));
+    await agent.waitFor('online');
+    expect(details.filter((d) => d?.startsWith('reconnecting'))).toEqual([expect.stringMatching(/^reconnecting in \d+ s$/)]);
+  });
 });
