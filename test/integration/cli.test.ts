@@ -11,8 +11,6 @@ import { controlClient } from '../../src/worker/control/index.js';
 import { FAST, removeTempDirs, runCli, sessionEvent, startTestCoordinator, startTestWorker, tempDir, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
 import { within } from '../helpers/within.js';
 
-const fastFlags = ['--heartbeat-interval', String(FAST.heartbeatIntervalSecs), '--heartbeat-timeout', String(FAST.heartbeatTimeoutSecs)];
-
 let c: TestCoordinator;
 const children: CliProcess[] = [];
 function cli(args: string[], env?: Record<string, string>): CliProcess {
@@ -186,10 +184,13 @@ describe('gogrid coordinator', () => {
     }
   });
 
-  it('keeps its workers across a crash and restart: the worker reconnects with the same id, no new enrollment', async () => {
+  it('keeps its workers across a crash and restart: the worker notices in seconds and reconnects with the same id, no new enrollment', async () => {
     const dataDir = await tempDir();
     const logBase = join(dataDir, 'logs', 'coordinator');
-    const first = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', ...fastFlags, '--log-format', 'json', '--log-file', logBase]);
+    // A 9 s heartbeat timeout is the QUIC idle timeout, which a worker waited out after a kill -9 before
+    // heartbeats were answered; an unanswered one now tells it within a third of that.
+    const slowFlags = ['--heartbeat-interval', '0.5', '--heartbeat-timeout', '9'];
+    const first = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', '0', ...slowFlags, '--log-format', 'json', '--log-file', logBase]);
     await first.waitFor(/listening on 127\.0\.0\.1:\d+/);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first.stdout())![1]);
     expect(first.stdout()).toMatch(/admin API key: +ggk_/);
@@ -199,18 +200,20 @@ describe('gogrid coordinator', () => {
     expect(await tokenCmd.exited).toBe(0);
     expect(tokenCmd.stdout()).toMatch(/^gg1\.[a-z0-9]{8}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\n$/);
 
-    const w = await startTestWorker({ port }, { token: tokenCmd.stdout().trim() });
+    const w = await startTestWorker({ port }, { token: tokenCmd.stdout().trim(), maxIdleTimeoutMs: 60_000 });
     await w.agent.waitFor('online');
     await listed(dataDir, w.identity.workerId, 'online');
 
     first.child.kill('SIGKILL');
     await first.exited;
+    const killedAt = Date.now();
     await w.agent.waitFor('waiting');
+    expect(Date.now() - killedAt).toBeLessThan(6000);
     // Its log file has every line up to the kill (written synchronously), the worker's arrival among them.
     const logged = (await readFile(`${logBase}.1.log`, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; workerId?: string });
     expect(logged.find((l) => l.msg === 'worker online')?.workerId).toBe(w.identity.workerId);
 
-    const second = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', String(port), ...fastFlags, '--log-format', 'json']);
+    const second = cli(['coordinator', '--data', dataDir, '--bind', '127.0.0.1', '--port', String(port), ...slowFlags, '--log-format', 'json']);
     await second.waitFor(/listening on/);
     expect(second.stdout()).not.toMatch(/admin API key/);
     await w.agent.waitFor('online');
