@@ -2,8 +2,9 @@
  * Fault injection with invariants, after FoundationDB's simulation tests and
  * Jepsen: a real coordinator and real workers as `gogrid` processes, a client
  * that submits jobs with retries, and, at moments drawn from a seeded random
- * schedule, kill -9 of the coordinator or a worker, SIGTERM of a worker, or a
- * worker stalled with SIGSTOP. When the faults stop, every acknowledged job
+ * schedule, kill -9 of the coordinator or a worker, SIGTERM of a worker, a
+ * worker stalled with SIGSTOP, or every UDP datagram between workers and the
+ * coordinator lost for a few seconds. When the faults stop, every acknowledged job
  * must reach exactly one final state, every succeeded one with the known
  * answer, and every worker must be back online.
  *
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { JobInfo, WorkerList } from '../../src/protocol/api.js';
 import { requestJson } from '../../src/transport/https-client.js';
 import { MLP, writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { flakyLink } from '../helpers/flaky-link.js';
 import { runCli, tempDir, type CliProcess } from '../helpers/grid.js';
 
 export interface FaultOptions {
@@ -48,8 +50,8 @@ export interface FaultReport {
   elapsedMs: number;
 }
 
-type FaultKind = 'coordinator-kill9' | 'worker-kill9' | 'worker-sigterm' | 'worker-sigstop';
-const FAULTS: FaultKind[] = ['coordinator-kill9', 'worker-kill9', 'worker-sigterm', 'worker-sigstop'];
+type FaultKind = 'coordinator-kill9' | 'worker-kill9' | 'worker-sigterm' | 'worker-sigstop' | 'udp-drop';
+const FAULTS: FaultKind[] = ['coordinator-kill9', 'worker-kill9', 'worker-sigterm', 'worker-sigstop', 'udp-drop'];
 const FAST = ['--heartbeat-interval', '0.5', '--heartbeat-timeout', '3'];
 /** Enough that the worker kills of a run cannot use up a job's attempts. */
 const MAX_ATTEMPTS = 50;
@@ -108,6 +110,8 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
     return p;
   };
   let coordinator = await startCoordinator();
+  // Workers dial the coordinator through a link that can lose every datagram for a while.
+  const link = await flakyLink(() => port);
   const ca = await readFile(join(coordDir, 'ca.crt'), 'utf8');
   const key = (await readFile(join(coordDir, 'admin.key'), 'utf8')).trim();
   const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
@@ -127,7 +131,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   // worker ignores a token it has used). Uses to spare for enrollments a kill cut short.
   const { token } = (await api('POST', '/v1/tokens', { maxUses: count * 100, ttlSecs: 3600 })) as { token: string };
   const workerDirs = Array.from({ length: count }, (_, i) => join(dir, `worker-${i}`));
-  const startWorker = (i: number) => spawn(['worker', '--data', workerDirs[i]!, '--slots', '1', '--threads', '1', '--coordinator', `127.0.0.1:${port}`, '--token', token]);
+  const startWorker = (i: number) => spawn(['worker', '--data', workerDirs[i]!, '--slots', '1', '--threads', '1', '--coordinator', `127.0.0.1:${link.port}`, '--token', token]);
   const workers = workerDirs.map((_, i) => startWorker(i));
   const stopped = new Set<number>();
 
@@ -192,12 +196,18 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         });
         break;
       }
+      case 'udp-drop':
+        // Past the workers' unanswered-heartbeat deadline and the coordinator's heartbeat timeout, or not, at random.
+        link.dropUdp = true;
+        void pause(1000 + rand() * 5000).then(() => (link.dropUdp = false));
+        break;
     }
   }
 
   // ---------------------------------------------------------------- settle, then check
   submitting = false;
   await client;
+  link.dropUdp = false;
   for (const i of stopped) workers[i]!.child.kill('SIGCONT');
   stopped.clear();
   for (const [i, w] of workers.entries()) {
@@ -250,5 +260,6 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
 
   for (const p of children) if (!exited(p)) p.child.kill('SIGTERM');
   await Promise.all(children.map((p) => Promise.race([p.exited, pause(10_000).then(() => p.child.kill('SIGKILL'))])));
+  await link.close();
   return { seed: opts.seed, faults, acknowledged: expected.size, submitRetries, succeeded, failed, violations, elapsedMs: Date.now() - started };
 }
