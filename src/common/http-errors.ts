@@ -40,6 +40,10 @@ function openAiErrorType(status: number): string {
 /** `side` names whose log holds the details of an internal error. */
 export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { status: number; payload: ApiErrorBody } {
   if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
+  // A full disk (a model upload, a settings file) passes once there is room: say so, not "internal error".
+  if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+    return { status: 503, payload: errorPayload('GG_ERR_OUT_OF_RESOURCES', `no space left on the ${side}'s disk; free some and try again`) };
+  }
   const statusCode = (err as { statusCode?: unknown }).statusCode;
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
     // fastify's own client errors: bad JSON, body too large, wrong content type.
@@ -56,7 +60,11 @@ export function answerErrors<S extends RawServerBase, L extends FastifyBaseLogge
   const shaped = (status: number, payload: ApiErrorBody) => (side === 'coordinator' ? withOpenAiFields(payload, status) : payload);
   app.setErrorHandler((err, req, reply) => {
     const body = toErrorBody(err, side);
-    if (body.status >= 500) req.log.error({ err }, 'request failed');
+    if (body.status >= 500) {
+      // An operator's problem (a full disk, a database down) is one line per request; a stack is for bugs.
+      if (isGridError(err) && err.code !== 'GG_ERR_INTERNAL') req.log.warn({ code: err.code }, `request failed: ${err.message}`);
+      else req.log.error({ err }, 'request failed');
+    }
     if (isGridError(err) && err.retryAfterSecs !== undefined) void reply.header('retry-after', String(err.retryAfterSecs));
     void reply.status(body.status).send(shaped(body.status, body.payload));
   });

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   GG_ERR_COORDINATOR_UNREACHABLE: { status: 503, retryable: true, summary: 'The coordinator did not answer (network, firewall, or not running).' },
   GG_ERR_ADDRESS_UNAVAILABLE: { status: 503, retryable: false, summary: "The coordinator cannot listen on its address and port: another program holds the port (UDP for QUIC, TCP for HTTPS), or the address is not one of this machine's." },
   GG_ERR_DATABASE_UNREACHABLE: { status: 503, retryable: true, summary: "The coordinator cannot connect to its PostgreSQL database (not running, wrong host, user, password or database name); the message names the URL, password masked." },
+  GG_ERR_OUT_OF_RESOURCES: { status: 503, retryable: true, summary: "The coordinator's disk is full, or its database ran out of memory or connections (the worker's disk, from its control endpoint): the request changed nothing, and works again once there is room." },
   GG_ERR_CONFIG_INVALID: { status: 400, retryable: false, summary: 'A configuration file or option has a bad or unknown key or value.' },
   GG_ERR_JOB_NOT_FOUND: { status: 404, retryable: false, summary: 'No job with that id.' },
   GG_ERR_JOB_TIMEOUT: { status: 504, retryable: true, summary: 'The job ran past its timeout and its process was killed.' },

@@ -3,8 +3,9 @@
  * Jepsen: a real coordinator and real workers as `gogrid` processes, a client
  * that submits jobs with retries, and, at moments drawn from a seeded random
  * schedule, kill -9 of the coordinator or a worker, SIGTERM of a worker, a
- * worker stalled with SIGSTOP, or every UDP datagram between workers and the
- * coordinator lost for a few seconds. When the faults stop, every acknowledged job
+ * worker stalled with SIGSTOP, every UDP datagram between workers and the
+ * coordinator lost for a few seconds, or the coordinator's disk (its embedded
+ * database's) full to the last byte for a few seconds. When the faults stop, every acknowledged job
  * must reach exactly one final state, every succeeded one with the known
  * answer, and every worker must be back online.
  *
@@ -16,13 +17,15 @@
  * not, so a replay retraces the same faults, not the same interleaving.
  */
 import { createReadStream, readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JobInfo, WorkerList } from '../../src/protocol/api.js';
+import { isGridError } from '../../src/protocol/index.js';
 import { requestJson } from '../../src/transport/https-client.js';
 import { MLP, writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { flakyLink } from '../helpers/flaky-link.js';
 import { runCli, tempDir, type CliProcess } from '../helpers/grid.js';
+import { privateDisk } from '../helpers/private-disk.js';
 
 export interface FaultOptions {
   seed: number;
@@ -50,8 +53,8 @@ export interface FaultReport {
   elapsedMs: number;
 }
 
-type FaultKind = 'coordinator-kill9' | 'worker-kill9' | 'worker-sigterm' | 'worker-sigstop' | 'udp-drop';
-const FAULTS: FaultKind[] = ['coordinator-kill9', 'worker-kill9', 'worker-sigterm', 'worker-sigstop', 'udp-drop'];
+type FaultKind = 'coordinator-kill9' | 'worker-kill9' | 'worker-sigterm' | 'worker-sigstop' | 'udp-drop' | 'disk-full';
+const FAULTS: FaultKind[] = ['coordinator-kill9', 'worker-kill9', 'worker-sigterm', 'worker-sigstop', 'udp-drop', 'disk-full'];
 const FAST = ['--heartbeat-interval', '0.5', '--heartbeat-timeout', '3'];
 /** Enough that the worker kills of a run cannot use up a job's attempts. */
 const MAX_ATTEMPTS = 50;
@@ -74,6 +77,25 @@ function mlp(x: number[]): number[] {
   return MLP.b2.map((b, k) => b + h.reduce((s, hj, j) => s + hj * MLP.w2[j]![k]!, 0));
 }
 
+/** What a process that died said last, without Node's closing version line and the stack. */
+function lastWords(p: CliProcess): string {
+  const lines = p.stderr().trim().split('\n').filter((l) => l.trim() !== '' && !/^\s+at |^Node\.js v/.test(l));
+  return lines.slice(-3).join(' | ').slice(0, 1000);
+}
+
+/** A process's resident memory in MiB, from /proc; null where there is none (not Linux, or gone). */
+function rssMiB(pid: number | undefined): number | null {
+  try {
+    const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kib === undefined ? null : Math.round(Number(kib) / 1024);
+  } catch {
+    return null;
+  }
+}
+
+/** Room for sessions, PGlite's buffers and V8's heap to settle; a leak of the jobs' data is more. */
+const RSS_SLACK_MIB = 256;
+
 const exited = (p: CliProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
 
 /** The process's state letter from /proc (R, S, T…), for a violation's message; '?' where there is none. */
@@ -94,26 +116,37 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const faults = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<FaultKind, number>;
   const violations: string[] = [];
   const children: CliProcess[] = [];
-  const spawn = (args: string[]) => {
-    const p = runCli([...args, '--log-format', 'json', '--log-level', 'warn']);
+  const spawn = (args: string[], via?: readonly string[]) => {
+    const p = runCli([...args, '--log-format', 'json', '--log-level', 'warn'], {}, { via });
     children.push(p);
     return p;
   };
 
   // ---------------------------------------------------------------- the grid
+  // The coordinator's data dir (its embedded database too) is on a small disk of its own, which the disk-full fault fills.
+  await mkdir(coordDir);
+  const disk = await privateDisk(coordDir, 256);
+  if ('unavailable' in disk) {
+    if (process.env['CI']) throw new Error(`the disk-full fault cannot run: ${disk.unavailable}`);
+    log(`no disk-full faults: ${disk.unavailable}`);
+  }
+  const kinds = FAULTS.filter((k) => k !== 'disk-full' || !('unavailable' in disk));
   let port = 0;
   const startCoordinator = async () => {
     const db = opts.databaseUrl ? ['--database', opts.databaseUrl] : [];
-    const p = spawn(['coordinator', '--data', coordDir, '--bind', '127.0.0.1', '--port', String(port), ...FAST, ...db]);
+    const p = spawn(['coordinator', '--data', coordDir, '--bind', '127.0.0.1', '--port', String(port), ...FAST, ...db], 'via' in disk ? disk.via : undefined);
     await p.waitFor(/listening on 127\.0\.0\.1:\d+/);
     port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout())![1]);
+    startedRss = rssMiB(p.child.pid);
     return p;
   };
+  let startedRss: number | null = null;
   let coordinator = await startCoordinator();
   // Workers dial the coordinator through a link that can lose every datagram for a while.
   const link = await flakyLink(() => port);
-  const ca = await readFile(join(coordDir, 'ca.crt'), 'utf8');
-  const key = (await readFile(join(coordDir, 'admin.key'), 'utf8')).trim();
+  const onDisk = (path: string) => ('outside' in disk ? disk.outside(path) : path);
+  const ca = await readFile(onDisk(join(coordDir, 'ca.crt')), 'utf8');
+  const key = (await readFile(onDisk(join(coordDir, 'admin.key')), 'utf8')).trim();
   const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
     requestJson({ url: `https://127.0.0.1:${port}${path}`, method, body, ca, headers: { authorization: `Bearer ${key}` }, timeoutMs: 10_000 });
 
@@ -146,9 +179,11 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
       try {
         const answer = (await api('POST', '/v1/jobs', { jobs })) as { jobs: { id: string }[] };
         answer.jobs.forEach((j, i) => expected.set(j.id, mlp(xs[i]!)));
-      } catch {
-        // Not acknowledged (the coordinator is down): those jobs are not promised; try the next batch.
+      } catch (e) {
+        // Not acknowledged (the coordinator is down, its disk full): those jobs are not promised; try the next batch.
         submitRetries++;
+        // No fault is a bug: each has its own answer (GG_ERR_OUT_OF_RESOURCES for a full disk), never "internal error".
+        if (isGridError(e) && e.code === 'GG_ERR_INTERNAL') violations.push(`a submit was answered ${e.code}: ${e.message}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100 + rand() * 200));
     }
@@ -156,9 +191,16 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
 
   // ---------------------------------------------------------------- the faults
   const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let diskFreed: Promise<void> | null = null;
   while (Date.now() - started < opts.faultMs) {
     await pause(1000 + rand() * 2500);
-    const kind = FAULTS[Math.floor(rand() * FAULTS.length)]!;
+    // A coordinator that dies of a fault it should ride out (a full disk) is a violation; restarted, as systemd would.
+    if (exited(coordinator)) {
+      violations.push(`the coordinator exited on its own (code ${coordinator.child.exitCode}): ${lastWords(coordinator)}`);
+      await diskFreed;
+      coordinator = await startCoordinator();
+    }
+    const kind = kinds[Math.floor(rand() * kinds.length)]!;
     const i = Math.floor(rand() * count);
     faults[kind]++;
     log(`${((Date.now() - started) / 1000).toFixed(1)} s: ${kind}${kind.startsWith('worker') ? ` ${i}` : ''}`);
@@ -167,6 +209,8 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         coordinator.child.kill('SIGKILL');
         await coordinator.exited;
         await pause(rand() * 1000);
+        // A coordinator that cannot start on a full disk is not what this fault is about.
+        await diskFreed;
         coordinator = await startCoordinator();
         break;
       case 'worker-kill9':
@@ -196,6 +240,17 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         });
         break;
       }
+      case 'disk-full': {
+        if (!('via' in disk) || diskFreed !== null) break;
+        // Held full for a while, then freed in the background, as a stall is.
+        await disk.fill();
+        const freeIn = 1000 + rand() * 4000;
+        diskFreed = pause(freeIn).then(async () => {
+          await disk.free();
+          diskFreed = null;
+        });
+        break;
+      }
       case 'udp-drop':
         // Past the workers' unanswered-heartbeat deadline and the coordinator's heartbeat timeout, or not, at random.
         link.dropUdp = true;
@@ -208,6 +263,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   submitting = false;
   await client;
   link.dropUdp = false;
+  await diskFreed;
   for (const i of stopped) workers[i]!.child.kill('SIGCONT');
   stopped.clear();
   for (const [i, w] of workers.entries()) {
@@ -248,6 +304,14 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
     if (!close) violations.push(`${id}: output ${JSON.stringify(got)} is not the known answer ${JSON.stringify(want)}`);
   }
 
+  // Memory returns to its baseline: what the coordinator holds once every job is final is what it held as it
+  // started, plus its sessions and database caches; a leak of what the jobs carried would show here.
+  const endRss = rssMiB(coordinator.child.pid);
+  log(`coordinator memory: ${startedRss} MiB at its start, ${endRss} MiB with every job final`);
+  if (startedRss !== null && endRss !== null && endRss - startedRss > RSS_SLACK_MIB) {
+    violations.push(`the coordinator's memory grew from ${startedRss} MiB at its start to ${endRss} MiB with every job final`);
+  }
+
   // No session left stuck: every worker comes back online.
   const onlineBy = Date.now() + 20_000;
   let online = 0;
@@ -261,5 +325,6 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   for (const p of children) if (!exited(p)) p.child.kill('SIGTERM');
   await Promise.all(children.map((p) => Promise.race([p.exited, pause(10_000).then(() => p.child.kill('SIGKILL'))])));
   await link.close();
+  if ('close' in disk) await disk.close();
   return { seed: opts.seed, faults, acknowledged: expected.size, submitRetries, succeeded, failed, violations, elapsedMs: Date.now() - started };
 }

@@ -178,9 +178,12 @@ export interface CliProcess {
   waitFor(re: RegExp, ms?: number): Promise<void>;
 }
 
-/** `pipeInto`: a shell command the CLI's stdout is piped into (a real pipe, as people use one); the exit code is still the CLI's. */
-export function runCli(args: string[], env: Record<string, string> = {}, opts: { pipeInto?: string } = {}): CliProcess {
-  const argv = [process.execPath, ...CLI, ...args];
+/**
+ * `pipeInto`: a shell command the CLI's stdout is piped into (a real pipe, as people use one); the exit code is still the CLI's.
+ * `via`: a command that execs the CLI (e.g. `nsenter … --`), so the child is the CLI itself.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, opts: { pipeInto?: string; via?: readonly string[] } = {}): CliProcess {
+  const argv = [...(opts.via ?? []), process.execPath, ...CLI, ...args];
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   const [file, fileArgs] = opts.pipeInto === undefined ? [argv[0]!, argv.slice(1)] : ['bash', ['-c', `set -o pipefail; ${argv.map(quote).join(' ')} | ${opts.pipeInto}`]];
   const child = spawn(file, fileArgs, {

@@ -43,10 +43,43 @@ export async function openDb(url: string, opts: OpenDbOptions = {}): Promise<Db>
   }
   switch (target.kind) {
     case 'memory':
-      return openPgliteDb(undefined, opts.memorySnapshot);
+      return resourceErrorsNamed(await openPgliteDb(undefined, opts.memorySnapshot));
     case 'pglite':
-      return openPgliteDb(target.dataDir);
+      return resourceErrorsNamed(await openPgliteDb(target.dataDir));
     case 'postgres':
-      return openPostgresDb(target.url, opts.poolSize ?? 10);
+      return resourceErrorsNamed(await openPostgresDb(target.url, opts.poolSize ?? 10));
   }
+}
+
+/**
+ * PostgreSQL's class 53, "insufficient resources" (a full disk, no memory,
+ * no connection left), is an operator's problem that passes, not a bug: it
+ * becomes GG_ERR_OUT_OF_RESOURCES (503, retryable) saying which, where it
+ * was a 500 "internal error" before. Same SQLSTATEs from PGlite and PostgreSQL.
+ */
+function resourceErrorsNamed(db: Db): Db {
+  const named = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      throw outOfResources(e) ?? e;
+    });
+  return {
+    kind: db.kind,
+    query: (text, params) => named(db.query(text, params)),
+    exec: (sql) => named(db.exec(sql)),
+    transaction: (fn) => named(db.transaction((tx) => fn(resourceErrorsNamed(tx)))),
+    close: () => db.close(),
+  };
+}
+
+const RUN_OUT_OF: Record<string, string> = {
+  '53100': 'disk space (free some on the disk that holds it)',
+  '53200': 'memory',
+  '53300': 'connections (raise max_connections, or lower [database] max_connections)',
+};
+
+function outOfResources(e: unknown): GridError | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('53') || e instanceof GridError) return null;
+  const what = RUN_OUT_OF[code] ?? 'resources';
+  return new GridError('GG_ERR_OUT_OF_RESOURCES', `the coordinator's database ran out of ${what}: ${(e as Error).message}`, { cause: e });
 }
