@@ -59,6 +59,11 @@ export function misfit(job: SchedulableJob, w: SchedulableWorker): string | null
     const total = w.hardware.memory.totalBytes;
     if (total === null) return 'does not report its memory';
     if (total < r.minFreeMemoryBytes) return `has ${gib(total)} of memory, less than the ${gib(r.minFreeMemoryBytes)} needed`;
+    // A job process over the worker's cap is killed there; llm jobs are not capped (llama.cpp sizes itself to free memory).
+    const cap = w.hardware.memory.jobLimitBytes;
+    if (job.kind !== 'llm' && cap != null && cap < r.minFreeMemoryBytes) {
+      return `caps a job at ${gib(cap)} of memory (GOGRID_JOB_MEMORY_LIMIT_MIB there), less than the ${gib(r.minFreeMemoryBytes)} needed`;
+    }
   }
   if (r.gpu) {
     const { backend, minVramMiB } = r.gpu;

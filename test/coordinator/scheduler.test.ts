@@ -46,6 +46,13 @@ describe('misfit: can this worker ever run this job?', () => {
     ['memory enough, exactly', { minFreeMemoryBytes: 16 * GiB }, {}, null],
     ['memory short', { minFreeMemoryBytes: 32 * GiB }, {}, 'has 16.0 GiB of memory, less than the 32.0 GiB needed'],
     ['memory unknown', { minFreeMemoryBytes: 1 }, { hardware: hw({ mem: null }) }, 'does not report its memory'],
+    ['job memory cap enough, exactly', { minFreeMemoryBytes: 4 * GiB }, { hardware: { ...hw(), memory: { totalBytes: 16 * GiB, jobLimitBytes: 4 * GiB } } }, null],
+    [
+      'job memory cap short',
+      { minFreeMemoryBytes: 6 * GiB },
+      { hardware: { ...hw(), memory: { totalBytes: 16 * GiB, jobLimitBytes: 4 * GiB } } },
+      'caps a job at 4.0 GiB of memory (GOGRID_JOB_MEMORY_LIMIT_MIB there), less than the 6.0 GiB needed',
+    ],
     ['any GPU, none there', { gpu: {} }, {}, 'has no GPU'],
     ['any GPU, one there', { gpu: {} }, { hardware: hw({ gpus: [metal] }) }, null],
     ['cuda wanted, cuda there', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal, cuda] }) }, null],
@@ -58,6 +65,11 @@ describe('misfit: can this worker ever run this job?', () => {
     ['two labels missing', { labels: ['a', 'b'] }, {}, 'lacks the labels a, b'],
   ])('%s', (_name, requirements, w, expected) => {
     expect(misfit(job('j', requirements), worker('w', w))).toBe(expected);
+  });
+
+  it('leaves an llm job to the memory llama.cpp sizes for itself: no job memory cap applies to it', () => {
+    const capped = worker('w', { executors: ['llm'], hardware: { ...hw(), memory: { totalBytes: 16 * GiB, jobLimitBytes: 4 * GiB } } });
+    expect(misfit(job('j', { minFreeMemoryBytes: 6 * GiB }, { kind: 'llm' }), capped)).toBeNull();
   });
 });
 
