@@ -54,11 +54,11 @@ export interface AgentProbes {
   load(): Promise<{ cpu: number | null; freeMemoryBytes: number | null }>;
 }
 
-/** Timing defaults: WORKER_DEFAULTS (worker-config.ts). */
 /** After this long without a session, the waiting state says the coordinator may have moved. */
 const MOVED_HINT_MS = 10 * 60_000;
 const MOVED_HINT = 'if the coordinator moved, give its new address (--coordinator HOST:PORT, or Coordinator in the status window)';
 
+/** Timing defaults: WORKER_DEFAULTS (worker-config.ts). */
 export interface AgentOptions {
   dataDir: string;
   identity: WorkerIdentity;

@@ -108,6 +108,16 @@ function procState(pid: number | undefined): string {
 }
 
 export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
+  // Whatever a run started goes with it, also when it throws halfway (a coordinator that never came up).
+  const leftovers: (() => Promise<unknown>)[] = [];
+  try {
+    return await faultRun(opts, leftovers);
+  } finally {
+    for (const undo of leftovers.reverse()) await undo().catch(() => undefined);
+  }
+}
+
+async function faultRun(opts: FaultOptions, leftovers: (() => Promise<unknown>)[]): Promise<FaultReport> {
   const started = Date.now();
   const rand = random(opts.seed);
   const log = opts.log ?? (() => undefined);
@@ -116,6 +126,10 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const faults = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<FaultKind, number>;
   const violations: string[] = [];
   const children: CliProcess[] = [];
+  leftovers.push(async () => {
+    for (const p of children) if (!exited(p)) p.child.kill('SIGKILL');
+    await Promise.all(children.map((p) => p.exited));
+  });
   const spawn = (args: string[], via?: readonly string[]) => {
     const p = runCli([...args, '--log-format', 'json', '--log-level', 'warn'], {}, { via });
     children.push(p);
@@ -126,6 +140,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   // The coordinator's data dir (its embedded database too) is on a small disk of its own, which the disk-full fault fills.
   await mkdir(coordDir);
   const disk = await privateDisk(coordDir, 256);
+  if ('close' in disk) leftovers.push(() => disk.close());
   if ('unavailable' in disk) {
     if (process.env['CI']) throw new Error(`the disk-full fault cannot run: ${disk.unavailable}`);
     log(`no disk-full faults: ${disk.unavailable}`);
@@ -144,6 +159,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   let coordinator = await startCoordinator();
   // Workers dial the coordinator through a link that can lose every datagram for a while.
   const link = await flakyLink(() => port);
+  leftovers.push(() => link.close());
   const onDisk = (path: string) => ('outside' in disk ? disk.outside(path) : path);
   const ca = await readFile(onDisk(join(coordDir, 'ca.crt')), 'utf8');
   const key = (await readFile(onDisk(join(coordDir, 'admin.key')), 'utf8')).trim();
@@ -324,7 +340,5 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
 
   for (const p of children) if (!exited(p)) p.child.kill('SIGTERM');
   await Promise.all(children.map((p) => Promise.race([p.exited, pause(10_000).then(() => p.child.kill('SIGKILL'))])));
-  await link.close();
-  if ('close' in disk) await disk.close();
   return { seed: opts.seed, faults, acknowledged: expected.size, submitRetries, succeeded, failed, violations, elapsedMs: Date.now() - started };
 }
