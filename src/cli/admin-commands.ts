@@ -121,13 +121,13 @@ function llmOn(llm: LlmRuntimeReport | null | undefined): string {
 }
 
 function registerKeyCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
-  const keys = program.command('keys').description('API keys: create, list, revoke (an inference key may call only the OpenAI-compatible API)');
+  const keys = program.command('keys').description('API keys: create, list, revoke (an inference key may call only the OpenAI-compatible API, a metrics key only GET /metrics)');
 
   addTargetOptions(
     keys
       .command('create')
       .description('create an API key; prints only the key on stdout, this once')
-      .addOption(new Option('--scope <scope>', 'admin: every route; inference: only the OpenAI-compatible API').choices(ApiKeyScope.options).default('inference'))
+      .addOption(new Option('--scope <scope>', 'admin: every route; inference: only the OpenAI-compatible API; metrics: only GET /metrics (for Prometheus)').choices(ApiKeyScope.options).default('inference'))
       .option('--name <text>', 'who or what holds it, for `keys list`', '')
       .option('--json', 'print the key and its details as JSON'),
   ).action((flags: TargetFlags & { scope: ApiKeyScope; name: string }) =>

@@ -4,7 +4,8 @@
  * A key holder: `Authorization: Bearer <key>`, whose sha256 the store holds.
  * An `admin` key may call every route that takes a key; an `inference` key
  * only the routes in INFERENCE_ROUTES, so an application that talks to the
- * OpenAI-compatible API never holds a key that can enroll or revoke workers.
+ * OpenAI-compatible API never holds a key that can enroll or revoke workers;
+ * a `metrics` key only `GET /metrics`.
  * The store is asked on every request: a revoked key fails on its next one,
  * also on another coordinator instance sharing the database.
  *
@@ -18,7 +19,7 @@
 import { TLSSocket } from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { GridError } from '../protocol/index.js';
+import { GridError, type ApiKeyScope } from '../protocol/index.js';
 import type { Db } from './store/db.js';
 import { findApiKeyBySha256, markApiKeyUsed } from './store/index.js';
 import { sha256Hex } from './enrollment.js';
@@ -30,6 +31,9 @@ import { ipKey, Throttle } from './ip-limits.js';
  * once its route is settled (issue #13).
  */
 export const INFERENCE_ROUTES: ReadonlySet<string> = new Set(['GET /v1/models', 'POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
+
+/** What each scope but `admin` may call: a scrape key in a Prometheus configuration can read metrics, nothing else. */
+const ROUTES_OF_SCOPE: Record<Exclude<ApiKeyScope, 'admin'>, ReadonlySet<string>> = { inference: INFERENCE_ROUTES, metrics: new Set(['GET /metrics']) };
 
 /** A key's use is written when the stored one is older than this: `keys list` is right to within it, at one write per key per interval. */
 const LAST_USED_PRECISION_MS = 60_000;
@@ -96,8 +100,9 @@ export function apiKeyCheck(db: Db, wrongSecrets: WrongSecrets): (req: FastifyRe
       throw new GridError('GG_ERR_UNAUTHENTICATED', `API key ${key.id} was revoked at ${key.revokedAt.toISOString()}`);
     }
     const route = `${req.method} ${req.routeOptions.url ?? ''}`;
-    if (key.scope !== 'admin' && !INFERENCE_ROUTES.has(route)) {
-      throw new GridError('GG_ERR_KEY_SCOPE', `API key ${key.id} is an ${key.scope} key: it may call only ${[...INFERENCE_ROUTES].join(', ')}; ${route} needs an admin key`);
+    if (key.scope !== 'admin' && !ROUTES_OF_SCOPE[key.scope].has(route)) {
+      const allowed = [...ROUTES_OF_SCOPE[key.scope]].join(', ');
+      throw new GridError('GG_ERR_KEY_SCOPE', `API key ${key.id} is ${key.scope === 'inference' ? 'an' : 'a'} ${key.scope} key: it may call only ${allowed}; ${route} needs an admin key`);
     }
     callers.set(req, key.id);
     const now = new Date();

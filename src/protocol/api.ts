@@ -69,8 +69,12 @@ export const TokenList = z.array(TokenInfo);
 
 // ---------------------------------------------------------------- API keys
 
-/** `admin` may call every route; `inference` only the OpenAI-compatible ones (INFERENCE_ROUTES in coordinator/http-auth.ts). */
-export const ApiKeyScope = z.enum(['admin', 'inference']);
+/**
+ * `admin` may call every route; `inference` only the OpenAI-compatible ones;
+ * `metrics` only `GET /metrics`, for a Prometheus server's configuration
+ * (ROUTES_OF_SCOPE in coordinator/http-auth.ts).
+ */
+export const ApiKeyScope = z.enum(['admin', 'inference', 'metrics']);
 
 export const CreateApiKeyRequest = z.object({
   scope: ApiKeyScope,

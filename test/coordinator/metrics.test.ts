@@ -63,10 +63,19 @@ describe('GET /metrics', () => {
     expect(sample(text, 'gogrid_refusals_total{reason="wrong_secrets"}')).toBeGreaterThanOrEqual(1);
   }, 30_000);
 
-  it('answers only an admin key', async () => {
+  it('answers an admin or a metrics key, and a metrics key nothing else', async () => {
     expect((await rawRequest({ url: `${c.apiUrl}/metrics`, ca: c.ca.material.certPem })).status).toBe(401);
     const inference = CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'inference', name: 'chat' }));
     expect((await scrape(inference.key)).status).toBe(403);
+    const prometheus = CreatedApiKey.parse(await c.api('POST', '/v1/keys', { scope: 'metrics', name: 'prometheus' }));
+    expect((await scrape(prometheus.key)).status).toBe(200);
+    for (const path of ['/v1/workers', '/v1/jobs', '/v1/keys', '/v1/models']) {
+      const res = await rawRequest({ url: `${c.apiUrl}${path}`, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${prometheus.key}` } });
+      expect(res.status, path).toBe(403);
+      expect(JSON.parse(res.body.toString()), path).toMatchObject({
+        error: { code: 'GG_ERR_KEY_SCOPE', message: expect.stringMatching(/is a metrics key: it may call only GET \/metrics; GET \/v1\/\w+ needs an admin key$/) },
+      });
+    }
   });
 });
 

@@ -80,6 +80,8 @@ const WRITTEN_AT: Record<number, string> = {
       VALUES ('j-v10-pieces', 'onnx', '${hex('f')}', 10, 'm.onnx', NULL, 1, '{}', 1000, 3, 'succeeded', NULL, 2, '${T}', '${T}');
     INSERT INTO job_payloads (job_id, part, seq, piece) VALUES ('j-v10-pieces', 'input', 0, '{"inputs":{}}'),
       ('j-v10-pieces', 'output', 0, '{"outputs":{"y":"\\u0000'), ('j-v10-pieces', 'output', 1, '\u00e9"}}');`,
+  11: `
+    INSERT INTO api_keys (id, key_sha256, name, scope, created_at) VALUES ('k-v11', '${hex('1')}', 'prometheus', 'metrics', '${T}');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -136,6 +138,9 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
     const row = (await getJob(db, 'j-v10-pieces'))!;
     expect(row).toMatchObject({ input: null, inputPieces: 1, output: null, outputPieces: 2 });
     expect(await jobOutput(db, row)).toEqual({ outputs: { y: '\u0000\u00e9' } });
+  },
+  11: async (db) => {
+    expect(await findApiKeyBySha256(db, hex('1'))).toMatchObject({ id: 'k-v11', name: 'prometheus', scope: 'metrics' });
   },
 };
 

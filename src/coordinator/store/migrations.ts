@@ -222,6 +222,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 11,
+    name: 'metrics api keys',
+    // A key a Prometheus server keeps in its configuration may read /metrics
+    // and nothing else; before, a scrape needed an admin key.
+    up: `
+      ALTER TABLE api_keys DROP CONSTRAINT api_keys_scope_check;
+      ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('admin', 'inference', 'metrics'));
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.
