@@ -16,6 +16,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { GridError, zodProblems } from '../protocol/index.js';
@@ -36,6 +37,12 @@ export interface CoordinatorConfig {
     maxHttpsConnectionsPerIp: number;
     /** New connections one client address may open per second, QUIC handshakes and HTTPS connections each; twice that at once. */
     connectionsPerIpPerSec: number;
+    /**
+     * A certificate of the operator's (a public CA's, e.g. Let's Encrypt) that
+     * the HTTPS API shows to clients, so curl and the openai client trust it
+     * without the grid's CA; workers still get the grid's (api-cert.ts). Null: the grid's for all.
+     */
+    apiCert: { certFile: string; keyFile: string } | null;
   };
   /** url null: embedded PGlite in the coordinator's data dir (`<data>/db`). */
   database: { url: string | null; maxConnections: number };
@@ -62,6 +69,7 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
     maxHttpsConnectionsPerIp: 256,
     // The seed's "100 connections/s per IP".
     connectionsPerIpPerSec: 100,
+    apiCert: null,
   },
   // Embedded PGlite in the data dir: nothing to set up, and a restart keeps
   // enrolled workers and tokens (memory:// is there for throwaway runs).
@@ -192,6 +200,10 @@ const table = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, { error: (iss) => (iss.code === 'invalid_type' ? `must be a table, not ${kindOf(iss.input)}` : undefined) });
 
 /** A DNS name: labels of letters, digits and inner hyphens, 253 characters at most. */
+/** Absolute: the coordinator runs as a service whose working directory is nobody's guess. */
+const absolutePath = string('a file path')
+  .refine((p) => isAbsolute(p), 'must be an absolute path')
+  .refine((p) => !p.includes('\0'), 'must not contain a NUL');
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** Port 0 (a free port) is only for the command line: a deployed file must name its port. */
@@ -218,7 +230,19 @@ const fileSchema = (portZeroAllowed: boolean) => {
         .optional(),
       max_https_connections_per_ip: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
       connections_per_ip_per_sec: positiveInt.max(1_000_000, 'must be at most 1000000').optional(),
-    }).optional(),
+      api_cert_file: absolutePath.optional(),
+      api_key_file: absolutePath.optional(),
+    })
+      .superRefine((s, ctx) => {
+        // Named at the key that was given, so the message points at the line to complete.
+        if (s.api_cert_file !== undefined && s.api_key_file === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['api_cert_file'], message: 'needs api_key_file too: the private key of that certificate (PEM)' });
+        }
+        if (s.api_key_file !== undefined && s.api_cert_file === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['api_key_file'], message: 'needs api_cert_file too: the certificate chain for that key (PEM)' });
+        }
+      })
+      .optional(),
     database: table({
       url: string('a URL').refine((u) => parseDatabaseUrl(u) !== null, `must be ${DATABASE_URL_FORMS}`).optional(),
       max_connections: positiveInt.max(1000, 'must be at most 1000').optional(),
@@ -324,6 +348,7 @@ function withDefaults(f: FileConfig): CoordinatorConfig {
       heartbeatTimeoutSecs: f.server?.heartbeat_timeout_secs ?? d.server.heartbeatTimeoutSecs,
       maxHttpsConnectionsPerIp: f.server?.max_https_connections_per_ip ?? d.server.maxHttpsConnectionsPerIp,
       connectionsPerIpPerSec: f.server?.connections_per_ip_per_sec ?? d.server.connectionsPerIpPerSec,
+      apiCert: f.server?.api_cert_file && f.server.api_key_file ? { certFile: f.server.api_cert_file, keyFile: f.server.api_key_file } : d.server.apiCert,
     },
     database: {
       url: f.database?.url ?? d.database.url,

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { addressUnavailable, startQuicServer } from '../transport/quic.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
+import { loadApiCert, type ApiCert } from './api-cert.js';
 import { runtimeSettings, type CoordinatorConfig, type CoordinatorTuning, type RuntimeSettings } from './config.js';
 import { loadOrCreateCa, loadOrIssueServerCert, serverNames, type CoordinatorCa } from './ca.js';
 import { openDb, type Db } from './store/db.js';
@@ -87,8 +88,9 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
     cluster = await openCluster({ db, databaseUrl: config.database.url, instanceId, logger: logger.child({ component: 'cluster' }) });
     const newAdminKey = await ensureAdminKey(db, dataDir);
     const serverCert = await loadOrIssueServerCert(dataDir, ca, serverNames(config.server.bindAddr, config.server.publicNames));
+    const apiCert = config.server.apiCert && (await loadApiCert(config.server.apiCert));
     const runtime = runtimeSettings(config, opts.tuning);
-    const listening = await listenBoth({ config, runtime, ca, db, cluster, serverCert, instanceId, dataDir, logger });
+    const listening = await listenBoth({ config, runtime, ca, db, cluster, serverCert, apiCert, instanceId, dataDir, logger });
     const apiUrl = `https://${displayHost(config.server.bindAddr)}:${listening.port}`;
     await writeFileAtomic(
       apiInfoPath(dataDir),
@@ -140,6 +142,7 @@ async function listenBoth(args: {
   db: Db;
   cluster: Cluster;
   serverCert: { certPem: string; keyPem: string };
+  apiCert: ApiCert | null;
   instanceId: string;
   dataDir: string;
   logger: Logger;
@@ -211,6 +214,7 @@ async function listenBoth(args: {
         models: catalog(modelsDir(args.dataDir)),
         modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
+        apiCert: args.apiCert && { ...args.apiCert, files: config.server.apiCert! },
         certValidityDays: timing.certValidityDays,
         keepLlmText: config.llm.keepText,
         limits: args.runtime.https,

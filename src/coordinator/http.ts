@@ -8,6 +8,7 @@
  *   const app = await buildHttpApi({ db, ca, sessions, tls, logger });
  *   await app.listen({ host, port });
  */
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import {
@@ -20,6 +21,7 @@ import {
   type TokenInfo,
   type WorkerInfo,
 } from '../protocol/index.js';
+import { apiTlsOptions, loadApiCert, type ApiCert } from './api-cert.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
 import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
@@ -55,6 +57,8 @@ export interface HttpApiOptions {
   /** Where model files are stored (`modelsDir(dataDir)`). */
   modelsDir: string;
   tls: { certPem: string; keyPem: string };
+  /** The operator's certificate for API clients (api-cert.ts), and the files it is re-read from; null: the grid's for all. */
+  apiCert: (ApiCert & { files: { certFile: string; keyFile: string } }) | null;
   certValidityDays: number;
   /** `[llm] keep_text`: keep OpenAI requests' prompts and answers after the answer went out. */
   keepLlmText: boolean;
@@ -73,8 +77,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     frameworkErrors,
     bodyLimit: 1024 * 1024,
     https: {
-      key: opts.tls.keyPem,
-      cert: opts.tls.certPem,
+      ...apiTlsOptions(opts.tls, ca.material.certPem, opts.apiCert),
       // Ask for a client certificate without demanding one: enrollment has
       // none yet, and routes that need mTLS (model files) check it themselves.
       ca: ca.material.certPem,
@@ -85,6 +88,10 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     },
   });
   guardConnections(app.server, opts.limits, opts.logger, (reason) => opts.metrics.refused(reason));
+  if (opts.apiCert) {
+    const stop = renewApiCert(app.server as HttpsServer, opts.apiCert, ca.material.certPem, opts.logger);
+    app.addHook('onClose', async () => stop());
+  }
 
   answerErrors(app, 'coordinator');
 
@@ -191,4 +198,24 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       certNotAfter: row.certNotAfter.toISOString(),
     };
   }
+}
+
+/** How often the operator's certificate files are read again (a renewal lands within it). */
+const API_CERT_RELOAD_MS = 3600_000;
+
+/** Serves a renewed operator certificate (certbot replaced the files) without a restart; a broken renewal keeps the old one, logged. */
+function renewApiCert(server: HttpsServer, first: ApiCert & { files: { certFile: string; keyFile: string } }, caPem: string, logger: Logger): () => void {
+  let served = first.certPem;
+  const timer = setInterval(() => {
+    loadApiCert(first.files).then(
+      (fresh) => {
+        if (fresh.certPem === served) return;
+        server.setSecureContext({ key: fresh.keyPem, cert: fresh.certPem, ca: caPem, minVersion: 'TLSv1.3' });
+        served = fresh.certPem;
+        logger.info({ notAfter: fresh.notAfter.toISOString() }, `serving the renewed API certificate ${first.files.certFile}`);
+      },
+      (e: unknown) => logger.warn({ err: e }, 'the API certificate files could not be read again; still serving the previous one'),
+    );
+  }, API_CERT_RELOAD_MS).unref();
+  return () => clearInterval(timer);
 }

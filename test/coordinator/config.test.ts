@@ -160,6 +160,16 @@ describe('coordinator.toml', () => {
     expect(problemsOf('[server]\nconnections_per_ip_per_sec = 1.5\n')).toBe('coordinator.toml: server.connections_per_ip_per_sec: must be a whole number');
   });
 
+  it('reads an operator certificate for the API as two absolute paths, both or neither', () => {
+    const { config } = parseCoordinatorConfig('[server]\napi_cert_file = "/etc/gogrid/fullchain.pem"\napi_key_file = "/etc/gogrid/privkey.pem"\n', 'c.toml');
+    expect(config.server.apiCert).toEqual({ certFile: '/etc/gogrid/fullchain.pem', keyFile: '/etc/gogrid/privkey.pem' });
+    expect(parseCoordinatorConfig('', 'c.toml').config.server.apiCert).toBeNull();
+    expect(problemsOf('[server]\napi_cert_file = "/etc/gogrid/fullchain.pem"\n')).toBe(
+      'coordinator.toml: server.api_cert_file: needs api_key_file too: the private key of that certificate (PEM)',
+    );
+    expect(problemsOf('[server]\napi_cert_file = "fullchain.pem"\napi_key_file = "/k.pem"\n')).toBe('coordinator.toml: server.api_cert_file: must be an absolute path');
+  });
+
   it('checks overrides too, and says they came from the command line', () => {
     expect(problemsOf(SEED, { heartbeatIntervalSecs: 100 })).toBe(
       'coordinator.toml: server.heartbeat_timeout_secs: must be greater than heartbeat_interval_secs (100)',
@@ -217,6 +227,8 @@ describe('coordinator.toml with hostile values', () => {
     ['server', 'max_connections'],
     ['server', 'max_https_connections_per_ip'],
     ['server', 'connections_per_ip_per_sec'],
+    ['server', 'api_cert_file'],
+    ['server', 'api_key_file'],
     ['server', 'heartbeat_interval_secs'],
     ['server', 'heartbeat_timeout_secs'],
     ['database', 'url'],

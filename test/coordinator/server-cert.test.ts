@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOrCreateCa, loadOrIssueServerCert, serverNames } from '../../src/coordinator/ca.js';
 import { createCa, issueServerCert, readCert } from '../../src/transport/pki.js';
-import { removeTempDirs, startTestCoordinator, tempDir } from '../helpers/grid.js';
+import { loadApiCert } from '../../src/coordinator/api-cert.js';
+import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir } from '../helpers/grid.js';
 
 afterAll(removeTempDirs);
 
@@ -80,5 +81,54 @@ describe('the serving certificate', () => {
     expect(readCert(now.certPem).dnsNames.sort()).toEqual([...names].sort());
     expect(readCert(now.certPem).ipAddresses).toEqual([...ipAddresses]);
     expect(await readFile(join(dir, 'server.crt'), 'utf8')).toBe(now.certPem);
+  });
+});
+
+describe("the operator's certificate for the API", () => {
+  /** Whether a TLS client that trusts only `caPem` and asks for `servername` verifies the coordinator: null, or why not. */
+  const verified = (port: number, servername: string, caPem: string) =>
+    new Promise<string | null>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: caPem }, () => {
+        socket.end();
+        resolve(null);
+      });
+      socket.once('error', (e) => resolve(e.message));
+    });
+
+  it('is what API clients see, through their own CAs, while workers still verify the grid by its CA', async () => {
+    // A stand-in for a public CA (Let's Encrypt): clients trust it, not the grid's CA.
+    const publicCa = await createCa({ commonName: 'Public Test CA' });
+    const issued = await issueServerCert(publicCa, { dnsNames: ['grid.example.test'] });
+    const dir = await tempDir();
+    const [certFile, keyFile] = [join(dir, 'fullchain.pem'), join(dir, 'privkey.pem')];
+    await writeFile(certFile, issued.certPem);
+    await writeFile(keyFile, issued.keyPem);
+    const c = await startTestCoordinator({ toml: `[server]\napi_cert_file = "${certFile}"\napi_key_file = "${keyFile}"\n` });
+    try {
+      expect(await verified(c.port, 'grid.example.test', publicCa.certPem)).toBeNull();
+      expect(await verified(c.port, 'grid.example.test', c.ca.material.certPem)).toMatch(/self[- ]signed|unable to (get|verify)/i);
+      // What workers ask for: the grid's own certificate, verified by the CA their token named.
+      expect(await verified(c.port, 'gogrid-coordinator', c.ca.material.certPem)).toBeNull();
+      const w = await startTestWorker(c, { token: await c.createToken() });
+      await w.agent.waitFor('online');
+      await w.agent.stop();
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("is refused at start when the key is not the certificate's, naming the file", async () => {
+    const publicCa = await createCa({ commonName: 'Public Test CA' });
+    const [one, other] = await Promise.all([issueServerCert(publicCa, { dnsNames: ['a.test'] }), issueServerCert(publicCa, { dnsNames: ['b.test'] })]);
+    const dir = await tempDir();
+    await writeFile(join(dir, 'cert.pem'), one.certPem);
+    await writeFile(join(dir, 'key.pem'), other.keyPem);
+    await expect(loadApiCert({ certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') })).rejects.toMatchObject({
+      code: 'GG_ERR_CONFIG_INVALID',
+      message: expect.stringContaining(`[server] api_key_file ${join(dir, 'key.pem')}: not the private key of ${join(dir, 'cert.pem')}`),
+    });
+    await expect(loadApiCert({ certFile: join(dir, 'missing.pem'), keyFile: join(dir, 'key.pem') })).rejects.toMatchObject({
+      message: `[server] ${join(dir, 'missing.pem')}: cannot read it (ENOENT)`,
+    });
   });
 });
