@@ -7,49 +7,9 @@
  *   gogrid worker --coordinator grid.example.com:8443 --token gg1.…
  *   gogrid workers --json
  */
-import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { registerAdminCommands } from './admin-commands.js';
-import { registerServeCommands } from './serve-commands.js';
-import { registerJobCommands } from './job-commands.js';
-import { registerModelCommands } from './model-commands.js';
-import { registerWorkerCommands } from './worker-commands.js';
+import { CommanderError } from 'commander';
 import { failAndExit } from './output.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-async function run(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    // Open handles of a finished one-shot command (sockets in keep-alive,
-    // systeminformation's child processes) must not keep the CLI alive; but
-    // stdout to a pipe is written asynchronously, and exiting at once cut
-    // `gogrid jobs --json | …` off at the pipe's 64 KiB.
-    await flushed(process.stdout);
-    process.exit(0);
-  } catch (e) {
-    failAndExit(e);
-  }
-}
-
-/** Resolves once everything written to `stream` so far has reached the OS. */
-function flushed(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write('', () => resolve()));
-}
-
-export function buildProgram(): Command {
-  const program = new Command('gogrid')
-    .description('GoGrid: a private compute grid for AI inference on idle machines')
-    .version(pkg.version)
-    .showHelpAfterError('(run with --help for usage)')
-    .enablePositionalOptions();
-  registerServeCommands(program, pkg.version, run);
-  registerWorkerCommands(program, run);
-  registerAdminCommands(program, run);
-  registerJobCommands(program, run);
-  registerModelCommands(program, run);
-  return program;
-}
+import { buildProgram } from './program.js';
 
 buildProgram()
   .parseAsync(process.argv)
