@@ -45,6 +45,8 @@ beforeAll(async () => {
 afterAll(async () => {
   // Nothing else was affected: the healthy worker stayed online and still computes the known answer.
   expect(disturbed, 'the healthy worker went offline').toBe(false);
+  // A fuzzed PUT /v1/policy can be a valid pause of the whole fleet ({ paused: true, message: <a fine string> }): lift it.
+  await c.api('DELETE', '/v1/policy');
   const x = { dtype: 'string', dims: [3], data: ['\u202e', 'a\u0001b', '😀'] };
   const empty = Object.fromEntries(TENSOR_DTYPES.map((t) => [`x_${t}`, { dtype: t, dims: [0], data: [] }]));
   const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256: identitySha }, input: { inputs: { ...empty, x_string: x } } }));
