@@ -96,6 +96,23 @@ function rssMiB(pid: number | undefined): number | null {
 /** Room for sessions, PGlite's buffers and V8's heap to settle; a leak of the jobs' data is more. */
 const RSS_SLACK_MIB = 256;
 
+/**
+ * The checker's own reads, tried again as any client would when an answer is
+ * refused for a moment (its connection reset by the per-address limit it
+ * shares with the workers behind the relay, all on 127.0.0.1). A coordinator
+ * that stays unreachable still fails the run, after 20 s.
+ */
+async function patiently<T>(read: () => Promise<T>): Promise<T> {
+  for (const started = Date.now(); ; ) {
+    try {
+      return await read();
+    } catch (e) {
+      if (!isGridError(e) || !e.retryable || Date.now() - started > 20_000) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 const exited = (p: CliProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
 
 /** The process's state letter from /proc (R, S, T…), for a violation's message; '?' where there is none. */
@@ -292,7 +309,7 @@ async function faultRun(opts: FaultOptions, leftovers: (() => Promise<unknown>)[
   while (final.size < expected.size && Date.now() < deadline) {
     for (const id of expected.keys()) {
       if (final.has(id)) continue;
-      const job = JobInfo.parse(await api('GET', `/v1/jobs/${id}`));
+      const job = JobInfo.parse(await patiently(() => api('GET', `/v1/jobs/${id}`)));
       if (['succeeded', 'failed', 'canceled'].includes(job.state)) final.set(id, job);
     }
     if (final.size < expected.size) await pause(500);
@@ -332,7 +349,7 @@ async function faultRun(opts: FaultOptions, leftovers: (() => Promise<unknown>)[
   const onlineBy = Date.now() + 20_000;
   let online = 0;
   while (Date.now() < onlineBy) {
-    online = WorkerList.parse(await api('GET', '/v1/workers')).filter((w) => w.state === 'online').length;
+    online = WorkerList.parse(await patiently(() => api('GET', '/v1/workers'))).filter((w) => w.state === 'online').length;
     if (online === count) break;
     await pause(250);
   }
