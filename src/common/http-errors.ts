@@ -42,7 +42,7 @@ export function toErrorBody(err: unknown, side: 'coordinator' | 'worker'): { sta
   if (isGridError(err)) return { status: err.status, payload: errorPayload(err.code, err.message) };
   // A full disk (a model upload, a settings file) passes once there is room: say so, not "internal error".
   if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-    return { status: 503, payload: errorPayload('GG_ERR_OUT_OF_RESOURCES', `no space left on the ${side}'s disk; free some and try again`) };
+    return toErrorBody(new GridError('GG_ERR_OUT_OF_RESOURCES', `no space left on the ${side}'s disk; free some and try again`), side);
   }
   const statusCode = (err as { statusCode?: unknown }).statusCode;
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {

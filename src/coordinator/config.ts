@@ -199,11 +199,11 @@ const string = (expected: string) => z.string({ error: (iss) => `must be ${expec
 const table = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, { error: (iss) => (iss.code === 'invalid_type' ? `must be a table, not ${kindOf(iss.input)}` : undefined) });
 
-/** A DNS name: labels of letters, digits and inner hyphens, 253 characters at most. */
 /** Absolute: the coordinator runs as a service whose working directory is nobody's guess. */
 const absolutePath = string('a file path')
   .refine((p) => isAbsolute(p), 'must be an absolute path')
   .refine((p) => !p.includes('\0'), 'must not contain a NUL');
+/** A DNS name: labels of letters, digits and inner hyphens, 253 characters at most. */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** Port 0 (a free port) is only for the command line: a deployed file must name its port. */

@@ -214,7 +214,7 @@ async function listenBoth(args: {
         models: catalog(modelsDir(args.dataDir)),
         modelsDir: modelsDir(args.dataDir),
         tls: serverCert,
-        apiCert: args.apiCert && { ...args.apiCert, files: config.server.apiCert! },
+        apiCert: args.apiCert,
         certValidityDays: timing.certValidityDays,
         keepLlmText: config.llm.keepText,
         limits: args.runtime.https,

@@ -21,7 +21,7 @@ import {
   type TokenInfo,
   type WorkerInfo,
 } from '../protocol/index.js';
-import { apiTlsOptions, loadApiCert, type ApiCert } from './api-cert.js';
+import { apiTlsOptions, reloadApiCert, type ApiCert } from './api-cert.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
 import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
@@ -57,8 +57,8 @@ export interface HttpApiOptions {
   /** Where model files are stored (`modelsDir(dataDir)`). */
   modelsDir: string;
   tls: { certPem: string; keyPem: string };
-  /** The operator's certificate for API clients (api-cert.ts), and the files it is re-read from; null: the grid's for all. */
-  apiCert: (ApiCert & { files: { certFile: string; keyFile: string } }) | null;
+  /** The operator's certificate for API clients (api-cert.ts); null: the grid's for all. */
+  apiCert: ApiCert | null;
   certValidityDays: number;
   /** `[llm] keep_text`: keep OpenAI requests' prompts and answers after the answer went out. */
   keepLlmText: boolean;
@@ -89,7 +89,7 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   });
   guardConnections(app.server, opts.limits, opts.logger, (reason) => opts.metrics.refused(reason));
   if (opts.apiCert) {
-    const stop = renewApiCert(app.server as HttpsServer, opts.apiCert, ca.material.certPem, opts.logger);
+    const stop = reloadApiCert(app.server as HttpsServer, opts.apiCert, ca.material.certPem, opts.logger);
     app.addHook('onClose', async () => stop());
   }
 
@@ -198,24 +198,4 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       certNotAfter: row.certNotAfter.toISOString(),
     };
   }
-}
-
-/** How often the operator's certificate files are read again (a renewal lands within it). */
-const API_CERT_RELOAD_MS = 3600_000;
-
-/** Serves a renewed operator certificate (certbot replaced the files) without a restart; a broken renewal keeps the old one, logged. */
-function renewApiCert(server: HttpsServer, first: ApiCert & { files: { certFile: string; keyFile: string } }, caPem: string, logger: Logger): () => void {
-  let served = first.certPem;
-  const timer = setInterval(() => {
-    loadApiCert(first.files).then(
-      (fresh) => {
-        if (fresh.certPem === served) return;
-        server.setSecureContext({ key: fresh.keyPem, cert: fresh.certPem, ca: caPem, minVersion: 'TLSv1.3' });
-        served = fresh.certPem;
-        logger.info({ notAfter: fresh.notAfter.toISOString() }, `serving the renewed API certificate ${first.files.certFile}`);
-      },
-      (e: unknown) => logger.warn({ err: e }, 'the API certificate files could not be read again; still serving the previous one'),
-    );
-  }, API_CERT_RELOAD_MS).unref();
-  return () => clearInterval(timer);
 }

@@ -15,7 +15,7 @@
  * least loaded (running / slots, then CPU load), then the lowest id so the
  * choice is deterministic. Jobs are served in queue order (priority, age).
  */
-import type { HardwareReport, JobRequirements } from '../protocol/index.js';
+import { SELF_SIZING_KINDS, type HardwareReport, type JobRequirements } from '../protocol/index.js';
 
 export interface SchedulableJob {
   id: string;
@@ -59,9 +59,9 @@ export function misfit(job: SchedulableJob, w: SchedulableWorker): string | null
     const total = w.hardware.memory.totalBytes;
     if (total === null) return 'does not report its memory';
     if (total < r.minFreeMemoryBytes) return `has ${gib(total)} of memory, less than the ${gib(r.minFreeMemoryBytes)} needed`;
-    // A job process over the worker's cap is killed there; llm jobs are not capped (llama.cpp sizes itself to free memory).
+    // A job process over the worker's cap is killed there.
     const cap = w.hardware.memory.jobLimitBytes;
-    if (job.kind !== 'llm' && cap != null && cap < r.minFreeMemoryBytes) {
+    if (!SELF_SIZING_KINDS.has(job.kind) && cap != null && cap < r.minFreeMemoryBytes) {
       return `caps a job at ${gib(cap)} of memory (GOGRID_JOB_MEMORY_LIMIT_MIB there), less than the ${gib(r.minFreeMemoryBytes)} needed`;
     }
   }

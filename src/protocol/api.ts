@@ -213,6 +213,13 @@ export const ModelFormat = z.enum(['onnx', 'gguf']);
 /** The model format each job kind runs; a kind not listed takes any model. */
 export const MODEL_FORMAT_OF_KIND: Readonly<Record<string, ModelFormat>> = { onnx: 'onnx', llm: 'gguf' };
 
+/**
+ * Job kinds whose runtime sizes itself to the memory left free (llama.cpp):
+ * a worker's job memory cap does not apply to them, neither where the worker
+ * enforces it nor where the scheduler compares a job's needs with it.
+ */
+export const SELF_SIZING_KINDS: ReadonlySet<string> = new Set(['llm']);
+
 /** What a GGUF file says about itself, read from its header when it is added. */
 export const GgufInfo = z.object({
   /** `general.architecture`, e.g. `llama`, `qwen2`. */

@@ -83,14 +83,19 @@ function lastWords(p: CliProcess): string {
   return lines.slice(-3).join(' | ').slice(0, 1000);
 }
 
-/** A process's resident memory in MiB, from /proc; null where there is none (not Linux, or gone). */
-function rssMiB(pid: number | undefined): number | null {
+/** A field of /proc/PID/status (`State`, `VmRSS`…); null where there is none (not Linux, or the process is gone). */
+function procStatus(pid: number | undefined, field: string): string | null {
   try {
-    const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kib === undefined ? null : Math.round(Number(kib) / 1024);
+    return new RegExp(`^${field}:\\s+(.+)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
   } catch {
     return null;
   }
+}
+
+/** A process's resident memory in MiB, or null. */
+function rssMiB(pid: number | undefined): number | null {
+  const kib = /^(\d+) kB/.exec(procStatus(pid, 'VmRSS') ?? '')?.[1];
+  return kib === undefined ? null : Math.round(Number(kib) / 1024);
 }
 
 /** Room for sessions, PGlite's buffers and V8's heap to settle; a leak of the jobs' data is more. */
@@ -114,15 +119,6 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
 }
 
 const exited = (p: CliProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
-
-/** The process's state letter from /proc (R, S, T…), for a violation's message; '?' where there is none. */
-function procState(pid: number | undefined): string {
-  try {
-    return /^State:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-  } catch {
-    return '?';
-  }
-}
 
 export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   // Whatever a run started goes with it, also when it throws halfway (a coordinator that never came up).
@@ -254,7 +250,7 @@ async function faultRun(opts: FaultOptions, leftovers: (() => Promise<unknown>)[
         // A stalled worker gets the signal once it runs again (a SIGCONT after it, so it cannot be lost).
         w.child.kill('SIGCONT');
         if (kind === 'worker-sigterm' && (await Promise.race([w.exited.then(() => true), pause(30_000).then(() => false)])) === false) {
-          violations.push(`worker ${i} did not exit within 30 s of SIGTERM (state ${procState(w.child.pid)})`);
+          violations.push(`worker ${i} did not exit within 30 s of SIGTERM (state ${procStatus(w.child.pid, 'State') ?? '?'})`);
           w.child.kill('SIGKILL');
         }
         await w.exited;

@@ -11,7 +11,7 @@
  *   await link.close();
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { createConnection, createServer, type Server, type Socket as NetSocket } from 'node:net';
+import { createConnection, createServer, type Socket as NetSocket } from 'node:net';
 import { once } from 'node:events';
 
 export interface FlakyLink {
@@ -23,47 +23,60 @@ export interface FlakyLink {
 /** `target()` is read per connection and datagram: a coordinator restarted on another port is followed. */
 export async function flakyLink(target: () => number): Promise<FlakyLink> {
   for (let tries = 0; ; tries++) {
-    const open = new Set<NetSocket>();
-    const tcp = createServer((client) => {
-      const upstream = createConnection({ host: '127.0.0.1', port: target() });
-      open.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        open.delete(client);
-        open.delete(upstream);
-      };
-      client.on('error', end).on('close', end);
-      upstream.on('error', end).on('close', end);
-    });
-    tcp.listen(0, '127.0.0.1');
-    await once(tcp, 'listening');
-    const port = (tcp.address() as { port: number }).port;
+    const tcp = await tcpRelay(target);
     const udp = createSocket('udp4');
     try {
-      udp.bind(port, '127.0.0.1');
+      udp.bind(tcp.port, '127.0.0.1');
       await once(udp, 'listening');
     } catch (e) {
       // The number is free for TCP but taken for UDP: try another.
       udp.close();
-      await closeServer(tcp, open);
+      await tcp.close();
       if (tries >= 20) throw e;
       continue;
     }
-    return relay(port, { tcp, open }, udp, target);
+    return udpRelay(tcp, udp, target);
   }
 }
 
-function relay(port: number, tcp: { tcp: Server; open: Set<NetSocket> }, udp: Socket, target: () => number): FlakyLink {
+/** Pipes each TCP connection to the target, on a port of its own. */
+async function tcpRelay(target: () => number): Promise<{ port: number; close(): Promise<void> }> {
+  const open = new Set<NetSocket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: target() });
+    open.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const s of open) s.destroy();
+      }),
+  };
+}
+
+/** Relays datagrams on the TCP relay's port number, one upstream socket per client, dropping them while asked to. */
+function udpRelay(tcp: { port: number; close(): Promise<void> }, udp: Socket, target: () => number): FlakyLink {
   const upstreams = new Map<string, Socket>();
   const link: FlakyLink = {
-    port,
+    port: tcp.port,
     dropUdp: false,
     async close() {
       for (const s of upstreams.values()) s.close();
       udp.close();
-      await closeServer(tcp.tcp, tcp.open);
+      await tcp.close();
     },
   };
   udp.on('message', (msg, from) => {
@@ -82,11 +95,4 @@ function relay(port: number, tcp: { tcp: Server; open: Set<NetSocket> }, udp: So
     up.send(msg, target(), '127.0.0.1');
   });
   return link;
-}
-
-function closeServer(server: Server, open: Set<NetSocket>): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    for (const s of open) s.destroy();
-  });
 }

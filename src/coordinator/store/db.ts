@@ -12,7 +12,7 @@
 import { GridError } from '../../protocol/index.js';
 import { openPgliteDb } from './pglite.js';
 import { openPostgresDb } from './postgres.js';
-import { DATABASE_URL_FORMS, parseDatabaseUrl, redactDatabaseUrl } from './url.js';
+import { DATABASE_URL_FORMS, parseDatabaseUrl, redactDatabaseUrl, type DatabaseTarget } from './url.js';
 
 export interface Db {
   /** One statement with `$1…` parameters; rows as the driver returns them (parse them with zod). */
@@ -41,13 +41,17 @@ export async function openDb(url: string, opts: OpenDbOptions = {}): Promise<Db>
   if (target === null) {
     throw new GridError('GG_ERR_CONFIG_INVALID', `database url ${redactDatabaseUrl(url)}: must be ${DATABASE_URL_FORMS}`);
   }
+  return resourceErrorsNamed(await openBackend(target, opts));
+}
+
+function openBackend(target: DatabaseTarget, opts: OpenDbOptions): Promise<Db> {
   switch (target.kind) {
     case 'memory':
-      return resourceErrorsNamed(await openPgliteDb(undefined, opts.memorySnapshot));
+      return openPgliteDb(undefined, opts.memorySnapshot);
     case 'pglite':
-      return resourceErrorsNamed(await openPgliteDb(target.dataDir));
+      return openPgliteDb(target.dataDir);
     case 'postgres':
-      return resourceErrorsNamed(await openPostgresDb(target.url, opts.poolSize ?? 10));
+      return openPostgresDb(target.url, opts.poolSize ?? 10);
   }
 }
 

@@ -10,6 +10,7 @@
  *   hello.capabilities.executors = executorKinds().filter((k) => canRunKind(k, hardware));
  *   await pool.close(); // at shutdown
  */
+import { SELF_SIZING_KINDS } from '../../protocol/api.js';
 import type { HardwareReport } from '../../protocol/messages.js';
 import { EXECUTORS } from './registry.js';
 
@@ -28,9 +29,9 @@ export function executorKinds(): string[] {
   return [...EXECUTORS.keys()];
 }
 
-/** The memory limit of a job process of `kind`: `limit`, unless its executor sizes its own memory (memory-limit.ts). */
+/** The memory limit of a job process of `kind`: `limit`, unless its runtime sizes its own memory (SELF_SIZING_KINDS, memory-limit.ts). */
 export function memoryLimitOfKind(kind: string, limit: number | null): number | null {
-  return EXECUTORS.get(kind)?.sizesItsOwnMemory ? null : limit;
+  return SELF_SIZING_KINDS.has(kind) ? null : limit;
 }
 
 /** Whether this machine can run jobs of `kind` (an executor exists and supports the platform). */

@@ -98,7 +98,6 @@ const PREBUILT: Record<string, string> = {
 export const llmExecutor: Executor = {
   kind: 'llm',
   shared: true,
-  sizesItsOwnMemory: true,
   canRun: (hardware) => prebuiltInstalled(`${hardware.os.platform}/${hardware.os.arch}`),
 
   async run(job, ctx) {

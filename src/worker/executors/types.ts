@@ -20,8 +20,6 @@ export interface Executor {
    * loaded for the next one. @default false: one job per process, killed on cancel
    */
   readonly shared?: boolean;
-  /** Sizes what it loads against the free memory itself (llama.cpp does), so its processes get no memory limit (memory-limit.ts). @default false */
-  readonly sizesItsOwnMemory?: boolean;
   /** Whether this machine can run jobs of this kind at all (runtime present, platform supported). */
   canRun(hardware: HardwareReport): boolean;
   /**
