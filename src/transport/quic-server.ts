@@ -176,11 +176,16 @@ class ServerPeer implements QuicPeer {
  * this fails there.
  */
 function admitThrough(server: QUICServer, admit: (host: string) => boolean): void {
-  type Accept = (remoteInfo: { host: string }, header: { token: Uint8Array }, ...rest: unknown[]) => Promise<void>;
+  // `token` is null in every packet that is not an Initial: a Handshake packet of a connection this process does
+  // not know (a worker's, after a restart), or a 0-RTT one, which the library itself then reads as if it had one.
+  type Accept = (remoteInfo: { host: string }, header: { token: Uint8Array | null }, ...rest: unknown[]) => Promise<void>;
   const internals = server as unknown as { acceptConnection: Accept };
   if (typeof internals.acceptConnection !== 'function') throw new Error('@matrixai/quic no longer has QUICServer.acceptConnection: see admitThrough');
   const accept = internals.acceptConnection.bind(server);
   internals.acceptConnection = async (remoteInfo, header, ...rest) => {
+    // No token, no new connection: only an Initial (token empty or not) can start one. The library would
+    // throw on a 0-RTT packet's null token, an unhandled rejection that ended the coordinator.
+    if (header.token == null) return;
     if (header.token.byteLength > 0 && !admit(remoteInfo.host)) return;
     return accept(remoteInfo, header, ...rest);
   };

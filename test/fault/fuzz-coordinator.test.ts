@@ -1,13 +1,16 @@
 /**
  * A real coordinator, a real worker, and a stream of hostile requests and
  * frames: every HTTP route with hostile path parameters, queries and bodies,
- * and control frames with a hostile field from an enrolled worker. The
+ * control frames with a hostile field from an enrolled worker, and QUIC
+ * datagrams from anyone (every long-header type, short headers, noise). The
  * properties: every answer is a 4xx with `{ error: { code, message } }` or a
  * success (never a 500), a bad frame gets an error frame naming the problem,
  * no rejection goes unhandled, and the healthy worker is never disturbed: it
  * stays online and still runs a job to the known answer at the end.
  * A failure prints fast-check's seed and path; pass them to `fc.assert` to replay it.
  */
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -217,4 +220,51 @@ describe('control frames from an enrolled worker', () => {
     expect(await c.api('GET', '/healthz')).toMatchObject({ ok: true });
     // A QUIC handshake per run: about 0.2 s each alone, several times that beside the rest of the suite.
   }, 120_000);
+});
+
+/**
+ * A QUIC v1 long header of `type` (0 Initial, 1 0-RTT, 2 Handshake, 3 Retry)
+ * with the given connection ids, an Initial's token, and a payload behind a
+ * length field: what a peer that knows the format, or a worker still talking
+ * to a restarted coordinator, sends to connections this process never had.
+ */
+function longHeader(p: { type: number; dcid: Uint8Array; scid: Uint8Array; token: Uint8Array; payload: Uint8Array }): Buffer {
+  const varint = (n: number) => (n < 64 ? Buffer.from([n]) : Buffer.from([0x40 | (n >> 8), n & 0xff]));
+  return Buffer.concat([
+    Buffer.from([0xc0 | (p.type << 4), 0, 0, 0, 1, p.dcid.length]),
+    p.dcid,
+    Buffer.from([p.scid.length]),
+    p.scid,
+    ...(p.type === 0 ? [varint(p.token.length), p.token] : []),
+    varint(p.payload.length),
+    p.payload,
+  ]);
+}
+
+describe('QUIC datagrams from anyone', () => {
+  it('are answered or dropped; the coordinator and its worker carry on', async () => {
+    const bytes = (max: number) => fc.uint8Array({ maxLength: max });
+    const datagram = fc.oneof(
+      fc.record({ type: fc.integer({ min: 0, max: 3 }), dcid: bytes(20), scid: bytes(20), token: bytes(64), payload: bytes(1200) }).map(longHeader),
+      // Short headers (a 1-RTT packet of a connection this coordinator does not know) and plain noise.
+      bytes(1300).map((b) => Buffer.concat([Buffer.from([0x40 | (b[0] ?? 0) % 64]), b])),
+      bytes(1500).map((b) => Buffer.from(b)),
+    );
+    const udp = createSocket('udp4');
+    udp.bind(0, '127.0.0.1');
+    await once(udp, 'listening');
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 40 }), async (datagrams) => {
+          for (const d of datagrams) udp.send(d, c.port, '127.0.0.1');
+          // A heartbeat of the healthy worker taken after them: its session lives (a rejection is caught in afterAll).
+          await new Promise((resolve) => c.parts.sessions.once('heartbeat', resolve));
+        }),
+        { numRuns: 12 },
+      );
+    } finally {
+      udp.close();
+    }
+    expect(await c.api('GET', '/healthz')).toMatchObject({ ok: true });
+  }, 60_000);
 });
