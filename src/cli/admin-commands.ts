@@ -3,7 +3,7 @@
  * `--json` prints exactly the API's shapes (protocol/api.ts), the stable form.
  */
 import { Option, type Command } from 'commander';
-import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type LlmRuntimeReport } from '../protocol/index.js';
+import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type HardwareReport, type LlmRuntimeReport } from '../protocol/index.js';
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
 import { parseDurationSecs } from './duration.js';
 import { printJson, table } from './output.js';
@@ -78,7 +78,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       if (flags.json) return printJson(list);
       process.stdout.write(
         table(
-          ['ID', 'NAME', 'STATE', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'LLM ON'],
+          ['ID', 'NAME', 'STATE', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'ONNX ON', 'LLM ON'],
           list.map((w) => [
             w.id,
             w.name,
@@ -88,6 +88,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
             w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
             w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-',
             w.hardware ? String(w.hardware.gpus.length) : '-',
+            onnxOn(w.hardware),
             llmOn(w.hardware?.llm),
           ]),
         ),
@@ -111,6 +112,12 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
   );
 
   registerPolicyCommands(workers, run);
+}
+
+/** Where the worker's ONNX jobs can run, as its probe found at start: `webgpu, cpu`, `cpu`, or `-` for a worker older than the probe. */
+function onnxOn(hardware: HardwareReport | null): string {
+  if (!hardware?.backends) return '-';
+  return [...hardware.backends.filter((b) => b.kind === 'onnx' && b.ok).map((b) => b.backend), 'cpu'].join(', ');
 }
 
 /** Where the worker's LLM jobs run, as llama.cpp found at its start: `cuda 24.0 GiB`, `cpu`, or `-` where it did not say. */

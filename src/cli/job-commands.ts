@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
   ERROR_CODES,
+  GPU_BACKENDS,
   GridError,
   type ErrorCode,
   JobInfo,
@@ -36,6 +37,8 @@ interface SubmitFlags extends Target {
   priority: string;
   label: string[];
   gpu?: string;
+  gpuFallback?: boolean;
+  minVramMib?: string;
   os?: string;
   arch?: string;
   minMemoryGib?: string;
@@ -57,7 +60,9 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .option('--attempts <n>', 'attempts before the job fails', '3')
       .option('--priority <n>', 'higher runs first (-1000..1000)', '0')
       .option('--label <label>', 'a label the worker must have (repeatable)', (v: string, all: string[]) => [...all, v], [])
-      .option('--gpu <backend>', 'needs a GPU with this backend (cuda, metal, vulkan, …)')
+      .option('--gpu <backend>', `runs on a GPU with this backend: any, or for onnx ${GPU_BACKENDS['onnx']!.join(', ')}; for llm ${GPU_BACKENDS['llm']!.join(', ')}`)
+      .option('--gpu-fallback', 'with --gpu: may run on the CPU where no such GPU works (the output says which it ran on)')
+      .option('--min-vram-mib <n>', 'needs a GPU with this much VRAM (implies --gpu any)')
       .option('--os <platform>', 'needs this OS (linux, darwin, win32)')
       .option('--arch <arch>', 'needs this CPU architecture (x64, arm64)')
       .option('--min-memory-gib <n>', 'needs this much free memory')
@@ -111,6 +116,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
           ...(job.error ? [`  error:     ${job.error.code}: ${job.error.message}`] : []),
           '  history:',
           ...(job.events ?? []).map((e) => `    ${e.at}  ${e.state.padEnd(9)} attempt ${e.attempt}${e.workerId ? ` on ${e.workerId}` : ''}${e.detail ? `  (${e.detail})` : ''}`),
+          ...(ranOn(job.output) ? [`  ran on:    ${ranOn(job.output)}`] : []),
           ...(job.state === 'succeeded' ? ['  output:    (gogrid job ID --json shows it)'] : []),
         ];
         // Model names, error messages and details come from clients and workers: escaped like table cells.
@@ -182,11 +188,18 @@ async function readStdin(): Promise<string> {
 function requirementsOf(f: SubmitFlags): JobRequirements {
   return {
     ...(f.label.length ? { labels: f.label } : {}),
-    ...(f.gpu ? { gpu: { backend: f.gpu } } : {}),
+    ...(f.gpu !== undefined || f.minVramMib !== undefined || f.gpuFallback ? { gpu: gpuOf(f) } : {}),
     ...(f.os ? { os: [f.os] } : {}),
     ...(f.arch ? { arch: [f.arch] } : {}),
     ...(f.minMemoryGib ? { minFreeMemoryBytes: Math.round(Number(f.minMemoryGib) * 2 ** 30) } : {}),
   };
+}
+
+function gpuOf(f: SubmitFlags): NonNullable<JobRequirements['gpu']> {
+  if (f.gpuFallback && f.gpu === undefined && f.minVramMib === undefined) throw new GridError('GG_ERR_BAD_REQUEST', '--gpu-fallback goes with --gpu BACKEND (or --min-vram-mib): the GPU the job prefers');
+  const vram = f.minVramMib === undefined ? undefined : Number(f.minVramMib);
+  if (vram !== undefined && !(Number.isInteger(vram) && vram > 0)) throw new GridError('GG_ERR_BAD_REQUEST', `--min-vram-mib takes a whole number of MiB, not "${f.minVramMib}"`);
+  return { ...(f.gpu !== undefined && { backend: f.gpu }), ...(vram !== undefined && { minVramMiB: vram }), ...(f.gpuFallback && { fallback: true }) };
 }
 
 /** Long-polls until the job is final. */
@@ -214,4 +227,10 @@ async function waitFor(api: AdminClient, id: string, tell: ((line: string) => vo
   } finally {
     process.off('SIGINT', interrupted);
   }
+}
+
+/** The backend an ONNX job's output says it ran on (cpu, webgpu, cuda…), if it says. */
+function ranOn(output: unknown): string | undefined {
+  const backend = (output as { backend?: unknown } | null)?.backend;
+  return typeof output === 'object' && typeof backend === 'string' ? backend : undefined;
 }

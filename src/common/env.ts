@@ -15,3 +15,13 @@ export function wholeNumberEnv(name: string, min: number, max: number, unit: str
   if (!Number.isInteger(n) || n < min || n > max) throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes a whole number of ${unit} from ${min} to ${max}`);
   return n;
 }
+
+/** On (1, true, yes) or off (0, false, no), undefined when unset or empty. */
+export function booleanEnv(name: string): boolean | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes'].includes(value)) return true;
+  if (['0', 'false', 'no'].includes(value)) return false;
+  throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes 1 or 0 (true or false)`);
+}

@@ -4,12 +4,13 @@
  *
  *   const plan = planAssignments(queuedJobs, workerViews);
  *   plan.assignments // [{ jobId, workerId }] — lease these
- *   plan.waiting     // [{ jobId, reason }]  — "no connected worker has a GPU with backend cuda"
+ *   plan.waiting     // [{ jobId, reason }]  — "… has no working cuda backend for onnx jobs (3 workers)"
  *
  * Rules: requirements must fit; among the workers that fit and have a free
  * slot and are not paused, prefer one the job has not failed on before (a
  * crash or an out-of-memory there is likely to come again; it is still
- * used when no other fits), then one that has the model loaded (a warm job
+ * used when no other fits), then, for a GPU job that may fall back to the
+ * CPU, one with the GPU it asks for, then one that has the model loaded (a warm job
  * process holds it: an LLM skips seconds of loading), then one that caches
  * it on disk, then one whose free memory or a GPU's VRAM holds it, then the
  * least loaded (running / slots, then CPU load), then the lowest id so the
@@ -65,15 +66,39 @@ export function misfit(job: SchedulableJob, w: SchedulableWorker): string | null
       return `caps a job at ${gib(cap)} of memory (GOGRID_JOB_MEMORY_LIMIT_MIB there), less than the ${gib(r.minFreeMemoryBytes)} needed`;
     }
   }
-  if (r.gpu) {
-    const { backend, minVramMiB } = r.gpu;
-    const gpus = w.hardware.gpus.filter((g) => backend === undefined || g.backends.includes(backend));
-    if (gpus.length === 0) return backend ? `has no GPU with backend ${backend}` : 'has no GPU';
-    if (minVramMiB !== undefined && !gpus.some((g) => (g.vramMiB ?? 0) >= minVramMiB)) return `has no GPU with ${minVramMiB} MiB of VRAM`;
-  }
+  const gpu = gpuMisfit(job, w);
+  if (gpu !== null && !r.gpu?.fallback) return gpu;
   const missing = (r.labels ?? []).filter((l) => !w.labels.includes(l));
   if (missing.length > 0) return `lacks the label${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
   return null;
+}
+
+/**
+ * Why the worker has no GPU for the job, or null: the backends that count
+ * are those its runtime for the job's kind found working at start (llama.cpp's
+ * for llm jobs, onnxruntime's execution providers for onnx jobs), never a
+ * vendor's name. A worker older than those probes runs them on the CPU only.
+ */
+function gpuMisfit(job: SchedulableJob, w: SchedulableWorker): string | null {
+  const gpu = job.requirements.gpu;
+  if (!gpu) return null;
+  const named = gpu.backend === undefined || gpu.backend === 'any' ? undefined : gpu.backend;
+  const usable = usableBackends(job.kind, w.hardware).filter((b) => named === undefined || b === named);
+  if (usable.length === 0) return named ? `has no working ${named} backend for ${job.kind} jobs` : `has no GPU its ${job.kind} runtime can use`;
+  if (gpu.minVramMiB !== undefined && vramMiB(job.kind, w.hardware, usable) < gpu.minVramMiB) return `has no GPU with ${gpu.minVramMiB} MiB of VRAM`;
+  return null;
+}
+
+/** The GPU backends the worker's runtime for `kind` found working, best first. */
+export function usableBackends(kind: string, hw: HardwareReport): string[] {
+  if (kind === 'llm') return hw.llm?.gpu ? [hw.llm.gpu] : [];
+  return (hw.backends ?? []).filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
+}
+
+/** The most VRAM one GPU behind those backends has; 0 where unknown. */
+function vramMiB(kind: string, hw: HardwareReport, backends: readonly string[]): number {
+  if (kind === 'llm') return hw.llm?.vramMiB ?? 0;
+  return Math.max(0, ...hw.gpus.filter((g) => g.backends.some((b) => backends.includes(b))).map((g) => g.vramMiB ?? 0));
 }
 
 /** Whether the worker can take the job right now (on top of `misfit` being null). */
@@ -110,7 +135,9 @@ export function unservable(job: SchedulableJob, workers: readonly SchedulableWor
 function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker, running: Map<string, number>): boolean {
   const { sha256 } = job.model;
   const fresh = (w: SchedulableWorker) => !job.failedOn?.includes(w.id);
-  for (const has of [fresh, (w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
+  // A job that may fall back to the CPU still goes to a GPU first.
+  const onGpu = (w: SchedulableWorker) => job.requirements.gpu === undefined || gpuMisfit(job, w) === null;
+  for (const has of [fresh, onGpu, (w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
     const [hasA, hasB] = [has(a), has(b)];
     if (hasA !== hasB) return hasA;
   }
@@ -124,18 +151,25 @@ function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker,
 }
 
 /**
- * Whether the model fits in the worker's free memory or a GPU's VRAM, as last
- * reported; unknown sizes fit nowhere in particular. An LLM's GPU is the one
- * llama.cpp found, with the VRAM it saw free, where the worker probed it: a
- * GPU llama.cpp cannot use holds nothing for it.
+ * Whether the model fits in the worker's free memory or the VRAM of a GPU the
+ * job will run on, as last reported; unknown sizes fit nowhere in particular.
+ * An LLM's GPU is the one llama.cpp found, with the VRAM it saw free, where
+ * the worker probed it: a GPU llama.cpp cannot use holds nothing for it. An
+ * ONNX job's is one behind a backend onnxruntime found working, for a job
+ * that asks for a GPU at all.
  */
 function holds(w: SchedulableWorker, job: SchedulableJob): boolean {
   const { size } = job.model;
   if (size === undefined) return false;
   if (w.freeMemoryBytes !== null && w.freeMemoryBytes >= size) return true;
+  const fits = (mib: number | null) => mib !== null && mib * 2 ** 20 >= size;
   const llm = job.kind === 'llm' ? w.hardware.llm : undefined;
-  if (llm) return llm.freeVramMiB !== null && llm.freeVramMiB * 2 ** 20 >= size;
-  return w.hardware.gpus.some((g) => g.vramMiB !== null && g.vramMiB * 2 ** 20 >= size);
+  if (llm) return fits(llm.freeVramMiB);
+  // A worker older than the llama.cpp probe: any GPU may be the one.
+  if (job.kind === 'llm') return w.hardware.gpus.some((g) => fits(g.vramMiB));
+  if (!job.requirements.gpu) return false;
+  const usable = usableBackends(job.kind, w.hardware);
+  return w.hardware.gpus.some((g) => g.backends.some((b) => usable.includes(b)) && fits(g.vramMiB));
 }
 
 function whyWaiting(job: SchedulableJob, workers: readonly SchedulableWorker[], fitting: readonly SchedulableWorker[]): string {

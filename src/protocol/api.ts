@@ -7,7 +7,7 @@
  *   const workers = WorkerList.parse(await api.get('/v1/workers'));
  */
 import { z } from 'zod';
-import { HardwareReport, JobRequirements, ModelRef } from './messages.js';
+import { GPU_BACKENDS, HardwareReport, JobRequirements, ModelRef } from './messages.js';
 import { AdminOverride } from './policy.js';
 import { json, line, prose } from './text.js';
 import { TOKEN_ID_PATTERN, TOKEN_SECRET_PATTERN } from './token.js';
@@ -141,6 +141,12 @@ export const SubmitJobRequest = z.object({
   maxAttempts: z.number().int().min(1).max(100).default(3),
   /** Higher runs first. */
   priority: z.number().int().min(-1000).max(1000).default(0),
+}).superRefine((job, ctx) => {
+  // A misspelt backend would otherwise wait a week for a worker that cannot exist.
+  const backend = job.requirements.gpu?.backend;
+  const known = GPU_BACKENDS[job.kind];
+  if (backend === undefined || backend === 'any' || !known || known.includes(backend)) return;
+  ctx.addIssue({ code: 'custom', path: ['requirements', 'gpu', 'backend'], message: `${job.kind} jobs run on ${known.join(', ')} or any, not "${backend}"` });
 });
 
 /** The most jobs one `POST /v1/jobs` may carry in `{ jobs: [...] }`. */

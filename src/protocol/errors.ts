@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   GG_ERR_EXECUTOR_CRASHED: { status: 500, retryable: true, summary: 'The job process exited without a result (crash, out of memory, killed).' },
   GG_ERR_WORKER_BUSY: { status: 503, retryable: true, summary: 'The worker had no free slot for an assigned job; it goes back to the queue.' },
   GG_ERR_WORKER_OUT_OF_MEMORY: { status: 503, retryable: true, summary: 'The worker has not enough free memory (RAM, or VRAM on its GPU) for the model and its context now; the job is tried on another worker.' },
+  GG_ERR_GPU_UNAVAILABLE: { status: 503, retryable: true, summary: 'The GPU backend the job asks for is missing or failed on this worker (a driver error, a lost device) and the job does not allow the CPU (requirements.gpu.fallback); it is tried on another worker.' },
   GG_ERR_EXECUTOR_UNAVAILABLE: { status: 400, retryable: false, summary: 'No executor for this job kind on this worker.' },
   GG_ERR_OUTPUT_INVALID: { status: 502, retryable: true, summary: "A worker's result is not what the job's kind produces (e.g. not a tensor map for an ONNX job); the attempt fails and the job may run elsewhere." },
   GG_ERR_INPUT_INVALID: { status: 400, retryable: false, summary: "The job input does not match the model's inputs (names, types or shapes), or a tensor's data does not match its dims." },

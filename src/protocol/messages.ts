@@ -55,6 +55,29 @@ export const LlmRuntimeReport = z.object({
   freeVramMiB: nonNegInt.nullable(),
 });
 
+/**
+ * The GPU backends a job may name in `requirements.gpu.backend`, per job
+ * kind, best first (where a worker has several, `any` takes the first):
+ * onnxruntime's execution providers, and the backends llama.cpp offloads to.
+ */
+export const GPU_BACKENDS: Readonly<Record<string, readonly string[]>> = {
+  onnx: ['cuda', 'dml', 'coreml', 'webgpu'],
+  llm: ['cuda', 'metal', 'vulkan'],
+};
+
+/**
+ * One GPU backend a job kind's runtime tried on the worker at start, by
+ * running a tiny model on it: only those with `ok` are used, and a job that
+ * names another is not sent there.
+ */
+export const BackendProbe = z.object({
+  kind: line(32),
+  backend: line(32),
+  ok: z.boolean(),
+  /** Why it is not used (the runtime's error, or "a software device"); null when ok. */
+  detail: prose(500).nullable(),
+});
+
 export const HardwareReport = z.object({
   cpu: z.object({
     manufacturer: line(256).nullable(),
@@ -75,6 +98,8 @@ export const HardwareReport = z.object({
   gpus: z.array(GpuInfo).max(64),
   /** Absent from workers older than the probe, or without an LLM executor; null where the probe failed. */
   llm: LlmRuntimeReport.nullable().optional(),
+  /** GPU backends of the other runtimes (onnxruntime's execution providers), tried at start. Absent from older workers, which ran those jobs on the CPU only. */
+  backends: z.array(BackendProbe).max(32).optional(),
   os: z.object({
     platform: line(64),
     distro: line(256).nullable(),
@@ -90,7 +115,19 @@ export const ModelRef = z.object({ sha256: sha256Hex, size: nonNegInt, name: lin
 
 export const JobRequirements = z.object({
   minFreeMemoryBytes: nonNegInt.optional(),
-  gpu: z.object({ backend: line(32).optional(), minVramMiB: nonNegInt.optional() }).optional(),
+  gpu: z
+    .object({
+      /** One of GPU_BACKENDS[kind], or `any` (the same as leaving it out): the best the worker has. */
+      backend: line(32).optional(),
+      minVramMiB: nonNegInt.optional(),
+      /**
+       * The job may run on the CPU where no GPU backend it can use is free or
+       * works (it is placed on a GPU first); the output says which it ran on.
+       * Without it, a GPU job never runs on the CPU. @default false
+       */
+      fallback: z.boolean().optional(),
+    })
+    .optional(),
   os: z.array(line(64)).max(16).optional(),
   arch: z.array(line(64)).max(16).optional(),
   labels: z.array(line(64)).max(64).optional(),
@@ -321,6 +358,7 @@ export const CoordinatorMessage = z.discriminatedUnion('type', [
 ]);
 
 export type GpuInfo = z.infer<typeof GpuInfo>;
+export type BackendProbe = z.infer<typeof BackendProbe>;
 export type LlmRuntimeReport = z.infer<typeof LlmRuntimeReport>;
 export type HardwareReport = z.infer<typeof HardwareReport>;
 export type ModelRef = z.infer<typeof ModelRef>;

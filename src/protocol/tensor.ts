@@ -74,7 +74,11 @@ export type TensorMap = z.infer<typeof TensorMap>;
 /** The `input` of an `onnx` job. */
 export const OnnxJobInput = z.object({ inputs: TensorMap });
 /** The `output` of a succeeded `onnx` job. */
-export const OnnxJobOutput = z.object({ outputs: TensorMap });
+export const OnnxJobOutput = z.object({
+  outputs: TensorMap,
+  /** Where it ran: `cpu`, or the GPU backend (an execution provider: `webgpu`, `cuda`, …). Absent from older workers' outputs (the CPU). */
+  backend: z.string().max(32).optional(),
+});
 export type OnnxJobInput = z.infer<typeof OnnxJobInput>;
 export type OnnxJobOutput = z.infer<typeof OnnxJobOutput>;
 

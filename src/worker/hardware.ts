@@ -12,7 +12,7 @@ import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import si from 'systeminformation';
 import { z } from 'zod';
-import { HardwareReport, type GpuInfo } from '../protocol/messages.js';
+import { HardwareReport, type BackendProbe, type GpuInfo } from '../protocol/messages.js';
 import { cleanText } from '../protocol/text.js';
 import { cgroupMemoryLimitBytes } from './executors/memory-limit.js';
 
@@ -148,7 +148,7 @@ export function toHardwareReport(raw: RawHardware): HardwareReport {
     },
     memory: { totalBytes: count(record(raw.mem).total), limitBytes: raw.cgroupMemoryLimit ?? null },
     gpus: controllers
-      .map((c) => toGpu(record(c), platform))
+      .map((c) => toGpu(record(c)))
       .filter((gpu) => gpu.vendor !== null || gpu.model !== null)
       .slice(0, 64),
     os: {
@@ -161,13 +161,14 @@ export function toHardwareReport(raw: RawHardware): HardwareReport {
   });
 }
 
-function toGpu(controller: Record<string, unknown>, platform: string): GpuInfo {
+/** Its backends are filled in from the runtimes' probes (`gpuBackends`), not guessed from the vendor. */
+function toGpu(controller: Record<string, unknown>): GpuInfo {
   const vendor = text(controller.vendor);
   const model = text(controller.model);
   // Shared memory (Apple Silicon, integrated GPUs) is not dedicated VRAM; the
   // schema's vramMiB means dedicated. systeminformation reports MiB already.
   const vramMiB = controller.vramDynamic === true ? null : round(positive(controller.vram) ?? positive(controller.memoryTotal));
-  return { vendor, model, vramMiB, backends: guessBackends(vendor, model, platform) };
+  return { vendor, model, vramMiB, backends: [] };
 }
 
 type Vendor = 'nvidia' | 'amd' | 'intel' | 'apple';
@@ -185,23 +186,42 @@ function vendorOf(vendor: string | null, model: string | null): Vendor | null {
   return null;
 }
 
+/** Backends a software device (lavapipe, WARP, SwiftShader) can stand behind when no GPU is there. */
+const PORTABLE = new Set(['webgpu', 'dml', 'vulkan']);
+
 /**
- * A best guess from vendor and OS of the compute APIs a runtime could use;
- * drivers decide the truth. Virtual adapters (virtio, VMware SVGA, Microsoft
- * Basic Display) get none.
+ * The GPU backends a worker advertises, from what its runtimes' probes found:
+ * a portable backend (WebGPU, DirectML) that worked on a machine where no GPU
+ * was found ran on a software device, slower than the CPU backend itself,
+ * and is used only where `allowSoftware` (GOGRID_SOFTWARE_GPU) says so.
  */
-export function guessBackends(vendor: string | null, model: string | null, platform: string): string[] {
-  const kind = vendorOf(vendor, model);
-  if (kind === null) return [];
-  // On macOS Metal is the only native GPU API, whatever the vendor.
-  if (platform === 'darwin') return ['metal'];
-  if (kind === 'apple') return [];
-  const backends = kind === 'nvidia' ? ['cuda', 'vulkan'] : ['vulkan'];
-  if (kind === 'amd' && platform === 'linux') backends.push('rocm');
-  // DirectML runs on any DX12 GPU, but only a discrete one is worth offering work to.
-  const discrete = kind === 'nvidia' || kind === 'amd' || /\barc\b/i.test(model ?? '');
-  if (platform === 'win32' && discrete) backends.push('directml');
-  return backends;
+export function advertisedBackends(found: readonly BackendProbe[], gpus: readonly GpuInfo[], allowSoftware: boolean): BackendProbe[] {
+  if (allowSoftware || hasRealGpu(gpus)) return [...found];
+  return found.map((p) =>
+    p.ok && PORTABLE.has(p.backend) ? { ...p, ok: false, detail: 'it ran on a software device (no GPU was found here); GOGRID_SOFTWARE_GPU=1 uses it anyway' } : p,
+  );
+}
+
+/** Whether the OS lists a GPU by a known vendor: virtual adapters (virtio, VMware SVGA, Microsoft Basic Display) are none. */
+export function hasRealGpu(gpus: readonly Pick<GpuInfo, 'vendor' | 'model'>[]): boolean {
+  return gpus.some((g) => vendorOf(g.vendor, g.model) !== null);
+}
+
+/**
+ * Which of the backends that work on this machine (`working`, by any
+ * runtime) stand for this GPU: CUDA for NVIDIA's, Metal and Core ML for a
+ * Mac's, the portable ones for any real GPU. Virtual adapters (virtio, VMware
+ * SVGA, Microsoft Basic Display) get none. For the hardware report only: the
+ * scheduler reads each runtime's own findings.
+ */
+export function gpuBackends(gpu: Pick<GpuInfo, 'vendor' | 'model'>, platform: string, working: readonly string[]): string[] {
+  const vendor = vendorOf(gpu.vendor, gpu.model);
+  if (vendor === null) return [];
+  return [...new Set(working)].filter((b) => {
+    if (b === 'cuda') return vendor === 'nvidia';
+    if (b === 'metal' || b === 'coreml') return platform === 'darwin';
+    return PORTABLE.has(b);
+  });
 }
 
 // Raw values are whatever the OS tools printed: empty strings, zeros for

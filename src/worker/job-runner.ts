@@ -42,6 +42,8 @@ import { GatheredPieces, Suspension, type RunJobOptions } from './executors/inde
 
 export interface JobRunnerOptions {
   slots: number;
+  /** A kind's GPU backends that passed the worker's probe, best first. @default none: the CPU only */
+  gpuBackends?(kind: string): readonly string[];
   /** Runtime threads per job; `setThreads` changes it for jobs that start later. */
   threads: number;
   models: { acquire(ref: ModelRef, signal?: AbortSignal): Promise<{ path: string; release(): void }> };
@@ -298,6 +300,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         modelPath: model.path,
         threads: this.threads,
         slots: this.slots,
+        gpuBackends: this.opts.gpuBackends?.(job.kind) ?? [],
         timeoutMs: job.timeoutMs,
         signal,
         onProgress: (p, message) => progress(p, message),

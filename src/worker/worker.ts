@@ -11,11 +11,12 @@ import { GridError, JobInputResponse, type HardwareReport, LEASE_HEADER, MAX_PAY
 import { requestJson } from '../transport/https-client.js';
 import { ensurePrivateDir } from '../common/files.js';
 import { lockDataDir } from '../common/lock.js';
+import { booleanEnv } from '../common/env.js';
 import { WorkerAgent, type AgentOptions } from './agent.js';
 import { parseCoordinatorAddress } from './address.js';
 import { findProvisioning, provisioningPaths, removeProvisioningToken, type FoundProvisioning } from './provisioning.js';
 import { enroll } from './enroll.js';
-import { collectHardware, sampleLoad } from './hardware.js';
+import { advertisedBackends, collectHardware, gpuBackends, hasRealGpu, sampleLoad } from './hardware.js';
 import { loadIdentity, type WorkerIdentity } from './identity.js';
 import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
@@ -23,6 +24,7 @@ import { httpsModelDownloader } from './model-download.js';
 import { canRunKind, executorKinds, jobMemoryLimitBytes, JobProcessLeftovers, JobProcessPool, memoryLimitOfKind } from './executors/index.js';
 import { probeLlmRuntime } from './executors/llm-probe.js';
 import { unloadableKinds } from './executors/runtime-probe.js';
+import { probeGpuBackends } from './executors/gpu-probe.js';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelayMs } from './backoff.js';
@@ -54,6 +56,12 @@ export interface WorkerJobOptions {
   labels?: string[];
   /** Size cap of the model cache. */
   modelCacheBytes?: number;
+  /**
+   * Count a GPU backend that runs on a software device (lavapipe, WARP) as a
+   * GPU: slower than the CPU backend, for trying the GPU path on a machine
+   * without one. @default GOGRID_SOFTWARE_GPU, else false
+   */
+  softwareGpu?: boolean;
 }
 
 export interface RunningWorker {
@@ -106,10 +114,15 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
   const probes = opts.agent?.probes ?? { hardware: () => collectWorkerHardware(opts.logger), load: () => sampleLoad() };
   const jobsOpts = opts.jobs ?? {};
   const slots = jobsOpts.slots ?? WORKER_DEFAULTS.slots;
+  const softwareGpu = jobsOpts.softwareGpu ?? booleanEnv('GOGRID_SOFTWARE_GPU') ?? false;
   // Beside the hardware probes, not after them: a fork and a library load, ~0.3 s.
   const [probed, unloadable] = await Promise.all([probes.hardware(), unloadableKinds(executorKinds())]);
+  // Only where the OS lists a GPU: elsewhere a backend could only find a software device (~1 s to learn that).
+  const foundBackends =
+    softwareGpu || hasRealGpu(probed.gpus)
+      ? await probeGpuBackends(executorKinds(), (why) => opts.logger.warn(`could not try the GPU backends; jobs run on the CPU only: ${why}`))
+      : [];
   const memoryLimit = jobMemoryLimitBytes({ totalBytes: probed.memory.totalBytes, cgroupLimitBytes: probed.memory.limitBytes ?? null, slots });
-  const hardware = { ...probed, memory: { ...probed.memory, jobLimitBytes: memoryLimit } };
   // The agent is created below; the downloader reads its identity at each
   // request so a renewed certificate is used from the next download on.
   let current: () => WorkerIdentity = () => identity;
@@ -120,11 +133,21 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     download: httpsModelDownloader({ baseUrl, tls: () => current() }),
     logger: opts.logger,
   });
-  const platformKinds = executorKinds().filter((k) => canRunKind(k, hardware));
+  const platformKinds = executorKinds().filter((k) => canRunKind(k, probed));
   for (const [kind, why] of unloadable) {
     if (platformKinds.includes(kind)) opts.logger.warn(`${kind} jobs are not taken on this machine: its runtime does not load here (${why})`);
   }
   const executors = platformKinds.filter((k) => !unloadable.has(k));
+  const backends = advertisedBackends(foundBackends, probed.gpus, softwareGpu).filter((b) => executors.includes(b.kind));
+  for (const b of backends) opts.logger.info(b.ok ? `${b.kind} jobs can run on ${b.backend}` : `${b.kind} jobs do not run on ${b.backend} here: ${b.detail}`);
+  const working = [...backends.filter((b) => b.ok).map((b) => b.backend), ...(probed.llm?.gpu ? [probed.llm.gpu] : [])];
+  const hardware: HardwareReport = {
+    ...probed,
+    gpus: probed.gpus.map((g) => ({ ...g, backends: gpuBackends(g, probed.os.platform, working) })),
+    backends,
+    memory: { ...probed.memory, jobLimitBytes: memoryLimit },
+  };
+  const gpuBackendsOf = (kind: string) => backends.filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
@@ -152,6 +175,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     run: (kind, job, runOpts) => processes.run(kind, job, runOpts),
     dropIdle: (why) => processes.dropIdle(why),
     canRun: (kind) => executors.includes(kind),
+    gpuBackends: gpuBackendsOf,
     transfer: {
       fetchInput: async (jobId, leaseId) => JobInputResponse.parse(await worker(`/v1/jobs/${encodeURIComponent(jobId)}/input`, leaseId)).input,
       postResult: async (msg) => {

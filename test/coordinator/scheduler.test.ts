@@ -3,15 +3,20 @@ import { misfit, planAssignments, type SchedulableJob, type SchedulableWorker } 
 import type { HardwareReport, JobRequirements } from '../../src/protocol/index.js';
 
 const GiB = 2 ** 30;
-const hw = (o: { platform?: string; arch?: string; mem?: number | null; gpus?: HardwareReport['gpus']; llm?: HardwareReport['llm'] } = {}): HardwareReport => ({
+const hw = (
+  o: { platform?: string; arch?: string; mem?: number | null; gpus?: HardwareReport['gpus']; llm?: HardwareReport['llm']; backends?: HardwareReport['backends'] } = {},
+): HardwareReport => ({
   cpu: { manufacturer: null, brand: null, physicalCores: 4, threads: 8, speedGHz: null },
   memory: { totalBytes: o.mem === undefined ? 16 * GiB : o.mem },
   gpus: o.gpus ?? [],
   ...(o.llm !== undefined && { llm: o.llm }),
+  ...(o.backends !== undefined && { backends: o.backends }),
   os: { platform: o.platform ?? 'linux', distro: null, release: null, arch: o.arch ?? 'x64', hostname: null },
 });
 const cuda = { vendor: 'NVIDIA', model: 'RTX 4070', vramMiB: 12_288, backends: ['cuda', 'vulkan'] };
-const metal = { vendor: 'Apple', model: 'M2', vramMiB: null, backends: ['metal'] };
+const metal = { vendor: 'Apple', model: 'M2', vramMiB: null, backends: ['metal', 'coreml'] };
+/** What onnxruntime's probe found on a worker. */
+const onnxProbe = (backend: string, ok = true) => ({ kind: 'onnx', backend, ok, detail: ok ? null : 'Failed to load shared library' });
 
 const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWorker => ({
   id,
@@ -53,13 +58,22 @@ describe('misfit: can this worker ever run this job?', () => {
       { hardware: { ...hw(), memory: { totalBytes: 16 * GiB, jobLimitBytes: 4 * GiB } } },
       'caps a job at 4.0 GiB of memory (GOGRID_JOB_MEMORY_LIMIT_MIB there), less than the 6.0 GiB needed',
     ],
-    ['any GPU, none there', { gpu: {} }, {}, 'has no GPU'],
-    ['any GPU, one there', { gpu: {} }, { hardware: hw({ gpus: [metal] }) }, null],
-    ['cuda wanted, cuda there', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal, cuda] }) }, null],
-    ['cuda wanted, metal there', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal] }) }, 'has no GPU with backend cuda'],
-    ['VRAM enough, exactly', { gpu: { backend: 'cuda', minVramMiB: 12_288 } }, { hardware: hw({ gpus: [cuda] }) }, null],
-    ['VRAM short', { gpu: { minVramMiB: 16_000 } }, { hardware: hw({ gpus: [cuda] }) }, 'has no GPU with 16000 MiB of VRAM'],
-    ['VRAM unknown counts as none', { gpu: { minVramMiB: 1 } }, { hardware: hw({ gpus: [metal] }) }, 'has no GPU with 1 MiB of VRAM'],
+    ['any GPU, none there', { gpu: {} }, {}, 'has no GPU its onnx runtime can use'],
+    // An older worker's GPU list was guessed from vendor names; it ran ONNX jobs on the CPU only.
+    ['any GPU, only a guessed one there', { gpu: {} }, { hardware: hw({ gpus: [cuda] }) }, 'has no GPU its onnx runtime can use'],
+    ['any GPU, one backend works', { gpu: {} }, { hardware: hw({ backends: [onnxProbe('webgpu')] }) }, null],
+    ['"any" is none named', { gpu: { backend: 'any' } }, { hardware: hw({ backends: [onnxProbe('webgpu')] }) }, null],
+    ['any GPU, every probe failed', { gpu: {} }, { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda', false)] }) }, 'has no GPU its onnx runtime can use'],
+    ['cuda wanted, cuda works', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [metal, cuda], backends: [onnxProbe('cuda'), onnxProbe('webgpu')] }) }, null],
+    ['cuda wanted, its probe failed', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda', false), onnxProbe('webgpu')] }) }, 'has no working cuda backend for onnx jobs'],
+    ['cuda wanted, found by another runtime only', { gpu: { backend: 'cuda' } }, { hardware: hw({ gpus: [cuda], backends: [{ ...onnxProbe('cuda'), kind: 'llm' }] }) }, 'has no working cuda backend for onnx jobs'],
+    ['cuda wanted, none, the CPU allowed', { gpu: { backend: 'cuda', fallback: true } }, {}, null],
+    ['VRAM enough, exactly', { gpu: { backend: 'cuda', minVramMiB: 12_288 } }, { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda')] }) }, null],
+    ['VRAM short', { gpu: { minVramMiB: 16_000 } }, { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda')] }) }, 'has no GPU with 16000 MiB of VRAM'],
+    ['VRAM short, the CPU allowed', { gpu: { minVramMiB: 16_000, fallback: true } }, { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda')] }) }, null],
+    ['VRAM unknown counts as none', { gpu: { minVramMiB: 1 } }, { hardware: hw({ gpus: [metal], backends: [onnxProbe('coreml')] }) }, 'has no GPU with 1 MiB of VRAM'],
+    // A software WebGPU device (GOGRID_SOFTWARE_GPU) stands for no GPU the OS lists.
+    ['VRAM of a GPU behind another backend', { gpu: { backend: 'webgpu', minVramMiB: 1 } }, { hardware: hw({ gpus: [{ ...cuda, backends: ['cuda'] }], backends: [onnxProbe('webgpu')] }) }, 'has no GPU with 1 MiB of VRAM'],
     ['labels present', { labels: ['lab', 'fast'] }, { labels: ['fast', 'lab', 'x'] }, null],
     ['one label missing', { labels: ['lab', 'fast'] }, { labels: ['lab'] }, 'lacks the label fast'],
     ['two labels missing', { labels: ['a', 'b'] }, {}, 'lacks the labels a, b'],
@@ -77,6 +91,18 @@ describe('planAssignments', () => {
   it('prefers a worker that caches the model over a less loaded one', () => {
     const plan = planAssignments([job('j')], [worker('a', { slots: 4 }), worker('b', { slots: 4, running: 3, cachedModels: new Set(['m1']) })]);
     expect(plan.assignments).toEqual([{ jobId: 'j', workerId: 'b' }]);
+  });
+
+  it('matches an LLM job against the backend llama.cpp loaded, not the GPU list', () => {
+    const llm = (backend?: string) => job('j', { gpu: backend ? { backend } : {} }, { kind: 'llm' });
+    const w = (found: HardwareReport['llm']) => worker('w', { executors: ['llm'], hardware: hw({ gpus: [cuda], ...(found !== undefined && { llm: found }) }) });
+    const vulkan = { gpu: 'vulkan' as const, devices: ['RTX 4070'], vramMiB: 12_288, freeVramMiB: 12_000 };
+    expect(misfit(llm(), w(vulkan))).toBeNull();
+    expect(misfit(llm('vulkan'), w(vulkan))).toBeNull();
+    expect(misfit(llm('cuda'), w(vulkan))).toBe('has no working cuda backend for llm jobs');
+    expect(misfit(llm(), w({ gpu: null, devices: [], vramMiB: null, freeVramMiB: null }))).toBe('has no GPU its llm runtime can use');
+    expect(misfit(llm(), w(undefined))).toBe('has no GPU its llm runtime can use');
+    expect(misfit({ ...llm('vulkan'), requirements: { gpu: { backend: 'vulkan', minVramMiB: 16_000 } } }, w(vulkan))).toBe('has no GPU with 16000 MiB of VRAM');
   });
 
   it('prefers the model loaded, then cached, then fitting in free memory or VRAM, over a less loaded worker', () => {
@@ -116,9 +142,12 @@ describe('planAssignments', () => {
     expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: cpuOnly }) }))).toBe('a');
     // No probe (an older worker): the OS's VRAM, as before.
     expect(pick(worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda] }) }))).toBe('b');
-    // An ONNX job is not llama.cpp's.
-    const onnx = job('o', {}, { model: { sha256: 'm2', size: 4 * GiB } });
-    expect(planAssignments([onnx], [worker('a', idle), worker('b', { ...busy, hardware: hw({ gpus: [cuda], llm: cpuOnly }) })]).assignments[0]?.workerId).toBe('b');
+    // An ONNX job is not llama.cpp's: VRAM counts where onnxruntime found the GPU's backend, for a job that asks for a GPU.
+    const onnx = (requirements: JobRequirements) => job('o', requirements, { model: { sha256: 'm2', size: 4 * GiB } });
+    const onnxGpu = hw({ gpus: [cuda], llm: cpuOnly, backends: [onnxProbe('cuda')] });
+    expect(planAssignments([onnx({ gpu: {} })], [worker('a', { ...idle, hardware: onnxGpu }), worker('b', { ...busy, hardware: onnxGpu })]).assignments[0]?.workerId).toBe('a');
+    expect(planAssignments([onnx({ gpu: { fallback: true } })], [worker('a', idle), worker('b', { ...busy, hardware: onnxGpu })]).assignments[0]?.workerId).toBe('b');
+    expect(planAssignments([onnx({})], [worker('a', idle), worker('b', { ...busy, hardware: onnxGpu })]).assignments[0]?.workerId).toBe('a');
   });
 
   it('then the least loaded by slot use, then by CPU, then the lowest id', () => {
@@ -162,12 +191,12 @@ describe('planAssignments', () => {
   it('explains a job no connected worker can ever run, counting the reasons', () => {
     const plan = planAssignments(
       [job('j', { gpu: { backend: 'cuda' } })],
-      [worker('a'), worker('b'), worker('c', { executors: [] }), worker('d', { hardware: hw({ gpus: [cuda] }), paused: true })],
+      [worker('a'), worker('b'), worker('c', { executors: [] }), worker('d', { hardware: hw({ gpus: [cuda], backends: [onnxProbe('cuda')] }), paused: true })],
     );
     expect(plan.assignments).toEqual([]);
     expect(plan.waiting[0]?.reason).toBe('the eligible worker is paused');
     const none = planAssignments([job('j', { gpu: { backend: 'cuda' } })], [worker('a'), worker('b'), worker('c', { executors: [] })]);
-    expect(none.waiting[0]?.reason).toBe('no connected worker can run this job: has no GPU with backend cuda (2 workers); runs no onnx jobs (1 worker)');
+    expect(none.waiting[0]?.reason).toBe('no connected worker can run this job: has no working cuda backend for onnx jobs (2 workers); runs no onnx jobs (1 worker)');
   });
 
   it('says when no worker is connected at all', () => {

@@ -163,6 +163,7 @@ describe('the app electron-builder packs', () => {
     expect(packed('dist/worker/executors/job-process.js')).toBe(true);
     expect(packed('dist/worker/executors/llm-probe-process.js')).toBe(true);
     expect(packed('dist/worker/executors/runtime-probe-process.js')).toBe(true);
+    expect(packed('dist/worker/executors/gpu-probe-process.js')).toBe(true);
   });
 
   it('builds each entry point from a source file that exists', () => {

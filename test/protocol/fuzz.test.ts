@@ -65,6 +65,7 @@ const hardware = {
   memory: { totalBytes: 1024 },
   gpus: [{ vendor: 'NVIDIA', model: 'RTX', vramMiB: 8192, backends: ['cuda'] }],
   llm: { gpu: 'cuda', devices: ['NVIDIA RTX'], vramMiB: 8192, freeVramMiB: 7000 },
+  backends: [{ kind: 'onnx', backend: 'cuda', ok: false, detail: 'Failed to load shared library' }],
   os: { platform: 'linux', distro: 'Debian', release: '12', arch: 'x64', hostname: 'h' },
 };
 const tensor = { dtype: 'string', dims: [1], data: ['cat'] };
@@ -76,7 +77,7 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
     [
       'workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion',
       'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats', 'hardware.memory.limitBytes', 'hardware.memory.jobLimitBytes',
-      'capabilities.heartbeatAcks',
+      'capabilities.heartbeatAcks', 'hardware.backends', 'hardware.backends.0.kind', 'hardware.backends.0.backend', 'hardware.backends.0.ok', 'hardware.backends.0.detail',
     ],
   ],
   [
@@ -139,7 +140,7 @@ describe('control messages', () => {
 
 const submit = { model: { sha256: 'a'.repeat(64) }, input: { inputs: { x: { dtype: 'float32', dims: [1], data: [1] } } }, requirements: { labels: ['gpu'] } };
 const BODIES: [string, Parameters<typeof parseBody>[0], Record<string, unknown>, string[]][] = [
-  ['a submit', SubmitJobRequest, submit, ['kind', 'input', 'input.inputs', 'requirements.labels', 'requirements.os', 'requirements.gpu.backend', 'timeoutMs', 'queueTimeoutMs', 'priority', 'maxAttempts']],
+  ['a submit', SubmitJobRequest, submit, ['kind', 'input', 'input.inputs', 'requirements.labels', 'requirements.os', 'requirements.gpu.backend', 'requirements.gpu.fallback', 'requirements.gpu.minVramMiB', 'timeoutMs', 'queueTimeoutMs', 'priority', 'maxAttempts']],
   ['a batch submit', SubmitJobsRequest, { jobs: [submit] }, ['jobs', 'jobs.0.kind', 'jobs.0.input']],
   ['a token', CreateTokenRequest, { ttlSecs: 60, maxUses: 1, description: 'd' }, ['description', 'ttlSecs', 'maxUses']],
   ['an enrollment', EnrollRequest, { tokenId: 'abcdefgh', tokenSecret: 'A'.repeat(22), csrPem: 'x', proposedWorkerId: 'w-1', name: 'n' }, ['name', 'csrPem', 'proposedWorkerId', 'tokenId']],

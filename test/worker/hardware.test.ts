@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HardwareReport } from '../../src/protocol/messages.js';
-import { boundedProbe, collectHardware, cpuShare, cpuTicks, guessBackends, sampleLoad, toHardwareReport, type RawHardware } from '../../src/worker/hardware.js';
+import { advertisedBackends, boundedProbe, collectHardware, cpuShare, cpuTicks, gpuBackends, sampleLoad, toHardwareReport, type RawHardware } from '../../src/worker/hardware.js';
 
 const RawFixture = z.object({
   node: z.object({ platform: z.string(), arch: z.string(), hostname: z.string() }),
@@ -71,7 +71,7 @@ describe('toHardwareReport on recorded raw output', () => {
     expect(toHardwareReport(await fixture('mac-apple-silicon'))).toEqual({
       cpu: { manufacturer: 'Apple', brand: 'M2 Pro', physicalCores: 12, threads: 12, speedGHz: 3.49 },
       memory: { totalBytes: 34359738368, limitBytes: null },
-      gpus: [{ vendor: 'Apple', model: 'Apple M2 Pro', vramMiB: null, backends: ['metal'] }],
+      gpus: [{ vendor: 'Apple', model: 'Apple M2 Pro', vramMiB: null, backends: [] }],
       os: { platform: 'darwin', distro: 'macOS', release: '14.5', arch: 'arm64', hostname: 'studio.local' },
     });
   });
@@ -81,8 +81,8 @@ describe('toHardwareReport on recorded raw output', () => {
       cpu: { manufacturer: 'Intel', brand: 'Core™ i7-13700K', physicalCores: 16, threads: 24, speedGHz: 3.4 },
       memory: { totalBytes: 34183589888, limitBytes: null },
       gpus: [
-        { vendor: 'NVIDIA', model: 'NVIDIA GeForce RTX 4070', vramMiB: 12282, backends: ['cuda', 'vulkan', 'directml'] },
-        { vendor: 'Intel Corporation', model: 'Intel(R) UHD Graphics 770', vramMiB: null, backends: ['vulkan'] },
+        { vendor: 'NVIDIA', model: 'NVIDIA GeForce RTX 4070', vramMiB: 12282, backends: [] },
+        { vendor: 'Intel Corporation', model: 'Intel(R) UHD Graphics 770', vramMiB: null, backends: [] },
       ],
       // Node's 'win32', not systeminformation's 'Windows'.
       os: { platform: 'win32', distro: 'Microsoft Windows 11 Pro', release: '10.0.22631', arch: 'x64', hostname: 'GAMING-PC' },
@@ -122,29 +122,54 @@ describe('toHardwareReport on recorded raw output', () => {
       osInfo: {},
     });
     expect(report.cpu).toMatchObject({ threads: 8, physicalCores: 4, speedGHz: 2.5 });
-    expect(report.gpus).toEqual([{ vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Navi 31', vramMiB: 24576, backends: ['vulkan', 'rocm'] }]);
+    expect(report.gpus).toEqual([{ vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Navi 31', vramMiB: 24576, backends: [] }]);
   });
 });
 
-describe('guessBackends', () => {
+describe('gpuBackends: which working backends stand for a GPU', () => {
+  const everything = ['cuda', 'webgpu', 'dml', 'coreml', 'metal', 'vulkan'];
   it.each([
-    ['NVIDIA Corporation', 'GA102 [GeForce RTX 3090]', 'linux', ['cuda', 'vulkan']],
-    ['NVIDIA', 'NVIDIA GeForce RTX 4070', 'win32', ['cuda', 'vulkan', 'directml']],
-    ['Apple', 'Apple M2 Pro', 'darwin', ['metal']],
-    ['AMD', 'AMD Radeon Pro 5500M', 'darwin', ['metal']],
-    ['Intel', 'Intel Iris Plus Graphics', 'darwin', ['metal']],
-    ['Advanced Micro Devices, Inc. [AMD/ATI]', 'Navi 31', 'linux', ['vulkan', 'rocm']],
-    ['Advanced Micro Devices, Inc.', 'AMD Radeon RX 7900 XTX', 'win32', ['vulkan', 'directml']],
-    ['Intel Corporation', 'Intel(R) UHD Graphics 770', 'win32', ['vulkan']],
-    ['Intel Corporation', 'Intel(R) Arc(TM) A770 Graphics', 'win32', ['vulkan', 'directml']],
-    ['Intel Corporation', 'Alder Lake-S GT1 [UHD Graphics 770]', 'linux', ['vulkan']],
-    [null, 'NVIDIA GeForce GTX 1080', 'linux', ['cuda', 'vulkan']],
+    ['NVIDIA Corporation', 'GA102 [GeForce RTX 3090]', 'linux', ['cuda', 'webgpu', 'dml', 'vulkan']],
+    ['Apple', 'Apple M2 Pro', 'darwin', ['webgpu', 'dml', 'coreml', 'metal', 'vulkan']],
+    ['Advanced Micro Devices, Inc. [AMD/ATI]', 'Navi 31', 'linux', ['webgpu', 'dml', 'vulkan']],
+    ['Intel Corporation', 'Intel(R) Arc(TM) A770 Graphics', 'win32', ['webgpu', 'dml', 'vulkan']],
+    [null, 'NVIDIA GeForce GTX 1080', 'linux', ['cuda', 'webgpu', 'dml', 'vulkan']],
     ['VMware', 'SVGA II Adapter', 'linux', []],
     ['Microsoft Corporation', 'Microsoft Basic Display Adapter', 'win32', []],
     ['Red Hat, Inc.', 'Virtio GPU', 'linux', []],
     [null, null, 'linux', []],
-  ] as const)('%s / %s on %s → %j', (vendor, model, platform, expected) => {
-    expect(guessBackends(vendor, model, platform)).toEqual(expected);
+  ] as const)('%s / %s on %s, everything working → %j', (vendor, model, platform, expected) => {
+    expect(gpuBackends({ vendor, model }, platform, everything)).toEqual(expected);
+  });
+
+  it('lists only what works, once', () => {
+    expect(gpuBackends({ vendor: 'NVIDIA', model: 'RTX 4070' }, 'win32', ['dml', 'cuda', 'dml'])).toEqual(['dml', 'cuda']);
+    expect(gpuBackends({ vendor: 'NVIDIA', model: 'RTX 4070' }, 'linux', [])).toEqual([]);
+  });
+});
+
+describe('advertisedBackends: a software device is not a GPU', () => {
+  const found = [
+    { kind: 'onnx', backend: 'cuda', ok: false, detail: 'Failed to load shared library' },
+    { kind: 'onnx', backend: 'webgpu', ok: true, detail: null },
+  ];
+  const nvidia = { vendor: 'NVIDIA', model: 'RTX 4070', vramMiB: 12_288, backends: [] };
+  const virtual = { vendor: 'Red Hat, Inc.', model: 'Virtio GPU', vramMiB: null, backends: [] };
+
+  it('keeps what the probes found where the OS lists a real GPU', () => {
+    expect(advertisedBackends(found, [nvidia], false)).toEqual(found);
+  });
+
+  it('turns off a portable backend that worked with no GPU (lavapipe, WARP), saying how to use it anyway', () => {
+    for (const gpus of [[], [virtual]]) {
+      const [cuda, webgpu] = advertisedBackends(found, gpus, false);
+      expect(cuda).toEqual(found[0]);
+      expect(webgpu).toEqual({ kind: 'onnx', backend: 'webgpu', ok: false, detail: expect.stringContaining('GOGRID_SOFTWARE_GPU=1') });
+    }
+  });
+
+  it('keeps it when the owner allows software devices', () => {
+    expect(advertisedBackends(found, [], true)).toEqual(found);
   });
 });
 

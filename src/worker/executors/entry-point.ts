@@ -1,6 +1,6 @@
 /**
  * How to fork one of this folder's process entry points (job-process,
- * llm-probe-process, runtime-probe-process): from dist/ with plain node; run from TypeScript source
+ * llm-probe-process, runtime-probe-process, gpu-probe-process): from dist/ with plain node; run from TypeScript source
  * (tests, tsx), the child needs tsx too.
  *
  *   const { file, execArgv } = entryPoint('job-process');
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 
-export function entryPoint(name: 'job-process' | 'llm-probe-process' | 'runtime-probe-process'): { file: string; execArgv: string[] } {
+export function entryPoint(name: 'job-process' | 'llm-probe-process' | 'runtime-probe-process' | 'gpu-probe-process'): { file: string; execArgv: string[] } {
   return {
     file: fileURLToPath(new URL(`./${name}.${FROM_SOURCE ? 'ts' : 'js'}`, import.meta.url)),
     execArgv: FROM_SOURCE ? ['--import', 'tsx'] : [],

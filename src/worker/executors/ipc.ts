@@ -25,6 +25,8 @@ export const RunMessage = z.object({
   threads: z.number().int().positive(),
   /** How many jobs this process may be given at once: a shared executor sizes its model's context for them. */
   slots: z.number().int().positive(),
+  /** The kind's GPU backends that passed the worker's probe, best first. */
+  gpuBackends: z.array(z.string().min(1).max(32)).max(16).default([]),
 });
 
 /** Stop that job where it is (a shared process): it ends with GG_ERR_JOB_CANCELED and the process stays, warm. */

@@ -27,6 +27,8 @@ export interface RunJobOptions {
   modelPath: string;
   /** CPU threads the runtime may use. */
   threads: number;
+  /** The kind's GPU backends that passed the worker's probe, best first. @default none: the CPU only */
+  gpuBackends?: readonly string[];
   /** The worker's slot count now: how many jobs one shared process (job-pool.ts) takes at once. @default 1 */
   slots?: number;
   /**
@@ -137,7 +139,7 @@ export function attemptJob(child: JobChild, kind: string, job: JobSpec, opts: Ru
     if (opts.suspension?.suspended) onSuspend(true);
     child.on('message', onMessage);
     child.on('exit', onExit);
-    child.send({ type: 'run', kind, job, modelPath: opts.modelPath, threads: opts.threads, slots: opts.slots });
+    child.send({ type: 'run', kind, job, modelPath: opts.modelPath, threads: opts.threads, slots: opts.slots, gpuBackends: [...(opts.gpuBackends ?? [])] });
   });
 }
 

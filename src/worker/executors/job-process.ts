@@ -119,13 +119,14 @@ async function handle(raw: unknown): Promise<void> {
 const PIECES_EVERY_MS = 5;
 
 /** The job's last message: its result, or why it failed. */
-async function outcome(executor: Executor | undefined, { kind, job, modelPath, threads, slots }: RunMessage, signal: AbortSignal, pieces: GatheredPieces): Promise<FromJobProcess> {
+async function outcome(executor: Executor | undefined, { kind, job, modelPath, threads, slots, gpuBackends }: RunMessage, signal: AbortSignal, pieces: GatheredPieces): Promise<FromJobProcess> {
   if (!executor) return { type: 'failed', jobId: job.jobId, code: 'GG_ERR_EXECUTOR_UNAVAILABLE', message: `no executor for job kind "${kind}"` };
   try {
     const output = await executor.run(job, {
       modelPath,
       threads,
       slots,
+      gpuBackends,
       signal,
       onProgress(progress, message) {
         if (!Number.isFinite(progress)) return;

@@ -1,13 +1,14 @@
 /**
- * The ONNX executor (`kind: 'onnx'`): onnxruntime-node on the CPU, inside the
- * job process. The runtime is imported in `run` only, so the worker process,
- * which imports this file for `canRun`, never loads the native library. A
- * warm job process keeps its two most recently used sessions (by model path
+ * The ONNX executor (`kind: 'onnx'`): onnxruntime-node inside the job
+ * process, on the CPU or on the GPU backend (execution provider) the job asks
+ * for. The runtime is imported in `run` only, so the worker process, which
+ * imports this file for `canRun`, never loads the native library. A warm job
+ * process keeps its two most recently used sessions (by model path, backend
  * and threads), so a repeated model skips session creation.
  *
- *   const output = await onnxExecutor.run(job, { modelPath, threads: 2, signal, onProgress });
+ *   const output = await onnxExecutor.run(job, { modelPath, threads: 2, gpuBackends: ['webgpu'], signal, onProgress });
  *   // job.input  = { inputs:  { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }
- *   // output     = { outputs: { y: { dtype: 'float32', dims: [1, 3], data: [...] } } }
+ *   // output     = { outputs: { y: { dtype: 'float32', dims: [1, 3], data: [...] } }, backend: 'webgpu' }
  *
  * Inputs are checked against the model before anything runs (onnxruntime
  * itself ignores unknown feed names), so a mistake comes back as
@@ -16,17 +17,25 @@
  */
 import type * as Ort from 'onnxruntime-node';
 import { GridError } from '../../protocol/errors.js';
+import { GPU_BACKENDS, type JobRequirements } from '../../protocol/messages.js';
 import { OnnxJobInput, type OnnxJobOutput, type TensorMap } from '../../protocol/tensor.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
+import { PROBE_MODEL } from './probe-model.js';
 import { SessionCache } from './session-cache.js';
 import { decodeTensor, encodeTensor, type RawTensor } from './tensor-codec.js';
-import type { Executor } from './types.js';
+import type { BackendTrial, Executor } from './types.js';
 
 /** Two: a job process alternating between two models (a pipeline's stages) keeps both warm. */
 const sessions = new SessionCache<Ort.InferenceSession>(2);
 
 /** Platforms onnxruntime-node 1.30 ships CPU binaries for (no darwin-x64 since 1.24). */
 const PLATFORMS = new Set(['linux/x64', 'linux/arm64', 'darwin/arm64', 'win32/x64', 'win32/arm64']);
+
+/** What onnxruntime-node's CUDA provider needs that no installer can ship: the README says how. */
+const CUDA_NEEDS = "onnxruntime's CUDA provider needs its libraries (onnxruntime-node's cuda12 install) and CUDA 12 with cuDNN 9; see the README";
+
+/** How far a backend's answer to the probe model may be from the CPU's: float32 kernels differ in their last bits. */
+const PROBE_TOLERANCE = 1e-3;
 
 export const onnxExecutor: Executor = {
   kind: 'onnx',
@@ -37,38 +46,101 @@ export const onnxExecutor: Executor = {
     await import('onnxruntime-node');
   },
 
+  async probeBackends() {
+    const ort = await import('onnxruntime-node');
+    const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
+    const x = new ort.Tensor('float32', Float32Array.from([1, -2, 3, 0.5, -1, 0.25, 2, -3]), [2, 4]);
+    const want = await runProbeModel(ort, 'cpu', x);
+    const trials: BackendTrial[] = [];
+    for (const backend of GPU_BACKENDS['onnx']!.filter((b) => listed.has(b))) {
+      try {
+        const got = await runProbeModel(ort, backend, x);
+        const off = Math.max(...want.map((v, i) => Math.abs(v - (got[i] ?? Number.NaN))));
+        trials.push(off <= PROBE_TOLERANCE ? { backend, ok: true, detail: null } : { backend, ok: false, detail: `it computed a test model wrong (off by ${off})` });
+      } catch (e) {
+        trials.push({ backend, ok: false, detail: backend === 'cuda' ? `${errorMessage(e)} (${CUDA_NEEDS})` : errorMessage(e) });
+      }
+    }
+    return trials;
+  },
+
   async run(job, ctx) {
     const input = parseInput(job.input);
     ctx.onProgress(0, 'loading model');
     const ort = await import('onnxruntime-node');
-    const lease = await sessions.acquire(`${ctx.modelPath}\0${ctx.threads}`, () =>
-      ort.InferenceSession.create(ctx.modelPath, {
-        intraOpNumThreads: ctx.threads,
-        interOpNumThreads: 1,
-        executionProviders: ['cpu'],
-      }).catch((e: unknown) => {
-        throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `onnxruntime could not load the model: ${errorMessage(e)}`, { cause: e });
-      }),
-    );
+    const { backend, lease } = await openSession(ort, ctx.modelPath, ctx.threads, onnxBackendFor(job.requirements.gpu, ctx.gpuBackends), job.requirements.gpu?.fallback === true);
     try {
       const { session } = lease;
       refuseNonTensors(session);
       const feeds: Record<string, Ort.Tensor> = {};
       for (const [name, raw] of Object.entries(checkInputs(session.inputMetadata, input.inputs))) feeds[name] = toOrtTensor(ort, raw);
       ctx.signal.throwIfAborted();
-      ctx.onProgress(0.1, 'running');
+      ctx.onProgress(0.1, backend === 'cpu' ? 'running' : `running on ${backend}`);
       const results = await session.run(feeds).catch((e: unknown) => {
-        throw new GridError('GG_ERR_INPUT_INVALID', `onnxruntime could not run the model on this input: ${errorMessage(e)}`, { cause: e });
+        throw new GridError('GG_ERR_INPUT_INVALID', `onnxruntime could not run the model on this input${backend === 'cpu' ? '' : ` (on ${backend})`}: ${errorMessage(e)}`, { cause: e });
       });
       const outputs: TensorMap = {};
       for (const [name, value] of Object.entries(results)) outputs[name] = encodeTensor(`output "${name}"`, value);
       ctx.onProgress(1, 'done');
-      return { outputs } satisfies OnnxJobOutput;
+      return { outputs, backend } satisfies OnnxJobOutput;
     } finally {
       lease.release();
     }
   },
 };
+
+/**
+ * The backend an ONNX job runs on here: `cpu` for a job that asks for no GPU;
+ * the backend it names, or the best working one for `any`; the CPU where
+ * none of those works here only if the job allows it (`fallback`).
+ */
+export function onnxBackendFor(gpu: JobRequirements['gpu'], working: readonly string[]): string {
+  if (!gpu) return 'cpu';
+  const any = gpu.backend === undefined || gpu.backend === 'any';
+  const chosen = any ? working[0] : working.find((b) => b === gpu.backend);
+  if (chosen) return chosen;
+  if (gpu.fallback) return 'cpu';
+  const here = working.length > 0 ? `it has ${working.join(', ')}` : 'it has none';
+  throw new GridError('GG_ERR_GPU_UNAVAILABLE', `no working ${any ? 'GPU' : gpu.backend} backend for ONNX jobs on this worker (${here}), and the job does not allow the CPU (gpu.fallback)`);
+}
+
+/**
+ * A session on `backend`. Where the GPU backend cannot create one, the CPU
+ * tells whose fault it is: a model the CPU cannot load either is
+ * unsupported; otherwise the GPU failed, and the job runs on the CPU only if
+ * it allows that.
+ */
+async function openSession(ort: typeof Ort, modelPath: string, threads: number, backend: string, fallback: boolean) {
+  const open = (on: string) =>
+    sessions.acquire(`${modelPath}\0${on}\0${threads}`, () => ort.InferenceSession.create(modelPath, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: [on] }));
+  let gpuFailure: unknown;
+  if (backend !== 'cpu') {
+    try {
+      return { backend, lease: await open(backend) };
+    } catch (e) {
+      gpuFailure = e;
+    }
+  }
+  let lease: Awaited<ReturnType<typeof open>>;
+  try {
+    lease = await open('cpu');
+  } catch (e) {
+    throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `onnxruntime could not load the model: ${errorMessage(e)}`, { cause: e });
+  }
+  if (gpuFailure === undefined || fallback) return { backend: 'cpu', lease };
+  lease.release();
+  throw new GridError('GG_ERR_GPU_UNAVAILABLE', `the ${backend} backend could not load the model (the CPU can): ${errorMessage(gpuFailure)}`, { cause: gpuFailure });
+}
+
+async function runProbeModel(ort: typeof Ort, backend: string, x: Ort.Tensor): Promise<number[]> {
+  const session = await ort.InferenceSession.create(PROBE_MODEL, { executionProviders: [backend], intraOpNumThreads: 1, interOpNumThreads: 1 });
+  try {
+    const { y } = await session.run({ x });
+    return Array.from(y!.data as Float32Array);
+  } finally {
+    await session.release();
+  }
+}
 
 function parseInput(raw: unknown): OnnxJobInput {
   const parsed = OnnxJobInput.safeParse(raw);

@@ -1,6 +1,6 @@
 /**
  * Forks one of this folder's probe entry points and takes its one answer:
- * the probes (llm-probe.ts, runtime-probe.ts) load native runtimes in a child
+ * the probes (llm-probe.ts, runtime-probe.ts, gpu-probe.ts) load native runtimes in a child
  * so that a library that hangs or crashes on load takes only that child down.
  *
  *   const raw = await askProbe('runtime-probe-process', ['["onnx"]'], 'the runtime probe', 30_000);
@@ -12,7 +12,7 @@
 import { fork } from 'node:child_process';
 import { entryPoint } from './entry-point.js';
 
-export function askProbe(name: 'llm-probe-process' | 'runtime-probe-process', args: string[], what: string, timeoutMs: number): Promise<unknown> {
+export function askProbe(name: 'llm-probe-process' | 'runtime-probe-process' | 'gpu-probe-process', args: string[], what: string, timeoutMs: number): Promise<unknown> {
   const entry = entryPoint(name);
   return new Promise((resolve, reject) => {
     const child = fork(entry.file, args, { execArgv: entry.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });

@@ -30,6 +30,13 @@ export interface Executor {
    */
   load?(): Promise<void>;
   /**
+   * Tries each GPU backend the runtime has for this platform by running a
+   * tiny model on it; run once at worker start in a probe process of its own
+   * (gpu-probe.ts), so only those that worked are advertised and used.
+   * @default none: the kind finds its GPU itself (llm) or has none
+   */
+  probeBackends?(): Promise<BackendTrial[]>;
+  /**
    * Runs one job inside the job process. Returns the output JSON; throws a
    * GridError (GG_ERR_INPUT_INVALID, GG_ERR_MODEL_UNSUPPORTED, …) for an
    * expected failure. Must honour `signal` where the runtime allows.
@@ -44,6 +51,8 @@ export interface ExecutorContext {
   threads: number;
   /** How many jobs this process may run at once (a shared executor's): 1 for the others. */
   slots: number;
+  /** This kind's GPU backends that passed the worker's probe, best first: the executor picks from these by the job's requirements. */
+  gpuBackends: readonly string[];
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;
   /** Output as it is produced (an llm job's text), before the result that holds all of it. */
@@ -54,4 +63,11 @@ export interface ExecutorContext {
 export interface OutputPiece {
   text: string;
   tokens?: number[];
+}
+
+/** One GPU backend tried by `probeBackends`: whether it ran the test model right, and if not, why. */
+export interface BackendTrial {
+  backend: string;
+  ok: boolean;
+  detail: string | null;
 }

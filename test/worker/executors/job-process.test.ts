@@ -130,7 +130,7 @@ describe('runJob in a job process', () => {
     child.on('message', (msg) => {
       if (msg.type === 'progress') child.kill('timeout', 'test');
     });
-    child.send({ type: 'run', kind: job.kind, job, modelPath: '/models/none', threads: 1, slots: 1 });
+    child.send({ type: 'run', kind: job.kind, job, modelPath: '/models/none', threads: 1, slots: 1, gpuBackends: [] });
     expect(await child.exited).toEqual({ reason: 'timeout', code: null, signal: 'SIGKILL', detail: 'test' });
   });
 

@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function inProcess(modelPath: string, input: unknown, onProgress: (p: number, m?: string) => void = () => {}) {
-  return onnxExecutor.run(makeJob('onnx', input), { modelPath, threads: 1, slots: 1, signal: new AbortController().signal, onProgress });
+  return onnxExecutor.run(makeJob('onnx', input), { modelPath, threads: 1, slots: 1, gpuBackends: [], signal: new AbortController().signal, onProgress });
 }
 
 function viaRunJob(modelPath: string, input: unknown, logger = pidRecorder()) {
@@ -100,17 +100,17 @@ describe('ONNX executor', () => {
 
   describe('round-trips every dtype exactly through the runtime (Identity per dtype)', () => {
     it('edge values: 64-bit integers past 2^53, uint64 max, float16, NaN and ±Infinity, bool, unicode strings', async () => {
-      expect(await inProcess(models.identity, { inputs: EDGE_VALUES })).toEqual({ outputs: asOutputs(EDGE_VALUES) });
+      expect(await inProcess(models.identity, { inputs: EDGE_VALUES })).toEqual({ outputs: asOutputs(EDGE_VALUES), backend: 'cpu' });
     });
 
     it('scalars (dims [])', async () => {
       const scalars = eachDtype((t) => ({ dtype: t.dtype, dims: [], data: t.data!.slice(-1) }));
-      expect(await inProcess(models.identity, { inputs: scalars })).toEqual({ outputs: asOutputs(scalars) });
+      expect(await inProcess(models.identity, { inputs: scalars })).toEqual({ outputs: asOutputs(scalars), backend: 'cpu' });
     });
 
     it('empty tensors', async () => {
       const empty = eachDtype((t) => ({ dtype: t.dtype, dims: [2, 0], data: [] }));
-      expect(await inProcess(models.identity, { inputs: empty })).toEqual({ outputs: asOutputs(empty) });
+      expect(await inProcess(models.identity, { inputs: empty })).toEqual({ outputs: asOutputs(empty), backend: 'cpu' });
     });
 
     it('the b64 form in, the data form out', async () => {
@@ -127,7 +127,7 @@ describe('ONNX executor', () => {
     });
 
     it('through a job process too (JSON over IPC keeps every value)', async () => {
-      expect(await viaRunJob(models.identity, { inputs: EDGE_VALUES })).toEqual({ outputs: asOutputs(EDGE_VALUES) });
+      expect(await viaRunJob(models.identity, { inputs: EDGE_VALUES })).toEqual({ outputs: asOutputs(EDGE_VALUES), backend: 'cpu' });
     });
   });
 

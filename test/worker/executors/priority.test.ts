@@ -128,7 +128,7 @@ describe('job process priority', () => {
     const child = JobChild.fork({ label: 'job stopped', logger: log, killGraceMs: 100, priority: 'normal' });
     const job = makeJob('test-hang', { ignoreSigterm: true });
     const hanging = new Promise<void>((resolve) => child.once('message', () => resolve()));
-    child.send({ type: 'run', kind: job.kind, job, modelPath: '/models/none', threads: 1, slots: 1 });
+    child.send({ type: 'run', kind: job.kind, job, modelPath: '/models/none', threads: 1, slots: 1, gpuBackends: [] });
     await hanging;
     child.suspend();
     expect(child.suspended).toBe(true);

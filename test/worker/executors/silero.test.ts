@@ -47,7 +47,7 @@ async function speechProbabilities(audio: Float32Array): Promise<number[]> {
   const probabilities: number[] = [];
   for (let at = 0; at + WINDOW <= audio.length; at += WINDOW) {
     const job = makeJob('onnx', windowInput(audio.subarray(at, at + WINDOW), state));
-    const { outputs } = (await onnxExecutor.run(job, { modelPath: MODEL, threads: 1, slots: 1, signal: new AbortController().signal, onProgress: () => {} })) as Outputs;
+    const { outputs } = (await onnxExecutor.run(job, { modelPath: MODEL, threads: 1, slots: 1, gpuBackends: [], signal: new AbortController().signal, onProgress: () => {} })) as Outputs;
     probabilities.push(outputs['output']!.data![0] as number);
     state = outputs['stateN']!.data;
   }

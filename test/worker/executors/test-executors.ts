@@ -170,7 +170,34 @@ const crashesOnLoad: Executor = {
   },
 };
 
-export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin, sharedWait, unloadable, crashesOnLoad];
+/** GPU backends as a driver reports them: one works, one fails with a message holding control characters and going on and on. */
+const gpus: Executor = {
+  kind: 'test-gpus',
+  canRun: always,
+  async probeBackends() {
+    return [
+      { backend: 'webgpu', ok: true, detail: null },
+      { backend: 'cuda', ok: false, detail: `driver\x1b[31m said no\0${'.'.repeat(1000)}` },
+    ];
+  },
+  async run() {
+    throw new Error('never run');
+  },
+};
+
+/** A GPU driver that crashes the process trying it. */
+const gpuCrashes: Executor = {
+  kind: 'test-gpu-crashes',
+  canRun: always,
+  async probeBackends() {
+    process.abort();
+  },
+  async run() {
+    throw new Error('never run');
+  },
+};
+
+export const TEST_EXECUTORS: readonly Executor[] = [echo, crash, hang, fail, rogue, leak, spin, sharedWait, unloadable, crashesOnLoad, gpus, gpuCrashes];
 
 const require = createRequire(import.meta.url);
 
