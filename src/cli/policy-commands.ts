@@ -58,6 +58,7 @@ function describe(o: AdminOverride): string {
   if (o.settings) parts.push(`preset ${o.settings.preset}`);
   if (o.limits?.maxCores != null) parts.push(`at most ${o.limits.maxCores} cores`);
   if (o.limits?.slots != null) parts.push(`at most ${o.limits.slots} jobs at once`);
+  if (o.limits?.useGpu === false) parts.push('GPU off');
   return parts.length ? parts.join(', ') : "no override: the owner's settings apply";
 }
 
@@ -102,8 +103,9 @@ export function registerPolicyCommands(workers: Command, run: (fn: () => Promise
     .option('--owner-settings', "let the owner's own settings apply again (drop --preset)")
     .option('--max-cores <n>', 'at most this many CPU cores per job', positiveInt)
     .option('--slots <n>', 'at most this many jobs at once', positiveInt)
-    .option('--no-limits', 'drop --max-cores and --slots')
-    .action((id: string | undefined, flags: Flags & { preset?: string; ownerSettings?: boolean; maxCores?: number; slots?: number; limits: boolean }) =>
+    .option('--gpu <on|off>', 'off: jobs never use the GPU there, whatever the owner chose; on: drop that limit')
+    .option('--no-limits', 'drop --max-cores, --slots and --gpu off')
+    .action((id: string | undefined, flags: Flags & { preset?: string; ownerSettings?: boolean; maxCores?: number; slots?: number; gpu?: string; limits: boolean }) =>
       run(() =>
         change(id, flags, (o) => {
           const next: AdminOverride = { ...o };
@@ -117,6 +119,13 @@ export function registerPolicyCommands(workers: Command, run: (fn: () => Promise
           if (!flags.limits) delete next.limits;
           if (flags.maxCores !== undefined || flags.slots !== undefined) {
             next.limits = { ...next.limits, ...(flags.maxCores ? { maxCores: flags.maxCores } : {}), ...(flags.slots ? { slots: flags.slots } : {}) };
+          }
+          if (flags.gpu !== undefined) {
+            if (flags.gpu !== 'on' && flags.gpu !== 'off') throw new GridError('GG_ERR_BAD_REQUEST', `--gpu: "${flags.gpu}" is not on or off`);
+            const others = { ...next.limits };
+            delete others.useGpu;
+            next.limits = flags.gpu === 'off' ? { ...others, useGpu: false } : others;
+            if (Object.keys(next.limits).length === 0) delete next.limits;
           }
           return next;
         }),

@@ -37,6 +37,8 @@ export interface SchedulableWorker {
   running: number;
   /** Paused (by its owner's policy or an admin) or draining: takes no new jobs. */
   paused: boolean;
+  /** Why its owner's policy keeps jobs off its GPU now (it still takes CPU jobs); null when they may use it. */
+  gpuOff: string | null;
   cachedModels: ReadonlySet<string>;
   /** Models its warm job processes hold loaded. */
   loadedModels: ReadonlySet<string>;
@@ -101,9 +103,14 @@ function vramMiB(kind: string, hw: HardwareReport, backends: readonly string[]):
   return Math.max(0, ...hw.gpus.filter((g) => g.backends.some((b) => backends.includes(b))).map((g) => g.vramMiB ?? 0));
 }
 
+/** A job that must run on a GPU, on a worker whose owner keeps jobs off it now. */
+function gpuWaits(job: SchedulableJob, w: SchedulableWorker): boolean {
+  return w.gpuOff !== null && job.requirements.gpu !== undefined && !job.requirements.gpu.fallback;
+}
+
 /** Whether the worker can take the job right now (on top of `misfit` being null). */
 function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number): boolean {
-  if (w.paused || running >= w.slots) return false;
+  if (w.paused || running >= w.slots || gpuWaits(job, w)) return false;
   const need = job.requirements.minFreeMemoryBytes;
   return need === undefined || w.freeMemoryBytes === null || w.freeMemoryBytes >= need;
 }
@@ -136,7 +143,7 @@ function better(job: SchedulableJob, a: SchedulableWorker, b: SchedulableWorker,
   const { sha256 } = job.model;
   const fresh = (w: SchedulableWorker) => !job.failedOn?.includes(w.id);
   // A job that may fall back to the CPU still goes to a GPU first.
-  const onGpu = (w: SchedulableWorker) => job.requirements.gpu === undefined || gpuMisfit(job, w) === null;
+  const onGpu = (w: SchedulableWorker) => job.requirements.gpu === undefined || (gpuMisfit(job, w) === null && w.gpuOff === null);
   for (const has of [fresh, onGpu, (w: SchedulableWorker) => w.loadedModels.has(sha256), (w: SchedulableWorker) => w.cachedModels.has(sha256), (w: SchedulableWorker) => holds(w, job)]) {
     const [hasA, hasB] = [has(a), has(b)];
     if (hasA !== hasB) return hasA;
@@ -185,6 +192,10 @@ function whyWaiting(job: SchedulableJob, workers: readonly SchedulableWorker[], 
   }
   const noun = fitting.length === 1 ? 'eligible worker is' : `${fitting.length} eligible workers are`;
   if (fitting.every((w) => w.paused)) return `the ${noun} paused`;
+  const gpuOff = fitting.filter((w) => !w.paused && gpuWaits(job, w));
+  if (fitting.every((w) => w.paused || gpuWaits(job, w))) {
+    return `the ${noun} ${gpuOff.length === fitting.length ? '' : 'paused or '}keeping jobs off ${fitting.length === 1 ? 'its' : 'their'} GPU now (${gpuOff[0]!.gpuOff})`;
+  }
   return `waiting for a free slot: the ${noun} busy or short of free memory`;
 }
 

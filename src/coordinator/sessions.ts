@@ -82,6 +82,8 @@ interface Session {
   busySince: number | null;
   status: WorkerStatus;
   pausedReason: string | null;
+  /** Why its owner's policy keeps jobs off its GPU now; null when they may use it. */
+  gpuOff: string | null;
   /** An administrator paused it: no jobs whatever the worker reports (an older worker may not apply the pause itself). */
   adminPaused: boolean;
   cachedModels: ReadonlySet<string>;
@@ -267,6 +269,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       status: s.hello.status,
       // Seeded from the store so that a reason left by an earlier session is cleared.
       pausedReason: row.pausedReason,
+      gpuOff: s.hello.gpuOff,
       adminPaused: false,
       cachedModels: new Set(s.hello.cachedModels),
       loadedModels: new Set(),
@@ -352,8 +355,9 @@ export class SessionManager extends EventEmitter<SessionEvents> {
     if (hb.runningJobs.length === 0) session.busySince = null;
     else session.busySince ??= session.lastHeartbeatAt;
     this.pendingLastSeen.set(session.workerId, new Date());
-    const statusChanged = hb.status !== session.status || (hb.slots !== undefined && hb.slots !== session.slots);
+    const statusChanged = hb.status !== session.status || (hb.slots !== undefined && hb.slots !== session.slots) || hb.gpuOff !== session.gpuOff;
     if (hb.slots !== undefined) session.slots = hb.slots;
+    session.gpuOff = hb.gpuOff;
     session.load = hb.load;
     if (hb.cachedModels) session.cachedModels = new Set(hb.cachedModels);
     if (hb.loadedModels) session.loadedModels = new Set(hb.loadedModels);
@@ -409,6 +413,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       labels: s.hello.capabilities.labels,
       slots: s.slots,
       paused: s.adminPaused || s.status === 'paused' || s.status === 'draining',
+      gpuOff: s.gpuOff,
       cachedModels: s.cachedModels,
       loadedModels: s.loadedModels,
       cpuLoad: s.load?.cpu ?? null,

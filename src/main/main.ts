@@ -17,6 +17,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { openLogFile, type LogFile } from '../common/log-file.js';
+import { withGpu } from '../protocol/policy.js';
 import { loadHostSettings } from '../worker/host-settings.js';
 import { openWorkerHost, type WorkerHost } from '../worker/host.js';
 import { defaultDataDir } from '../worker/paths.js';
@@ -73,7 +74,9 @@ async function start(): Promise<void> {
       }
       if (c === 'quit') return app.quit();
       if (!host) return;
-      if (c === 'start-at-login') await host.updateSettings({ startAtLogin: !(host.view().settings.startAtLogin ?? false) });
+      const { settings } = host.view();
+      if (c === 'start-at-login') await host.updateSettings({ startAtLogin: !(settings.startAtLogin ?? false) });
+      else if (c === 'use-gpu') await host.updateSettings({ policy: withGpu(settings.policy, settings.policy.useGpu === false) });
       else await host.act(c === 'snooze' ? { action: 'snooze', minutes: 60 } : { action: c });
     } catch (e) {
       logger.error({ err: e, command: c }, 'tray command failed');

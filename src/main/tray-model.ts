@@ -12,13 +12,13 @@ import type { WorkerView } from '../protocol/control.js';
 /** Every state has an icon of its own, rendered by scripts/make-icons.ts. */
 export type TrayState = 'connecting' | 'idle' | 'working' | 'paused' | 'error';
 
-export type TrayCommand = 'pause' | 'resume' | 'snooze' | 'open' | 'logs' | 'start-at-login' | 'quit';
+export type TrayCommand = 'pause' | 'resume' | 'snooze' | 'open' | 'logs' | 'start-at-login' | 'use-gpu' | 'quit';
 
 export type TrayMenuItem =
   | { kind: 'status'; label: string }
   | { kind: 'separator' }
   | { kind: 'command'; command: TrayCommand; label: string; enabled: boolean }
-  | { kind: 'checkbox'; command: 'start-at-login'; label: string; checked: boolean };
+  | { kind: 'checkbox'; command: 'start-at-login' | 'use-gpu'; label: string; checked: boolean };
 
 export interface TrayModel {
   state: TrayState;
@@ -102,6 +102,8 @@ export function trayModel(view: WorkerView | null, platform: NodeJS.Platform): T
     { kind: 'separator' },
     paused ? { kind: 'command', command: 'resume', label: 'Resume', enabled: canAct } : { kind: 'command', command: 'pause', label: 'Pause', enabled: canAct },
     { kind: 'command', command: 'snooze', label: 'Snooze for 1 hour', enabled: canAct },
+    // Only where there is a GPU to give: the switch BOINC's and Folding@home's owners ask for most.
+    ...(canAct && (view.hardware?.gpus.length ?? 0) > 0 ? [{ kind: 'checkbox' as const, command: 'use-gpu' as const, label: 'Use the GPU', checked: view.settings.policy.useGpu !== false }] : []),
     { kind: 'separator' },
     { kind: 'command', command: 'open', label: 'Open status window', enabled: true },
     { kind: 'command', command: 'logs', label: 'Open logs folder', enabled: true },

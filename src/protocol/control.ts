@@ -122,6 +122,8 @@ export const WorkerView = z.object({
     control: UserControl,
     /** The administrator set a pause, rules or limits the owner cannot lift. */
     byAdmin: z.boolean(),
+    /** Why jobs may not use the GPU while the worker runs ("GPU jobs wait until you are away"); null when they may, or while paused. */
+    gpuReason: z.string().nullable().default(null),
   }),
   settings: z.object({
     policy: PolicySettings,

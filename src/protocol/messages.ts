@@ -210,6 +210,7 @@ export const Hello = z.object({
   /** The worker's state as it connects, so a worker paused by its owner gets no job before its first heartbeat. */
   status: WorkerStatus.default('idle'),
   pausedReason: prose(500).nullable().default(null),
+  gpuOff: prose(500).nullable().default(null),
   capabilities: z.object({
     executors: z.array(line(32)).max(32),
     slots: z.number().int().min(0).max(256),
@@ -227,6 +228,12 @@ export const Heartbeat = z.object({
   status: WorkerStatus,
   /** Why the worker is paused, in words a person understands; null when not paused. */
   pausedReason: prose(500).nullable().default(null),
+  /**
+   * Why jobs may not use its GPU now (its owner's policy: "GPU jobs wait
+   * until you are away"), while it runs CPU jobs; null when they may. The
+   * coordinator sends it no job that needs a GPU meanwhile.
+   */
+  gpuOff: prose(500).nullable().default(null),
   load: z.object({
     /** Whole-machine CPU use, 0..1, when known. */
     cpu: z.number().min(0).max(1).nullable(),

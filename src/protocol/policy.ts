@@ -36,6 +36,8 @@ const limitFields = {
   maxCores: z.int().min(1).max(1024).nullable().optional(),
   /** Most jobs at once. @default 1 */
   slots: z.int().min(1).max(256).optional(),
+  /** false: jobs never use the GPU, whatever the rules say (the tray's *Use the GPU*); an administrator's false the owner cannot lift. @default true */
+  useGpu: z.boolean().optional(),
 };
 
 /** `away`: only while you are away (idle or screen locked); `always`: also while you use the computer. */
@@ -70,6 +72,13 @@ export const CustomSettings = z.strictObject({
 export const PolicySettings = z.discriminatedUnion('preset', [DesktopSettings, DedicatedSettings, CustomSettings]);
 export type PolicySettings = z.infer<typeof PolicySettings>;
 export type PresetName = PolicySettings['preset'];
+
+/** The settings with the owner's GPU switch on (the key left out, as by default) or off; every other choice kept. */
+export function withGpu(settings: PolicySettings, on: boolean): PolicySettings {
+  const rest: Record<string, unknown> = { ...settings };
+  delete rest['useGpu'];
+  return (on ? rest : { ...rest, useGpu: false }) as PolicySettings;
+}
 
 /** What an administrator pushes from the coordinator, for one worker or all; shown to the owner as such. */
 export const AdminOverride = z.strictObject({

@@ -84,7 +84,7 @@ export interface AgentOptions {
    * heartbeat (and at once on a change: call `statusChanged()`).
    * @default running, or `working` while jobs run
    */
-  status?: () => { status: WorkerStatus; pausedReason: string | null };
+  status?: () => { status: WorkerStatus; pausedReason: string | null; gpuOff?: string | null };
   /**
    * Whether a job assigned now may start. A job the coordinator sent before
    * it heard of a pause is given back at once (`job.release`), not run.
@@ -387,7 +387,7 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       .finally(() => (this.sampling = false));
   }
 
-  private currentStatus(): { status: WorkerStatus; pausedReason: string | null } {
+  private currentStatus(): { status: WorkerStatus; pausedReason: string | null; gpuOff?: string | null } {
     if (this.opts.status) return this.opts.status();
     const runner = this.opts.jobs?.runner;
     return { status: runner && runner.busy > 0 ? 'working' : 'idle', pausedReason: null };

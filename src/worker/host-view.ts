@@ -44,6 +44,7 @@ export function workerView(p: ViewParts): WorkerView {
       reason: p.holdBack ?? p.decision?.reason ?? 'Starting',
       control: p.control,
       byAdmin: p.byAdmin,
+      gpuReason: p.holdBack === null && p.decision?.run ? p.decision.gpuReason : null,
     },
     settings: { policy: p.policySettings, startAtLogin: p.startAtLogin },
   };

@@ -399,14 +399,14 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     await this.loop.step();
   }
 
-  private status(): { status: WorkerStatus; pausedReason: string | null } {
+  private status(): { status: WorkerStatus; pausedReason: string | null; gpuOff: string | null } {
     const { state, detail } = this.current;
-    if (state === 'quitting' || state === 'stopped') return { status: 'draining', pausedReason: 'The worker is quitting' };
-    if (state === 'draining') return { status: 'draining', pausedReason: detail };
+    if (state === 'quitting' || state === 'stopped') return { status: 'draining', pausedReason: 'The worker is quitting', gpuOff: null };
+    if (state === 'draining') return { status: 'draining', pausedReason: detail, gpuOff: null };
     const d = this.loop.decision;
-    if (!d || !d.run) return { status: 'paused', pausedReason: d?.reason ?? 'Starting' };
-    if (!d.acceptJobs) return { status: 'draining', pausedReason: d.reason };
-    return { status: (this.started?.runner.busy ?? 0) > 0 ? 'working' : 'idle', pausedReason: null };
+    if (!d || !d.run) return { status: 'paused', pausedReason: d?.reason ?? 'Starting', gpuOff: null };
+    if (!d.acceptJobs) return { status: 'draining', pausedReason: d.reason, gpuOff: null };
+    return { status: (this.started?.runner.busy ?? 0) > 0 ? 'working' : 'idle', pausedReason: null, gpuOff: d.gpuReason };
   }
 
   private setConnection(state: ConnectionState, detail: string | null): void {

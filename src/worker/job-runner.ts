@@ -89,6 +89,8 @@ interface Running {
   done: Promise<void>;
   /** Set by handBack: the reason its job.release carries, unless the job ends on its own first. */
   handBack?: string;
+  /** Started with GPU backends to run on: handed back when the owner's policy takes the GPU away. */
+  onGpu: boolean;
 }
 
 type Send = (msg: WorkerMessageInput) => Promise<void>;
@@ -118,6 +120,8 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
   private threads: number;
   private slots: number;
   private send: Send | null = null;
+  /** Why jobs may not use the GPU now (the owner's policy); null when they may. */
+  private gpuOff: string | null = null;
 
   constructor(private readonly opts: JobRunnerOptions) {
     super();
@@ -201,13 +205,36 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
    * every process is gone and every message has been handed to the
    * connection. Leaves `suspended` as it was.
    */
-  async handBack(reason: string): Promise<void> {
-    const all = [...this.jobs.values()].filter((r) => !r.controller.signal.aborted);
+  handBack(reason: string): Promise<void> {
+    return this.handBackWhere(reason, () => true);
+  }
+
+  private async handBackWhere(reason: string, which: (r: Running) => boolean): Promise<void> {
+    const all = [...this.jobs.values()].filter((r) => !r.controller.signal.aborted && which(r));
     for (const r of all) {
       r.handBack = reason.slice(0, MAX_REASON);
       r.controller.abort(new GridError('GG_ERR_JOB_CANCELED', `handed back: ${reason}`));
     }
     await Promise.all(all.map((r) => r.done));
+  }
+
+  /**
+   * Whether jobs may use the GPU (the owner's policy: "GPU jobs wait until
+   * you are away"). Off, the jobs running on it are handed back at once, not
+   * suspended: a stopped process would still hold the VRAM its owner wants
+   * back (BOINC takes GPU tasks out of memory on suspend too). Jobs that
+   * start meanwhile run on the CPU where they allow it, and a job that needs
+   * the GPU is refused (the coordinator, told by the next heartbeat, sends
+   * no more).
+   */
+  async setGpuOff(reason: string | null): Promise<void> {
+    const was = this.gpuOff;
+    this.gpuOff = reason;
+    if (reason !== null && was === null) await this.handBackWhere(reason, (r) => r.onGpu);
+  }
+
+  private gpuBackends(kind: string): readonly string[] {
+    return this.gpuOff === null ? (this.opts.gpuBackends?.(kind) ?? []) : [];
   }
 
   /** The owner's (or administrator's) core limit: jobs that start from now on get `threads` runtime threads. */
@@ -238,6 +265,11 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       refuse('GG_ERR_EXECUTOR_UNAVAILABLE', `this worker has no executor for ${job.kind} jobs`);
       return;
     }
+    const gpu = job.requirements.gpu;
+    if (gpu && !gpu.fallback && this.gpuOff !== null) {
+      refuse('GG_ERR_GPU_UNAVAILABLE', this.gpuOff);
+      return;
+    }
     const controller = new AbortController();
     const entry: Running = {
       leaseId,
@@ -248,6 +280,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       detail: null,
       controller,
       done: Promise.resolve(),
+      onGpu: gpu !== undefined && this.gpuBackends(job.kind).length > 0,
     };
     this.jobs.set(job.jobId, entry);
     entry.done = this.execute(job, entry).finally(() => {
@@ -300,7 +333,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
         modelPath: model.path,
         threads: this.threads,
         slots: this.slots,
-        gpuBackends: this.opts.gpuBackends?.(job.kind) ?? [],
+        gpuBackends: entry.onGpu ? this.gpuBackends(job.kind) : [],
         timeoutMs: job.timeoutMs,
         signal,
         onProgress: (p, message) => progress(p, message),

@@ -112,7 +112,7 @@ export class PolicyLoop {
     this.memory = d.memory;
     this.current = d;
     if (runner) await this.stepAside(runner, d, nowMs);
-    if (!before || before.run !== d.run || before.acceptJobs !== d.acceptJobs || before.reason !== d.reason) {
+    if (!before || before.run !== d.run || before.acceptJobs !== d.acceptJobs || before.reason !== d.reason || before.gpuReason !== d.gpuReason) {
       // The first decision is part of starting up, not news.
       if (before && before.run !== d.run) this.opts.logger.info({ run: d.run, cause: d.cause }, d.reason);
       this.opts.onDecision(d);
@@ -127,6 +127,7 @@ export class PolicyLoop {
    */
   private async stepAside(runner: JobRunner, d: Decision, nowMs: number): Promise<void> {
     const { logger } = this.opts;
+    await runner.setGpuOff(d.gpu ? null : (d.gpuReason ?? d.reason));
     if (d.run) {
       if (runner.suspended) {
         runner.resume();

@@ -26,6 +26,7 @@ const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWork
   slots: 1,
   running: 0,
   paused: false,
+  gpuOff: null,
   cachedModels: new Set(),
   loadedModels: new Set(),
   cpuLoad: null,
@@ -103,6 +104,23 @@ describe('planAssignments', () => {
     expect(misfit(llm(), w({ gpu: null, devices: [], vramMiB: null, freeVramMiB: null }))).toBe('has no GPU its llm runtime can use');
     expect(misfit(llm(), w(undefined))).toBe('has no GPU its llm runtime can use');
     expect(misfit({ ...llm('vulkan'), requirements: { gpu: { backend: 'vulkan', minVramMiB: 16_000 } } }, w(vulkan))).toBe('has no GPU with 16000 MiB of VRAM');
+  });
+
+  it("keeps GPU jobs off a worker whose owner keeps jobs off its GPU now, and says so; CPU jobs still go there", () => {
+    const gpuHw = hw({ gpus: [cuda], backends: [onnxProbe('cuda')] });
+    const away = 'GPU jobs wait until you are away';
+    const busyOwner = worker('a', { hardware: gpuHw, gpuOff: away });
+    const gpuJob = job('g', { gpu: { backend: 'cuda' } });
+    expect(planAssignments([gpuJob], [busyOwner])).toEqual({ assignments: [], waiting: [{ jobId: 'g', reason: `the eligible worker is keeping jobs off its GPU now (${away})` }] });
+    expect(planAssignments([gpuJob], [busyOwner, worker('b', { hardware: gpuHw, paused: true })]).waiting[0]?.reason).toBe(
+      `the 2 eligible workers are paused or keeping jobs off their GPU now (${away})`,
+    );
+    expect(planAssignments([gpuJob], [busyOwner, worker('b', { hardware: gpuHw, running: 0 })]).assignments).toEqual([{ jobId: 'g', workerId: 'b' }]);
+    expect(planAssignments([job('c')], [busyOwner]).assignments).toEqual([{ jobId: 'c', workerId: 'a' }]);
+    // Allowed the CPU: it goes there, though a worker whose GPU it may use is preferred.
+    const fallback = job('f', { gpu: { backend: 'cuda', fallback: true } });
+    expect(planAssignments([fallback], [busyOwner]).assignments).toEqual([{ jobId: 'f', workerId: 'a' }]);
+    expect(planAssignments([fallback], [busyOwner, worker('b', { hardware: gpuHw, slots: 2, running: 1 })]).assignments).toEqual([{ jobId: 'f', workerId: 'b' }]);
   });
 
   it('prefers the model loaded, then cached, then fitting in free memory or VRAM, over a less loaded worker', () => {

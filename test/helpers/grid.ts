@@ -13,7 +13,7 @@ import { startCoordinator, type Coordinator } from '../../src/coordinator/coordi
 import { adminKeyPath } from '../../src/coordinator/local-files.js';
 import { requestJson } from '../../src/transport/https-client.js';
 import { startWorker, type RunningWorker, type WorkerJobOptions } from '../../src/worker/worker.js';
-import type { AgentProbes } from '../../src/worker/agent.js';
+import type { AgentOptions, AgentProbes } from '../../src/worker/agent.js';
 import { CreatedToken, JobInfo, ModelInfo, TERMINAL_JOB_STATES } from '../../src/protocol/api.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -131,6 +131,8 @@ export async function startTestWorker(
     token?: string;
     name?: string;
     probes?: AgentProbes;
+    /** What the worker tells the coordinator of itself (paused, its GPU off), as a host's policy would. @default idle */
+    status?: AgentOptions['status'];
     jobs?: WorkerJobOptions;
     /** The QUIC idle timeout, 1.5 s unless a test's own work may stall this process for longer. */
     maxIdleTimeoutMs?: number;
@@ -144,7 +146,7 @@ export async function startTestWorker(
     name: opts.name,
     appVersion: '0.0.0-test',
     logger: silent,
-    agent: { maxIdleTimeoutMs: opts.maxIdleTimeoutMs ?? 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}) },
+    agent: { maxIdleTimeoutMs: opts.maxIdleTimeoutMs ?? 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}), ...(opts.status ? { status: opts.status } : {}) },
     // One runtime thread per job: the test machine has two cores for everything.
     jobs: { threads: 1, ...opts.jobs },
   });

@@ -62,6 +62,9 @@ describe("an administrator's override from the CLI", () => {
         'every worker without an override of its own: preset desktop, at most 2 cores\n',
       );
       await expect.poll(() => received.at(-1), { timeout: 5000 }).toEqual({ settings: { preset: 'desktop' }, limits: { maxCores: 2 } });
+      expect(await cli('workers', 'policy', '--all', '--gpu', 'off')).toBe('every worker without an override of its own: preset desktop, at most 2 cores, GPU off\n');
+      await expect.poll(() => received.at(-1), { timeout: 5000 }).toEqual({ settings: { preset: 'desktop' }, limits: { maxCores: 2, useGpu: false } });
+      expect(await cli('workers', 'policy', '--all', '--gpu', 'on')).toBe('every worker without an override of its own: preset desktop, at most 2 cores\n');
       expect(await cli('workers', 'policy', '--all', '--owner-settings', '--no-limits')).toBe("every worker without an override of its own: no override: the owner's settings apply\n");
       const bad = runCli(['workers', 'policy', '--all', '--preset', 'turbo', '--data', c.dataDir]);
       expect(await bad.exited).not.toBe(0);

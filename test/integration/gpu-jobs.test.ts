@@ -26,7 +26,9 @@ async function submit(c: TestCoordinator, sha256: string, gpu?: Record<string, u
 describe('a job that asks for a GPU backend', () => {
   it('runs where that backend passed the probe, waits saying why where none did, and is refused when no such backend exists', { timeout: 120_000 }, async () => {
     const c = await startTestCoordinator();
-    const gpuWorker = await startTestWorker(c, { token: await c.createToken(), name: 'gpu', jobs: { softwareGpu: true } });
+    // Its owner's policy, as a host would report it: the GPU may be taken away while the worker runs.
+    let gpuOff: string | null = null;
+    const gpuWorker = await startTestWorker(c, { token: await c.createToken(), name: 'gpu', jobs: { softwareGpu: true }, status: () => ({ status: 'idle', pausedReason: null, gpuOff }) });
     const cpuWorker = await startTestWorker(c, { token: await c.createToken(), name: 'cpu' });
     try {
       const webgpu = gpuWorker.hardware.backends?.find((b) => b.backend === 'webgpu');
@@ -57,6 +59,30 @@ describe('a job that asks for a GPU backend', () => {
         .poll(async () => JobInfo.parse(await c.api('GET', `/v1/jobs/${cuda.id}`)).waitingReason, { timeout: 15_000, interval: 100 })
         .toBe('no connected worker can run this job: has no working cuda backend for onnx jobs (2 workers)');
       await c.api('POST', `/v1/jobs/${cuda.id}/cancel`);
+
+      // The owner is back: GPU jobs wait (saying why) while jobs that allow the CPU still run; then they go on.
+      // What a host's policy loop does (policy-loop.ts): tell the runner, then the coordinator.
+      gpuOff = 'GPU jobs wait until you are away';
+      await gpuWorker.runner.setGpuOff(gpuOff);
+      gpuWorker.agent.statusChanged();
+      // The heartbeat and a submit race: a job sent before the coordinator heard it may still run on the GPU.
+      const sent: JobInfo[] = [];
+      await expect
+        .poll(async () => {
+          sent.push(await submit(c, sha256, { backend: 'webgpu' }));
+          await new Promise((r) => setTimeout(r, 300));
+          return JobInfo.parse(await c.api('GET', `/v1/jobs/${sent.at(-1)!.id}`)).waitingReason;
+        }, { timeout: 15_000, interval: 50 })
+        .toBe('the eligible worker is keeping jobs off its GPU now (GPU jobs wait until you are away)');
+      const cpuJob = await c.finished((await submit(c, sha256, { backend: 'webgpu', fallback: true })).id, 60_000);
+      expect((cpuJob.output as { backend: string }).backend).toBe('cpu');
+      gpuOff = null;
+      await gpuWorker.runner.setGpuOff(null);
+      gpuWorker.agent.statusChanged();
+      for (const job of sent) {
+        const done = await c.finished(job.id, 60_000);
+        expect([done.state, (done.output as { backend: string }).backend]).toEqual(['succeeded', 'webgpu']);
+      }
 
       await expect(submit(c, sha256, { backend: 'cuad' })).rejects.toThrow('requirements.gpu.backend: onnx jobs run on cuda, dml, coreml, webgpu or any, not "cuad"');
     } finally {

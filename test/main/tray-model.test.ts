@@ -88,12 +88,13 @@ describe('tray menu', () => {
   const labels = (view: WorkerView | null) =>
     trayModel(view, 'linux').menu.map((i) => (i.kind === 'separator' ? '---' : i.kind === 'checkbox' ? `[${i.checked ? 'x' : ' '}] ${i.label}` : i.label));
 
-  it('has the status line, Pause, Snooze, Open, the logs, Start at login and Quit', () => {
+  it('has the status line, Pause, Snooze, the GPU switch, Open, the logs, Start at login and Quit', () => {
     expect(labels(VIEWS.idle)).toEqual([
       'Online, waiting for jobs',
       '---',
       'Pause',
       'Snooze for 1 hour',
+      '[x] Use the GPU',
       '---',
       'Open status window',
       'Open logs folder',
@@ -114,9 +115,16 @@ describe('tray menu', () => {
   it('runs the right command for each item, and disables pause controls before enrollment', () => {
     const commands = (view: WorkerView | null) =>
       trayModel(view, 'linux').menu.flatMap((i) => (i.kind === 'command' || i.kind === 'checkbox' ? [`${i.command}${i.kind === 'command' && !i.enabled ? ' (disabled)' : ''}`] : []));
-    expect(commands(VIEWS.idle)).toEqual(['pause', 'snooze', 'open', 'logs', 'start-at-login', 'quit']);
+    expect(commands(VIEWS.idle)).toEqual(['pause', 'snooze', 'use-gpu', 'open', 'logs', 'start-at-login', 'quit']);
     expect(commands(VIEWS['not-enrolled'])).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'logs', 'start-at-login', 'quit']);
     expect(commands(null)).toEqual(['pause (disabled)', 'snooze (disabled)', 'open', 'logs', 'quit']);
+  });
+
+  it('offers the GPU switch only where there is a GPU, unchecked once the owner turned it off', () => {
+    const noGpu: WorkerView = { ...VIEWS.idle, hardware: { ...VIEWS.idle.hardware!, gpus: [] } };
+    expect(labels(noGpu)).not.toContainEqual(expect.stringContaining('Use the GPU'));
+    const off: WorkerView = { ...VIEWS.idle, settings: { ...VIEWS.idle.settings, policy: { preset: 'desktop', useGpu: false } } };
+    expect(labels(off)).toContain('[ ] Use the GPU');
   });
 
   it('leaves out Start at login where the host has none, and shows it unchecked when off', () => {

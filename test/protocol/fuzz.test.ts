@@ -77,12 +77,12 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
     [
       'workerId', 'name', 'appVersion', 'hardware.cpu.brand', 'hardware.gpus', 'hardware.os.hostname', 'capabilities.labels', 'capabilities.executors', 'cachedModels', 'pausedReason', 'protocolVersion',
       'hardware.llm', 'hardware.llm.gpu', 'hardware.llm.devices', 'hardware.llm.devices.0', 'hardware.llm.vramMiB', 'hardware.llm.freeVramMiB', 'capabilities.busyHeartbeats', 'hardware.memory.limitBytes', 'hardware.memory.jobLimitBytes',
-      'capabilities.heartbeatAcks', 'hardware.backends', 'hardware.backends.0.kind', 'hardware.backends.0.backend', 'hardware.backends.0.ok', 'hardware.backends.0.detail',
+      'capabilities.heartbeatAcks', 'gpuOff', 'hardware.backends', 'hardware.backends.0.kind', 'hardware.backends.0.backend', 'hardware.backends.0.ok', 'hardware.backends.0.detail',
     ],
   ],
   [
     { type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 }, runningJobs: [{ jobId: 'j', leaseId: 'l', progress: 0.5 }] },
-    ['status', 'pausedReason', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels', 'loadedModels'],
+    ['status', 'pausedReason', 'gpuOff', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels', 'loadedModels'],
   ],
   [{ type: 'job.progress', jobId: 'j', leaseId: 'l', progress: 0.5, message: 'm' }, ['jobId', 'leaseId', 'progress', 'message']],
   [{ type: 'job.partial', jobId: 'j', leaseId: 'l', offset: 3, text: 'lo', tokens: [7, 8] }, ['jobId', 'offset', 'text', 'tokens', 'tokens.0']],

@@ -168,6 +168,21 @@ describe('settings', () => {
       expect(errors).toEqual([]);
     }));
 
+  it('the GPU switch sends the mode with useGpu: false, and flips back when refused', () =>
+    withWindow('idle', async ({ page, target, errors }) => {
+      const gpu = page.locator('#settings-gpu');
+      expect(await gpu.isChecked()).toBe(true);
+      await expectText(page.locator('#settings-gpu-hint'), 'Jobs may use the GPU when your mode allows it.');
+      await gpu.click();
+      expect((await target.calledTimes(1))[0]).toEqual({ method: 'updateSettings', arg: { policy: { preset: 'desktop', useGpu: false } } });
+      target.refuseNext = new GridError('GG_ERR_INTERNAL', 'could not save the settings');
+      await gpu.click();
+      expect((await target.calledTimes(2))[1]).toEqual({ method: 'updateSettings', arg: { policy: { preset: 'desktop' } } });
+      await expectText(page.locator('#settings-gpu-error'), 'could not save the settings');
+      expect(await gpu.isChecked()).toBe(false);
+      expect(errors).toEqual([]);
+    }));
+
   it('start at login sends { startAtLogin } and flips back when refused', () =>
     withWindow('idle', async ({ page, target, errors }) => {
       target.refuseNext = new GridError('GG_ERR_INTERNAL', 'could not write ~/.config/autostart/gogrid-worker.desktop');

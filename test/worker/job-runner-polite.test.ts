@@ -9,7 +9,7 @@ import { EventEmitter, once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WorkerMessageInput } from '../../src/protocol/index.js';
+import type { JobRequirements, WorkerMessageInput } from '../../src/protocol/index.js';
 import { RunningJobView } from '../../src/protocol/control.js';
 import { JobProcessPool } from '../../src/worker/executors/index.js';
 import { JobRunner, type JobFinished, type JobRunnerOptions } from '../../src/worker/job-runner.js';
@@ -96,8 +96,8 @@ function harness(over: (pool: JobProcessPool) => Partial<JobRunnerOptions> = () 
     return pids.slice(0, n);
   };
   let lease = 0;
-  const assign = (kind: string, input: unknown, timeoutMs = 30_000) => {
-    const job = makeJob(kind, input, { timeoutMs });
+  const assign = (kind: string, input: unknown, timeoutMs = 30_000, requirements: JobRequirements = {}) => {
+    const job = makeJob(kind, input, { timeoutMs, requirements });
     lease += 1;
     const leaseId = `lease-${lease}`;
     runner.accept({ job, leaseId });
@@ -281,6 +281,29 @@ describe('JobRunner stepping aside', () => {
     expect(started).toMatchObject({ type: 'job.progress', leaseId: slow.leaseId });
     expect(long.sent.indexOf(started!)).toBeLessThan(long.sent.indexOf(result));
     expect(result.runMs).toBeGreaterThanOrEqual(600);
+  });
+
+  it("hands back only the jobs on the GPU when the owner's policy takes it away, and runs or refuses the next by whether they allow the CPU", async () => {
+    const h = harness(() => ({ gpuBackends: () => ['webgpu'] }));
+    const gpu = { gpu: { backend: 'webgpu' } };
+    const onGpu = h.assign('test-spin', { cpuMs: 60_000 }, 30_000, gpu);
+    const onCpu = h.assign('test-spin', { cpuMs: 60_000 });
+    await Promise.all([h.runningOn(onGpu.jobId), h.runningOn(onCpu.jobId)]);
+
+    await h.runner.setGpuOff('GPU jobs wait until you are away');
+    expect(h.of(onGpu.jobId)).toEqual([{ type: 'job.release', ...onGpu, reason: 'GPU jobs wait until you are away' }]);
+    expect(h.runner.views().map((v) => v.jobId)).toEqual([onCpu.jobId]);
+
+    const refused = h.assign('test-echo', null, 30_000, gpu);
+    expect((await h.resultOf(refused.jobId)).outcome).toMatchObject({ ok: false, error: { code: 'GG_ERR_GPU_UNAVAILABLE', message: 'GPU jobs wait until you are away', retryable: true } });
+    const fallback = await h.resultOf(h.assign('test-echo', null, 30_000, { gpu: { backend: 'webgpu', fallback: true } }).jobId);
+    expect(fallback.outcome).toMatchObject({ ok: true, output: { gpuBackends: [] } });
+
+    await h.runner.setGpuOff(null);
+    const back = await h.resultOf(h.assign('test-echo', null, 30_000, gpu).jobId);
+    expect(back.outcome).toMatchObject({ ok: true, output: { gpuBackends: ['webgpu'] } });
+    // A job that asks for no GPU is not given one.
+    expect((await h.resultOf(h.assign('test-echo', null).jobId)).outcome).toMatchObject({ ok: true, output: { gpuBackends: [] } });
   });
 
   it('gives jobs that start after setThreads the new thread count', async () => {

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UserControl } from '../../src/protocol/index.js';
 import type { JobRunner } from '../../src/worker/job-runner.js';
 import { PolicyLoop } from '../../src/worker/policy-loop.js';
-import { compilePolicy } from '../../src/worker/policy/index.js';
+import { compilePolicy, type Policy } from '../../src/worker/policy/index.js';
 import { scriptedSignals } from '../helpers/scripted-signals.js';
 
 class FakeRunner extends EventEmitter {
@@ -27,6 +27,11 @@ class FakeRunner extends EventEmitter {
   resume(): void {
     this.suspended = false;
   }
+  /** Each change of whether jobs may use the GPU, as the loop told it (null: they may). */
+  readonly gpuOff: (string | null)[] = [];
+  async setGpuOff(reason: string | null): Promise<void> {
+    if (this.gpuOff.at(-1) !== reason) this.gpuOff.push(reason);
+  }
   async handBack(reason: string): Promise<void> {
     this.handedBack.push(reason);
     this.suspended = false;
@@ -43,13 +48,13 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-function loopFor(runner: FakeRunner | null, opts: { control?: () => UserControl; settle?: (c: UserControl) => Promise<void> } = {}) {
+function loopFor(runner: FakeRunner | null, opts: { control?: () => UserControl; settle?: (c: UserControl) => Promise<void>; policy?: Policy } = {}) {
   const signals = scriptedSignals({ idleSeconds: 3600, onBattery: false, otherCpu: 0 });
   const loop = new PolicyLoop({
     signals,
     logger: pino({ level: 'silent' }),
     runner: () => runner as unknown as JobRunner | null,
-    policy: () => compilePolicy({ preset: 'desktop' }),
+    policy: () => opts.policy ?? compilePolicy({ preset: 'desktop' }),
     control: opts.control ?? (() => ({ state: 'active' })),
     settle: opts.settle ?? (async () => {}),
     onDecision: () => {},
@@ -79,6 +84,24 @@ describe('the policy loop', () => {
     expect(runner.handedBack).toEqual([]);
     await vi.advanceTimersByTimeAsync(1000);
     expect(runner.handedBack).toEqual(['You are using this computer']);
+  });
+
+  it('takes the GPU from jobs while the owner uses the computer under "run while in use", and gives it back when they leave', async () => {
+    const runner = new FakeRunner();
+    const decisions: (string | null)[] = [];
+    const { loop, signals } = loopFor(runner, { policy: compilePolicy({ preset: 'custom', runWhileInUse: true }) });
+    await loop.step();
+    loop.start();
+    signals.set({ idleSeconds: 0 });
+    await vi.advanceTimersByTimeAsync(500);
+    decisions.push(loop.decision!.gpuReason);
+    expect(loop.decision?.run).toBe(true);
+    // Away once the input has stopped for the preset's 5 minutes.
+    signals.set({ idleSeconds: 3600 });
+    await vi.advanceTimersByTimeAsync(301_000);
+    expect(runner.gpuOff).toEqual([null, 'GPU jobs wait until you are away', null]);
+    expect(decisions).toEqual(['GPU jobs wait until you are away']);
+    expect(runner.suspended).toBe(false);
   });
 
   it('gives the memory of idle job processes back at every look while the owner needs the machine, never while jobs may run', async () => {

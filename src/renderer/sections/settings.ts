@@ -1,6 +1,6 @@
-/** The owner's settings: coordinator address, preset (and Custom's rules), start at login. Nothing is saved when the host refuses. */
+/** The owner's settings: coordinator address, preset (and Custom's rules), the GPU switch, start at login. Nothing is saved when the host refuses. */
 import type { SettingsUpdate, WorkerView } from '../../protocol/control.js';
-import type { PresetName } from '../../protocol/policy.js';
+import { withGpu, type PresetName } from '../../protocol/policy.js';
 import { changeTracker, h } from '../dom.js';
 import type { BridgeError } from '../bridge.js';
 import { field } from './form.js';
@@ -23,6 +23,11 @@ export function settingsSection(ui: Ui): Section {
   const presetHint = h('p', { id: 'settings-preset-hint', class: 'muted hint' });
   const presetError = h('p', { id: 'settings-preset-error', class: 'field-error', role: 'alert' });
 
+  const gpu = h('input', { id: 'settings-gpu', type: 'checkbox', 'aria-describedby': 'settings-gpu-hint settings-gpu-error' });
+  const gpuHint = h('p', { id: 'settings-gpu-hint', class: 'muted hint' });
+  const gpuError = h('p', { id: 'settings-gpu-error', class: 'field-error', role: 'alert' });
+  const gpuRow = h('div', { class: 'field check' }, h('label', { for: 'settings-gpu' }, gpu, ' Use the GPU'), gpuHint, gpuError);
+
   const login = h('input', { id: 'settings-login', type: 'checkbox' });
   const loginError = h('p', { id: 'settings-login-error', class: 'field-error', role: 'alert' });
   const loginRow = h('div', { class: 'field check' }, h('label', { for: 'settings-login' }, login, ' Start at login'), loginError);
@@ -44,6 +49,7 @@ export function settingsSection(ui: Ui): Section {
     form,
     h('div', { class: 'field' }, h('label', { for: 'settings-preset' }, 'Mode'), preset, presetHint, presetError),
     custom.el,
+    gpuRow,
     loginRow,
   );
 
@@ -66,13 +72,20 @@ export function settingsSection(ui: Ui): Section {
   });
   preset.addEventListener('change', async () => {
     const chosen = preset.value as PresetName;
-    // Choosing Custom again keeps the knobs already set; any other choice is the bare preset.
-    const policy = current?.policy.preset === chosen ? current.policy : { preset: chosen };
+    // Choosing Custom again keeps the knobs already set; any other choice is the bare preset, with the GPU switch as it was.
+    const policy = current?.policy.preset === chosen ? current.policy : withGpu({ preset: chosen }, current?.policy.useGpu !== false);
     presetHint.textContent = PRESETS[chosen].hint;
     const failed = await send({ policy }, (e) => {
       presetError.textContent = e?.message ?? '';
     });
     if (failed && current) showPreset(current.policy.preset);
+  });
+  gpu.addEventListener('change', async () => {
+    if (!current) return;
+    const failed = await send({ policy: withGpu(current.policy, gpu.checked) }, (e) => {
+      gpuError.textContent = e?.message ?? '';
+    });
+    if (failed) gpu.checked = !gpu.checked;
   });
   login.addEventListener('change', async () => {
     const failed = await send({ startAtLogin: login.checked }, (e) => {
@@ -86,12 +99,17 @@ export function settingsSection(ui: Ui): Section {
     el,
     update(view) {
       const address = view.connection.coordinator;
-      if (!changed({ settings: view.settings, address })) return;
+      const gpus = view.hardware?.gpus.length ?? 0;
+      if (!changed({ settings: view.settings, address, gpus, gpuReason: view.policy.gpuReason })) return;
       current = view.settings;
       // Never overwrite what the owner is typing.
       if (!dirty && document.activeElement !== coordinator.input) coordinator.input.value = address ?? '';
       showPreset(view.settings.policy.preset);
       custom.show(view.settings.policy);
+      // A machine without a GPU has no switch to offer.
+      gpuRow.hidden = gpus === 0;
+      gpu.checked = view.settings.policy.useGpu !== false;
+      gpuHint.textContent = view.policy.gpuReason ?? (gpu.checked ? 'Jobs may use the GPU when your mode allows it.' : 'Jobs run on the CPU only.');
       loginRow.hidden = view.settings.startAtLogin === null;
       login.checked = view.settings.startAtLogin === true;
     },

@@ -44,6 +44,8 @@ export interface Decision {
   acceptJobs: boolean;
   /** Jobs may use the GPU. */
   gpu: boolean;
+  /** Why not, while the worker runs (null when `gpu`, or when paused: `reason` says it all). */
+  gpuReason: string | null;
   /** The rule that paused the worker, `running`, or `finishing` (running the current job, taking no new one). */
   cause: Rule | 'running' | 'finishing';
   /** One sentence for the owner: tray tooltip, status window, heartbeat, `gogrid workers`. */
@@ -88,17 +90,25 @@ export function decide(policy: Policy, signals: Signals, memory: PolicyMemory, n
   if (pause !== undefined) {
     const automatic = pause.rule !== 'admin' && pause.rule !== 'user' && pause.rule !== 'snooze';
     const reason = automatic && policy.admin.setRules ? withNote(pause.reason, reasons.adminRule) : pause.reason;
-    return { run: false, acceptJobs: false, gpu: false, cause: pause.rule, reason, memory: next };
+    return { run: false, acceptJobs: false, gpu: false, gpuReason: null, cause: pause.rule, reason, memory: next };
   }
 
   const away = input.presence.kind === 'locked' || input.presence.kind === 'idle';
   const gpu = policy.gpu === 'always' || (policy.gpu === 'away' && away);
+  const gpuReason = gpu ? null : whyNoGpu(policy, input.presence);
   if (signals.control.state === 'finishing') {
-    return { run: true, acceptJobs: false, gpu, cause: 'finishing', reason: reasons.finishing, memory: next };
+    return { run: true, acceptJobs: false, gpu, gpuReason, cause: 'finishing', reason: reasons.finishing, memory: next };
   }
   const reason = withNote(
     runningReason(policy, input.presence, policy.gpu === 'away' && !away),
     reasons.adminSettings(policy.admin.setRules, policy.admin.setLimits),
   );
-  return { run: true, acceptJobs: true, gpu, cause: 'running', reason, memory: next };
+  return { run: true, acceptJobs: true, gpu, gpuReason, cause: 'running', reason, memory: next };
+}
+
+function whyNoGpu(policy: Policy, presence: Presence): string {
+  if (policy.gpuSwitchedOff === 'owner') return reasons.gpuOffByYou;
+  if (policy.gpuSwitchedOff === 'admin') return reasons.gpuOffByAdmin;
+  if (policy.gpu === 'never') return reasons.gpuOffInRules(policy.admin.setRules);
+  return presence.kind === 'unknown' ? reasons.gpuWaitsUnknownUse : reasons.gpuWaitsUntilAway;
 }

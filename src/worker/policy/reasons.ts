@@ -45,6 +45,12 @@ export const reasons = {
   runningInUse: (gpuWaits: boolean) => (gpuWaits ? 'Running while you use this computer, without the GPU' : 'Running while you use this computer'),
   runningUnknownUse: (gpuWaits: boolean) =>
     gpuWaits ? 'Running without the GPU: cannot tell whether you are using this computer' : 'Running, whether or not you are using this computer',
+  /** Why jobs may not use the GPU while the worker runs (the coordinator sends GPU jobs elsewhere meanwhile). */
+  gpuOffByYou: 'GPU off: you turned it off',
+  gpuOffByAdmin: 'GPU off: turned off by your administrator',
+  gpuOffInRules: (byAdmin: boolean) => `GPU off in ${byAdmin ? 'the rules set by your administrator' : 'your settings'}`,
+  gpuWaitsUntilAway: 'GPU jobs wait until you are away',
+  gpuWaitsUnknownUse: 'GPU jobs wait: cannot tell whether you are using this computer',
   /** Notes added to a reason when the administrator's layer decided it. */
   adminRule: 'rule set by your administrator',
   adminSettings: (rules: boolean, limits: boolean) =>

@@ -103,6 +103,8 @@ export interface Policy {
   batteryHoldMs: number;
   schedule: readonly CompiledWindow[];
   gpu: GpuUse;
+  /** Who turned the GPU off whatever the rules say (`useGpu: false`): the owner's switch, the administrator's limit, or nobody. */
+  gpuSwitchedOff: 'owner' | 'admin' | null;
   maxCores: number | null;
   slots: number;
   admin: {
@@ -161,6 +163,7 @@ export function compilePolicy(settings: PolicySettings, admin: AdminOverride = {
   const rules = rulesOf(effective);
   const maxCores = lower(rules.maxCores, override.limits?.maxCores);
   const slots = lower(rules.slots, override.limits?.slots) ?? rules.slots;
+  const gpuSwitchedOff = override.limits?.useGpu === false ? 'admin' : effective.useGpu === false ? (override.settings ? 'admin' : 'owner') : null;
   return {
     preset: effective.preset,
     idleMs: rules.idleMinutes * 60_000,
@@ -171,14 +174,15 @@ export function compilePolicy(settings: PolicySettings, admin: AdminOverride = {
     cpuCalmMs: TIMINGS.cpuCalmSeconds * 1000,
     batteryHoldMs: TIMINGS.batteryHoldSeconds * 1000,
     schedule: compileSchedule(rules.schedule),
-    gpu: rules.gpu,
+    gpu: gpuSwitchedOff === null ? rules.gpu : 'never',
+    gpuSwitchedOff,
     maxCores,
     slots,
     admin: {
       paused: override.paused ?? false,
       message: override.message ?? null,
       setRules: override.settings !== undefined,
-      setLimits: maxCores !== rules.maxCores || slots !== rules.slots,
+      setLimits: maxCores !== rules.maxCores || slots !== rules.slots || (override.limits?.useGpu === false && effective.useGpu !== false),
     },
   };
 }

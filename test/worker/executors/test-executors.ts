@@ -21,7 +21,7 @@ const echo: Executor = {
   canRun: always,
   async run(job, ctx) {
     ctx.onProgress(0.5, 'halfway');
-    return { echo: job.input, threads: ctx.threads, modelPath: ctx.modelPath, pid: process.pid };
+    return { echo: job.input, threads: ctx.threads, gpuBackends: ctx.gpuBackends, modelPath: ctx.modelPath, pid: process.pid };
   },
 };
 

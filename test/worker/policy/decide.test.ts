@@ -192,21 +192,26 @@ describe('presets', () => {
 
 describe('GPU', () => {
   const inUse = custom({ runWhileInUse: true });
+  const away = 'GPU jobs wait until you are away';
   it.each([
-    ['desktop, away', desktop, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min'],
-    ['desktop, locked', desktop, { idleSeconds: 2, screenLocked: true }, true, 'Running: the screen is locked'],
-    ['desktop, paused', desktop, { idleSeconds: 2 }, false, 'You are using this computer'],
-    ['dedicated', dedicated, { idleSeconds: 2 }, true, 'Always on: this computer is dedicated to the grid'],
-    ['run while in use, in use', inUse, { idleSeconds: 2 }, false, 'Running while you use this computer, without the GPU'],
-    ['run while in use, away', inUse, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min'],
-    ['run while in use, unknown', inUse, { idleSeconds: null }, false, 'Running without the GPU: cannot tell whether you are using this computer'],
-    ['gpu always, in use', custom({ runWhileInUse: true, gpu: 'always' }), { idleSeconds: 2 }, true, 'Running while you use this computer'],
-    ['gpu always, unknown', custom({ runWhileInUse: true, gpu: 'always' }), { idleSeconds: null }, true, 'Running, whether or not you are using this computer'],
-    ['gpu never, away', custom({ gpu: 'never' }), { idleSeconds: 600 }, false, 'Running: this computer has been idle for 10 min'],
-    ['gpu never, in use', custom({ runWhileInUse: true, gpu: 'never' }), { idleSeconds: 2 }, false, 'Running while you use this computer'],
-  ] as const)('%s → gpu %s', (_name, policy, signals, gpu, reason) => {
+    ['desktop, away', desktop, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min', null],
+    ['desktop, locked', desktop, { idleSeconds: 2, screenLocked: true }, true, 'Running: the screen is locked', null],
+    // Paused: the reason says it all.
+    ['desktop, paused', desktop, { idleSeconds: 2 }, false, 'You are using this computer', null],
+    ['dedicated', dedicated, { idleSeconds: 2 }, true, 'Always on: this computer is dedicated to the grid', null],
+    ['run while in use, in use', inUse, { idleSeconds: 2 }, false, 'Running while you use this computer, without the GPU', away],
+    ['run while in use, away', inUse, { idleSeconds: 600 }, true, 'Running: this computer has been idle for 10 min', null],
+    ['run while in use, unknown', inUse, { idleSeconds: null }, false, 'Running without the GPU: cannot tell whether you are using this computer', 'GPU jobs wait: cannot tell whether you are using this computer'],
+    ['gpu always, in use', custom({ runWhileInUse: true, gpu: 'always' }), { idleSeconds: 2 }, true, 'Running while you use this computer', null],
+    ['gpu always, unknown', custom({ runWhileInUse: true, gpu: 'always' }), { idleSeconds: null }, true, 'Running, whether or not you are using this computer', null],
+    ['gpu never, away', custom({ gpu: 'never' }), { idleSeconds: 600 }, false, 'Running: this computer has been idle for 10 min', 'GPU off in your settings'],
+    ['gpu never, in use', custom({ runWhileInUse: true, gpu: 'never' }), { idleSeconds: 2 }, false, 'Running while you use this computer', 'GPU off in your settings'],
+    ["owner's switch off, dedicated", compilePolicy({ preset: 'dedicated', useGpu: false }), { idleSeconds: 2 }, false, 'Always on: this computer is dedicated to the grid', 'GPU off: you turned it off'],
+    ["administrator's limit", compilePolicy({ preset: 'dedicated' }, { limits: { useGpu: false } }), { idleSeconds: 2 }, false, 'Always on: this computer is dedicated to the grid (limits set by your administrator)', 'GPU off: turned off by your administrator'],
+    ["administrator's rules", compilePolicy({ preset: 'dedicated' }, { settings: { preset: 'custom', gpu: 'never' } }), { idleSeconds: 600 }, false, 'Running: this computer has been idle for 10 min (rules set by your administrator)', 'GPU off in the rules set by your administrator'],
+  ] as const)('%s', (_name, policy, signals, gpu, reason, gpuReason) => {
     const d = decide(policy, { ...FREE, ...signals }, INITIAL_MEMORY, utc(MONDAY_NOON));
-    expect({ gpu: d.gpu, reason: d.reason }).toEqual({ gpu, reason });
+    expect({ gpu: d.gpu, reason: d.reason, gpuReason: d.gpuReason }).toEqual({ gpu, reason, gpuReason });
   });
 });
 

@@ -17,10 +17,20 @@ describe('presets', () => {
       batteryHoldMs: 60_000,
       schedule: [],
       gpu: 'away',
+      gpuSwitchedOff: null,
       maxCores: null,
       slots: 1,
       admin: NO_ADMIN,
     });
+  });
+
+  it("turns the GPU off whatever the preset on the owner's switch, or the administrator's limit the owner cannot lift", () => {
+    expect(compilePolicy({ preset: 'dedicated', useGpu: false })).toMatchObject({ gpu: 'never', gpuSwitchedOff: 'owner' });
+    expect(compilePolicy({ preset: 'custom', gpu: 'always', useGpu: false })).toMatchObject({ gpu: 'never', gpuSwitchedOff: 'owner' });
+    expect(compilePolicy({ preset: 'desktop', useGpu: true })).toMatchObject({ gpu: 'away', gpuSwitchedOff: null });
+    expect(compilePolicy({ preset: 'dedicated', useGpu: true }, { limits: { useGpu: false } })).toMatchObject({ gpu: 'never', gpuSwitchedOff: 'admin' });
+    expect(compilePolicy({ preset: 'dedicated', useGpu: false }, { settings: { preset: 'dedicated' } })).toMatchObject({ gpu: 'always', gpuSwitchedOff: null });
+    expect(compilePolicy({ preset: 'dedicated' }, { settings: { preset: 'dedicated', useGpu: false } })).toMatchObject({ gpu: 'never', gpuSwitchedOff: 'admin' });
   });
 
   it('dedicated: every rule off', () => {
