@@ -25,6 +25,7 @@ import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { JobInfo, WorkerInfo } from '../../src/protocol/index.js';
 import { onnxExecutor } from '../../src/worker/executors/onnx.js';
+import { WEBGPU_LAVAPIPE_ICD } from '../../test/helpers/lavapipe.js';
 import { mlpModel, wideMlpModel } from '../../test/fixtures/make-onnx.js';
 import { ensureBuilt, Grid } from '../jobs/grid.js';
 import { loadAvg, machine } from '../lib/machine.js';
@@ -41,8 +42,9 @@ async function main(): Promise<void> {
   const log = progressLog();
   const build = await ensureBuilt();
   const grid = new Grid(build.distDir);
-  // The worker below inherits it: lavapipe counts as a GPU for this run.
+  // The worker below inherits both: lavapipe counts as a GPU for this run, the one scripts/lavapipe.sh fetched where it did.
   process.env['GOGRID_SOFTWARE_GPU'] = '1';
+  if (WEBGPU_LAVAPIPE_ICD !== null) process.env['VK_ICD_FILENAMES'] = WEBGPU_LAVAPIPE_ICD;
   try {
     const dir = await grid.tempDir('gpu');
     const wideFile = join(dir, 'wide-mlp.onnx');

@@ -8,11 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { BackendProbe } from '../../../src/protocol/messages.js';
 import { probeGpuBackends } from '../../../src/worker/executors/gpu-probe.js';
 import { useTestExecutors } from './helpers.js';
+import { useLavapipeForWebGpu } from '../../helpers/lavapipe.js';
 // The test executors in this process's registry too: the probe asks only about kinds with a probe step.
 import './test-executors-preload.js';
 
 describe('probeGpuBackends', () => {
   useTestExecutors();
+  useLavapipeForWebGpu();
 
   it("tries onnxruntime's GPU providers in a child and reports each, in the schema", { timeout: 60_000 }, async () => {
     const found = await probeGpuBackends(['onnx', 'llm', 'test-echo']);

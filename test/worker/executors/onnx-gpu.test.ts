@@ -1,7 +1,7 @@
 /**
  * ONNX jobs on a GPU backend, for real: onnxruntime's WebGPU execution
- * provider on Mesa's software Vulkan device (lavapipe 25; .ci/run installs it
- * from bookworm-backports, as Dawn refuses bookworm's 22.3). The CUDA
+ * provider on Mesa's software Vulkan device (lavapipe 25, which
+ * scripts/lavapipe.sh fetches on Debian 12, whose own 22.3 Dawn refuses). The CUDA
  * provider's libraries are not installed here, so its probe failing is a
  * real failure too. Where no WebGPU adapter exists the WebGPU cases skip,
  * and fail under CI.
@@ -15,9 +15,11 @@ import { PROBE_MODEL } from '../../../src/worker/executors/probe-model.js';
 import type { BackendTrial } from '../../../src/worker/executors/types.js';
 import { MLP, mlpModel } from '../../fixtures/make-onnx.js';
 import { closeJobProcesses, makeJob, onnxFixtures, rejection, runJob } from './helpers.js';
+import { useLavapipeForWebGpu } from '../../helpers/lavapipe.js';
 
 const models = onnxFixtures();
 let trials: BackendTrial[];
+useLavapipeForWebGpu();
 beforeAll(async () => {
   trials = await onnxExecutor.probeBackends!();
 }, 60_000);
@@ -30,7 +32,7 @@ function needWebGpu(ctx: TestContext): void {
   const webgpu = trials.find((t) => t.backend === 'webgpu');
   if (webgpu?.ok) return;
   const why = webgpu ? webgpu.detail : 'this onnxruntime build has no WebGPU provider';
-  if (process.env['CI']) expect.fail(`WebGPU does not run here: ${why} (.ci/run installs lavapipe 25)`);
+  if (process.env['CI']) expect.fail(`WebGPU does not run here: ${why} (scripts/lavapipe.sh fetches lavapipe 25; .ci/run runs it)`);
   ctx.skip(`no WebGPU adapter here: ${why}`);
 }
 
