@@ -350,7 +350,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
     const { batch } = this.opts;
     const full = this.nextPassFull;
     this.nextPassFull = false;
-    const views = this.opts.sessions.views().map((w) => ({ ...w, running: this.leases.countOf(w.id) }));
+    const views = this.opts.sessions.views().map((w) => ({ ...w, running: this.leases.countOf(w.id), placedVramMiB: this.leases.vramOf(w.id) }));
     const free = views.reduce((n, w) => n + (w.paused ? 0 : Math.max(0, w.slots - w.running)), 0);
     if (!full && free === 0) return;
     // Jobs are planned in queue order, each on the best worker with room, so
@@ -373,7 +373,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
         const workerId = row.workerId!;
         // Rows from before migration 10 may hold a large input themselves.
         const inline = row.inputPieces === 0 && Buffer.byteLength(JSON.stringify(row.input)) <= MAX_INLINE_PAYLOAD_BYTES;
-        this.leases.grant(workerId, { jobId: row.id, leaseId: row.leaseId!, kind: row.kind });
+        this.leases.grant(workerId, { jobId: row.id, leaseId: row.leaseId!, kind: row.kind, vramMiB: row.requirements.gpu?.minVramMiB ?? 0 });
         const sent = await this.opts.sessions.send(workerId, {
           type: 'job.assign',
           job: {
@@ -412,7 +412,7 @@ export class Dispatcher extends EventEmitter<{ finished: [JobRow] }> {
    */
   whyUnservable(job: SchedulableJob): string | null {
     if ((this.opts.cluster?.peers().length ?? 0) > 0) return null;
-    return unservable(job, this.opts.sessions.views().map((w) => ({ ...w, running: 0 })));
+    return unservable(job, this.opts.sessions.views().map((w) => ({ ...w, running: 0, placedVramMiB: 0 })));
   }
 
   /** Whether `leaseId` is the lease the worker holds for the job through its session here. */

@@ -4,7 +4,7 @@
  * table only decides, without a query, whether a message from a worker is
  * about a lease it holds here, and gathers what heartbeats renew.
  *
- *   leases.grant(workerId, { jobId, leaseId, kind });  // before job.assign is sent
+ *   leases.grant(workerId, { jobId, leaseId, kind, vramMiB });  // before job.assign is sent
  *   const lease = leases.current(workerId, jobId, leaseId); // a message's lease, if it is current
  *   leases.end(workerId, jobId);                        // result taken, handed back, canceled, expired
  *   leases.forgetWorker(workerId);                      // its session ended or was replaced
@@ -34,6 +34,8 @@ export interface Lease {
   readonly leaseId: string;
   /** The job's kind, which says what its output must be. */
   readonly kind: string;
+  /** The VRAM the job declared (`requirements.gpu.minVramMiB`), counted against its worker's GPU while the lease lasts. */
+  readonly vramMiB: number;
   /** Whether the job's start was reported (and marked running) under this lease. */
   started: boolean;
   /**
@@ -57,9 +59,9 @@ export class LeaseTable {
   private readonly byWorker = new Map<string, Set<string>>();
   private readonly renewals = new Map<string, Renewal>();
 
-  grant(workerId: string, job: { jobId: string; leaseId: string; kind: string }): void {
+  grant(workerId: string, job: { jobId: string; leaseId: string; kind: string; vramMiB?: number }): void {
     this.end(this.byJob.get(job.jobId)?.workerId ?? workerId, job.jobId);
-    this.byJob.set(job.jobId, { workerId, ...job, started: false, streamed: { text: '', tokens: [] } });
+    this.byJob.set(job.jobId, { workerId, ...job, vramMiB: job.vramMiB ?? 0, started: false, streamed: { text: '', tokens: [] } });
     let jobs = this.byWorker.get(workerId);
     if (!jobs) this.byWorker.set(workerId, (jobs = new Set()));
     jobs.add(job.jobId);
@@ -95,6 +97,13 @@ export class LeaseTable {
 
   countOf(workerId: string): number {
     return this.byWorker.get(workerId)?.size ?? 0;
+  }
+
+  /** The VRAM the worker's leased jobs declared, together. */
+  vramOf(workerId: string): number {
+    let sum = 0;
+    for (const jobId of this.byWorker.get(workerId) ?? []) sum += this.byJob.get(jobId)!.vramMiB;
+    return sum;
   }
 
   /** Records a reported start; true the first time for this lease (the job is to be marked running). */

@@ -35,6 +35,8 @@ export interface SchedulableWorker {
   labels: readonly string[];
   slots: number;
   running: number;
+  /** The VRAM its leased jobs declared (`minVramMiB`), together: what of its GPU this side has already given out. */
+  placedVramMiB: number;
   /** Paused (by its owner's policy or an admin) or draining: takes no new jobs. */
   paused: boolean;
   /** Why its owner's policy keeps jobs off its GPU now (it still takes CPU jobs); null when they may use it. */
@@ -108,25 +110,40 @@ function gpuWaits(job: SchedulableJob, w: SchedulableWorker): boolean {
   return w.gpuOff !== null && job.requirements.gpu !== undefined && !job.requirements.gpu.fallback;
 }
 
+/**
+ * The VRAM the job takes of this worker's GPU: what it declared, where it
+ * will run on the GPU there (a job allowed the CPU that finds no GPU runs
+ * on the CPU); 0 for the others.
+ */
+function vramTaken(job: SchedulableJob, w: SchedulableWorker): number {
+  const need = job.requirements.gpu?.minVramMiB ?? 0;
+  return need > 0 && gpuMisfit(job, w) === null && w.gpuOff === null ? need : 0;
+}
+
 /** Whether the worker can take the job right now (on top of `misfit` being null). */
-function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number): boolean {
+function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number, placedVramMiB: number): boolean {
   if (w.paused || running >= w.slots || gpuWaits(job, w)) return false;
+  // Two jobs that together do not fit one GPU are not sent to it at once.
+  const vram = vramTaken(job, w);
+  if (vram > 0 && placedVramMiB + vram > vramMiB(job.kind, w.hardware, usableBackends(job.kind, w.hardware))) return false;
   const need = job.requirements.minFreeMemoryBytes;
   return need === undefined || w.freeMemoryBytes === null || w.freeMemoryBytes >= need;
 }
 
 export function planAssignments(jobs: readonly SchedulableJob[], workers: readonly SchedulableWorker[]): Plan {
   const running = new Map(workers.map((w) => [w.id, w.running]));
+  const placed = new Map(workers.map((w) => [w.id, w.placedVramMiB]));
   const plan: Plan = { assignments: [], waiting: [] };
   for (const job of jobs) {
     const fitting = workers.filter((w) => misfit(job, w) === null);
-    const ready = fitting.filter((w) => hasRoomNow(job, w, running.get(w.id)!));
+    const ready = fitting.filter((w) => hasRoomNow(job, w, running.get(w.id)!, placed.get(w.id)!));
     if (ready.length === 0) {
       plan.waiting.push({ jobId: job.id, reason: whyWaiting(job, workers, fitting) });
       continue;
     }
     const best = ready.reduce((a, b) => (better(job, b, a, running) ? b : a));
     running.set(best.id, running.get(best.id)! + 1);
+    placed.set(best.id, placed.get(best.id)! + vramTaken(job, best));
     plan.assignments.push({ jobId: job.id, workerId: best.id });
   }
   return plan;
@@ -196,7 +213,7 @@ function whyWaiting(job: SchedulableJob, workers: readonly SchedulableWorker[], 
   if (fitting.every((w) => w.paused || gpuWaits(job, w))) {
     return `the ${noun} ${gpuOff.length === fitting.length ? '' : 'paused or '}keeping jobs off ${fitting.length === 1 ? 'its' : 'their'} GPU now (${gpuOff[0]!.gpuOff})`;
   }
-  return `waiting for a free slot: the ${noun} busy or short of free memory`;
+  return `waiting for a free slot: the ${noun} busy or short of free memory${job.requirements.gpu?.minVramMiB ? ' or VRAM' : ''}`;
 }
 
 function gib(bytes: number): string {

@@ -91,8 +91,8 @@ interface Session {
   load: Heartbeat['load'] | null;
 }
 
-/** A registered worker as the scheduler sees it, but for `running`, which the dispatcher's leases know. */
-export type ConnectedWorker = Omit<SchedulableWorker, 'running'>;
+/** A registered worker as the scheduler sees it, but for `running` and `placedVramMiB`, which the dispatcher's leases know. */
+export type ConnectedWorker = Omit<SchedulableWorker, 'running' | 'placedVramMiB'>;
 
 /** A message about a job, from the worker that holds its lease (or claims to). */
 export type JobMessage = Extract<WorkerMessage, { type: 'job.progress' | 'job.partial' | 'job.result' | 'job.release' }>;

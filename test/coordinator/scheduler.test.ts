@@ -25,6 +25,7 @@ const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWork
   labels: [],
   slots: 1,
   running: 0,
+  placedVramMiB: 0,
   paused: false,
   gpuOff: null,
   cachedModels: new Set(),
@@ -121,6 +122,20 @@ describe('planAssignments', () => {
     const fallback = job('f', { gpu: { backend: 'cuda', fallback: true } });
     expect(planAssignments([fallback], [busyOwner]).assignments).toEqual([{ jobId: 'f', workerId: 'a' }]);
     expect(planAssignments([fallback], [busyOwner, worker('b', { hardware: gpuHw, slots: 2, running: 1 })]).assignments).toEqual([{ jobId: 'f', workerId: 'b' }]);
+  });
+
+  it('sends a GPU no more jobs at once than their declared VRAM fits, counting those already leased there', () => {
+    const gpuHw = hw({ gpus: [cuda], backends: [onnxProbe('cuda')] });
+    const needs = (id: string, minVramMiB: number, fallback = false) => job(id, { gpu: { backend: 'cuda', minVramMiB, fallback } });
+    const w = (o: Partial<SchedulableWorker> = {}) => worker('a', { hardware: gpuHw, slots: 4, ...o });
+    // 12,288 MiB: 8,000 and 4,000 fit together, a third does not, whatever slots are left.
+    const plan = planAssignments([needs('j1', 8000), needs('j2', 4000), needs('j3', 1000)], [w()]);
+    expect(plan.assignments.map((a) => a.jobId)).toEqual(['j1', 'j2']);
+    expect(plan.waiting).toEqual([{ jobId: 'j3', reason: 'waiting for a free slot: the eligible worker is busy or short of free memory or VRAM' }]);
+    expect(planAssignments([needs('j3', 1000)], [w({ running: 1, placedVramMiB: 12_000 })]).assignments).toEqual([]);
+    expect(planAssignments([needs('j3', 288)], [w({ running: 1, placedVramMiB: 12_000 })]).assignments).toEqual([{ jobId: 'j3', workerId: 'a' }]);
+    // Jobs that declare none, or will run on the CPU there, take no VRAM.
+    expect(planAssignments([job('cpu'), needs('f', 16_000, true)], [w({ placedVramMiB: 12_288, hardware: hw({ gpus: [cuda] }) })]).assignments.map((a) => a.jobId)).toEqual(['cpu', 'f']);
   });
 
   it('prefers the model loaded, then cached, then fitting in free memory or VRAM, over a less loaded worker', () => {
