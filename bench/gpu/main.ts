@@ -53,9 +53,11 @@ async function main(): Promise<void> {
     writeFileSync(tinyFile, mlpModel());
     const wideData = Array.from({ length: SHAPE.batch * SHAPE.width }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     // The tiny model's input and output are a few numbers: its grid time is the grid's own cost, apart from moving tensors.
+    // wide-b64: the same job with its tensors as raw bytes (`b64` in, "outputEncoding": "b64" out).
     const models = [
-      { name: 'wide', file: wideFile, dims: [SHAPE.batch, SHAPE.width], data: wideData },
-      { name: 'tiny', file: tinyFile, dims: [1, 4], data: [1, -2, 3, 0.5] },
+      { name: 'wide', file: wideFile, dims: [SHAPE.batch, SHAPE.width], data: wideData, b64: false },
+      { name: 'wide-b64', file: wideFile, dims: [SHAPE.batch, SHAPE.width], data: wideData, b64: true },
+      { name: 'tiny', file: tinyFile, dims: [1, 4], data: [1, -2, 3, 0.5], b64: false },
     ];
 
     const working = (await onnxExecutor.probeBackends!()).filter((t) => t.ok).map((t) => t.backend);
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
 
     const c = await grid.coordinator();
     const shas = new Map<string, string>();
-    for (const m of models) shas.set(m.name, await c.api.addModel(m.file, `${m.name}.onnx`));
+    for (const m of models) shas.set(m.file, shas.get(m.file) ?? (await c.api.addModel(m.file, `${m.name}.onnx`)));
     grid.worker(['--coordinator', `127.0.0.1:${c.port}`, '--token', await c.api.createToken(1), '--data', await grid.tempDir('worker'), '--name', 'w', '--threads', '1']);
     for (;;) {
       const list = await c.api.call('GET', '/v1/workers', z.array(WorkerInfo));
@@ -91,8 +93,9 @@ async function main(): Promise<void> {
     }
     const job = async (m: (typeof models)[number], backend: string) => {
       const t0 = performance.now();
-      const input = { inputs: { x: { dtype: 'float32', dims: m.dims, data: m.data } } };
-      const body = { model: { sha256: shas.get(m.name) }, input, ...(backend !== 'cpu' && { requirements: { gpu: { backend } } }) };
+      const x = m.b64 ? { b64: Buffer.from(Float32Array.from(m.data).buffer).toString('base64') } : { data: m.data };
+      const input = { inputs: { x: { dtype: 'float32', dims: m.dims, ...x } }, ...(m.b64 && { outputEncoding: 'b64' }) };
+      const body = { model: { sha256: shas.get(m.file) }, input, ...(backend !== 'cpu' && { requirements: { gpu: { backend } } }) };
       let done = await c.api.call('POST', '/v1/jobs', JobInfo, body);
       while (!['succeeded', 'failed', 'canceled'].includes(done.state)) done = await c.api.call('GET', `/v1/jobs/${done.id}?wait=20`, JobInfo);
       const ms = performance.now() - t0;
@@ -129,7 +132,11 @@ async function main(): Promise<void> {
       machine: machine({ loadAvgAtEnd: loadAvg() }),
       config: {
         ...config,
-        models: { wide: `wideMlpModel(${SHAPE.width}, ${SHAPE.layers}), input [${SHAPE.batch}, ${SHAPE.width}]`, tiny: 'mlpModel(), input [1, 4]' },
+        models: {
+          wide: `wideMlpModel(${SHAPE.width}, ${SHAPE.layers}), input [${SHAPE.batch}, ${SHAPE.width}]`,
+          'wide-b64': 'the same, tensors as b64 in and out',
+          tiny: 'mlpModel(), input [1, 4]',
+        },
         softwareGpu: true,
       },
       /** By `model/backend`. */

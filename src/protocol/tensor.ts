@@ -9,7 +9,8 @@
  * `data` is flat, row-major. Following the protobuf JSON mapping, int64 and
  * uint64 values are decimal strings and non-finite floats are "NaN",
  * "Infinity", "-Infinity". `b64` (base64 of the little-endian raw bytes)
- * replaces `data` for every type but string. These schemas check the shape of
+ * replaces `data` for every type but string, in inputs, and in outputs when
+ * the input asks for it (`"outputEncoding": "b64"`). These schemas check the shape of
  * the JSON; `checkTensorJson` (and the executor's codec) check that the data
  * length matches the dims.
  */
@@ -72,7 +73,17 @@ export const TensorMap = z.record(line(256).min(1), TensorJson);
 export type TensorMap = z.infer<typeof TensorMap>;
 
 /** The `input` of an `onnx` job. */
-export const OnnxJobInput = z.object({ inputs: TensorMap });
+export const OnnxJobInput = z.object({
+  inputs: TensorMap,
+  /**
+   * How the output's numeric tensors are written: `data` (JSON numbers), or
+   * `b64` (their raw little-endian bytes in base64), a quarter of the size
+   * for float32 and far cheaper to check and parse at every hop: what a
+   * client of real models wants. String tensors are always `data`.
+   * @default 'data'
+   */
+  outputEncoding: z.enum(['data', 'b64']).optional(),
+});
 /** The `output` of a succeeded `onnx` job. */
 export const OnnxJobOutput = z.object({
   outputs: TensorMap,

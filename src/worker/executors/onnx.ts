@@ -9,6 +9,7 @@
  *   const output = await onnxExecutor.run(job, { modelPath, threads: 2, gpuBackends: ['webgpu'], signal, onProgress });
  *   // job.input  = { inputs:  { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }
  *   // output     = { outputs: { y: { dtype: 'float32', dims: [1, 3], data: [...] } }, backend: 'webgpu' }
+ *   // with "outputEncoding": "b64" in the input, y is { dtype, dims, b64: '…' } (raw little-endian bytes)
  *
  * Inputs are checked against the model before anything runs (onnxruntime
  * itself ignores unknown feed names), so a mistake comes back as
@@ -80,7 +81,7 @@ export const onnxExecutor: Executor = {
         throw new GridError('GG_ERR_INPUT_INVALID', `onnxruntime could not run the model on this input${backend === 'cpu' ? '' : ` (on ${backend})`}: ${errorMessage(e)}`, { cause: e });
       });
       const outputs: TensorMap = {};
-      for (const [name, value] of Object.entries(results)) outputs[name] = encodeTensor(`output "${name}"`, value);
+      for (const [name, value] of Object.entries(results)) outputs[name] = encodeTensor(`output "${name}"`, value, input.outputEncoding);
       ctx.onProgress(1, 'done');
       return { outputs, backend } satisfies OnnxJobOutput;
     } finally {

@@ -178,8 +178,11 @@ function throwIt(e: Error): never {
 
 // ---------------------------------------------------------------- typed arrays → JSON
 
-/** Always the `data` form: 64-bit integers as decimal strings, non-finite floats as strings. */
-export function encodeTensor(what: string, t: OutputTensorLike): TensorJson {
+/**
+ * The `data` form (64-bit integers as decimal strings, non-finite floats as
+ * strings), or with `b64` a numeric tensor's raw bytes; strings are always `data`.
+ */
+export function encodeTensor(what: string, t: OutputTensorLike, encoding: 'data' | 'b64' = 'data'): TensorJson {
   const dtype = (TENSOR_DTYPES as readonly string[]).includes(t.type) ? (t.type as TensorDtype) : null;
   if (dtype === null) {
     throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `${what}: element type ${t.type} has no JSON form (supported: ${TENSOR_DTYPES.join(', ')})`);
@@ -195,6 +198,7 @@ export function encodeTensor(what: string, t: OutputTensorLike): TensorJson {
   if (!ArrayBuffer.isView(t.data) || t.data.byteLength !== count * CTORS[dtype].BYTES_PER_ELEMENT) {
     throw new GridError('GG_ERR_INTERNAL', `${what}: ${dtype} tensor data is not ${count} elements`);
   }
+  if (encoding === 'b64') return { dtype, dims, b64: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64') };
   // Reinterpret the bytes, so a Float16Array (or any view) reads as the canonical array type;
   // copy first where the view's offset does not suit that type.
   const ctor = CTORS[dtype];

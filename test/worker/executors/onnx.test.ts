@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GridError, type ErrorCode } from '../../../src/protocol/errors.js';
-import type { TensorJson } from '../../../src/protocol/tensor.js';
+import { checkTensorJson, type TensorJson } from '../../../src/protocol/tensor.js';
+import { decodeTensor } from '../../../src/worker/executors/tensor-codec.js';
 import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
 import { MLP } from '../../fixtures/make-onnx.js';
@@ -124,6 +125,23 @@ describe('ONNX executor', () => {
       expect(out.outputs['y_float32']).toEqual({ dtype: 'float32', dims: [2], data: [0.5, -3] });
       expect(out.outputs['y_uint64']).toEqual({ dtype: 'uint64', dims: [1], data: ['18446744073709551615'] });
       expect(out.outputs['y_float16']).toEqual({ dtype: 'float16', dims: [1], data: [0.333251953125] });
+    });
+
+    it('the b64 form out with "outputEncoding": "b64": the same values as raw bytes, strings still as data', async () => {
+      const asData = (await inProcess(models.identity, { inputs: EDGE_VALUES })) as { outputs: Record<string, TensorJson> };
+      const asB64 = (await inProcess(models.identity, { inputs: EDGE_VALUES, outputEncoding: 'b64' })) as { outputs: Record<string, TensorJson> };
+      expect(Object.keys(asB64.outputs).sort()).toEqual(Object.keys(asData.outputs).sort());
+      for (const [name, t] of Object.entries(asB64.outputs)) {
+        const same = asData.outputs[name]!;
+        if (t.dtype === 'string') expect(t).toEqual(same);
+        else {
+          expect(t.data).toBeUndefined();
+          expect(checkTensorJson(t)).toBeNull();
+          expect(decodeTensor(name, t)).toEqual(decodeTensor(name, same));
+        }
+      }
+      expect(asB64.outputs['y_float32']).toEqual({ dtype: 'float32', dims: EDGE_VALUES['x_float32']!.dims, b64: Buffer.from(Float32Array.from(EDGE_VALUES['x_float32']!.data!.map(Number)).buffer).toString('base64') });
+      await expect(inProcess(models.identity, { inputs: EDGE_VALUES, outputEncoding: 'hex' })).rejects.toMatchObject({ code: 'GG_ERR_INPUT_INVALID', message: expect.stringContaining('outputEncoding') });
     });
 
     it('through a job process too (JSON over IPC keeps every value)', async () => {
