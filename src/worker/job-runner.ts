@@ -44,6 +44,8 @@ export interface JobRunnerOptions {
   slots: number;
   /** A kind's GPU backends that passed the worker's probe, best first. @default none: the CPU only */
   gpuBackends?(kind: string): readonly string[];
+  /** Whether the kind's jobs use the GPU without asking for one (Executor.gpuByDefault: llm). @default never */
+  gpuByDefault?(kind: string): boolean;
   /** Runtime threads per job; `setThreads` changes it for jobs that start later. */
   threads: number;
   models: { acquire(ref: ModelRef, signal?: AbortSignal): Promise<{ path: string; release(): void }> };
@@ -280,7 +282,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
       detail: null,
       controller,
       done: Promise.resolve(),
-      onGpu: gpu !== undefined && this.gpuBackends(job.kind).length > 0,
+      onGpu: (gpu !== undefined || this.opts.gpuByDefault?.(job.kind) === true) && this.gpuBackends(job.kind).length > 0,
     };
     this.jobs.set(job.jobId, entry);
     entry.done = this.execute(job, entry).finally(() => {

@@ -21,7 +21,7 @@ import { loadIdentity, type WorkerIdentity } from './identity.js';
 import { JobRunner } from './job-runner.js';
 import { ModelCache } from './model-cache.js';
 import { httpsModelDownloader } from './model-download.js';
-import { canRunKind, executorKinds, jobMemoryLimitBytes, JobProcessLeftovers, JobProcessPool, memoryLimitOfKind } from './executors/index.js';
+import { canRunKind, executorKinds, jobMemoryLimitBytes, JobProcessLeftovers, JobProcessPool, memoryLimitOfKind, usesGpuByDefault } from './executors/index.js';
 import { probeLlmRuntime } from './executors/llm-probe.js';
 import { unloadableKinds } from './executors/runtime-probe.js';
 import { probeGpuBackends } from './executors/gpu-probe.js';
@@ -147,7 +147,9 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     backends,
     memory: { ...probed.memory, jobLimitBytes: memoryLimit },
   };
-  const gpuBackendsOf = (kind: string) => backends.filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
+  // An LLM's is the backend llama.cpp loaded at the probe: its jobs need to know only whether they may use it.
+  const gpuBackendsOf = (kind: string) =>
+    kind === 'llm' ? (probed.llm?.gpu ? [probed.llm.gpu] : []) : backends.filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
@@ -176,6 +178,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     dropIdle: (why) => processes.dropIdle(why),
     canRun: (kind) => executors.includes(kind),
     gpuBackends: gpuBackendsOf,
+    gpuByDefault: usesGpuByDefault,
     transfer: {
       fetchInput: async (jobId, leaseId) => JobInputResponse.parse(await worker(`/v1/jobs/${encodeURIComponent(jobId)}/input`, leaseId)).input,
       postResult: async (msg) => {

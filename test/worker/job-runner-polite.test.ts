@@ -306,6 +306,17 @@ describe('JobRunner stepping aside', () => {
     expect((await h.resultOf(h.assign('test-echo', null).jobId)).outcome).toMatchObject({ ok: true, output: { gpuBackends: [] } });
   });
 
+  it("hands back a kind that uses the GPU unasked (an LLM's) when the GPU is taken away, and runs the next on the CPU", async () => {
+    const h = harness(() => ({ gpuBackends: () => ['vulkan'], gpuByDefault: () => true }));
+    expect((await h.resultOf(h.assign('test-echo', null).jobId)).outcome).toMatchObject({ ok: true, output: { gpuBackends: ['vulkan'] } });
+    const unasked = h.assign('test-spin', { cpuMs: 60_000 });
+    await h.runningOn(unasked.jobId);
+    await h.runner.setGpuOff('GPU jobs wait until you are away');
+    expect(h.of(unasked.jobId)).toEqual([{ type: 'job.release', ...unasked, reason: 'GPU jobs wait until you are away' }]);
+    // Not refused, as a job that asks for the GPU is: it runs on the CPU.
+    expect((await h.resultOf(h.assign('test-echo', null).jobId)).outcome).toMatchObject({ ok: true, output: { gpuBackends: [] } });
+  });
+
   it('gives jobs that start after setThreads the new thread count', async () => {
     const h = harness();
     const before = await h.resultOf(h.assign('test-echo', null).jobId);

@@ -34,6 +34,11 @@ export function memoryLimitOfKind(kind: string, limit: number | null): number | 
   return SELF_SIZING_KINDS.has(kind) ? null : limit;
 }
 
+/** Whether jobs of `kind` use the GPU without asking for one (Executor.gpuByDefault). */
+export function usesGpuByDefault(kind: string): boolean {
+  return EXECUTORS.get(kind)?.gpuByDefault === true;
+}
+
 /** Whether this machine can run jobs of `kind` (an executor exists and supports the platform). */
 export function canRunKind(kind: string, hardware: HardwareReport): boolean {
   return EXECUTORS.get(kind)?.canRun(hardware) ?? false;

@@ -98,15 +98,19 @@ const PREBUILT: Record<string, string> = {
 export const llmExecutor: Executor = {
   kind: 'llm',
   shared: true,
+  gpuByDefault: true,
   canRun: (hardware) => prebuiltInstalled(`${hardware.os.platform}/${hardware.os.arch}`),
 
   async run(job, ctx) {
     const input = parseInput(job.input);
     const lib = await import('node-llama-cpp');
     const llama = await runtime(lib, ctx.threads);
-    const lease = await models.acquire(`${ctx.modelPath}\0${ctx.threads}\0${ctx.slots}`, () => {
+    // No GPU backend given: the owner's policy keeps jobs off the GPU now, so no layer goes there
+    // (a model loaded onto the GPU earlier is evicted first: the cache holds one).
+    const onGpu = ctx.gpuBackends.length > 0;
+    const lease = await models.acquire(`${ctx.modelPath}\0${ctx.threads}\0${ctx.slots}\0${onGpu ? 'gpu' : 'cpu'}`, () => {
       ctx.onProgress(0, 'loading model');
-      return load(lib, llama, ctx.modelPath, ctx.threads, ctx.slots);
+      return load(lib, llama, ctx.modelPath, ctx.threads, ctx.slots, onGpu);
     });
     try {
       ctx.signal.throwIfAborted();
@@ -430,10 +434,10 @@ function contextCap(): number {
   return wholeNumberEnv('GOGRID_LLM_CONTEXT', 256, 2 ** 24, 'tokens') ?? DEFAULT_CONTEXT_CAP;
 }
 
-async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, threads: number, slots: number): Promise<LoadedModel> {
+async function load(lib: Lib, llama: NodeLlamaCpp.Llama, modelPath: string, threads: number, slots: number, onGpu: boolean): Promise<LoadedModel> {
   const cap = contextCap();
   llamaErrors.length = 0;
-  const model = await llama.loadModel({ modelPath, gpuLayers: 'auto' }).catch(async (e: unknown) => {
+  const model = await llama.loadModel({ modelPath, gpuLayers: onGpu ? 'auto' : 0 }).catch(async (e: unknown) => {
     if (e instanceof lib.InsufficientMemoryError) throw outOfMemory(e);
     // llama.cpp's log lines come from its loader thread and may land after the rejection.
     await delay(LOG_GRACE_MS);

@@ -20,6 +20,13 @@ export interface Executor {
    * loaded for the next one. @default false: one job per process, killed on cancel
    */
   readonly shared?: boolean;
+  /**
+   * Runs on the GPU its runtime found whether or not the job asks for one
+   * (llama.cpp offloads layers), so the owner's policy taking the GPU away
+   * concerns every job of the kind; the others use a GPU only when the job
+   * names one (requirements.gpu). @default false
+   */
+  readonly gpuByDefault?: boolean;
   /** Whether this machine can run jobs of this kind at all (runtime present, platform supported). */
   canRun(hardware: HardwareReport): boolean;
   /**
@@ -51,7 +58,12 @@ export interface ExecutorContext {
   threads: number;
   /** How many jobs this process may run at once (a shared executor's): 1 for the others. */
   slots: number;
-  /** This kind's GPU backends that passed the worker's probe, best first: the executor picks from these by the job's requirements. */
+  /**
+   * This kind's GPU backends that passed the worker's probe, best first: the
+   * executor picks from these by the job's requirements. Empty: the CPU only
+   * (none works here, the job asks for none, or the owner's policy keeps jobs
+   * off the GPU now).
+   */
   gpuBackends: readonly string[];
   signal: AbortSignal;
   onProgress(progress: number, message?: string): void;

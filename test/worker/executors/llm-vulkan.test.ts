@@ -29,13 +29,14 @@ afterAll(async () => {
 });
 
 /** One job in a fresh job process whose environment selects the llama.cpp backend (job processes inherit the worker's). */
-async function runIn(env: Record<string, string>, input: unknown): Promise<LlmJobOutput> {
+/** One job in a fresh job process under `env`, allowed the GPU backends given (the worker passes what its probe found; none: the CPU). */
+async function runIn(env: Record<string, string>, input: unknown, gpuBackends: string[] = []): Promise<LlmJobOutput> {
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   const pool = new JobProcessPool();
   pools.push(pool);
   try {
-    const opts = { modelPath: tiny.file, threads: THREADS, timeoutMs: 150_000, signal: new AbortController().signal, onProgress: () => {} };
+    const opts = { modelPath: tiny.file, threads: THREADS, gpuBackends, timeoutMs: 150_000, signal: new AbortController().signal, onProgress: () => {} };
     return (await pool.run('llm', makeJob('llm', input, { timeoutMs: 150_000 }), opts)) as LlmJobOutput;
   } finally {
     for (const [k, v] of Object.entries(saved)) {
@@ -70,7 +71,7 @@ describe('LLM executor on Vulkan (lavapipe)', () => {
         temperature: 0,
       };
       const cpu = await runIn({ GOGRID_LLM_GPU: 'off' }, input);
-      const vulkan = await runIn({ GOGRID_LLM_GPU: 'vulkan', GGML_VK_VISIBLE_DEVICES: '0' }, input);
+      const vulkan = await runIn({ GOGRID_LLM_GPU: 'vulkan', GGML_VK_VISIBLE_DEVICES: '0' }, input, ['vulkan']);
       expect(vulkan.text).toBe(cpu.text);
       expect(vulkanText).toBe(cpu.text);
     } finally {
