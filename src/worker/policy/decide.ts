@@ -14,6 +14,7 @@ import {
   batteryRule,
   controlRule,
   cpuRule,
+  gpuRule,
   inputRule,
   scheduleRule,
   type Pause,
@@ -74,7 +75,15 @@ export function decide(policy: Policy, signals: Signals, memory: PolicyMemory, n
   const input = inputRule(policy, signals, memory, nowMs);
   const battery = batteryRule(policy, signals, memory, nowMs);
   const cpu = cpuRule(policy, signals, memory, nowMs);
-  const next: PolicyMemory = { lastInputMs: input.lastInputMs, cpuBusy: cpu.cpuBusy, battery: battery.battery, batteryLow: battery.batteryLow };
+  const gpuRules = gpuRule(policy, signals, memory, nowMs);
+  const next: PolicyMemory = {
+    lastInputMs: input.lastInputMs,
+    cpuBusy: cpu.cpuBusy,
+    battery: battery.battery,
+    batteryLow: battery.batteryLow,
+    ...(gpuRules.gpuBusy !== null && { gpuBusy: gpuRules.gpuBusy }),
+    ...(gpuRules.gpuHot && { gpuHot: true }),
+  };
 
   const control = controlRule(policy, signals, now);
   const byRule: Record<Rule, Pause | null> = {
@@ -94,8 +103,9 @@ export function decide(policy: Policy, signals: Signals, memory: PolicyMemory, n
   }
 
   const away = input.presence.kind === 'locked' || input.presence.kind === 'idle';
-  const gpu = policy.gpu === 'always' || (policy.gpu === 'away' && away);
-  const gpuReason = gpu ? null : whyNoGpu(policy, input.presence);
+  const allowed = policy.gpu === 'always' || (policy.gpu === 'away' && away);
+  const gpu = allowed && gpuRules.off === null;
+  const gpuReason = allowed ? gpuRules.off : whyNoGpu(policy, input.presence);
   if (signals.control.state === 'finishing') {
     return { run: true, acceptJobs: false, gpu, gpuReason, cause: 'finishing', reason: reasons.finishing, memory: next };
   }

@@ -51,6 +51,9 @@ export const reasons = {
   gpuOffInRules: (byAdmin: boolean) => `GPU off in ${byAdmin ? 'the rules set by your administrator' : 'your settings'}`,
   gpuWaitsUntilAway: 'GPU jobs wait until you are away',
   gpuWaitsUnknownUse: 'GPU jobs wait: cannot tell whether you are using this computer',
+  gpuBusy: (usePercent: number) => `Other programs are using the GPU (${percent(usePercent)})`,
+  gpuWasBusy: (usePercent: number) => `Other programs were just using the GPU (${percent(usePercent)})`,
+  gpuHot: (tempC: number, resumeBelowC: number) => `GPU at ${Math.round(tempC)} °C: GPU jobs wait until it cools below ${resumeBelowC} °C`,
   /** Notes added to a reason when the administrator's layer decided it. */
   adminRule: 'rule set by your administrator',
   adminSettings: (rules: boolean, limits: boolean) =>

@@ -10,7 +10,7 @@
 import { formatMoment, wallClock, type PolicyNow } from './clock.js';
 import { reasons, wholePercent } from './reasons.js';
 import { inSchedule, nextOpening } from './schedule.js';
-import type { Policy } from './settings.js';
+import { GPU_COOL_DOWN_C, type Policy } from './settings.js';
 import type { Signals } from './signals.js';
 
 /** The rules that can pause the worker, in `PRECEDENCE` order. */
@@ -35,6 +35,10 @@ export interface PolicyMemory {
   battery: { atMs: number; onBattery: boolean; percent: number | null } | null;
   /** Went below the minimum on battery: stays set until the charger is connected, so a charge that reads 19 %, 20 %, 19 % does not flap. */
   batteryLow: boolean;
+  /** The latest sample of other programs' GPU use above the threshold, while it still keeps jobs off the GPU. Absent: none. */
+  gpuBusy?: { atMs: number; percent: number } | null;
+  /** Went over the temperature ceiling: stays set until the GPU is GPU_COOL_DOWN_C below it. Absent: false. */
+  gpuHot?: boolean;
 }
 
 export const INITIAL_MEMORY: Readonly<PolicyMemory> = Object.freeze({ lastInputMs: null, cpuBusy: null, battery: null, batteryLow: false });
@@ -156,4 +160,39 @@ export function cpuRule(policy: Policy, signals: Signals, memory: PolicyMemory, 
   if (busy === null || nowMs - busy.atMs >= policy.cpuCalmMs) return { pause: null, cpuBusy: null };
   const reason = busyNow ? reasons.cpuBusy(busy.percent) : reasons.cpuWasBusy(busy.percent);
   return { pause: { rule: 'cpu', reason }, cpuBusy: busy };
+}
+
+// ---------------------------------------------------------------- the GPU
+
+export interface GpuOutcome {
+  /** Why jobs may not use the GPU now, or null. */
+  off: string | null;
+  gpuBusy: PolicyMemory['gpuBusy'];
+  gpuHot: boolean;
+}
+
+/**
+ * Keeps jobs off the GPU (not the worker off its CPU) while other programs
+ * use it over the threshold, and for `cpuCalmMs` after, as the CPU rule
+ * does; and while it runs hotter than the ceiling, until it has cooled by
+ * GPU_COOL_DOWN_C. An unknown temperature keeps what was last known.
+ */
+export function gpuRule(policy: Policy, signals: Signals, memory: PolicyMemory, nowMs: number): GpuOutcome {
+  const temp = signals.gpuTempC ?? null;
+  const max = policy.gpuMaxTempC;
+  const wasHot = memory.gpuHot ?? false;
+  const gpuHot = max !== null && (temp === null ? wasHot : temp > max || (wasHot && temp > max - GPU_COOL_DOWN_C));
+  let gpuBusy: PolicyMemory['gpuBusy'] = null;
+  let busyReason: string | null = null;
+  if (policy.gpuBusyPercent !== null) {
+    const percent = signals.gpuBusy == null ? null : wholePercent(signals.gpuBusy * 100);
+    const busyNow = percent !== null && percent > policy.gpuBusyPercent;
+    const busy = busyNow ? { atMs: nowMs, percent } : past(memory.gpuBusy ?? null, nowMs);
+    if (busy !== null && nowMs - busy.atMs < policy.cpuCalmMs) {
+      gpuBusy = busy;
+      busyReason = busyNow ? reasons.gpuBusy(busy.percent) : reasons.gpuWasBusy(busy.percent);
+    }
+  }
+  const off = gpuHot ? reasons.gpuHot(temp ?? max!, max! - GPU_COOL_DOWN_C) : busyReason;
+  return { off, gpuBusy, gpuHot };
 }

@@ -31,6 +31,10 @@ interface Rules {
   cpuThresholdPercent: number | null;
   schedule: ScheduleWindow[];
   gpu: GpuUse;
+  /** Other programs' GPU use, whole percent, above which jobs leave the GPU; null: rule off. */
+  gpuBusyPercent: number | null;
+  /** Temperature above which jobs leave the GPU until it has cooled by GPU_COOL_DOWN_C; null: rule off. */
+  gpuMaxTempC: number | null;
   maxCores: number | null;
   slots: number;
 }
@@ -52,6 +56,8 @@ export const PRESETS: Readonly<Record<'desktop' | 'dedicated', Readonly<Rules>>>
     cpuThresholdPercent: 50,
     schedule: [],
     gpu: 'away',
+    gpuBusyPercent: 30,
+    gpuMaxTempC: 85,
     maxCores: null,
     slots: 1,
   },
@@ -63,10 +69,15 @@ export const PRESETS: Readonly<Record<'desktop' | 'dedicated', Readonly<Rules>>>
     cpuThresholdPercent: null,
     schedule: [],
     gpu: 'always',
+    gpuBusyPercent: null,
+    gpuMaxTempC: null,
     maxCores: null,
     slots: 1,
   },
 };
+
+/** How far below its ceiling a GPU must cool before jobs use it again, so a GPU at the limit does not flap. */
+export const GPU_COOL_DOWN_C = 5;
 
 /**
  * Timings of the anti-flap rules; fixed, not knobs, but here so every number
@@ -103,6 +114,10 @@ export interface Policy {
   batteryHoldMs: number;
   schedule: readonly CompiledWindow[];
   gpu: GpuUse;
+  /** Other programs' GPU use, whole percent, above which jobs leave the GPU; null: rule off. */
+  gpuBusyPercent: number | null;
+  /** The GPU temperature above which jobs leave it (until GPU_COOL_DOWN_C cooler); null: rule off. */
+  gpuMaxTempC: number | null;
   /** Who turned the GPU off whatever the rules say (`useGpu: false`): the owner's switch, the administrator's limit, or nobody. */
   gpuSwitchedOff: 'owner' | 'admin' | null;
   maxCores: number | null;
@@ -141,6 +156,8 @@ function rulesOf(settings: PolicySettings): Rules {
     cpuThresholdPercent: or('cpuThresholdPercent'),
     schedule: or('schedule'),
     gpu: or('gpu'),
+    gpuBusyPercent: or('gpuBusyPercent'),
+    gpuMaxTempC: or('gpuMaxTempC'),
     maxCores: or('maxCores'),
     slots: or('slots'),
   };
@@ -176,6 +193,8 @@ export function compilePolicy(settings: PolicySettings, admin: AdminOverride = {
     schedule: compileSchedule(rules.schedule),
     gpu: gpuSwitchedOff === null ? rules.gpu : 'never',
     gpuSwitchedOff,
+    gpuBusyPercent: rules.gpuBusyPercent,
+    gpuMaxTempC: rules.gpuMaxTempC,
     maxCores,
     slots,
     admin: {

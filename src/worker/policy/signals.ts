@@ -22,6 +22,14 @@ export const Signals = z.strictObject({
   batteryPercent: z.number().min(0).max(100).nullable(),
   /** CPU used by processes other than this worker's jobs, 0..1 of the whole machine. */
   otherCpu: z.number().min(0).max(1).nullable(),
+  /**
+   * How busy other programs keep the busiest GPU, 0..1: NVIDIA's only
+   * (nvidia-smi), and only while none of this worker's jobs is on a GPU,
+   * whose use it cannot tell apart; absent or null where unknown.
+   */
+  gpuBusy: z.number().min(0).max(1).nullable().optional(),
+  /** The hottest GPU's temperature, °C (nvidia-smi); absent or null where unknown. */
+  gpuTempC: z.number().min(-50).max(200).nullable().optional(),
   control: UserControl,
   /** A job is running (or suspended) on this worker right now. */
   jobRunning: z.boolean(),

@@ -215,6 +215,44 @@ describe('GPU', () => {
   });
 });
 
+describe('GPU: other programs and heat (nvidia-smi)', () => {
+  const inUse = custom({ runWhileInUse: true, gpu: 'always' });
+  /** Runs decide at each step (seconds from MONDAY_NOON, readings), carrying memory; the GPU reason at each. */
+  const walk = (policy: Policy, steps: [number, Partial<Signals>][]) => {
+    let memory: PolicyMemory = INITIAL_MEMORY;
+    return steps.map(([s, signals]) => {
+      const d = decide(policy, { ...FREE, ...signals }, memory, utc(MONDAY_NOON + s * 1000));
+      memory = d.memory;
+      return [d.run, d.gpu, d.gpuReason];
+    });
+  };
+
+  it('keeps jobs off the GPU while other programs use it over 30 %, and for the calm period after; the worker keeps running', () => {
+    expect(walk(desktop, [[0, { gpuBusy: 0.3 }], [2, { gpuBusy: 0.64 }], [4, { gpuBusy: 0.05 }], [33, { gpuBusy: 0.05 }], [40, { gpuBusy: null }]])).toEqual([
+      [true, true, null],
+      [true, false, 'Other programs are using the GPU (64 %)'],
+      [true, false, 'Other programs were just using the GPU (64 %)'],
+      [true, true, null],
+      [true, true, null],
+    ]);
+  });
+
+  it('keeps jobs off a GPU over 85 °C until it is below 80 °C, through unknown readings', () => {
+    expect(walk(inUse, [[0, { gpuTempC: 84 }], [2, { gpuTempC: 86.4 }], [4, { gpuTempC: null }], [6, { gpuTempC: 81 }], [8, { gpuTempC: 79 }]])).toEqual([
+      [true, true, null],
+      [true, false, 'GPU at 86 °C: GPU jobs wait until it cools below 80 °C'],
+      [true, false, 'GPU at 85 °C: GPU jobs wait until it cools below 80 °C'],
+      [true, false, 'GPU at 81 °C: GPU jobs wait until it cools below 80 °C'],
+      [true, true, null],
+    ]);
+  });
+
+  it('has neither rule on a dedicated machine, and says first why the policy keeps the GPU anyway', () => {
+    expect(walk(dedicated, [[0, { gpuBusy: 0.9, gpuTempC: 95 }]])).toEqual([[true, true, null]]);
+    expect(walk(custom({ runWhileInUse: true }), [[0, { idleSeconds: 2, gpuBusy: 0.9, gpuTempC: 95 }]])).toEqual([[true, false, 'GPU jobs wait until you are away']]);
+  });
+});
+
 describe('administrator', () => {
   it.each([
     [{ paused: true }, 'Paused by the administrator'],

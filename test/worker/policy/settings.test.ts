@@ -18,6 +18,8 @@ describe('presets', () => {
       schedule: [],
       gpu: 'away',
       gpuSwitchedOff: null,
+      gpuBusyPercent: 30,
+      gpuMaxTempC: 85,
       maxCores: null,
       slots: 1,
       admin: NO_ADMIN,
