@@ -101,6 +101,22 @@ describe('native modules in the packed app', () => {
     expect(kept.filter((f) => f.startsWith('node_modules/onnxruntime-node/bin/') && !isOwn(f, target))).toEqual([]);
   });
 
+  // What the GPU backends need beside onnxruntime itself: DirectML and, for WebGPU on Direct3D 12, its shader compiler.
+  // Linux's WebGPU and macOS's Core ML and WebGPU are inside libonnxruntime; CUDA's provider the owner installs (README).
+  it.each([
+    { ...TARGETS[1], libs: ['DirectML.dll', 'dxcompiler.dll', 'dxil.dll', 'onnxruntime.dll'] },
+    { ...TARGETS[0], libs: ['libonnxruntime.so.1'] },
+    { ...TARGETS[2], libs: ['libonnxruntime.1.dylib'] },
+  ])('the $platform-$arch installer carries the libraries of its GPU execution providers, unpacked', ({ libs, ...target }) => {
+    const kept = new Set(keptNodeModuleFiles(config, target, packages));
+    const unpack = asarUnpackFilter(config, target);
+    for (const lib of libs) {
+      const file = `node_modules/onnxruntime-node/bin/napi-v6/${target.platform}/${target.arch}/${lib}`;
+      expect(kept.has(file), file).toBe(true);
+      expect(unpack(file), file).toBe(true);
+    }
+  });
+
   it('would keep foreign binaries without the per-platform filters (the check can fail)', () => {
     const target = TARGETS[0];
     const { [target.key]: _linux, ...withoutLinux } = config;
