@@ -47,6 +47,8 @@ export interface SchedulableWorker {
   /** Whole-machine CPU use 0..1, when reported. */
   cpuLoad: number | null;
   freeMemoryBytes: number | null;
+  /** Free memory of its GPU with the most, MiB, as last reported (NVIDIA's only); null where unknown. */
+  freeVramMiB: number | null;
 }
 
 export interface Plan {
@@ -126,6 +128,8 @@ function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number, 
   // Two jobs that together do not fit one GPU are not sent to it at once.
   const vram = vramTaken(job, w);
   if (vram > 0 && placedVramMiB + vram > vramMiB(job.kind, w.hardware, usableBackends(job.kind, w.hardware))) return false;
+  // Nor to one whose VRAM other programs hold, as far as the worker can tell.
+  if (vram > 0 && w.freeVramMiB !== null && w.freeVramMiB < vram) return false;
   const need = job.requirements.minFreeMemoryBytes;
   return need === undefined || w.freeMemoryBytes === null || w.freeMemoryBytes >= need;
 }

@@ -418,6 +418,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       loadedModels: s.loadedModels,
       cpuLoad: s.load?.cpu ?? null,
       freeMemoryBytes: s.load?.freeMemoryBytes ?? null,
+      freeVramMiB: s.load?.freeVramMiB ?? null,
     }));
   }
 

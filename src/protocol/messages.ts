@@ -238,6 +238,8 @@ export const Heartbeat = z.object({
     /** Whole-machine CPU use, 0..1, when known. */
     cpu: z.number().min(0).max(1).nullable(),
     freeMemoryBytes: nonNegInt.nullable(),
+    /** Free memory of the GPU with the most, MiB, where the worker can read it (nvidia-smi); absent where unknown. */
+    freeVramMiB: nonNegInt.nullable().optional(),
   }),
   runningJobs: z.array(RunningJob).max(256).default([]),
   /** The verified models in the worker's cache, sent when the set changed since the last report. */

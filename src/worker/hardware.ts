@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { HardwareReport, type BackendProbe, type GpuInfo } from '../protocol/messages.js';
 import { cleanText } from '../protocol/text.js';
 import { cgroupMemoryLimitBytes } from './executors/memory-limit.js';
+import { nvidiaReader } from './signals/nvidia-smi.js';
 
 export interface HardwareOptions {
   /**
@@ -65,7 +66,7 @@ export async function collectRawHardware(options: HardwareOptions = {}): Promise
  * The first call in a process measures over FIRST_SAMPLE_MS (so it takes that
  * long).
  */
-export async function sampleLoad(options: HardwareOptions = {}): Promise<{ cpu: number | null; freeMemoryBytes: number | null }> {
+export async function sampleLoad(options: HardwareOptions = {}): Promise<{ cpu: number | null; freeMemoryBytes: number | null; freeVramMiB?: number | null }> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!lastTicks) {
     lastTicks = cpuTicks(os.cpus());
@@ -74,9 +75,9 @@ export async function sampleLoad(options: HardwareOptions = {}): Promise<{ cpu: 
   const ticks = cpuTicks(os.cpus());
   const cpu = cpuShare(lastTicks, ticks);
   lastTicks = ticks;
-  const mem = await boundedProbe(() => si.mem(), timeoutMs);
+  const [mem, gpu] = await Promise.all([boundedProbe(() => si.mem(), timeoutMs), nvidia()]);
   // `available` counts reclaimable page cache as free, unlike `free`.
-  return { cpu, freeMemoryBytes: count(record(mem).available) };
+  return { cpu, freeMemoryBytes: count(record(mem).available), ...(gpu.freeVramMiB !== null && { freeVramMiB: gpu.freeVramMiB }) };
 }
 
 /** CPU time of all cores together, in ms: busy and in all. */
@@ -86,6 +87,8 @@ export interface CpuTicks {
 }
 
 let lastTicks: CpuTicks | undefined;
+/** Free VRAM for the heartbeat; which processes hold the GPU does not matter here. */
+const nvidia = nvidiaReader(() => []);
 const FIRST_SAMPLE_MS = 250;
 
 /**

@@ -32,6 +32,7 @@ const worker = (id: string, o: Partial<SchedulableWorker> = {}): SchedulableWork
   loadedModels: new Set(),
   cpuLoad: null,
   freeMemoryBytes: null,
+  freeVramMiB: null,
   ...o,
 });
 const job = (id: string, requirements: JobRequirements = {}, o: Partial<SchedulableJob> = {}): SchedulableJob => ({
@@ -134,6 +135,9 @@ describe('planAssignments', () => {
     expect(plan.waiting).toEqual([{ jobId: 'j3', reason: 'waiting for a free slot: the eligible worker is busy or short of free memory or VRAM' }]);
     expect(planAssignments([needs('j3', 1000)], [w({ running: 1, placedVramMiB: 12_000 })]).assignments).toEqual([]);
     expect(planAssignments([needs('j3', 288)], [w({ running: 1, placedVramMiB: 12_000 })]).assignments).toEqual([{ jobId: 'j3', workerId: 'a' }]);
+    // Nor one whose GPU other programs fill, as the worker last reported it.
+    expect(planAssignments([needs('j1', 8000)], [w({ freeVramMiB: 6000 })]).assignments).toEqual([]);
+    expect(planAssignments([needs('j1', 6000)], [w({ freeVramMiB: 6000 })]).assignments).toEqual([{ jobId: 'j1', workerId: 'a' }]);
     // Jobs that declare none, or will run on the CPU there, take no VRAM.
     expect(planAssignments([job('cpu'), needs('f', 16_000, true)], [w({ placedVramMiB: 12_288, hardware: hw({ gpus: [cuda] }) })]).assignments.map((a) => a.jobId)).toEqual(['cpu', 'f']);
   });

@@ -81,8 +81,8 @@ const WORKER_MESSAGES: [Record<string, unknown>, string[]][] = [
     ],
   ],
   [
-    { type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1 }, runningJobs: [{ jobId: 'j', leaseId: 'l', progress: 0.5 }] },
-    ['status', 'pausedReason', 'gpuOff', 'load.cpu', 'load.freeMemoryBytes', 'runningJobs', 'slots', 'cachedModels', 'loadedModels'],
+    { type: 'heartbeat', status: 'idle', load: { cpu: 0.5, freeMemoryBytes: 1, freeVramMiB: 512 }, runningJobs: [{ jobId: 'j', leaseId: 'l', progress: 0.5 }] },
+    ['status', 'pausedReason', 'gpuOff', 'load.cpu', 'load.freeMemoryBytes', 'load.freeVramMiB', 'runningJobs', 'slots', 'cachedModels', 'loadedModels'],
   ],
   [{ type: 'job.progress', jobId: 'j', leaseId: 'l', progress: 0.5, message: 'm' }, ['jobId', 'leaseId', 'progress', 'message']],
   [{ type: 'job.partial', jobId: 'j', leaseId: 'l', offset: 3, text: 'lo', tokens: [7, 8] }, ['jobId', 'offset', 'text', 'tokens', 'tokens.0']],

@@ -35,8 +35,8 @@ export function headlessSignals(opts: HeadlessSignalOptions): SignalSource {
   return {
     async read(): Promise<SignalReadings> {
       const otherCpu = cpu.sample();
-      const [power, idleSeconds, gpuNow] = await Promise.all([battery(), idle === null || stop.signal.aborted ? null : idle(stop.signal), gpu()]);
-      return { idleSeconds, screenLocked: null, ...power, otherCpu, ...gpuNow };
+      const [power, idleSeconds, { gpuBusy, gpuTempC }] = await Promise.all([battery(), idle === null || stop.signal.aborted ? null : idle(stop.signal), gpu()]);
+      return { idleSeconds, screenLocked: null, ...power, otherCpu, gpuBusy, gpuTempC };
     },
     close() {
       stop.abort();

@@ -1,12 +1,12 @@
 /**
- * Other programs' use of NVIDIA GPUs and how hot they run, for the polite
- * worker's GPU rules: read from `nvidia-smi` (the NVML tool the driver
+ * Other programs' use of NVIDIA GPUs, how hot they run and their free
+ * memory, for the polite worker's GPU rules and the heartbeat: read from `nvidia-smi` (the NVML tool the driver
  * installs on Linux and Windows). Where it is missing (no NVIDIA driver,
  * macOS) or fails, both readings are unknown, and after a missing binary it
  * is not looked for again.
  *
  *   const gpu = nvidiaReader(() => [process.pid, ...runner.pids()]);
- *   const { gpuBusy, gpuTempC } = await gpu();   // e.g. { gpuBusy: 0.64, gpuTempC: 71 }
+ *   const { gpuBusy, gpuTempC, freeVramMiB } = await gpu();   // e.g. { gpuBusy: 0.64, gpuTempC: 71, freeVramMiB: 9120 }
  *
  * NVML reports a GPU's utilisation as a whole, not per process for every
  * driver, so the busy share counts as other programs' only while no process
@@ -21,6 +21,8 @@ import { execFile } from 'node:child_process';
 export interface GpuReadings {
   gpuBusy: number | null;
   gpuTempC: number | null;
+  /** Free memory of the GPU with the most, MiB (for the heartbeat: the scheduler's view of what a job can still get). */
+  freeVramMiB: number | null;
 }
 
 export interface NvidiaReaderOptions {
@@ -31,8 +33,8 @@ export interface NvidiaReaderOptions {
   now?: () => number;
 }
 
-const UNKNOWN: GpuReadings = { gpuBusy: null, gpuTempC: null };
-const QUERY_GPUS = ['--query-gpu=utilization.gpu,temperature.gpu', '--format=csv,noheader,nounits'];
+const UNKNOWN: GpuReadings = { gpuBusy: null, gpuTempC: null, freeVramMiB: null };
+const QUERY_GPUS = ['--query-gpu=utilization.gpu,temperature.gpu,memory.free', '--format=csv,noheader,nounits'];
 const QUERY_APPS = ['--query-compute-apps=pid', '--format=csv,noheader'];
 
 export function nvidiaReader(ownPids: () => readonly number[], opts: NvidiaReaderOptions = {}): () => Promise<GpuReadings> {
@@ -57,14 +59,20 @@ export function nvidiaReader(ownPids: () => readonly number[], opts: NvidiaReade
   };
 }
 
-/** Each GPU's utilisation (0..1) and temperature (°C) from `--query-gpu=utilization.gpu,temperature.gpu` CSV; a field nvidia-smi cannot read ("[N/A]") is null. */
-export function parseGpuRows(text: string): { busy: number | null; tempC: number | null }[] {
+export interface GpuRow {
+  busy: number | null;
+  tempC: number | null;
+  freeMiB: number | null;
+}
+
+/** Each GPU's utilisation (0..1), temperature (°C) and free memory (MiB) from `--query-gpu=utilization.gpu,temperature.gpu,memory.free` CSV; a field nvidia-smi cannot read ("[N/A]") is null. */
+export function parseGpuRows(text: string): GpuRow[] {
   return text
     .split(/\r?\n/)
     .filter((l) => l.trim() !== '')
     .map((l) => {
-      const [busy = null, tempC = null] = l.split(',').map((f) => field(f));
-      return { busy: busy === null || busy > 100 ? null : busy / 100, tempC };
+      const [busy = null, tempC = null, freeMiB = null] = l.split(',').map((f) => field(f));
+      return { busy: busy === null || busy > 100 ? null : busy / 100, tempC, freeMiB: freeMiB === null || freeMiB < 0 ? null : Math.floor(freeMiB) };
     });
 }
 
@@ -77,13 +85,13 @@ export function parsePids(text: string): number[] {
 }
 
 /** The busiest GPU's share as other programs' (unknown while a process of ours holds a GPU), and the hottest GPU's temperature. */
-export function gpuReadings(gpus: readonly { busy: number | null; tempC: number | null }[], computePids: readonly number[], own: ReadonlySet<number>): GpuReadings {
+export function gpuReadings(gpus: readonly GpuRow[], computePids: readonly number[], own: ReadonlySet<number>): GpuReadings {
   const ours = computePids.some((p) => own.has(p));
   const max = (xs: (number | null)[]) => {
     const known = xs.filter((x): x is number => x !== null);
     return known.length > 0 ? Math.max(...known) : null;
   };
-  return { gpuBusy: ours ? null : max(gpus.map((g) => g.busy)), gpuTempC: max(gpus.map((g) => g.tempC)) };
+  return { gpuBusy: ours ? null : max(gpus.map((g) => g.busy)), gpuTempC: max(gpus.map((g) => g.tempC)), freeVramMiB: max(gpus.map((g) => g.freeMiB)) };
 }
 
 function field(raw: string | undefined): number | null {

@@ -9,11 +9,11 @@ import { gpuReadings, nvidiaReader, parseGpuRows, parsePids } from '../../../src
 
 describe('parsing nvidia-smi', () => {
   it('reads utilisation and temperature per GPU; [N/A] and nonsense are unknown', () => {
-    expect(parseGpuRows('3, 41\n97, 83\n')).toEqual([{ busy: 0.03, tempC: 41 }, { busy: 0.97, tempC: 83 }]);
-    expect(parseGpuRows('[N/A], 35\r\n12, [N/A]\r\n')).toEqual([{ busy: null, tempC: 35 }, { busy: 0.12, tempC: null }]);
+    expect(parseGpuRows('3, 41, 23104\n97, 83, 512\n')).toEqual([{ busy: 0.03, tempC: 41, freeMiB: 23104 }, { busy: 0.97, tempC: 83, freeMiB: 512 }]);
+    expect(parseGpuRows('[N/A], 35, [N/A]\r\n12, [N/A], 100\r\n')).toEqual([{ busy: null, tempC: 35, freeMiB: null }, { busy: 0.12, tempC: null, freeMiB: 100 }]);
     expect(parseGpuRows('')).toEqual([]);
-    expect(parseGpuRows('NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.')).toEqual([{ busy: null, tempC: null }]);
-    expect(parseGpuRows('250, 40')).toEqual([{ busy: null, tempC: 40 }]);
+    expect(parseGpuRows('NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.')).toEqual([{ busy: null, tempC: null, freeMiB: null }]);
+    expect(parseGpuRows('250, 40')).toEqual([{ busy: null, tempC: 40, freeMiB: null }]);
   });
 
   it('reads the pids holding a GPU context', () => {
@@ -22,10 +22,10 @@ describe('parsing nvidia-smi', () => {
   });
 
   it("counts the busiest GPU as other programs' only while no process of ours holds one, and reports the hottest", () => {
-    const gpus = [{ busy: 0.2, tempC: 60 }, { busy: 0.7, tempC: 55 }];
-    expect(gpuReadings(gpus, [9], new Set([1, 2]))).toEqual({ gpuBusy: 0.7, gpuTempC: 60 });
-    expect(gpuReadings(gpus, [9, 2], new Set([1, 2]))).toEqual({ gpuBusy: null, gpuTempC: 60 });
-    expect(gpuReadings([{ busy: null, tempC: null }], [], new Set())).toEqual({ gpuBusy: null, gpuTempC: null });
+    const gpus = [{ busy: 0.2, tempC: 60, freeMiB: 8000 }, { busy: 0.7, tempC: 55, freeMiB: 20_000 }];
+    expect(gpuReadings(gpus, [9], new Set([1, 2]))).toEqual({ gpuBusy: 0.7, gpuTempC: 60, freeVramMiB: 20_000 });
+    expect(gpuReadings(gpus, [9, 2], new Set([1, 2]))).toEqual({ gpuBusy: null, gpuTempC: 60, freeVramMiB: 20_000 });
+    expect(gpuReadings([{ busy: null, tempC: null, freeMiB: null }], [], new Set())).toEqual({ gpuBusy: null, gpuTempC: null, freeVramMiB: null });
   });
 });
 
@@ -34,14 +34,14 @@ describe('nvidiaReader', () => {
     let calls = 0;
     const missing = Object.assign(new Error('spawn nvidia-smi ENOENT'), { code: 'ENOENT' });
     const read = nvidiaReader(() => [], { run: async () => (calls++, Promise.reject(missing)), maxAgeMs: 0 });
-    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null });
-    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null });
+    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null, freeVramMiB: null });
+    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null, freeVramMiB: null });
     expect(calls).toBe(2); // the two queries of the first read, none after
   });
 
   it('reuses a reading for maxAgeMs, then asks again; a failing driver is unknown, not absent', async () => {
     let t = 0;
-    let answers = ['50, 70', '', 'x', ''];
+    let answers = ['50, 70, 4096', '', 'x', ''];
     const run = async (args: string[]) => {
       if (answers[0] === 'x' && args[0]!.startsWith('--query-gpu')) {
         answers = answers.slice(2);
@@ -51,13 +51,13 @@ describe('nvidiaReader', () => {
       return args[0]!.startsWith('--query-gpu') ? gpus! : apps!;
     };
     const read = nvidiaReader(() => [1], { run, maxAgeMs: 5000, now: () => t });
-    expect(await read()).toEqual({ gpuBusy: 0.5, gpuTempC: 70 });
-    answers = ['x', '', '10, 40', ''];
+    expect(await read()).toEqual({ gpuBusy: 0.5, gpuTempC: 70, freeVramMiB: 4096 });
+    answers = ['x', '', '10, 40, 1024', ''];
     t = 4999;
-    expect(await read()).toEqual({ gpuBusy: 0.5, gpuTempC: 70 });
+    expect(await read()).toEqual({ gpuBusy: 0.5, gpuTempC: 70, freeVramMiB: 4096 });
     t = 5000;
-    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null });
+    expect(await read()).toEqual({ gpuBusy: null, gpuTempC: null, freeVramMiB: null });
     t = 10_000;
-    expect(await read()).toEqual({ gpuBusy: 0.1, gpuTempC: 40 });
+    expect(await read()).toEqual({ gpuBusy: 0.1, gpuTempC: 40, freeVramMiB: 1024 });
   });
 });
