@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 import { openLogFile, type LogFile } from '../common/log-file.js';
 import { withGpu } from '../protocol/policy.js';
 import { loadHostSettings } from '../worker/host-settings.js';
-import { openWorkerHost, type WorkerHost } from '../worker/host.js';
+import { createWorkerHost, type WorkerHost } from '../worker/host.js';
 import { defaultDataDir } from '../worker/paths.js';
 import { headlessSignals, pushedSignals } from '../worker/signals/index.js';
 import { registerIpc } from './ipc.js';
@@ -97,7 +97,7 @@ async function start(): Promise<void> {
     poll: powerPoll(powerMonitor),
   });
   const stopPower = watchPower(powerMonitor, signals);
-  host = await openWorkerHost({
+  host = await createWorkerHost({
     dataDir,
     appVersion: app.getVersion(),
     logger,
@@ -110,9 +110,16 @@ async function start(): Promise<void> {
   const h = host;
   if (persistLogin) await h.updateSettings({ startAtLogin: true });
   const unregisterIpc = registerIpc(ipcMain, { target: h, pageUrl: RENDERER_URL, logger });
-  h.on('view', (view) => tray.update(view));
+  let shownForm = false;
+  h.on('view', (view) => {
+    tray.update(view);
+    // No identity yet (and no provisioning file): the window's form is the way in.
+    if (view.connection.state === 'not-enrolled' && !shownForm) {
+      shownForm = true;
+      window.show();
+    }
+  });
   tray.update(h.view());
-  if (h.view().connection.state === 'not-enrolled') window.show();
 
   // Local test mode's coordinator serves no updates.
   const updater = local
@@ -138,6 +145,9 @@ async function start(): Promise<void> {
   });
   // Ctrl+C in the terminal that ran `npm start` quits the same way as the tray's Quit.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => app.quit());
+  // Last: the first start may wait for the network (enrollment at first login), and
+  // meanwhile the tray says so, the window answers and Quit works.
+  await h.open();
 }
 
 /**

@@ -14,6 +14,7 @@
  * Its lifecycle, an explicit state machine (ALLOWED below):
  *
  *   opening ─worker started→ running ─new coordinator address→ restarting ─started→ running
+ *   opening ─quit() while it waits to enroll→ quitting
  *   opening ─no identity→ not-enrolled ─form→ enrolling ─enrolled→ running
  *                                            enrolling ─refused→ not-enrolled
  *   not-enrolled, enrolling, running, restarting ─drain()→ draining (no new jobs until the app restarts)
@@ -82,7 +83,8 @@ export interface WorkerHostOptions {
 export type HostState = 'opening' | 'not-enrolled' | 'enrolling' | 'running' | 'restarting' | 'draining' | 'quitting' | 'stopped';
 
 const ALLOWED: Record<HostState, readonly HostState[]> = {
-  opening: ['running', 'not-enrolled'],
+  // Quit while the first start still waits to enroll.
+  opening: ['running', 'not-enrolled', 'quitting'],
   'not-enrolled': ['enrolling', 'draining', 'quitting'],
   enrolling: ['running', 'not-enrolled', 'draining', 'quitting'],
   running: ['restarting', 'draining', 'quitting'],
@@ -97,13 +99,22 @@ const ALLOWED: Record<HostState, readonly HostState[]> = {
 const countsPath = (dataDir: string) => join(dataDir, 'today.json');
 
 export async function openWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
+  const host = await createWorkerHost(opts);
+  await host.open();
+  return host;
+}
+
+/**
+ * The host with its settings loaded, not yet started (`open`): the desktop
+ * app wires its tray, window and quit to it first, so they work while the
+ * first start waits for a network that is not up yet.
+ */
+export async function createWorkerHost(opts: WorkerHostOptions): Promise<WorkerHost> {
   // Missing, unreadable or not JSON: the day starts at zero (it is only a count).
   const saved: unknown = await readFile(countsPath(opts.dataDir), 'utf8')
     .then((text) => JSON.parse(text) as unknown)
     .catch(() => null);
-  const host = new WorkerHost(opts, await loadHostSettings(opts.dataDir, (problem) => opts.logger.warn(problem)), DayCounts.restore(saved));
-  await host.open();
-  return host;
+  return new WorkerHost(opts, await loadHostSettings(opts.dataDir, (problem) => opts.logger.warn(problem)), DayCounts.restore(saved));
 }
 
 export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements ControlTarget {
@@ -119,6 +130,8 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
   /** A write of today.json is due (at most one a second, however many jobs end). */
   private countsTimer: NodeJS.Timeout | null = null;
   private lastView = '';
+  /** Aborted by quit(): a start still waiting to enroll gives up. */
+  private readonly quitting = new AbortController();
 
   constructor(
     private readonly opts: WorkerHostOptions,
@@ -142,10 +155,21 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
     });
   }
 
-  /** @internal by openWorkerHost: decide once (so `hello` carries the right status), then start. */
+  /**
+   * Decides once (so `hello` carries the right status), then starts the
+   * worker: enrolls, trying again while the coordinator cannot be reached
+   * (the view says so), or waits for the form. Resolves early, without an
+   * error, when quit() comes first.
+   */
   async open(): Promise<void> {
     await this.loop.step();
-    await this.startWorker(this.opts.token);
+    try {
+      await this.startWorker(this.opts.token);
+    } catch (e) {
+      if (this.quitting.signal.aborted) return;
+      throw e;
+    }
+    if (this.quitting.signal.aborted) return;
     this.loop.start();
   }
 
@@ -261,6 +285,7 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
 
   private async shutDown(graceMs: number): Promise<void> {
     this.transition('quitting', null);
+    this.quitting.abort();
     await this.loop.stop();
     const w = this.started;
     if (w) {
@@ -329,7 +354,8 @@ export class WorkerHost extends EventEmitter<{ view: [WorkerView] }> implements 
         logger: this.opts.logger,
         // Started within the limits already, so hello announces the right slot count.
         jobs: { ...this.opts.jobs, ...jobLimits(this.opts.jobs, this.settings, this.policy) },
-        signal: this.opts.signal,
+        signal: this.opts.signal ? AbortSignal.any([this.opts.signal, this.quitting.signal]) : this.quitting.signal,
+        onEnrollRetry: (why, retryInMs) => this.setConnection('waiting', `could not enroll yet: ${why}; trying again in ${Math.ceil(retryInMs / 1000)} s`),
         agent: { ...this.opts.agent, status: () => this.status(), accepting: () => !this.draining && (this.loop.decision?.acceptJobs ?? false) },
       });
     } catch (e) {

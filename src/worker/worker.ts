@@ -44,6 +44,8 @@ export interface StartWorkerOptions {
   jobs?: WorkerJobOptions;
   /** Gives up a start still waiting to enroll (a coordinator not reachable yet); the start then rejects with an AbortError. */
   signal?: AbortSignal;
+  /** Hears each failed enrollment that will be tried again (the network not up yet), with why and when. */
+  onEnrollRetry?: (why: string, retryInMs: number) => void;
 }
 
 /** Defaults: WORKER_DEFAULTS (worker-config.ts). */
@@ -267,6 +269,7 @@ async function enrollPatiently(opts: StartWorkerOptions, attempt: () => Promise<
       if (!(e instanceof GridError) || !e.retryable || opts.signal?.aborted) throw e;
       const waitMs = Math.round(backoffDelayMs(n, opts.agent?.backoff));
       opts.logger.warn({ code: e.code, retryInMs: waitMs }, `could not enroll yet: ${e.message}`);
+      opts.onEnrollRetry?.(e.message, waitMs);
       await delay(waitMs, undefined, { signal: opts.signal });
     }
   }

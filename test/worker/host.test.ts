@@ -9,7 +9,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobInfo, MAX_SNOOZE_MS, WorkerInfo, type WorkerView } from '../../src/protocol/index.js';
-import { openWorkerHost, type WorkerHost, type WorkerHostOptions } from '../../src/worker/host.js';
+import { createWorkerHost, openWorkerHost, type WorkerHost, type WorkerHostOptions } from '../../src/worker/host.js';
 import { SETTINGS_FILE } from '../../src/worker/host-settings.js';
 import { scriptedSignals } from '../helpers/scripted-signals.js';
 import { SLOW, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
@@ -87,6 +87,32 @@ afterAll(async () => {
 });
 
 describe('the worker host', () => {
+  it('says it waits to enroll while the coordinator cannot be reached, and quits at once while it waits', async () => {
+    // A real token for a coordinator that is gone: enrolling fails as at a first login before the network is up.
+    const gone = await startTestCoordinator();
+    const token = await gone.createToken();
+    const address = `127.0.0.1:${gone.port}`;
+    await gone.stop();
+    const host = await createWorkerHost({
+      dataDir: await tempDir('gogrid-host-'),
+      appVersion: '0.0.0-test',
+      logger: silent,
+      defaultPreset: 'dedicated',
+      startAtLogin: null,
+      signals: scriptedSignals(),
+      coordinator: address,
+      token,
+      agent: { backoff: { baseMs: 200, capMs: 1000 } },
+    });
+    const opened = host.open();
+    const waiting = await untilView(host, (v) => v.connection.state === 'waiting');
+    expect(waiting.connection.detail).toMatch(/^could not enroll yet: .+; trying again in \d+ s$/);
+    // Without the abort, quit() would wait for an enrollment that never comes (and the test time out).
+    await host.quit({ graceMs: 0 });
+    await opened; // no error: the start was given up, not failed
+    expect(host.state).toBe('stopped');
+  });
+
   it('waits for enrollment, refuses a malformed token without saving anything, then enrolls from the form', async () => {
     const host = await open({ signals: scriptedSignals() });
     expect(host.view().connection.state).toBe('not-enrolled');
