@@ -22,11 +22,44 @@ export function autostartPath(env: NodeJS.ProcessEnv, home: string): string {
   return join(base, 'autostart', AUTOSTART_FILE_NAME);
 }
 
+/**
+ * The system's autostart directories, most important first: `$XDG_CONFIG_DIRS`
+ * (default `/etc/xdg`), each with `autostart/` (where the .deb puts its entry).
+ */
+export function systemAutostartPaths(env: NodeJS.ProcessEnv): string[] {
+  const dirs = (env.XDG_CONFIG_DIRS ?? '').split(':').filter((d) => isAbsolute(d));
+  return (dirs.length > 0 ? dirs : ['/etc/xdg']).map((d) => join(d, 'autostart', AUTOSTART_FILE_NAME));
+}
+
+/**
+ * Whether the session starts the app, as the autostart spec resolves it: the
+ * user's entry, where there is one, hides any system entry of the same name,
+ * and an entry with `Hidden=true` (or GNOME's `X-GNOME-Autostart-enabled=false`)
+ * is not started; without a user entry, a system entry is.
+ */
+export function autostartEnabled(userEntry: string | null, systemEntry: boolean): boolean {
+  if (userEntry === null) return systemEntry;
+  const keys = new Map(
+    userEntry
+      .split('\n')
+      .map((l) => /^([A-Za-z0-9-]+)\s*=\s*(.*?)\s*$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  );
+  return keys.get('Hidden') !== 'true' && keys.get('X-GNOME-Autostart-enabled') !== 'false';
+}
+
 export interface AutostartOptions {
   /** The program and its arguments, unquoted: the app's executable (or AppImage), plus the app's path when run unpackaged. */
   exec: readonly string[];
   /** @default 'GoGrid Worker' */
   name?: string;
+  /**
+   * An "off" entry: `Hidden=true`, which also hides the system's entry of
+   * the same name (the .deb's, in /etc/xdg/autostart); deleting the user's
+   * file would leave that one starting the app. @default false
+   */
+  hidden?: boolean;
 }
 
 /** The Exec key's reserved characters: an argument holding one must be quoted. */
@@ -60,7 +93,7 @@ export function autostartEntry(opts: AutostartOptions): string {
     'Comment=Runs GoGrid jobs while this computer is idle',
     `Exec=${escapeValue(opts.exec.map(quoteArg).join(' '))}`,
     'Terminal=false',
-    'X-GNOME-Autostart-enabled=true',
+    ...(opts.hidden ? ['Hidden=true', 'X-GNOME-Autostart-enabled=false'] : ['X-GNOME-Autostart-enabled=true']),
     '',
   ].join('\n');
 }

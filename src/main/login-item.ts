@@ -8,11 +8,11 @@
  *   const plan = loginItemAtLaunch((await loadHostSettings(dataDir)).startAtLogin, app.isPackaged);
  */
 import type { App } from 'electron';
-import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../common/files.js';
-import { autostartEntry, autostartPath } from './autostart.js';
+import { autostartEnabled, autostartEntry, autostartPath, systemAutostartPaths } from './autostart.js';
 
 export interface LoginItem {
   /** Cheap: the view reads it every second. */
@@ -31,18 +31,26 @@ export function loginItemAtLaunch(saved: boolean | undefined, packaged: boolean)
   return packaged ? { apply: true, persist: true } : { apply: null, persist: false };
 }
 
-/** Linux: the autostart file is the state; written atomically, removed to switch off. */
-export function xdgLoginItem(file: string, exec: readonly string[]): LoginItem {
-  let on = existsSync(file);
+/**
+ * Linux: the user's autostart file is the state, read as the session reads
+ * it (autostartEnabled): on writes the entry, off writes one with
+ * `Hidden=true`, so the .deb's system-wide entry of the same name stays
+ * off too. Written atomically.
+ */
+export function xdgLoginItem(file: string, exec: readonly string[], systemFiles: readonly string[] = []): LoginItem {
+  const userEntry = () => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  let on = autostartEnabled(userEntry(), systemFiles.some((f) => existsSync(f)));
   return {
     get: () => on,
     async set(next) {
-      if (next) {
-        await mkdir(dirname(file), { recursive: true });
-        await writeFileAtomic(file, autostartEntry({ exec }), 0o644);
-      } else {
-        await rm(file, { force: true });
-      }
+      await mkdir(dirname(file), { recursive: true });
+      await writeFileAtomic(file, autostartEntry({ exec, hidden: !next }), 0o644);
       on = next;
     },
   };
@@ -76,6 +84,6 @@ export function loginItem(
   where: { env: NodeJS.ProcessEnv; home: string; execPath: string },
 ): LoginItem {
   const command = launchCommand(where.env, where.execPath, app.isPackaged, app.getAppPath());
-  if (platform === 'linux') return xdgLoginItem(autostartPath(where.env, where.home), command);
+  if (platform === 'linux') return xdgLoginItem(autostartPath(where.env, where.home), command, systemAutostartPaths(where.env));
   return electronLoginItem(app, command.slice(1));
 }

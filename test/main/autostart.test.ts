@@ -2,14 +2,16 @@
 // desktop-file-validate for real, with paths that need every kind of quoting.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { autostartEntry, autostartPath } from '../../src/main/autostart.js';
+import { autostartEnabled, autostartEntry, autostartPath, systemAutostartPaths } from '../../src/main/autostart.js';
 import { electronLoginItem, launchCommand, loginItemAtLaunch, xdgLoginItem } from '../../src/main/login-item.js';
 
 const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gogrid-autostart-'));
@@ -84,7 +86,7 @@ describe('autostartEntry', () => {
 });
 
 describe('xdgLoginItem', () => {
-  it('writes the entry to switch on, removes it to switch off, and reads the state back from the file', async () => {
+  it('writes the entry to switch on, a Hidden=true entry to switch off, and reads the state back from the file', async () => {
     const config = await tempDir();
     const file = autostartPath({ XDG_CONFIG_HOME: config }, '/nonexistent');
     const item = xdgLoginItem(file, ['/opt/GoGrid Worker/gogrid-worker']);
@@ -99,9 +101,45 @@ describe('xdgLoginItem', () => {
 
     await item.set(false);
     expect(item.get()).toBe(false);
-    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    const off = await readFile(file, 'utf8');
+    expect(off).toContain('\nHidden=true\n');
+    expect(await validate(off)).toBe('');
     await item.set(false);
     expect(xdgLoginItem(file, ['/x']).get()).toBe(false);
+  });
+
+  it("keeps the .deb's system-wide entry from starting the app once the owner switches it off, as the session resolves it", async () => {
+    // The real entry the .deb installs in /etc/xdg/autostart, in a system config dir of the test's own.
+    const system = await tempDir();
+    const env = { XDG_CONFIG_HOME: await tempDir(), XDG_CONFIG_DIRS: `${system}:/nonexistent-xdg` };
+    const [systemFile] = systemAutostartPaths(env);
+    expect(systemFile).toBe(join(system, 'autostart', 'gogrid-worker.desktop'));
+    await mkdir(join(system, 'autostart'), { recursive: true });
+    await writeFile(systemFile!, await readFile(join(ROOT, 'installers/linux/gogrid-worker-autostart.desktop'), 'utf8'));
+    const userFile = autostartPath(env, '/nonexistent');
+    const started = async () => autostartEnabled(await readFile(userFile, 'utf8').catch(() => null), true);
+
+    const item = xdgLoginItem(userFile, ['/opt/GoGrid Worker/gogrid-worker'], systemAutostartPaths(env));
+    expect([item.get(), await started()]).toEqual([true, true]); // installed: on, by the system's entry alone
+    await item.set(false);
+    expect([item.get(), await started()]).toEqual([false, false]);
+    expect(xdgLoginItem(userFile, ['/x'], systemAutostartPaths(env)).get()).toBe(false);
+    await item.set(true);
+    expect([item.get(), await started()]).toEqual([true, true]);
+  });
+});
+
+describe('autostartEnabled: the autostart spec, user entry over system entry', () => {
+  it.each([
+    ['no entries', null, false, false],
+    ['the system entry alone', null, true, true],
+    ['a user entry', '[Desktop Entry]\nExec=x\n', false, true],
+    ['Hidden=true hides the system entry of that name', '[Desktop Entry]\nHidden=true\n', true, false],
+    ['Hidden=false', '[Desktop Entry]\nHidden=false\n', true, true],
+    ["GNOME's switch off", '[Desktop Entry]\nX-GNOME-Autostart-enabled=false\n', true, false],
+    ['spaces around =', '[Desktop Entry]\nHidden = true\n', true, false],
+  ] as const)('%s', (_, user, system, expected) => {
+    expect(autostartEnabled(user, system)).toBe(expected);
   });
 });
 
