@@ -23,7 +23,7 @@ import { createWorkerHost, type WorkerHost } from '../worker/host.js';
 import { defaultDataDir } from '../worker/paths.js';
 import { headlessSignals, pushedSignals } from '../worker/signals/index.js';
 import { registerIpc } from './ipc.js';
-import { startLocalCoordinator, type LocalCoordinator } from './local-coordinator.js';
+import type { LocalCoordinator } from './local-coordinator.js';
 import { loginItem, loginItemAtLaunch, type LoginItem } from './login-item.js';
 import { APP_ICON, PRELOAD, RENDERER_PAGE, RENDERER_URL, TRAY_ICONS } from './paths.js';
 import { powerPoll, watchPower } from './power.js';
@@ -191,6 +191,8 @@ async function applyLoginItem(login: LoginItem, dataDir: string): Promise<boolea
 
 async function startLocal(): Promise<{ coordinator: LocalCoordinator; workerDir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'gogrid-app-'));
+  // Imported here, not at the top: the coordinator (fastify, PGlite, pg) is tens of MB of modules that an app started at login never needs.
+  const { startLocalCoordinator } = await import('./local-coordinator.js');
   const coordinator = await startLocalCoordinator(join(dir, 'coordinator'), logger.child({ side: 'coordinator' }));
   process.stdout.write(
     [
