@@ -56,7 +56,8 @@ if (!app.requestSingleInstanceLock()) {
 }
 
 async function start(): Promise<void> {
-  // A tray utility: no Dock icon on macOS (app.dock exists only there).
+  // A tray utility: no Dock icon on macOS (app.dock exists only there). Packaged builds
+  // say so in Info.plist too (LSUIElement), before any code runs, so nothing bounces at login.
   app.dock?.hide();
   const window = statusWindow({ page: RENDERER_PAGE, preload: PRELOAD, icon: APP_ICON });
   app.on('second-instance', () => window.show());

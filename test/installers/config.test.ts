@@ -72,6 +72,8 @@ describe('electron-builder.yml', () => {
       { target: 'zip', arch: ['arm64'] },
     ]);
     expect(section('mac')).toMatchObject({ hardenedRuntime: true, entitlements: 'installers/macos/entitlements.mac.plist', entitlementsInherit: 'installers/macos/entitlements.mac.plist' });
+    // A tray app has no Dock icon (it bounced at every login).
+    expect(section('mac')).toMatchObject({ extendInfo: { LSUIElement: true } });
     expect(targetsOf('linux')).toEqual([
       { target: 'deb', arch: ['x64'] },
       { target: 'AppImage', arch: ['x64'] },
