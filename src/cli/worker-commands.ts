@@ -26,6 +26,12 @@ export function registerWorkerCommands(program: Command, run: (fn: () => Promise
   const worker = program.commands.find((c) => c.name() === 'worker');
   if (!worker) throw new Error('registerServeCommands must add `gogrid worker` before its control subcommands');
   worker.addHelpText('after', '\nWithout a command it runs the worker; the commands control the one running with --data DIR.');
+  // `gogrid worker staus` is a misspelt command, not an argument to the worker: say so as commander does for
+  // unknown commands ("Did you mean status?"), rather than "too many arguments". unknownCommand is commander's
+  // own (not in its typings; commander is pinned, and a test fails if it goes).
+  worker.allowExcessArguments(true).hook('preAction', (_cmd, acting) => {
+    if (acting === worker && worker.args.length > 0) (worker as unknown as { unknownCommand(): never }).unknownCommand();
+  });
 
   const control = (name: string, description: string, perform: (args: string[]) => ControlAction | null, say: (view: WorkerView, resumeHint: string) => string) =>
     worker
