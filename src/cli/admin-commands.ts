@@ -3,7 +3,7 @@
  * `--json` prints exactly the API's shapes (protocol/api.ts), the stable form.
  */
 import { Option, type Command } from 'commander';
-import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type HardwareReport, type LlmRuntimeReport } from '../protocol/index.js';
+import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type HardwareReport, type LlmRuntimeReport, workingGpuBackends } from '../protocol/index.js';
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
 import { parseDurationSecs } from './duration.js';
 import { printJson, table } from './output.js';
@@ -117,7 +117,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
 /** Where the worker's ONNX jobs can run, as its probe found at start: `webgpu, cpu`, `cpu`, or `-` for a worker older than the probe. */
 function onnxOn(hardware: HardwareReport | null): string {
   if (!hardware?.backends) return '-';
-  return [...hardware.backends.filter((b) => b.kind === 'onnx' && b.ok).map((b) => b.backend), 'cpu'].join(', ');
+  return [...workingGpuBackends('onnx', hardware), 'cpu'].join(', ');
 }
 
 /** Where the worker's LLM jobs run, as llama.cpp found at its start: `cuda 24.0 GiB`, `cpu`, or `-` where it did not say. */

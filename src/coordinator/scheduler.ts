@@ -16,7 +16,7 @@
  * least loaded (running / slots, then CPU load), then the lowest id so the
  * choice is deterministic. Jobs are served in queue order (priority, age).
  */
-import { SELF_SIZING_KINDS, type HardwareReport, type JobRequirements } from '../protocol/index.js';
+import { SELF_SIZING_KINDS, workingGpuBackends, type HardwareReport, type JobRequirements } from '../protocol/index.js';
 
 export interface SchedulableJob {
   id: string;
@@ -89,16 +89,10 @@ function gpuMisfit(job: SchedulableJob, w: SchedulableWorker): string | null {
   const gpu = job.requirements.gpu;
   if (!gpu) return null;
   const named = gpu.backend === undefined || gpu.backend === 'any' ? undefined : gpu.backend;
-  const usable = usableBackends(job.kind, w.hardware).filter((b) => named === undefined || b === named);
+  const usable = workingGpuBackends(job.kind, w.hardware).filter((b) => named === undefined || b === named);
   if (usable.length === 0) return named ? `has no working ${named} backend for ${job.kind} jobs` : `has no GPU its ${job.kind} runtime can use`;
   if (gpu.minVramMiB !== undefined && vramMiB(job.kind, w.hardware, usable) < gpu.minVramMiB) return `has no GPU with ${gpu.minVramMiB} MiB of VRAM`;
   return null;
-}
-
-/** The GPU backends the worker's runtime for `kind` found working, best first. */
-export function usableBackends(kind: string, hw: HardwareReport): string[] {
-  if (kind === 'llm') return hw.llm?.gpu ? [hw.llm.gpu] : [];
-  return (hw.backends ?? []).filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
 }
 
 /** The most VRAM one GPU behind those backends has; 0 where unknown. */
@@ -127,7 +121,7 @@ function hasRoomNow(job: SchedulableJob, w: SchedulableWorker, running: number, 
   if (w.paused || running >= w.slots || gpuWaits(job, w)) return false;
   // Two jobs that together do not fit one GPU are not sent to it at once.
   const vram = vramTaken(job, w);
-  if (vram > 0 && placedVramMiB + vram > vramMiB(job.kind, w.hardware, usableBackends(job.kind, w.hardware))) return false;
+  if (vram > 0 && placedVramMiB + vram > vramMiB(job.kind, w.hardware, workingGpuBackends(job.kind, w.hardware))) return false;
   // Nor to one whose VRAM other programs hold, as far as the worker can tell.
   if (vram > 0 && w.freeVramMiB !== null && w.freeVramMiB < vram) return false;
   const need = job.requirements.minFreeMemoryBytes;
@@ -196,7 +190,7 @@ function holds(w: SchedulableWorker, job: SchedulableJob): boolean {
   // A worker older than the llama.cpp probe: any GPU may be the one.
   if (job.kind === 'llm') return w.hardware.gpus.some((g) => fits(g.vramMiB));
   if (!job.requirements.gpu) return false;
-  const usable = usableBackends(job.kind, w.hardware);
+  const usable = workingGpuBackends(job.kind, w.hardware);
   return w.hardware.gpus.some((g) => g.backends.some((b) => usable.includes(b)) && fits(g.vramMiB));
 }
 

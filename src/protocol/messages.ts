@@ -108,6 +108,18 @@ export const HardwareReport = z.object({
     hostname: line(256).nullable(),
   }),
 });
+/**
+ * The GPU backends a worker's runtime for `kind` found working, best first:
+ * llama.cpp's for llm jobs, onnxruntime's probed providers for the others.
+ * Never a vendor's name: a worker older than those probes has none. What the
+ * scheduler matches a job's GPU against, and what the worker's job processes
+ * may choose from.
+ */
+export function workingGpuBackends(kind: string, hw: Pick<HardwareReport, 'llm' | 'backends'>): string[] {
+  if (kind === 'llm') return hw.llm?.gpu ? [hw.llm.gpu] : [];
+  return (hw.backends ?? []).filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
+}
+
 
 // ---------------------------------------------------------------- jobs (used from the jobs issue on)
 

@@ -239,7 +239,6 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     return this.gpuOff === null ? (this.opts.gpuBackends?.(kind) ?? []) : [];
   }
 
-  /** The owner's (or administrator's) core limit: jobs that start from now on get `threads` runtime threads. */
   /** Jobs at once from now on (a running job is never stopped for it); the agent reports it with the next heartbeat. */
   setSlots(slots: number): void {
     if (!Number.isInteger(slots) || slots < 1) throw new GridError('GG_ERR_CONFIG_INVALID', `slots must be a whole number ≥ 1, not ${slots}`);
@@ -250,6 +249,7 @@ export class JobRunner extends EventEmitter<{ changed: []; finished: [JobFinishe
     return this.slots;
   }
 
+  /** The owner's (or administrator's) core limit: jobs that start from now on get `threads` runtime threads. */
   setThreads(threads: number): void {
     if (!Number.isInteger(threads) || threads < 1) throw new GridError('GG_ERR_CONFIG_INVALID', `threads must be a whole number ≥ 1, not ${threads}`);
     this.threads = threads;

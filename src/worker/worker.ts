@@ -7,7 +7,7 @@
  *   await w.agent.stop();
  */
 import type { Logger } from 'pino';
-import { GridError, JobInputResponse, type HardwareReport, LEASE_HEADER, MAX_PAYLOAD_BYTES, parseEnrollmentToken } from '../protocol/index.js';
+import { GridError, JobInputResponse, type HardwareReport, LEASE_HEADER, MAX_PAYLOAD_BYTES, parseEnrollmentToken, workingGpuBackends } from '../protocol/index.js';
 import { requestJson } from '../transport/https-client.js';
 import { ensurePrivateDir } from '../common/files.js';
 import { lockDataDir } from '../common/lock.js';
@@ -149,9 +149,6 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     backends,
     memory: { ...probed.memory, jobLimitBytes: memoryLimit },
   };
-  // An LLM's is the backend llama.cpp loaded at the probe: its jobs need to know only whether they may use it.
-  const gpuBackendsOf = (kind: string) =>
-    kind === 'llm' ? (probed.llm?.gpu ? [probed.llm.gpu] : []) : backends.filter((b) => b.kind === kind && b.ok).map((b) => b.backend);
   // Before any job process of ours exists: what a worker killed outright left stopped on this data dir.
   const leftovers = JobProcessLeftovers.open(join(opts.dataDir, 'job-processes.json'), opts.logger);
   // A warm job process per slot, so back-to-back jobs skip the fork; closed when the agent stops.
@@ -179,7 +176,7 @@ async function start(opts: StartWorkerOptions): Promise<Omit<RunningWorker, 'clo
     run: (kind, job, runOpts) => processes.run(kind, job, runOpts),
     dropIdle: (why) => processes.dropIdle(why),
     canRun: (kind) => executors.includes(kind),
-    gpuBackends: gpuBackendsOf,
+    gpuBackends: (kind) => workingGpuBackends(kind, hardware),
     gpuByDefault: usesGpuByDefault,
     transfer: {
       fetchInput: async (jobId, leaseId) => JobInputResponse.parse(await worker(`/v1/jobs/${encodeURIComponent(jobId)}/input`, leaseId)).input,

@@ -14,7 +14,7 @@
 import { z } from 'zod';
 import { BackendProbe } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
-import { askProbe } from './probe-child.js';
+import { askProbe, keptAnswer } from './probe-child.js';
 import { EXECUTORS } from './registry.js';
 
 /** A first CUDA context or WebGPU shader compile takes seconds on a cold machine; past this the probe has failed. */
@@ -25,18 +25,7 @@ const probed = new Map<string, Promise<BackendProbe[]>>();
 export function probeGpuBackends(asked: readonly string[], onError: (why: string) => void = () => {}): Promise<BackendProbe[]> {
   const kinds = asked.filter((k) => EXECUTORS.get(k)?.probeBackends !== undefined);
   if (kinds.length === 0) return Promise.resolve([]);
-  const key = JSON.stringify(kinds);
-  let answer = probed.get(key);
-  if (!answer) {
-    answer = run(kinds).catch((e: unknown) => {
-      // Asked again at the next start: a timeout on a busy machine says nothing about its GPU.
-      probed.delete(key);
-      onError(e instanceof Error ? e.message : String(e));
-      return [];
-    });
-    probed.set(key, answer);
-  }
-  return answer;
+  return keptAnswer(probed, JSON.stringify(kinds), () => run(kinds), [], onError);
 }
 
 async function run(kinds: readonly string[]): Promise<BackendProbe[]> {

@@ -12,7 +12,7 @@
  * About 0.7 s here (loading the Vulkan build, finding no device); it runs
  * beside the hardware probes, not after them.
  */
-import { askProbe } from './probe-child.js';
+import { askProbe, keptAnswer } from './probe-child.js';
 import { LlmRuntimeReport } from '../../protocol/messages.js';
 import { firstZodProblem } from '../../protocol/zod-problems.js';
 
@@ -25,16 +25,7 @@ const probed = new Map<string, Promise<LlmRuntimeReport | null>>();
 export function probeLlmRuntime(onError: (why: string) => void = () => {}): Promise<LlmRuntimeReport | null> {
   // What the probe's answer depends on: the backend asked for, and the devices each backend is let see.
   const key = JSON.stringify(['GOGRID_LLM_GPU', 'GGML_VK_VISIBLE_DEVICES', 'CUDA_VISIBLE_DEVICES'].map((k) => process.env[k]));
-  let probe = probed.get(key);
-  if (!probe) {
-    probe = run().catch((e: unknown) => {
-      probed.delete(key);
-      onError(e instanceof Error ? e.message : String(e));
-      return null;
-    });
-    probed.set(key, probe);
-  }
-  return probe;
+  return keptAnswer(probed, key, run, null, onError);
 }
 
 async function run(): Promise<LlmRuntimeReport> {

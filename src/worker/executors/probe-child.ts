@@ -37,3 +37,23 @@ export function askProbe(name: 'llm-probe-process' | 'runtime-probe-process' | '
     });
   });
 }
+
+/**
+ * A probe's answer, kept per `key` for the life of the process: whether a
+ * library loads or a device answers does not change while the worker runs. A
+ * probe that fails is not kept (a timeout on a busy machine says nothing of
+ * it; the next start asks again): `fallback` stands for it, with the reason
+ * to `onError`. Never rejects.
+ */
+export function keptAnswer<T>(kept: Map<string, Promise<T>>, key: string, ask: () => Promise<T>, fallback: T, onError: (why: string) => void): Promise<T> {
+  let answer = kept.get(key);
+  if (!answer) {
+    answer = ask().catch((e: unknown) => {
+      kept.delete(key);
+      onError(e instanceof Error ? e.message : String(e));
+      return fallback;
+    });
+    kept.set(key, answer);
+  }
+  return answer;
+}
