@@ -11,7 +11,8 @@ import { GridError } from '../protocol/errors.js';
 export function wholeNumberEnv(name: string, min: number, max: number, unit: string): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
+  // Decimal digits only: Number() would also read "0x10" as 16 and " " as 0.
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new GridError('GG_ERR_CONFIG_INVALID', `${name} is "${raw}"; it takes a whole number of ${unit} from ${min} to ${max}`);
   return n;
 }

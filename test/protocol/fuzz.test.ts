@@ -12,10 +12,12 @@ import { describe, expect, it } from 'vitest';
 import { parseBody } from '../../src/common/http-errors.js';
 import {
   AdminOverride,
+  checkJobPayload,
   checkJson,
   cleanText,
   CreateTokenRequest,
   EnrollRequest,
+  GridError,
   isGridError,
   line,
   ModelUploadQuery,
@@ -144,11 +146,11 @@ const BODIES: [string, Parameters<typeof parseBody>[0], Record<string, unknown>,
   ['a batch submit', SubmitJobsRequest, { jobs: [submit] }, ['jobs', 'jobs.0.kind', 'jobs.0.input']],
   ['a token', CreateTokenRequest, { ttlSecs: 60, maxUses: 1, description: 'd' }, ['description', 'ttlSecs', 'maxUses']],
   ['an enrollment', EnrollRequest, { tokenId: 'abcdefgh', tokenSecret: 'A'.repeat(22), csrPem: 'x', proposedWorkerId: 'w-1', name: 'n' }, ['name', 'csrPem', 'proposedWorkerId', 'tokenId']],
-  ['a policy override', AdminOverride, { paused: true, message: 'm' }, ['message', 'settings', 'limits']],
+  ['a policy override', AdminOverride, { paused: true, message: 'm', limits: { useGpu: false } }, ['message', 'settings', 'limits', 'limits.useGpu', 'limits.maxCores']],
   ['a model upload query', ModelUploadQuery, { name: 'm.onnx' }, ['name']],
   ['a control action', ControlAction, { action: 'snooze', minutes: 5 }, ['action', 'minutes', 'untilMs']],
   ['an enrollment form', EnrollForm, { coordinator: 'h:1', token: 't' }, ['coordinator', 'token', 'name']],
-  ['a settings update', SettingsUpdate, { startAtLogin: true }, ['coordinator', 'policy', 'startAtLogin']],
+  ['a settings update', SettingsUpdate, { startAtLogin: true, policy: { preset: 'custom', useGpu: false, gpu: 'away' } }, ['coordinator', 'policy', 'startAtLogin', 'policy.useGpu', 'policy.gpu']],
   ['a chat completion', ChatCompletionRequest, { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }, ['model', 'messages.0.content', 'messages.0.role', 'stop', 'seed', 'max_tokens', 'temperature', 'n']],
   [
     'a chat completion with a JSON schema',
@@ -180,6 +182,26 @@ describe('the frame codec', () => {
           expect(isGridError(e) && e.code.startsWith('GG_ERR_FRAME_')).toBe(true);
         }
       }),
+      RUNS,
+    );
+  });
+});
+
+describe("an onnx job's payloads (checked at submit, and a worker's result)", () => {
+  const x = { dtype: 'float32', dims: [1], data: [1] };
+  it.each([
+    ['input', { inputs: { x }, outputEncoding: 'b64' }, ['outputEncoding', 'inputs.x.dtype', 'inputs.x.b64']],
+    ['output', { outputs: { y: x }, backend: 'webgpu' }, ['backend', 'outputs.y.dims']],
+  ] as const)('an %s with a hostile field is refused, or accepted as job JSON', (which, base, paths) => {
+    fc.assert(
+      fc.property(withHostileField(base, paths), (value) =>
+        refusedOrStorable(() => {
+          const problem = checkJobPayload('onnx', which, value) ?? checkJson(value);
+          if (problem !== null) throw new GridError('GG_ERR_BAD_REQUEST', problem);
+          // Accepted: job JSON, which may hold NUL (as an escape), like any input or output.
+          return { [which]: value };
+        }),
+      ),
       RUNS,
     );
   });

@@ -72,7 +72,12 @@ export function parseGpuRows(text: string): GpuRow[] {
     .filter((l) => l.trim() !== '')
     .map((l) => {
       const [busy = null, tempC = null, freeMiB = null] = l.split(',').map((f) => field(f));
-      return { busy: busy === null || busy > 100 ? null : busy / 100, tempC, freeMiB: freeMiB === null || freeMiB < 0 ? null : Math.floor(freeMiB) };
+      // Anything outside what a GPU can report is a garbled line, not a reading.
+      return {
+        busy: busy === null || busy < 0 || busy > 100 ? null : busy / 100,
+        tempC: tempC === null || tempC < -50 || tempC > 200 ? null : tempC,
+        freeMiB: freeMiB === null || freeMiB < 0 || freeMiB > 2 ** 30 ? null : Math.floor(freeMiB),
+      };
     });
 }
 

@@ -14,6 +14,13 @@ describe('parsing nvidia-smi', () => {
     expect(parseGpuRows('')).toEqual([]);
     expect(parseGpuRows('NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.')).toEqual([{ busy: null, tempC: null, freeMiB: null }]);
     expect(parseGpuRows('250, 40')).toEqual([{ busy: null, tempC: 40, freeMiB: null }]);
+    // Out of what a GPU can report, in every field: garbled, so unknown.
+    for (const line of ['-5, -273, -1', '101, 9999999, 99999999999', '1e2, 4e1, 1e3', 'NaN, Infinity, 0x10']) {
+      expect(parseGpuRows(line), line).toEqual([{ busy: null, tempC: null, freeMiB: null }]);
+    }
+    // Only the garbled field: the others are still readings.
+    expect(parseGpuRows('50\u0000, 40, 10')).toEqual([{ busy: null, tempC: 40, freeMiB: 10 }]);
+    expect(parseGpuRows('12.5, 40.7, 1023.9')).toEqual([{ busy: 0.125, tempC: 40.7, freeMiB: 1023 }]);
   });
 
   it('reads the pids holding a GPU context', () => {
