@@ -24,6 +24,7 @@ type Filter = (file: string, stat: Stats & { moduleFullFilePath?: string }) => b
 interface FileMatcher {
   readonly patterns: string[];
   isEmpty(): boolean;
+  containsOnlyIgnore(): boolean;
   createFilter(): Filter;
 }
 interface FileMatcherModule {
@@ -33,6 +34,12 @@ interface FileMatcherModule {
   getMainFileMatchers(appDir: string, to: string, expand: (p: string) => string, platformOptions: object, platformPackager: object, outDir: string, isElectronCompile: boolean): FileMatcher[];
 }
 export const fileMatcher = libRequire('./out/fileMatcher.js') as FileMatcherModule;
+/**
+ * electron-builder's own normalisation of a loaded configuration (what getConfig
+ * hands every build): strings in a top-level `files` become one file set of their
+ * own, which changes how a platform's `files` combine with them (see appFileFilter).
+ */
+const { doMergeConfigs } = libRequire('./out/util/config/config.js') as { doMergeConfigs(configs: object[]): Record<string, unknown> };
 const { expandMacro } = libRequire('./out/util/macroExpander.js') as {
   expandMacro(pattern: string, arch: string | null, appInfo: object, extra: Record<string, string>): string;
 };
@@ -61,12 +68,18 @@ function platformOptions(config: Record<string, unknown>, target: Target): objec
 }
 
 /** The app's own files (not node_modules) electron-builder would pack for `target`, by relative path. */
-export function appFileFilter(config: Record<string, unknown>, target: Target): (relative: string, isDirectory?: boolean) => boolean {
+export function appFileFilter(raw: Record<string, unknown>, target: Target): (relative: string, isDirectory?: boolean) => boolean {
   const expand = macroExpander(target);
+  const config = doMergeConfigs([structuredClone(raw)]);
   const info = { projectDir: ROOT, buildResourcesDir: path.join(ROOT, 'installers'), isPrepackedAppAsar: false, config, debugLogger: { isEnabled: false } };
-  const [main] = fileMatcher.getMainFileMatchers(ROOT, APP_OUT, expand, platformOptions(config, target), { info }, path.join(ROOT, 'release'), false);
-  const filter = main!.createFilter();
-  return (relative, isDirectory = false) => filter(path.join(ROOT, relative), fakeStat(isDirectory));
+  // Every matcher copies into the app (copyFiles), so a file is packed when any of them keeps it.
+  const filters = fileMatcher
+    .getMainFileMatchers(ROOT, APP_OUT, expand, platformOptions(config, target), { info }, path.join(ROOT, 'release'), false)
+    .map((matcher) => {
+      if (matcher.isEmpty() || matcher.containsOnlyIgnore()) matcher.patterns.unshift('**/*');
+      return matcher.createFilter();
+    });
+  return (relative, isDirectory = false) => filters.some((filter) => filter(path.join(ROOT, relative), fakeStat(isDirectory)));
 }
 
 /** Whether electron-builder's asarUnpack matcher would unpack a packed file (relative path inside the app). */
@@ -92,8 +105,9 @@ export function runtimePackageDirs(): string[] {
  * keep for `target`, as NodeModuleCopyHelper walks them: a directory the
  * filter refuses is not entered.
  */
-export function keptNodeModuleFiles(config: Record<string, unknown>, target: Target, packageDirs: ReadonlyArray<{ dir: string; relative: string }>): string[] {
+export function keptNodeModuleFiles(raw: Record<string, unknown>, target: Target, packageDirs: ReadonlyArray<{ dir: string; relative: string }>): string[] {
   const expand = macroExpander(target);
+  const config = doMergeConfigs([structuredClone(raw)]);
   const moduleMatcher = fileMatcher.getNodeModuleFileMatcher(ROOT, APP_OUT, expand, platformOptions(config, target), { config, debugLogger: { isEnabled: false } });
   const kept: string[] = [];
   for (const { dir, relative } of packageDirs) {

@@ -181,9 +181,19 @@ describe('the app electron-builder packs', () => {
     }
   });
 
-  it('leaves out sources, tests, source maps, installer resources and the release folder', () => {
-    for (const file of ['src/main/main.ts', 'test/installers/config.test.ts', 'bench/fleet/main.ts', 'dist/main/main.js.map', 'installers/linux/postinst', 'release/latest.yml', 'assets/icon.svg', 'electron-builder.yml']) {
-      expect(packed(file), file).toBe(false);
+  it('has no top-level files list, and the same app files in each platform list (they differ only in native binaries)', () => {
+    // A top-level list becomes a file set of its own in electron-builder's normalisation (see electron-builder.yml).
+    expect(config.files).toBeUndefined();
+    const shared = (key: string) => z.array(z.string()).parse(section(key).files).filter((p) => !/onnxruntime-node\/bin|@matrixai\/quic-|@node-llama-cpp\//.test(p));
+    expect(shared('win')).toEqual(shared('linux'));
+    expect(shared('mac')).toEqual(shared('linux'));
+  });
+
+  it.each(TARGETS)('leaves out sources, tests, source maps, installer resources and the release folder ($key)', (target) => {
+    const packedFor = appFileFilter(config, target);
+    expect(packedFor('dist/main/main.js')).toBe(true);
+    for (const file of ['src/main/main.ts', 'test/installers/config.test.ts', 'bench/fleet/main.ts', 'dist/main/main.js.map', 'installers/linux/postinst', 'release/latest.yml', 'assets/icon.svg', 'assets/README.md', 'electron-builder.yml', '.ci/run', 'scripts/soak.ts']) {
+      expect(packedFor(file), file).toBe(false);
     }
   });
 });
