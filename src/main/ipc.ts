@@ -87,13 +87,14 @@ export function runIpcRequest(target: ControlTarget, req: IpcRequest): Promise<W
 
 /** One call from start to answer; never rejects (a rejection would reach the page as an unparseable string). */
 export async function answerIpc(
-  target: ControlTarget,
+  target: ControlTarget | Promise<ControlTarget>,
   call: { channel: string; sender: IpcSender | null; args: readonly unknown[] },
   pageUrl: string,
   logger: Logger,
 ): Promise<WorkerView | ApiErrorBody> {
   try {
-    return await runIpcRequest(target, parseIpcRequest(call.channel, call.sender, call.args, pageUrl));
+    const request = parseIpcRequest(call.channel, call.sender, call.args, pageUrl);
+    return await runIpcRequest(await target, request);
   } catch (e) {
     const { status, payload } = toErrorBody(e, 'worker');
     if (status >= 500) logger.error({ err: e, channel: call.channel }, 'IPC call failed');
@@ -107,10 +108,18 @@ function senderOf(event: IpcMainInvokeEvent): IpcSender | null {
   return frame ? { url: frame.url, isMainFrame: frame.parent === null } : null;
 }
 
-/** Installs the four handlers; returns what removes them. */
-export function registerIpc(ipc: Pick<IpcMain, 'handle' | 'removeHandler'>, opts: { target: ControlTarget; pageUrl: string; logger: Logger }): () => void {
+/**
+ * Installs the four handlers; returns what removes them. They go in before
+ * the status window can open (the tray's Open works from the first moment),
+ * so `target` may be the host still being made: a call waits for it.
+ * `logger` is read at each call: the app's logger gains its log file later.
+ */
+export function registerIpc(
+  ipc: Pick<IpcMain, 'handle' | 'removeHandler'>,
+  opts: { target: ControlTarget | Promise<ControlTarget>; pageUrl: string; logger: () => Logger },
+): () => void {
   for (const channel of Object.values(IPC_CHANNELS)) {
-    ipc.handle(channel, (event, ...args: unknown[]) => answerIpc(opts.target, { channel, sender: senderOf(event), args }, opts.pageUrl, opts.logger));
+    ipc.handle(channel, (event, ...args: unknown[]) => answerIpc(opts.target, { channel, sender: senderOf(event), args }, opts.pageUrl, opts.logger()));
   }
   return () => {
     for (const channel of Object.values(IPC_CHANNELS)) ipc.removeHandler(channel);

@@ -60,6 +60,10 @@ async function start(): Promise<void> {
   // say so in Info.plist too (LSUIElement), before any code runs, so nothing bounces at login.
   app.dock?.hide();
   const window = statusWindow({ page: RENDERER_PAGE, preload: PRELOAD, icon: APP_ICON });
+  // Before anything can open the window: its page asks for the state as it loads.
+  let hostMade!: (host: WorkerHost) => void;
+  const hostPromise = new Promise<WorkerHost>((resolve) => (hostMade = resolve));
+  const unregisterIpc = registerIpc(ipcMain, { target: hostPromise, pageUrl: RENDERER_URL, logger: () => logger });
   app.on('second-instance', () => window.show());
   // Closing the window hides it; the app lives on in the tray until Quit.
   app.on('window-all-closed', () => undefined);
@@ -109,8 +113,8 @@ async function start(): Promise<void> {
     token: local?.coordinator.token,
   });
   const h = host;
+  hostMade(h);
   if (persistLogin) await h.updateSettings({ startAtLogin: true });
-  const unregisterIpc = registerIpc(ipcMain, { target: h, pageUrl: RENDERER_URL, logger });
   let shownForm = false;
   h.on('view', (view) => {
     tray.update(view);

@@ -117,7 +117,7 @@ describe('registerIpc', () => {
       removeHandler: (channel: string) => void handlers.delete(channel),
     };
     const target = new FakeTarget(VIEWS.idle);
-    const unregister = registerIpc(ipc as unknown as Parameters<typeof registerIpc>[0], { target, pageUrl: PAGE, logger: silent });
+    const unregister = registerIpc(ipc as unknown as Parameters<typeof registerIpc>[0], { target, pageUrl: PAGE, logger: () => silent });
     expect([...handlers.keys()].sort()).toEqual(Object.values(IPC_CHANNELS).sort());
 
     const mainFrame = { url: PAGE, parent: null };
