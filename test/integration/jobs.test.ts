@@ -10,7 +10,7 @@ import { JobInfo } from '../../src/protocol/api.js';
 import { TENSOR_DTYPES } from '../../src/protocol/tensor.js';
 import { getJob } from '../../src/coordinator/store/index.js';
 import { sendRequest } from '../../src/transport/https-client.js';
-import { MLP, SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
+import { mlpAnswer, SLOW, slowModel, writeOnnxFixtures, type OnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, untilFinished, type CliProcess, type TestCoordinator } from '../helpers/grid.js';
 
 let fixtures: OnnxFixtures;
@@ -25,11 +25,7 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-/** y = relu(x · w1 + b1) · w2 + b2, in float64. */
-function mlp(x: number[]): number[] {
-  const h = MLP.b1.map((b, j) => Math.max(0, b + x.reduce((s, xi, i) => s + xi * MLP.w1[i]![j]!, 0)));
-  return MLP.b2.map((b, k) => b + h.reduce((s, hj, j) => s + hj * MLP.w2[j]![k]!, 0));
-}
+const mlp = mlpAnswer;
 
 const mlpInput = (x: number[]) => ({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: x } } });
 const slowInput = { inputs: { x: { dtype: 'float32', dims: [1, 1], data: [1] } } };

@@ -1,0 +1,191 @@
+/**
+ * The packaged app, built by electron-builder itself (not a reading of its
+ * YAML): the Linux `dir` target, with `electronDist` pointing at a stand-in
+ * Electron folder, since the runtime cannot be downloaded here. Then what a
+ * release would ship is checked where it lives, in app.asar: every module the
+ * main process, the preload and the job processes load is inside, every
+ * native binary is unpacked, no sources, tests or source maps. Last, the
+ * packaged files run: main.js starts under the Electron stand-in in local
+ * mode, goes online, and its own job process runs samples/mlp.onnx.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmod, link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { extractFile, getRawHeader, listPackage } from '@electron/asar';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { mlpAnswer } from '../fixtures/make-onnx.js';
+import { startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
+import { removeTempDirs, runCli, tempDir } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
+import { NATIVE_BINARY, ROOT } from './builder.js';
+
+/** What main.js, the preload and the processes the worker forks start from (src/worker/executors/entry-point.ts). */
+const ENTRY_POINTS = [
+  'dist/main/main.js',
+  'dist/preload/preload.cjs',
+  'dist/worker/executors/job-process.js',
+  'dist/worker/executors/llm-probe-process.js',
+  'dist/worker/executors/runtime-probe-process.js',
+  'dist/worker/executors/gpu-probe-process.js',
+];
+
+let out: string;
+let asar: string;
+let files: Set<string>;
+/** The packaged app's files, extracted (see extract). */
+let root: string;
+
+/** dist/ as `npm ci` builds it; rebuilt here only when a source is newer (a developer's tree). */
+function ensureBuilt(): void {
+  const built = existsSync(path.join(ROOT, 'dist/main/main.js')) ? statSync(path.join(ROOT, 'dist/main/main.js')).mtimeMs : 0;
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs)));
+  if (newest(path.join(ROOT, 'src')) <= built) return;
+  const result = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
+}
+
+beforeAll(async () => {
+  ensureBuilt();
+  out = await tempDir();
+  // The stand-in Electron distribution: electron-builder copies this folder and renames
+  // `electron` to the app's executable; it never runs it for a `dir` target.
+  const electronDist = path.join(out, 'electron-dist');
+  await mkdir(electronDist);
+  await writeFile(path.join(electronDist, 'electron'), '#!/bin/sh\necho "a stand-in for the Electron runtime (test/installers/package.test.ts)" >&2\nexit 1\n');
+  await chmod(path.join(electronDist, 'electron'), 0o755);
+  const builder = spawn(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/electron-builder/cli.js'), '--linux', 'dir', '--x64', '--publish', 'never', `-c.electronDist=${electronDist}`, `-c.directories.output=${path.join(out, 'release')}`],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CSC_IDENTITY_AUTO_DISCOVERY: 'false' } },
+  );
+  let log = '';
+  builder.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  builder.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const code = await new Promise<number | null>((resolve) => builder.once('exit', resolve));
+  if (code !== 0) throw new Error(`electron-builder failed (${code}):\n${log}`);
+  asar = path.join(out, 'release', 'linux-unpacked', 'resources', 'app.asar');
+  files = new Set(listPackage(asar, { isPack: false }).map((f) => f.slice(1)));
+  root = await extract();
+}, 180_000);
+afterAll(removeTempDirs);
+
+/**
+ * app.asar extracted to resources/app (what `asar: false` would have shipped), each unpacked
+ * file hard-linked from app.asar.unpacked. Inside Electron a module keeps its app.asar path
+ * while its bytes come from app.asar.unpacked, so it resolves its dependencies among the
+ * packed ones; a symbolic link would not do that (Node resolves from the link's target).
+ */
+async function extract(): Promise<string> {
+  const root = path.join(out, 'run', 'resources', 'app');
+  const unpacked = `${asar}.unpacked`;
+  type Entry = { files?: Record<string, Entry>; unpacked?: boolean; link?: string };
+  const walk = async (entry: Entry, at: string): Promise<void> => {
+    for (const [name, child] of Object.entries(entry.files ?? {})) {
+      const file = at ? `${at}/${name}` : name;
+      const target = path.join(root, file);
+      if (child.files) {
+        await mkdir(target, { recursive: true });
+        await walk(child, file);
+      } else if (child.unpacked) {
+        await link(path.join(unpacked, file), target);
+      } else if (child.link !== undefined) {
+        await symlink(path.relative(path.dirname(file), child.link), target);
+      } else {
+        await writeFile(target, extractFile(asar, file));
+      }
+    }
+  };
+  await mkdir(root, { recursive: true });
+  await walk(getRawHeader(asar).header as Entry, '');
+  return root;
+}
+
+
+describe('app.asar as electron-builder builds it (Linux dir target)', () => {
+  it('holds every module the main process, the preload and the job processes load', async () => {
+    // esbuild resolves the module graph from the entry points inside the extracted app, with
+    // electron-builder's own layout of node_modules (it re-hoists the tree): a module that is
+    // not there is a "Could not resolve" error. Followed as Node loads them: static imports and
+    // require() calls; a package's import() of another platform's binary package (@node-llama-cpp/*)
+    // or of an optional feature the app never reaches (ipull's @reflink, left out on purpose in
+    // electron-builder.yml) is not followed.
+    const result = await build({
+      absWorkingDir: root,
+      entryPoints: ENTRY_POINTS,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      outdir: path.join(out, 'esbuild'),
+      external: ['electron', '*.node', '@node-llama-cpp/*', '@reflink/*'],
+      logLevel: 'silent',
+    }).catch((e: { errors?: Array<{ text: string; location: { file: string } | null }> }) => {
+      throw new Error(`modules the packaged app cannot find:\n${(e.errors ?? []).map((x) => `${x.location?.file ?? '?'}: ${x.text}`).join('\n')}`);
+    });
+    const loaded = Object.keys(result.metafile.inputs);
+    expect(loaded.length).toBeGreaterThan(500);
+    // The local test mode's coordinator (an import() from main.js) came along.
+    expect(loaded).toContain('dist/main/local-coordinator.js');
+  });
+
+  it('holds the files the app reads by path: the status page, the preload, the icons', () => {
+    for (const file of ['dist/renderer/index.html', 'dist/preload/preload.cjs', 'assets/app/icon-512.png', 'assets/tray/idle-32.png', 'assets/tray/idleTemplate@2x.png', 'package.json']) {
+      expect(files.has(file), file).toBe(true);
+    }
+  });
+
+  it('unpacks every native binary: the OS loader reads the real file system, not app.asar', () => {
+    type Entry = { files?: Record<string, Entry>; unpacked?: boolean };
+    const natives: Array<{ file: string; unpacked: boolean }> = [];
+    const walk = (entry: Entry, at: string) => {
+      for (const [name, child] of Object.entries(entry.files ?? {})) {
+        const file = at ? `${at}/${name}` : name;
+        if (child.files) walk(child, file);
+        else if (NATIVE_BINARY.test(name)) natives.push({ file, unpacked: child.unpacked === true });
+      }
+    };
+    walk(getRawHeader(asar).header as Entry, '');
+    expect(natives.map((n) => n.file)).toEqual(expect.arrayContaining(['node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node']));
+    expect(natives.some((n) => n.file.startsWith('node_modules/@matrixai/quic-linux-x64/'))).toBe(true);
+    expect(natives.some((n) => n.file.startsWith('node_modules/@node-llama-cpp/linux-x64/'))).toBe(true);
+    expect(natives.filter((n) => !n.unpacked)).toEqual([]);
+    // Only this platform's: no Windows or macOS binaries in a Linux app.
+    expect(natives.filter((n) => /\b(win32|darwin|win-|mac-)/.test(n.file))).toEqual([]);
+  });
+
+  it('leaves out sources, tests, benchmarks, source maps and the repository tooling', () => {
+    const stray = [...files].filter((f) => /^(src|test|bench|scripts|installers|\.ci|\.github|release)\//.test(f) || f.endsWith('.map') || f === 'electron-builder.yml');
+    expect(stray).toEqual([]);
+  });
+});
+
+describe('the packaged app, run under the Electron stand-in', () => {
+  let app: StandInApp;
+  afterAll(() => app?.kill());
+
+  it('starts in local mode, goes online, and runs samples/mlp.onnx in its own job process', async () => {
+    app = startStandInApp({ entry: path.join(root, 'dist/main/main.js'), args: ['--local'], home: await tempDir(), packaged: true });
+    await app.waitFor((e) => trayState(e) === 'Online, waiting for jobs', 'the packaged app online', 60_000);
+    const coordinatorDir = /admin key: +(.+)[/\\]admin\.key/.exec(app.output())?.[1];
+    expect(coordinatorDir, app.output()).toBeDefined();
+
+    const submit = runCli(['submit', '--data', coordinatorDir!, '--model', path.join(ROOT, 'samples/mlp.onnx'), '--input', path.join(ROOT, 'samples/mlp-input.json'), '--wait', '--json']);
+    expect(await within(60_000, () => `the job to finish: ${submit.stderr()}`, submit.exited), submit.stderr()).toBe(0);
+    const job = z.object({ state: z.literal('succeeded'), output: z.object({ outputs: z.object({ y: z.object({ dims: z.array(z.number()), data: z.array(z.number()) }) }) }) }).parse(JSON.parse(submit.stdout()));
+    expect(job.output.outputs.y.dims).toEqual([2, 3]);
+    const expected = [...mlpAnswer([1, 2, 3, 4]), ...mlpAnswer([-1, 0, 0.5, 2])];
+    job.output.outputs.y.data.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    // It ran in a job process started from the packaged files (the pool keeps it warm).
+    const children = spawnSync('pgrep', ['-P', String(app.child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    const commands = await Promise.all(children.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+    expect(commands.some((c) => c.includes(path.join(root, 'dist/worker/executors/job-process.js')))).toBe(true);
+
+    await app.command({ type: 'tray-click', label: 'Quit GoGrid Worker' });
+    expect(await app.exited).toBe(0);
+  }, 120_000);
+});
