@@ -12,9 +12,11 @@ export default defineConfig({
     // Job processes start at the lowest OS priority; with every test file
     // competing for two cores they could starve for seconds. Tests of the
     // priority itself set it explicitly (test/worker/executors/priority.test.ts).
-    env: { GOGRID_JOB_PRIORITY: 'normal' },
-    // An empty embedded database made once, which every in-memory one starts from (skipping initdb).
-    globalSetup: ['test/helpers/pglite-snapshot.ts'],
+    // The worker's child processes start from dist/ (see test/helpers/build-dist.ts).
+    env: { GOGRID_JOB_PRIORITY: 'normal', GOGRID_CHILDREN_FROM_DIST: '1' },
+    // dist/ rebuilt when a source is newer; an empty embedded database made once, which every
+    // in-memory one starts from (skipping initdb).
+    globalSetup: ['test/helpers/build-dist.ts', 'test/helpers/pglite-snapshot.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -168,7 +168,8 @@ export function sessionEvent(c: Coordinator, event: 'online' | 'offline', worker
 
 // ---------------------------------------------------------------- the CLI as a child process
 
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
+/** The built CLI, as `npx gogrid` runs it (dist/ is current: test/helpers/build-dist.ts). */
+const CLI = [join(import.meta.dirname, '../../bin/gogrid.js')];
 
 export interface CliProcess {
   child: ChildProcess;

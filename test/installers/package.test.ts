@@ -9,7 +9,6 @@
  * mode, goes online, and its own job process runs samples/mlp.onnx.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { extractFile, getRawHeader, listPackage } from '@electron/asar';
@@ -38,18 +37,8 @@ let files: Set<string>;
 /** The packaged app's files, extracted (see extract). */
 let root: string;
 
-/** dist/ as `npm ci` builds it; rebuilt here only when a source is newer (a developer's tree). */
-function ensureBuilt(): void {
-  const built = existsSync(path.join(ROOT, 'dist/main/main.js')) ? statSync(path.join(ROOT, 'dist/main/main.js')).mtimeMs : 0;
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs)));
-  if (newest(path.join(ROOT, 'src')) <= built) return;
-  const result = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
-}
-
+// dist/ is current (test/helpers/build-dist.ts): electron-builder packs it as it is.
 beforeAll(async () => {
-  ensureBuilt();
   out = await tempDir();
   // The stand-in Electron distribution: electron-builder copies this folder and renames
   // `electron` to the app's executable; it never runs it for a `dir` target.

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../worker/executors/test-executors-preload.js';
-import { TEST_EXECUTORS_ENV } from '../worker/executors/test-executors.js';
+import { applyTestExecutorsEnv } from '../worker/executors/test-executors.js';
 import { JobInfo } from '../../src/protocol/api.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
@@ -15,19 +15,18 @@ import { within } from '../helpers/within.js';
 
 let c: TestCoordinator;
 let workers: Awaited<ReturnType<typeof startTestWorker>>[] = [];
-const savedOptions = process.env['NODE_OPTIONS'];
+let restoreEnv = () => undefined as void;
 
 beforeAll(async () => {
   // Job processes inherit it: they offer the test executors too.
-  process.env['NODE_OPTIONS'] = `${savedOptions ?? ''} ${TEST_EXECUTORS_ENV.NODE_OPTIONS}`.trim();
+  restoreEnv = applyTestExecutorsEnv();
   c = await startTestCoordinator();
   workers = await Promise.all([0, 1].map(async () => startTestWorker(c, { token: await c.createToken() })));
   await within(20_000, 'both workers online', Promise.all(workers.map((w) => w.agent.waitFor('online'))));
 }, 60_000);
 
 afterAll(async () => {
-  if (savedOptions === undefined) delete process.env['NODE_OPTIONS'];
-  else process.env['NODE_OPTIONS'] = savedOptions;
+  restoreEnv();
   await Promise.all(workers.map(async (w) => (await w.agent.stop(), await w.closed)));
   await c?.stop();
   await removeTempDirs();

@@ -71,8 +71,6 @@ const STDERR_TAIL_LINES = 20;
 /** How long after exit the pipes may stay open before the exit is reported anyway. */
 const STDIO_DRAIN_MS = 1000;
 
-const ENTRY = entryPoint('job-process');
-
 /**
  * Job processes stopped right now. A stopped process cannot see its channel
  * close, so if the worker exits while one is stopped it would stay stopped
@@ -103,8 +101,9 @@ export class JobChild extends EventEmitter<{ message: [FromJobProcess]; exit: [J
     this.logger = options.logger;
     const plan = priorityPlan(options.priority ?? defaultJobPriority(), process.platform);
     const limit = options.memoryLimitBytes ?? null;
-    this.proc = fork(ENTRY.file, [], {
-      execArgv: limit === null ? ENTRY.execArgv : [...ENTRY.execArgv, `--max-old-space-size=${Math.floor(limit / 2 ** 20)}`],
+    const entry = entryPoint('job-process');
+    this.proc = fork(entry.file, [], {
+      execArgv: limit === null ? entry.execArgv : [...entry.execArgv, `--max-old-space-size=${Math.floor(limit / 2 ** 20)}`],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
       detached: plan.ownSession,

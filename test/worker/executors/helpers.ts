@@ -11,7 +11,7 @@ import { JobProcessPool, type JobLogger, type RunJobOptions } from '../../../src
 import { writeOnnxFixtures, type OnnxFixtures } from '../../fixtures/make-onnx.js';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { GridError } from '../../../src/protocol/errors.js';
-import { TEST_EXECUTORS_ENV } from './test-executors.js';
+import { applyTestExecutorsEnv } from './test-executors.js';
 
 let seq = 0;
 
@@ -48,14 +48,11 @@ export function closeJobProcesses(): Promise<void> {
  * suite (vitest.config.ts); priority.test.ts covers low priority.
  */
 export function useTestExecutors(): void {
-  const before = process.env['NODE_OPTIONS'];
+  let restore = () => undefined as void;
   beforeAll(() => {
-    process.env['NODE_OPTIONS'] = `${before ?? ''} ${TEST_EXECUTORS_ENV.NODE_OPTIONS}`.trim();
+    restore = applyTestExecutorsEnv();
   });
-  afterAll(() => {
-    if (before === undefined) delete process.env['NODE_OPTIONS'];
-    else process.env['NODE_OPTIONS'] = before;
-  });
+  afterAll(() => restore());
 }
 
 /** A JobLogger that records the pid of every job process from its `started` line. */

@@ -209,4 +209,19 @@ const require = createRequire(import.meta.url);
  */
 export const TEST_EXECUTORS_ENV = {
   NODE_OPTIONS: ['tsx', './test-executors-preload.ts'].map((m) => `--import ${pathToFileURL(require.resolve(m)).href}`).join(' '),
+  // The preload fills the sources' registry, so the job processes run from the sources too.
+  GOGRID_CHILDREN_FROM_DIST: '0',
 };
+
+/** Puts TEST_EXECUTORS_ENV into this process's environment (the job processes it forks inherit it); returns what undoes it. */
+export function applyTestExecutorsEnv(): () => void {
+  const before = { NODE_OPTIONS: process.env['NODE_OPTIONS'], GOGRID_CHILDREN_FROM_DIST: process.env['GOGRID_CHILDREN_FROM_DIST'] };
+  process.env['NODE_OPTIONS'] = `${before.NODE_OPTIONS ?? ''} ${TEST_EXECUTORS_ENV.NODE_OPTIONS}`.trim();
+  process.env['GOGRID_CHILDREN_FROM_DIST'] = TEST_EXECUTORS_ENV.GOGRID_CHILDREN_FROM_DIST;
+  return () => {
+    for (const [key, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
+}
