@@ -9,11 +9,13 @@
  * filters must drop the foreign ones wherever they come from.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
+import { compareVersions, machoMinimumOs, peImports } from './binaries.js';
 import { asarUnpackFilter, keptNodeModuleFiles, NATIVE_BINARY, readBuilderConfig, ROOT, runtimePackageDirs, TARGETS, type Target } from './builder.js';
 
 let packages: Array<{ dir: string; relative: string }>;
@@ -150,5 +152,82 @@ describe("the .deb's C library", () => {
     expect([Number(declared![1]), Number(declared![2])]).toEqual(highest);
     // electron-builder's own dependencies are kept beside it (a depends list replaces them).
     expect(depends).toEqual(expect.arrayContaining(['libgtk-3-0', 'libnss3', 'xdg-utils', 'libsecret-1-0']));
+  });
+});
+
+/**
+ * Windows and macOS binaries, read here as their OS would load them. Only the
+ * packages npm installs on Linux can be read (onnxruntime-node ships every
+ * platform's; @matrixai/quic's and node-llama-cpp's other platforms are stubs
+ * above), which covers the binaries #14 found broken.
+ */
+const installedHere = (target: Target) => keptNodeModuleFiles(config, target, packages).filter((f) => NATIVE_BINARY.test(f) && existsSync(path.join(ROOT, f)));
+
+/**
+ * DLLs every Windows 10 and 11 has: Win32 system libraries and the API sets
+ * (api-ms-win-crt-* is the Universal CRT, part of Windows since 10). Not the
+ * Visual C++ runtime (MSVCP140, VCRUNTIME140*): only an app that ships it has it.
+ */
+const WINDOWS_DLL = /^(kernel32|user32|advapi32|shell32|ole32|oleaut32|setupapi|dbghelp|d3d12|dxgi|ws2_32|bcrypt|crypt32|ntdll|version|shlwapi)\.dll$|^(api|ext)-ms-win-[a-z0-9-]+\.dll$/i;
+
+/** What ships beside each Windows binary besides the packages' own files: electron-builder.yml's win.extraResources. */
+function extraResourcesBeside(raw: Record<string, unknown>): Map<string, string[]> {
+  const win = z.object({ extraResources: z.array(z.object({ from: z.string(), to: z.string(), filter: z.array(z.string()) })).optional() }).parse(raw['win'] ?? {});
+  const beside = new Map<string, string[]>();
+  for (const r of win.extraResources ?? []) {
+    // `to` is relative to resources/; the packages' unpacked files sit in resources/app.asar.unpacked/.
+    const dir = r.to.replace(/^app\.asar\.unpacked\//, '');
+    beside.set(dir, [...(beside.get(dir) ?? []), ...r.filter]);
+  }
+  return beside;
+}
+
+function unresolvedWindowsImports(raw: Record<string, unknown>): Array<{ file: string; missing: string[] }> {
+  const target = TARGETS[1];
+  const shipped = installedHere(target);
+  const beside = extraResourcesBeside(raw);
+  return shipped
+    .filter((f) => /\.(node|dll)$/i.test(f))
+    .map((file) => {
+      const dir = path.posix.dirname(file);
+      const neighbours = new Set([...shipped.filter((f) => path.posix.dirname(f) === dir).map((f) => path.posix.basename(f).toLowerCase()), ...(beside.get(dir) ?? []).map((n) => n.toLowerCase())]);
+      const { imports, delayed } = peImports(readFileSync(path.join(ROOT, file)));
+      // NODE.EXE: node-addon-api's delay-load hook binds it to the host process, Electron included.
+      const missing = [...imports, ...delayed].filter((dll) => !neighbours.has(dll.toLowerCase()) && !WINDOWS_DLL.test(dll) && dll.toUpperCase() !== 'NODE.EXE');
+      return { file, missing };
+    })
+    .filter((r) => r.missing.length > 0);
+}
+
+describe('Windows binaries', () => {
+  it('import only DLLs the installer ships beside them or that every Windows has', () => {
+    expect(installedHere(TARGETS[1]).filter((f) => /\.(node|dll)$/i.test(f)).length).toBeGreaterThanOrEqual(5);
+    expect(unresolvedWindowsImports(config)).toEqual([]);
+  });
+
+  it('would miss the Visual C++ runtime without win.extraResources (the check can fail)', () => {
+    const without = { ...config, win: { ...z.looseObject({}).parse(config['win']), extraResources: [] } };
+    expect(unresolvedWindowsImports(without)).toEqual(
+      expect.arrayContaining([{ file: 'node_modules/onnxruntime-node/bin/napi-v6/win32/x64/onnxruntime_binding.node', missing: ['MSVCP140.dll', 'VCRUNTIME140.dll', 'VCRUNTIME140_1.dll'] }]),
+    );
+  });
+
+  it('gets the Visual C++ runtime from the release runner, every DLL that extraResources names', () => {
+    const workflow = readFileSync(path.join(ROOT, '.github/workflows/release.yml'), 'utf8');
+    for (const dlls of extraResourcesBeside(config).values()) for (const dll of dlls) expect(workflow).toContain(`'${dll}'`);
+    expect(workflow).toContain('installers/windows/vc-runtime');
+  });
+});
+
+describe('macOS binaries', () => {
+  it('were built for no newer macOS than the app declares (mac.minimumSystemVersion)', () => {
+    const declared = z.object({ minimumSystemVersion: z.string() }).parse(config['mac']).minimumSystemVersion;
+    const shipped = installedHere(TARGETS[2]);
+    expect(shipped.length).toBeGreaterThanOrEqual(2);
+    const needs = shipped.map((file) => ({ file, minimum: machoMinimumOs(readFileSync(path.join(ROOT, file))) }));
+    for (const n of needs) expect(n.minimum.length, `${n.file} names its minimum macOS`).toBeGreaterThan(0);
+    expect(needs.filter((n) => n.minimum.some((v) => compareVersions(v, declared) > 0))).toEqual([]);
+    // Declared no lower than they need either: the highest of them is the minimum (macOS 14 for onnxruntime-node 1.30).
+    expect(compareVersions(needs.flatMap((n) => n.minimum).reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b)), declared)).toBe(0);
   });
 });
