@@ -14,6 +14,7 @@
  *   per-user MSI     %APPDATA%\GoGrid\provisioning.toml
  * Uninstall removes the lines it wrote (RemoveIniValues); a property left out
  * writes nothing. TOKEN is Hidden, so verbose MSI logs do not record it.
+ * A per-machine package also starts the app at every user's login.
  *
  * Run here by test/installers/msi.test.ts on electron-builder's real template;
  * compiled by WiX only on the Windows release runner.
@@ -29,6 +30,9 @@ const MSI_PROVISIONING_PROPERTIES = [
 ];
 
 const MARK = 'GoGrid silent enrollment';
+/** The value the per-machine package adds under HKLM\Software\Microsoft\Windows\CurrentVersion\Run, and the argument it starts the app with. */
+export const RUN_VALUE_NAME = 'GoGrid Worker';
+export const MACHINE_LOGIN_FLAG = '--login-item=machine';
 
 /** @param {string} projectFile path of project.wxs */
 export async function msiProjectCreated(projectFile) {
@@ -56,6 +60,17 @@ function addProvisioning(wxs) {
         <RemoveFolder Id="GoGridProvisioningDir_${key}" Directory="GOGRIDPROVISIONINGDIR" On="uninstall"/>
       </Component>`;
   }).join('\n');
+  // Per machine, the app starts at every user's login (a silent fleet install starts nothing
+  // otherwise: each user's own login item is written on the app's first run). HKLM Run, removed
+  // with the package; a user who switches Start at login off is honoured by the app itself,
+  // which quits at once when this entry starts it (src/main/login-item.ts, MACHINE_LOGIN_FLAG).
+  const machineLogin =
+    scope === 'machine'
+      ? `
+      <Component Id="GoGridMachineLogin" Guid="*" Directory="APPLICATIONFOLDER">
+        <RegistryValue Root="HKLM" Key="Software\\Microsoft\\Windows\\CurrentVersion\\Run" Name="${RUN_VALUE_NAME}" Type="string" Value="&quot;[#mainExecutable]&quot; ${MACHINE_LOGIN_FLAG}" KeyPath="yes"/>
+      </Component>`
+      : '';
   const properties = MSI_PROVISIONING_PROPERTIES.map(({ property, hidden }) => `    <Property Id="${property}" Secure="yes"${hidden ? ' Hidden="yes"' : ''}/>`).join('\n');
   const block = `
     <!-- ${MARK} (installers/windows/msi-project-created.mjs): ${scope} scope -->
@@ -66,7 +81,7 @@ ${properties}
       </Directory>
     </DirectoryRef>
     <ComponentGroup Id="GoGridProvisioning" Directory="GOGRIDPROVISIONINGDIR">
-${components}
+${components}${machineLogin}
     </ComponentGroup>
 `;
   const featureRef = '<ComponentGroupRef Id="ProductComponents"/>';

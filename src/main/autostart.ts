@@ -92,6 +92,9 @@ export function autostartEntry(opts: AutostartOptions): string {
     `Name=${escapeValue(name)}`,
     'Comment=Runs GoGrid jobs while this computer is idle',
     `Exec=${escapeValue(opts.exec.map(quoteArg).join(' '))}`,
+    // An entry left in a home folder after the app is uninstalled (no package may touch home
+    // folders) then starts nothing: the autostart spec skips an entry whose TryExec is not there.
+    `TryExec=${escapeValue(opts.exec[0]!)}`,
     'Terminal=false',
     ...(opts.hidden ? ['Hidden=true', 'X-GNOME-Autostart-enabled=false'] : ['X-GNOME-Autostart-enabled=true']),
     '',

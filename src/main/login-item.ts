@@ -21,6 +21,49 @@ export interface LoginItem {
 }
 
 /**
+ * What a machine-wide login entry starts the app with: the per-machine MSI's
+ * HKLM Run value (installers/windows/msi-project-created.mjs), or a
+ * LaunchAgent an MDM places in /Library/LaunchAgents (README). Such an entry
+ * starts the app for every user, and no user can remove it; a user who
+ * switched Start at login off is honoured by the app quitting at once
+ * (startedOnlyToQuit).
+ */
+export const MACHINE_LOGIN_FLAG = '--login-item=machine';
+
+/** True when a machine-wide entry started the app for a user whose saved choice is off. */
+export function startedOnlyToQuit(argv: readonly string[], saved: boolean | undefined): boolean {
+  return argv.includes(MACHINE_LOGIN_FLAG) && saved === false;
+}
+
+/**
+ * Whether a machine-wide entry starts this app at login: it was started by
+ * one, or (Windows) it is installed per machine, under Program Files, where
+ * only the per-machine MSI puts it (per-user installers use %LOCALAPPDATA%).
+ */
+export function hasMachineLoginEntry(platform: NodeJS.Platform, argv: readonly string[], execPath: string, env: NodeJS.ProcessEnv): boolean {
+  if (argv.includes(MACHINE_LOGIN_FLAG)) return true;
+  if (platform !== 'win32') return false;
+  const under = (dir: string | undefined) => dir !== undefined && dir !== '' && execPath.toLowerCase().startsWith(`${dir.toLowerCase().replace(/\\+$/, '')}\\`);
+  return under(env.ProgramFiles) || under(env.ProgramW6432);
+}
+
+/**
+ * Where a machine-wide entry starts the app, the OS needs nothing per user:
+ * the choice is the saved setting alone (the host keeps it), applied at the
+ * next login by startedOnlyToQuit. A per-user entry as well would start the
+ * app twice.
+ */
+export function machineLoginItem(saved: boolean | undefined): LoginItem {
+  let on = saved ?? true;
+  return {
+    get: () => on,
+    async set(next) {
+      on = next;
+    },
+  };
+}
+
+/**
  * What to do at launch: apply the saved choice again (the executable may have
  * moved with an update), or on the first run switch it on and save that. An
  * unpackaged app (`npm start`) is never registered by default: that would
@@ -81,8 +124,9 @@ export function launchCommand(env: NodeJS.ProcessEnv, execPath: string, packaged
 export function loginItem(
   app: Pick<App, 'getLoginItemSettings' | 'setLoginItemSettings' | 'isPackaged' | 'getAppPath'>,
   platform: NodeJS.Platform,
-  where: { env: NodeJS.ProcessEnv; home: string; execPath: string },
+  where: { env: NodeJS.ProcessEnv; home: string; execPath: string; argv: readonly string[]; saved: boolean | undefined },
 ): LoginItem {
+  if (hasMachineLoginEntry(platform, where.argv, where.execPath, where.env)) return machineLoginItem(where.saved);
   const command = launchCommand(where.env, where.execPath, app.isPackaged, app.getAppPath());
   if (platform === 'linux') return xdgLoginItem(autostartPath(where.env, where.home), command, systemAutostartPaths(where.env));
   return electronLoginItem(app, command.slice(1));

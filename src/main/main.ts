@@ -24,7 +24,7 @@ import { defaultDataDir } from '../worker/paths.js';
 import { headlessSignals, pushedSignals } from '../worker/signals/index.js';
 import { registerIpc } from './ipc.js';
 import type { LocalCoordinator } from './local-coordinator.js';
-import { loginItem, loginItemAtLaunch, type LoginItem } from './login-item.js';
+import { loginItem, loginItemAtLaunch, startedOnlyToQuit, type LoginItem } from './login-item.js';
 import { APP_ICON, PRELOAD, RENDERER_PAGE, RENDERER_URL, TRAY_ICONS } from './paths.js';
 import { powerPoll, watchPower } from './power.js';
 import { appTray, type AppTray } from './tray.js';
@@ -56,6 +56,8 @@ if (!app.requestSingleInstanceLock()) {
 }
 
 async function start(): Promise<void> {
+  // Started at login by a machine-wide entry (per-machine MSI, MDM) for a user who switched it off.
+  if (!LOCAL && startedOnlyToQuit(process.argv, (await loadHostSettings(defaultDataDir())).startAtLogin)) return app.quit();
   // A tray utility: no Dock icon on macOS (app.dock exists only there). Packaged builds
   // say so in Info.plist too (LSUIElement), before any code runs, so nothing bounces at login.
   app.dock?.hide();
@@ -94,8 +96,9 @@ async function start(): Promise<void> {
   // Started at login, the app's stdout goes nowhere: its log is a file a person can open from the tray.
   logFile = await openLogFile(join(dataDir, 'logs', 'worker'));
   logger = pino({ level: LOG_LEVEL }, pino.multistream([{ level: LOG_LEVEL, stream: process.stdout }, { level: LOG_LEVEL, stream: logFile.stream }]));
-  const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath });
-  const persistLogin = login ? await applyLoginItem(login, dataDir) : false;
+  const saved = (await loadHostSettings(dataDir)).startAtLogin;
+  const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath, argv: process.argv, saved });
+  const persistLogin = login ? await applyLoginItem(login, saved) : false;
 
   const signals = pushedSignals({
     base: headlessSignals({ ownPids: () => [process.pid, ...(host?.worker?.jobPids() ?? [])] }),
@@ -184,8 +187,8 @@ function drainOnQuit(parts: { host: WorkerHost; tray: AppTray; window: StatusWin
 }
 
 /** Applies the saved start-at-login choice; true when the first-run default still has to be saved. */
-async function applyLoginItem(login: LoginItem, dataDir: string): Promise<boolean> {
-  const plan = loginItemAtLaunch((await loadHostSettings(dataDir)).startAtLogin, app.isPackaged);
+async function applyLoginItem(login: LoginItem, saved: boolean | undefined): Promise<boolean> {
+  const plan = loginItemAtLaunch(saved, app.isPackaged);
   try {
     if (plan.apply !== null) await login.set(plan.apply);
   } catch (e) {

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { AdminOverride, firstZodProblem, GridError, MAX_SNOOZE_MS, PolicySettings, UserControl, type ControlAction, type SettingsUpdate } from '../protocol/index.js';
 import { isErrno, writeFileAtomic } from '../common/files.js';
 import { parseCoordinatorAddress } from './address.js';
+import { WORKER_DATA_DIR_ENV } from './paths.js';
 import { compilePolicy } from './policy/index.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -43,7 +44,9 @@ export async function loadHostSettings(dataDir: string, onProblem: (problem: str
     text = await readFile(file, 'utf8');
   } catch (e) {
     if (isErrno(e, 'ENOENT')) return HostSettings.parse({});
-    throw e;
+    // The app shows this in a dialog at start: say which folder, and what to do.
+    if (isErrno(e, 'ENOTDIR')) throw new GridError('GG_ERR_CONFIG_INVALID', `the worker's data folder ${dataDir} cannot be made: it, or a folder on its path, is a file (move that file away, or set ${WORKER_DATA_DIR_ENV} to another folder)`);
+    throw new GridError('GG_ERR_CONFIG_INVALID', `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   let json: unknown;
   try {

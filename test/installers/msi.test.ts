@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { parseProvisioning } from '../../src/worker/provisioning.js';
 import { removeTempDirs, tempDir } from '../helpers/grid.js';
 import { readBuilderConfig, ROOT } from './builder.js';
+import { MACHINE_LOGIN_FLAG } from '../../src/main/login-item.js';
 
 const config = readBuilderConfig();
 const libRequire = createRequire(createRequire(import.meta.url).resolve('app-builder-lib/package.json'));
@@ -67,6 +68,8 @@ const Wxs = z.object({
     }),
   ),
   productFiles: z.number(),
+  machineLogin: z.array(z.record(z.string(), z.string())),
+  mainExecutable: z.array(z.string()),
 });
 
 /** Parses project.wxs with Python's XML parser (a malformed file fails here) and picks what the hook adds. */
@@ -87,7 +90,9 @@ print(json.dumps({
       "condition": c.find("w:Condition", ns).text,
       "registry": dict(c.find("w:RegistryValue", ns).attrib),
       "ini": dict(c.find("w:IniFile", ns).attrib),
-  } for c in q(product, "w:ComponentGroup[@Id='GoGridProvisioning']/w:Component")],
+  } for c in q(product, "w:ComponentGroup[@Id='GoGridProvisioning']/w:Component") if c.get("Id") != "GoGridMachineLogin"],
+  "machineLogin": [dict(c.find("w:RegistryValue", ns).attrib, Directory=c.get("Directory")) for c in q(product, "w:ComponentGroup[@Id='GoGridProvisioning']/w:Component[@Id='GoGridMachineLogin']")],
+  "mainExecutable": [f.get("Source") for f in q(product, "w:ComponentGroup[@Id='ProductComponents']/w:Component/w:File") if f.get("Id") == "mainExecutable"],
   "productFiles": len(q(product, "w:ComponentGroup[@Id='ProductComponents']/w:Component/w:File")),
 }))`;
   const result = spawnSync('python3', ['-c', script, file], { encoding: 'utf8' });
@@ -132,6 +137,16 @@ describe('the msiProjectCreated hook', () => {
       expect(c.ini).toMatchObject({ Action: 'addLine', Directory: 'GOGRIDPROVISIONINGDIR', Name: 'provisioning.toml', Section: 'worker' });
       expect(c.registry).toMatchObject({ Root: hive, KeyPath: 'yes' });
     }
+  });
+
+  it.each([
+    [true, [{ Root: 'HKLM', Key: 'Software\\Microsoft\\Windows\\CurrentVersion\\Run', Name: 'GoGrid Worker', Type: 'string', Value: `"[#mainExecutable]" ${MACHINE_LOGIN_FLAG}`, KeyPath: 'yes', Directory: 'APPLICATIONFOLDER' }]],
+    [false, []],
+  ])('perMachine=%s: starts the app at every user\'s login only from a per-machine package, with the flag the app honours', async (perMachine, expected) => {
+    const wxs = inspect(await hooked(perMachine));
+    expect(wxs.machineLogin).toEqual(expected);
+    // [#mainExecutable] names a file the template really has.
+    expect(wxs.mainExecutable).toHaveLength(1);
   });
 
   it('writes, after property substitution, a file the worker reads', () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { autostartEnabled, autostartEntry, autostartPath, systemAutostartPaths } from '../../src/main/autostart.js';
-import { electronLoginItem, launchCommand, loginItemAtLaunch, xdgLoginItem } from '../../src/main/login-item.js';
+import { electronLoginItem, hasMachineLoginEntry, launchCommand, loginItem, loginItemAtLaunch, MACHINE_LOGIN_FLAG, startedOnlyToQuit, xdgLoginItem } from '../../src/main/login-item.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -56,6 +56,7 @@ describe('autostartEntry', () => {
         'Name=GoGrid Worker',
         'Comment=Runs GoGrid jobs while this computer is idle',
         'Exec=/opt/gogrid/gogrid-worker',
+        'TryExec=/opt/gogrid/gogrid-worker',
         'Terminal=false',
         'X-GNOME-Autostart-enabled=true',
         '',
@@ -75,6 +76,8 @@ describe('autostartEntry', () => {
   ])('quotes a path with %s so desktop-file-validate accepts it', async (_name, exec, line) => {
     const text = autostartEntry({ exec });
     expect(text.split('\n')).toContain(line);
+    // TryExec is a plain string (no Exec quoting): the program's path as it is, backslashes doubled.
+    expect(text.split('\n')).toContain(`TryExec=${exec[0]!.replace(/\\/g, '\\\\')}`);
     expect(await validate(text)).toBe('');
   });
 
@@ -184,5 +187,40 @@ describe('electronLoginItem', () => {
       ['get', { args: ['C:\\repo'] }],
       ['set', { openAtLogin: true, args: ['C:\\repo'] }],
     ]);
+  });
+});
+
+describe('a machine-wide login entry (per-machine MSI, MDM LaunchAgent)', () => {
+  const pf = { ProgramFiles: 'C:\\Program Files', ProgramW6432: 'C:\\Program Files' };
+  it.each([
+    ['win32', [], 'C:\\Program Files\\GoGrid Worker\\GoGrid Worker.exe', pf, true],
+    ['win32', [], 'c:\\program files\\GoGrid Worker\\GoGrid Worker.exe', pf, true],
+    ['win32', [], 'C:\\Users\\ada\\AppData\\Local\\Programs\\GoGrid Worker\\GoGrid Worker.exe', pf, false],
+    ['win32', [], 'C:\\Program Files Extra\\GoGrid Worker.exe', pf, false],
+    ['win32', [], 'C:\\Program Files\\GoGrid Worker\\GoGrid Worker.exe', {}, false],
+    ['darwin', [MACHINE_LOGIN_FLAG], '/Applications/GoGrid Worker.app/Contents/MacOS/GoGrid Worker', {}, true],
+    ['darwin', [], '/Applications/GoGrid Worker.app/Contents/MacOS/GoGrid Worker', {}, false],
+    ['linux', [], '/opt/GoGrid Worker/gogrid-worker', {}, false],
+  ] as const)('on %s with argv %j from %s: %s', (platform, argv, execPath, env, expected) => {
+    expect(hasMachineLoginEntry(platform, ['exe', ...argv], execPath, env)).toBe(expected);
+  });
+
+  it('leaves the OS alone: the saved choice is the state, and the app quits at once when the entry starts it for a user who said off', async () => {
+    const calls: unknown[] = [];
+    const app = {
+      isPackaged: true,
+      getAppPath: () => 'C:\\Program Files\\GoGrid Worker\\resources\\app.asar',
+      getLoginItemSettings: () => (calls.push('get'), { openAtLogin: false }) as ReturnType<Parameters<typeof electronLoginItem>[0]['getLoginItemSettings']>,
+      setLoginItemSettings: () => void calls.push('set'),
+    };
+    const item = loginItem(app, 'win32', { env: pf, home: 'C:\\Users\\ada', execPath: 'C:\\Program Files\\GoGrid Worker\\GoGrid Worker.exe', argv: ['exe'], saved: undefined });
+    expect(item.get()).toBe(true);
+    await item.set(false);
+    expect(item.get()).toBe(false);
+    expect(calls).toEqual([]);
+    expect(startedOnlyToQuit(['exe', MACHINE_LOGIN_FLAG], false)).toBe(true);
+    expect(startedOnlyToQuit(['exe', MACHINE_LOGIN_FLAG], undefined)).toBe(false);
+    expect(startedOnlyToQuit(['exe', MACHINE_LOGIN_FLAG], true)).toBe(false);
+    expect(startedOnlyToQuit(['exe'], false)).toBe(false);
   });
 });

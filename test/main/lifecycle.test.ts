@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IPC_CHANNELS } from '../../src/main/ipc.js';
+import { MACHINE_LOGIN_FLAG } from '../../src/main/login-item.js';
 import { RENDERER_URL } from '../../src/main/paths.js';
 import { WorkerView } from '../../src/protocol/control.js';
 import { MAIN_SOURCE, startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
@@ -126,13 +127,28 @@ describe('the desktop app under the Electron stand-in', () => {
     }
   });
 
+  it("quits at once when a machine-wide login entry starts it for a user who switched Start at login off, and runs when they did not", async () => {
+    const home = await tempDir();
+    await mkdir(dataDir(home), { recursive: true });
+    await writeFile(join(dataDir(home), 'settings.json'), JSON.stringify({ startAtLogin: false }));
+    const off = start(home, [MACHINE_LOGIN_FLAG]);
+    expect(await off.exited).toBe(0);
+    expect(off.events.filter((e) => e.type === 'tray' || e.type === 'error-box')).toEqual([]);
+
+    await writeFile(join(dataDir(home), 'settings.json'), JSON.stringify({ startAtLogin: true }));
+    const on = start(home, [MACHINE_LOGIN_FLAG]);
+    await on.waitFor((e) => trayState(e) === NOT_SET_UP, 'the app running');
+    await on.command({ type: 'tray-click', label: QUIT });
+    expect(await on.exited).toBe(0);
+  });
+
   it('says why in a dialog and exits 1 when it truly cannot start (its data folder is a file)', async () => {
     const home = await tempDir();
     await mkdir(join(home, '.local', 'share'), { recursive: true });
     await writeFile(dataDir(home), 'not a folder');
     const app = start(home);
     const box = await app.waitFor((e) => e.type === 'error-box', 'an error dialog');
-    expect(box).toMatchObject({ title: 'GoGrid Worker could not start', content: expect.stringContaining('GoGrid Worker/logs') });
+    expect(box).toMatchObject({ title: 'GoGrid Worker could not start', content: expect.stringMatching(/GoGrid Worker cannot be made: it, or a folder on its path, is a file \(move that file away, or set GOGRID_DATA_DIR/) });
     expect(await app.exited).toBe(1);
   });
 });
