@@ -11,7 +11,7 @@
  * Only type-checked on the machines this was written on: the Electron
  * runtime could not be downloaded there.
  */
-import { app, dialog, ipcMain, powerMonitor, shell } from 'electron';
+import { app, dialog, ipcMain, powerMonitor, powerSaveBlocker, shell } from 'electron';
 import { homedir, tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ import { registerIpc } from './ipc.js';
 import type { LocalCoordinator } from './local-coordinator.js';
 import { loginItem, loginItemAtLaunch, startedOnlyToQuit, type LoginItem } from './login-item.js';
 import { APP_ICON, PRELOAD, RENDERER_PAGE, RENDERER_URL, TRAY_ICONS } from './paths.js';
-import { powerPoll, watchPower } from './power.js';
+import { holdOffAppNap, powerPoll, watchPower } from './power.js';
 import { appTray, type AppTray } from './tray.js';
 import { startUpdater, updateFeed } from './updater.js';
 import type { TrayCommand } from './tray-model.js';
@@ -119,8 +119,16 @@ async function start(): Promise<void> {
   hostMade(h);
   if (persistLogin) await h.updateSettings({ startAtLogin: true });
   let shownForm = false;
+  let appNapBlocker: number | null = null;
   h.on('view', (view) => {
     tray.update(view);
+    if (holdOffAppNap(view, process.platform) !== (appNapBlocker !== null)) {
+      if (appNapBlocker === null) appNapBlocker = powerSaveBlocker.start('prevent-app-suspension');
+      else {
+        powerSaveBlocker.stop(appNapBlocker);
+        appNapBlocker = null;
+      }
+    }
     // No identity yet (and no provisioning file): the window's form is the way in.
     if (view.connection.state === 'not-enrolled' && !shownForm) {
       shownForm = true;

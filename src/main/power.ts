@@ -8,6 +8,7 @@
  *   const signals = pushedSignals({ base: headlessSignals({ ownPids }), poll: powerPoll(powerMonitor) });
  *   const stop = watchPower(powerMonitor, signals);
  */
+import type { WorkerView } from '../protocol/control.js';
 import type { SignalReadings } from '../worker/signals/index.js';
 
 type PowerEvent = 'on-battery' | 'on-ac' | 'lock-screen' | 'unlock-screen' | 'resume';
@@ -47,4 +48,17 @@ export function watchPower(power: PowerSource, sink: ReadingsSink): () => void {
   return () => {
     for (const [event, handler] of handlers) power.off(event, handler);
   };
+}
+
+/**
+ * macOS only: whether to hold off App Nap now, that is, while a job runs.
+ * App Nap throttles a hidden app's timers (a menu-bar app is always hidden),
+ * and the job's heartbeats and progress go through them. Electron's only
+ * handle on it, powerSaveBlocker's 'prevent-app-suspension', also keeps the
+ * Mac from idle sleep, so it is held for running jobs and nothing else.
+ * Elsewhere there is no App Nap, and the same blocker would only keep the
+ * machine awake.
+ */
+export function holdOffAppNap(view: Pick<WorkerView, 'jobs'> | null, platform: NodeJS.Platform): boolean {
+  return platform === 'darwin' && (view?.jobs.running.some((j) => !j.suspended) ?? false);
 }

@@ -72,8 +72,8 @@ describe('electron-builder.yml', () => {
       { target: 'zip', arch: ['arm64'] },
     ]);
     expect(section('mac')).toMatchObject({ hardenedRuntime: true, entitlements: 'installers/macos/entitlements.mac.plist', entitlementsInherit: 'installers/macos/entitlements.mac.plist' });
-    // A tray app has no Dock icon (it bounced at every login), and App Nap does not throttle its timers.
-    expect(section('mac')).toMatchObject({ extendInfo: { LSUIElement: true, NSAppSleepDisabled: true }, minimumSystemVersion: '14.0' });
+    // A tray app has no Dock icon (it bounced at every login).
+    expect(section('mac')).toMatchObject({ extendInfo: { LSUIElement: true }, minimumSystemVersion: '14.0' });
     // No AppImage: it does not start on Ubuntu 24.04+ (README).
     expect(targetsOf('linux')).toEqual([{ target: 'deb', arch: ['x64'] }]);
     expect(TARGETS.map((t) => `${t.key}:${targetsOf(t.key)[0]!.arch.join()}`)).toEqual(['linux:x64', 'win:x64', 'mac:arm64']);

@@ -3,7 +3,8 @@
 // EventEmitter with its read methods; the sink is the real pushedSignals.
 import { describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { powerPoll, watchPower, type PowerSource } from '../../src/main/power.js';
+import { holdOffAppNap, powerPoll, watchPower, type PowerSource } from '../../src/main/power.js';
+import { VIEWS } from '../renderer/views.js';
 import { pushedSignals } from '../../src/worker/signals/index.js';
 import { scriptedSignals } from '../helpers/scripted-signals.js';
 
@@ -55,5 +56,19 @@ describe('power signals', () => {
     expect((await signals.read()).screenLocked).toBe(false);
     stop();
     signals.close();
+  });
+});
+
+describe('holdOffAppNap', () => {
+  const suspended = { ...VIEWS.working, jobs: { ...VIEWS.working.jobs, running: VIEWS.working.jobs.running.map((j) => ({ ...j, suspended: true })) } };
+  it.each([
+    ['darwin', VIEWS.working, true],
+    ['darwin', VIEWS.idle, false],
+    ['darwin', suspended, false],
+    ['darwin', null, false],
+    ['win32', VIEWS.working, false],
+    ['linux', VIEWS.working, false],
+  ] as const)('on %s: holds it only while a job runs (%#)', (platform, view, expected) => {
+    expect(holdOffAppNap(view, platform)).toBe(expected);
   });
 });
