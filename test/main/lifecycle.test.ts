@@ -14,7 +14,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IPC_CHANNELS } from '../../src/main/ipc.js';
 import { MACHINE_LOGIN_FLAG } from '../../src/main/login-item.js';
 import { RENDERER_URL } from '../../src/main/paths.js';
+import { JobInfo } from '../../src/protocol/api.js';
 import { WorkerView } from '../../src/protocol/control.js';
+import { slowModel } from '../fixtures/make-onnx.js';
 import { MAIN_SOURCE, startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
 import { within } from '../helpers/within.js';
 import { removeTempDirs, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
@@ -125,6 +127,28 @@ describe('the desktop app under the Electron stand-in', () => {
     } finally {
       stranger.kill();
     }
+  });
+
+  it('on Quit during a job lets the job finish, reports it, and only then exits', async () => {
+    const home = await tempDir();
+    await mkdir(join(home, '.config', 'gogrid'), { recursive: true });
+    await writeFile(join(home, '.config', 'gogrid', 'provisioning.toml'), `[worker]\ncoordinator = "127.0.0.1:${c.port}"\ntoken = "${await c.createToken()}"\npreset = "dedicated"\n`);
+    const online = nextOnline();
+    const app = start(home);
+    await online;
+    const model = join(home, 'slow.onnx');
+    // A few seconds of matrix products: long enough to quit during, well inside the 30 s grace.
+    await writeFile(model, slowModel(512, 160));
+    const job = JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256: await c.addModel(model) }, input: { inputs: { x: { dtype: 'float32', dims: [1, 1], data: [1] } } } }));
+    await app.waitFor((e) => /^Working on 1 job/.test(trayState(e) ?? ''), 'the job running', 30_000);
+    const quitAt = Date.now();
+    await app.command({ type: 'tray-click', label: QUIT });
+    await app.waitFor((e) => trayState(e) === 'Quitting…', 'the tray saying it quits');
+    expect(await app.exited).toBe(0);
+    // Finished by this worker after Quit and before it left: not handed back, not failed.
+    const done = await c.finished(job.id);
+    expect(done).toMatchObject({ state: 'succeeded', attempt: 1 });
+    expect(Date.parse(done.finishedAt!)).toBeGreaterThan(quitAt);
   });
 
   it("quits at once when a machine-wide login entry starts it for a user who switched Start at login off, and runs when they did not", async () => {
