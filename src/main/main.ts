@@ -17,6 +17,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { openLogFile, type LogFile } from '../common/log-file.js';
+import type { WorkerView } from '../protocol/control.js';
 import { withGpu } from '../protocol/policy.js';
 import { loadHostSettings } from '../worker/host-settings.js';
 import { createWorkerHost, type WorkerHost } from '../worker/host.js';
@@ -151,6 +152,17 @@ async function start(): Promise<void> {
         beforeInstall: () => window.destroy(),
         logger: logger.child({ component: 'updater' }),
       });
+
+  // The first check needs the worker's certificate, which exists once it is online (at
+  // first login it enrolls first; startUpdater's own check at once finds none); then daily.
+  if (updater) {
+    const checkOnceOnline = (view: WorkerView) => {
+      if (view.connection.state !== 'online') return;
+      h.off('view', checkOnceOnline);
+      void updater.checkNow();
+    };
+    h.on('view', checkOnceOnline);
+  }
 
   drainOnQuit({ host: h, tray, window }, async () => {
     updater?.stop();

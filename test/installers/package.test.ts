@@ -9,7 +9,8 @@
  * mode, goes online, and its own job process runs samples/mlp.onnx.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { extractFile, getRawHeader, listPackage } from '@electron/asar';
 import { build } from 'esbuild';
@@ -17,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { mlpAnswer } from '../fixtures/make-onnx.js';
 import { startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
-import { removeTempDirs, runCli, tempDir } from '../helpers/grid.js';
+import { removeTempDirs, runCli, startTestCoordinator, tempDir } from '../helpers/grid.js';
+import { updatesDir } from '../../src/coordinator/http-updates.js';
 import { within } from '../helpers/within.js';
 import { NATIVE_BINARY, ROOT } from './builder.js';
 
@@ -90,6 +92,8 @@ async function extract(): Promise<string> {
   };
   await mkdir(root, { recursive: true });
   await walk(getRawHeader(asar).header as Entry, '');
+  // Beside app.asar, as packed: electron-updater's own settings (its cache folder's name).
+  await copyFile(path.join(path.dirname(asar), 'app-update.yml'), path.join(path.dirname(root), 'app-update.yml'));
   return root;
 }
 
@@ -177,4 +181,45 @@ describe('the packaged app, run under the Electron stand-in', () => {
     await app.command({ type: 'tray-click', label: 'Quit GoGrid Worker' });
     expect(await app.exited).toBe(0);
   }, 120_000);
+
+  it('updates itself from its coordinator once online: closes the status window, installs, quits, and the new version starts', async () => {
+    // electron-updater's Linux self-update is the AppImage one (a .deb is left to apt): the
+    // app is told it runs as one (APPIMAGE, as the AppImage runtime sets it), and each
+    // "AppImage" is a script that says whether it ran.
+    const c = await startTestCoordinator();
+    try {
+      const home = await tempDir();
+      await mkdir(path.join(home, '.config', 'gogrid'), { recursive: true });
+      await writeFile(path.join(home, '.config', 'gogrid', 'provisioning.toml'), `[worker]\ncoordinator = "127.0.0.1:${c.port}"\ntoken = "${await c.createToken()}"\npreset = "dedicated"\n`);
+      const appImage = path.join(home, 'GoGrid-Worker.AppImage');
+      await writeFile(appImage, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const ran = path.join(home, 'new-version-ran');
+      const next = Buffer.from(`#!/bin/sh\necho "installed silently: $APPIMAGE_SILENT_INSTALL" > '${ran}'\n`);
+      const stable = path.join(updatesDir(c.dataDir), 'stable');
+      await mkdir(stable, { recursive: true });
+      const sha512 = createHash('sha512').update(next).digest('base64');
+      const name = 'GoGrid-Worker-9.0.0.AppImage';
+      await writeFile(path.join(stable, name), next);
+      await writeFile(path.join(stable, 'latest-linux.yml'), `version: 9.0.0\nfiles:\n  - url: ${name}\n    sha512: ${sha512}\n    size: ${next.length}\npath: ${name}\nsha512: ${sha512}\nreleaseDate: '2026-12-01T00:00:00.000Z'\n`);
+
+      const updating = startStandInApp({ entry: path.join(root, 'dist/main/main.js'), home, packaged: true, env: { APPIMAGE: appImage } });
+      try {
+        await updating.waitFor((e) => (trayState(e) ?? '') !== '', 'the tray menu');
+        await updating.command({ type: 'tray-click', label: 'Open status window' });
+        expect(await within(60_000, () => `the app to update and quit:\n${updating.output().slice(-3000)}`, updating.exited)).toBe(0);
+      } finally {
+        updating.kill();
+      }
+      const types = updating.events.map((e) => e.type);
+      // The window goes first: one that only hides on close would cancel the quit (Squirrel.Mac closes windows first).
+      expect(types.indexOf('window-destroyed')).toBeGreaterThan(types.indexOf('window-show'));
+      expect(types.indexOf('window-destroyed')).toBeLessThan(types.indexOf('before-quit'));
+      expect(updating.output()).toMatch(/installing the update and restarting/);
+      expect(Buffer.compare(await readFile(appImage), next)).toBe(0);
+      await expect.poll(() => readFile(ran, 'utf8').catch(() => ''), { timeout: 10_000 }).toBe('installed silently: true\n');
+    } finally {
+      await c.stop();
+    }
+  }, 120_000);
 });
+

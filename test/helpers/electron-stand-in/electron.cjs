@@ -466,4 +466,8 @@ process.on('message', (message) => {
   }
 });
 
-module.exports = { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, nativeTheme, powerMonitor, powerSaveBlocker, session, shell, Tray };
+// ---- autoUpdater (auto-updater.md): Squirrel's updater; electron-updater only emits
+// 'before-quit-for-update' on it before quitting to install. No built-in updater runs here.
+const autoUpdater = new EventEmitter();
+
+module.exports = { app, autoUpdater, BrowserWindow, dialog, ipcMain, Menu, nativeImage, nativeTheme, powerMonitor, powerSaveBlocker, session, shell, Tray };
