@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { mlpAnswer } from '../fixtures/make-onnx.js';
 import { startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
-import { removeTempDirs, runCli, startTestCoordinator, tempDir } from '../helpers/grid.js';
+import { removeTempDirs, runCli, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { WorkerList } from '../../src/protocol/api.js';
 import { updatesDir } from '../../src/coordinator/http-updates.js';
 import { within } from '../helpers/within.js';
 import { NATIVE_BINARY, ROOT } from './builder.js';
@@ -182,26 +183,33 @@ describe('the packaged app, run under the Electron stand-in', () => {
     expect(await app.exited).toBe(0);
   }, 120_000);
 
+  /**
+   * A worker home provisioned for `c`, and on `c` a newer release for it. electron-updater's
+   * Linux self-update is the AppImage one (a .deb is left to apt): the app is told it runs as
+   * one (APPIMAGE, as the AppImage runtime sets it), and each "AppImage" is a script that says
+   * whether it ran.
+   */
+  async function offerRelease(c: TestCoordinator) {
+    const home = await tempDir();
+    await mkdir(path.join(home, '.config', 'gogrid'), { recursive: true });
+    await writeFile(path.join(home, '.config', 'gogrid', 'provisioning.toml'), `[worker]\ncoordinator = "127.0.0.1:${c.port}"\ntoken = "${await c.createToken()}"\npreset = "dedicated"\n`);
+    const appImage = path.join(home, 'GoGrid-Worker.AppImage');
+    await writeFile(appImage, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const ran = path.join(home, 'new-version-ran');
+    const next = Buffer.from(`#!/bin/sh\necho "installed silently: $APPIMAGE_SILENT_INSTALL" > '${ran}'\n`);
+    const stable = path.join(updatesDir(c.dataDir), 'stable');
+    await mkdir(stable, { recursive: true });
+    const sha512 = createHash('sha512').update(next).digest('base64');
+    const name = 'GoGrid-Worker-9.0.0.AppImage';
+    await writeFile(path.join(stable, name), next);
+    await writeFile(path.join(stable, 'latest-linux.yml'), `version: 9.0.0\nfiles:\n  - url: ${name}\n    sha512: ${sha512}\n    size: ${next.length}\npath: ${name}\nsha512: ${sha512}\nreleaseDate: '2026-12-01T00:00:00.000Z'\n`);
+    return { home, appImage, next, ran };
+  }
+
   it('updates itself from its coordinator once online: closes the status window, installs, quits, and the new version starts', async () => {
-    // electron-updater's Linux self-update is the AppImage one (a .deb is left to apt): the
-    // app is told it runs as one (APPIMAGE, as the AppImage runtime sets it), and each
-    // "AppImage" is a script that says whether it ran.
     const c = await startTestCoordinator();
     try {
-      const home = await tempDir();
-      await mkdir(path.join(home, '.config', 'gogrid'), { recursive: true });
-      await writeFile(path.join(home, '.config', 'gogrid', 'provisioning.toml'), `[worker]\ncoordinator = "127.0.0.1:${c.port}"\ntoken = "${await c.createToken()}"\npreset = "dedicated"\n`);
-      const appImage = path.join(home, 'GoGrid-Worker.AppImage');
-      await writeFile(appImage, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-      const ran = path.join(home, 'new-version-ran');
-      const next = Buffer.from(`#!/bin/sh\necho "installed silently: $APPIMAGE_SILENT_INSTALL" > '${ran}'\n`);
-      const stable = path.join(updatesDir(c.dataDir), 'stable');
-      await mkdir(stable, { recursive: true });
-      const sha512 = createHash('sha512').update(next).digest('base64');
-      const name = 'GoGrid-Worker-9.0.0.AppImage';
-      await writeFile(path.join(stable, name), next);
-      await writeFile(path.join(stable, 'latest-linux.yml'), `version: 9.0.0\nfiles:\n  - url: ${name}\n    sha512: ${sha512}\n    size: ${next.length}\npath: ${name}\nsha512: ${sha512}\nreleaseDate: '2026-12-01T00:00:00.000Z'\n`);
-
+      const { home, appImage, next, ran } = await offerRelease(c);
       const updating = startStandInApp({ entry: path.join(root, 'dist/main/main.js'), home, packaged: true, env: { APPIMAGE: appImage } });
       try {
         await updating.waitFor((e) => (trayState(e) ?? '') !== '', 'the tray menu');
@@ -217,6 +225,29 @@ describe('the packaged app, run under the Electron stand-in', () => {
       expect(updating.output()).toMatch(/installing the update and restarting/);
       expect(Buffer.compare(await readFile(appImage), next)).toBe(0);
       await expect.poll(() => readFile(ran, 'utf8').catch(() => ''), { timeout: 10_000 }).toBe('installed silently: true\n');
+    } finally {
+      await c.stop();
+    }
+  }, 120_000);
+
+  it('takes jobs again when the install fails, and stays up', async () => {
+    const c = await startTestCoordinator();
+    try {
+      const { home, appImage } = await offerRelease(c);
+      // The AppImage it runs from is gone by install time: electron-updater cannot replace it.
+      const updating = startStandInApp({ entry: path.join(root, 'dist/main/main.js'), home, packaged: true, env: { APPIMAGE: `${appImage}.gone` } });
+      try {
+        await within(60_000, () => `the install to fail:\n${updating.output().slice(-3000)}`, new Promise<void>((resolve) => {
+          const check = setInterval(() => /the update failed: .*; taking jobs again/.test(updating.output()) && (clearInterval(check), resolve()), 100);
+        }));
+        // Not drained: online and offering itself for jobs again, with the app still running.
+        await expect.poll(async () => WorkerList.parse(await c.api('GET', '/v1/workers'))[0]?.state, { timeout: 10_000 }).toBe('online');
+        expect(updating.child.exitCode).toBeNull();
+        await updating.command({ type: 'tray-click', label: 'Quit GoGrid Worker' });
+        expect(await updating.exited).toBe(0);
+      } finally {
+        updating.kill();
+      }
     } finally {
       await c.stop();
     }
