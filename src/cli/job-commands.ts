@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   ERROR_CODES,
   GPU_BACKENDS,
@@ -16,6 +16,7 @@ import {
   JobInfo,
   JobList,
   JobState,
+  OnnxJobOutput,
   printable,
   TERMINAL_JOB_STATES,
   type JobRequirements,
@@ -24,7 +25,8 @@ import { AdminClient } from './admin-client.js';
 import { addTargetOptions } from './admin-commands.js';
 import { parseDurationSecs } from './duration.js';
 import { jobModelSha256 } from './model-commands.js';
-import { printJson, table } from './output.js';
+import { jsonText, printJson, table } from './output.js';
+import { decodeTensor } from '../worker/executors/tensor-codec.js';
 
 type Target = { data?: string; api?: string; ca?: string; json?: boolean };
 
@@ -102,11 +104,21 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
     }),
   );
 
-  addTargetOptions(program.command('job').description('show one job: state, attempts, history, output').argument('<id>', 'job id').option('--json', 'print JSON')).action(
-    (id: string, flags: Target) =>
+  addTargetOptions(
+    program
+      .command('job')
+      .description('show one job: state, attempts, history, output')
+      .argument('<id>', 'job id')
+      .option('--json', 'print JSON')
+      .option('--output <file>', "write the job's output to FILE (- for stdout): its JSON, or with --raw one tensor's bytes")
+      .option('--raw [tensor]', "with --output: the named output tensor's raw little-endian bytes (the name may be left out when there is one)")
+      .addHelpText('after', ['', 'Examples:', '  gogrid job j-0123abcd', '  gogrid job j-0123abcd --output y.json', '  gogrid job j-0123abcd --output y.f32 --raw y'].join('\n')),
+  ).action((id: string, flags: Target & { output?: string; raw?: string | true }) =>
       run(async () => {
         const api = await AdminClient.resolve(flags);
         const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}`, JobInfo);
+        if (flags.raw !== undefined && flags.output === undefined) throw new GridError('GG_ERR_BAD_REQUEST', '--raw goes with --output FILE: where the bytes go');
+        if (flags.output !== undefined) return writeOutput(job, flags.output, flags.raw);
         if (flags.json) return printJson(job);
         const lines = [
           `job ${job.id} (${job.kind}, model ${job.model.name} ${job.model.sha256.slice(0, 12)}…)`,
@@ -117,7 +129,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
           '  history:',
           ...(job.events ?? []).map((e) => `    ${e.at}  ${e.state.padEnd(9)} attempt ${e.attempt}${e.workerId ? ` on ${e.workerId}` : ''}${e.detail ? `  (${e.detail})` : ''}`),
           ...(ranOn(job.output) ? [`  ran on:    ${ranOn(job.output)}`] : []),
-          ...(job.state === 'succeeded' ? ['  output:    (gogrid job ID --json shows it)'] : []),
+          ...(job.state === 'succeeded' ? [`  output:    gogrid job ${job.id} --output FILE writes it (--json shows it)`] : []),
         ];
         // Model names, error messages and details come from clients and workers: escaped like table cells.
         process.stdout.write(`${lines.map(printable).join('\n')}\n`);
@@ -233,4 +245,34 @@ async function waitFor(api: AdminClient, id: string, tell: ((line: string) => vo
 function ranOn(output: unknown): string | undefined {
   const backend = (output as { backend?: unknown } | null)?.backend;
   return typeof output === 'object' && typeof backend === 'string' ? backend : undefined;
+}
+
+/** `job --output`: the output as JSON, or one tensor's bytes (--raw), to a file or stdout. */
+async function writeOutput(job: JobInfo, file: string, raw: string | true | undefined): Promise<void> {
+  if (job.state !== 'succeeded') throw new GridError('GG_ERR_BAD_REQUEST', `job ${job.id} is ${job.state}: it has no output to write`);
+  let bytes: Uint8Array;
+  if (raw === undefined) bytes = Buffer.from(jsonText(job.output));
+  else {
+    const parsed = OnnxJobOutput.safeParse(job.output);
+    if (!parsed.success) throw new GridError('GG_ERR_BAD_REQUEST', `--raw: job ${job.id} (${job.kind}) has no output tensors; write its JSON without --raw`);
+    const names = Object.keys(parsed.data.outputs);
+    const name = raw === true ? (names.length === 1 ? names[0]! : null) : raw;
+    if (name === null) throw new GridError('GG_ERR_BAD_REQUEST', `--raw: the output has ${names.length} tensors (${names.join(', ')}); name one: --raw NAME`);
+    const tensor = parsed.data.outputs[name];
+    if (!tensor) throw new GridError('GG_ERR_BAD_REQUEST', `--raw: no output tensor ${JSON.stringify(name)}; there are ${names.join(', ')}`);
+    if (tensor.dtype === 'string') throw new GridError('GG_ERR_BAD_REQUEST', `--raw: ${name} is a string tensor, which has no raw form; write its JSON without --raw`);
+    // The typed array's own bytes: little-endian on every platform the worker and CLI run on.
+    const { data } = decodeTensor(`output ${name}`, tensor) as { data: ArrayBufferView };
+    bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (file === '-') {
+    process.stdout.write(bytes);
+    return;
+  }
+  try {
+    await writeFile(file, bytes);
+  } catch (e) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `--output: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  process.stderr.write(`gogrid: wrote ${file} (${bytes.byteLength} bytes)\n`);
 }

@@ -47,6 +47,18 @@ export function table(headers: string[], cells: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
+let prettyJson = false;
+
+/** `--pretty` (every command with --json has it; program.ts reads it before each action). */
+export function setPrettyJson(on: boolean): void {
+  prettyJson = on;
+}
+
+/** JSON for machines: one line, so a 5,000-float output is one line, not 5,000; `--pretty` indents it. */
+export function jsonText(value: unknown): string {
+  return `${prettyJson ? JSON.stringify(value, null, 2) : JSON.stringify(value)}\n`;
+}
+
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(jsonText(value));
 }

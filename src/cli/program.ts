@@ -11,7 +11,9 @@ import { registerServeCommands } from './serve-commands.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerWorkerCommands } from './worker-commands.js';
-import { failAndExit } from './output.js';
+import { failAndExit, setPrettyJson } from './output.js';
+import { completionScript, SHELLS, type Shell } from './completion.js';
+import { GridError } from '../protocol/index.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -45,5 +47,26 @@ export function buildProgram(): Command {
   registerAdminCommands(program, run);
   registerJobCommands(program, run);
   registerModelCommands(program, run);
+  program
+    .command('completion')
+    .description('print a shell completion script: eval "$(gogrid completion bash)", or see --help')
+    .argument('<shell>', SHELLS.join(' | '))
+    .addHelpText(
+      'after',
+      ['', 'Examples:', '  eval "$(gogrid completion bash)"          # in ~/.bashrc', '  eval "$(gogrid completion zsh)"           # in ~/.zshrc', '  gogrid completion fish > ~/.config/fish/completions/gogrid.fish'].join('\n'),
+    )
+    .action((shell: string) =>
+      run(async () => {
+        if (!(SHELLS as readonly string[]).includes(shell)) throw new GridError('GG_ERR_BAD_REQUEST', `no completion for ${JSON.stringify(shell)}: choose ${SHELLS.join(', ')}`);
+        process.stdout.write(completionScript(shell as Shell, program));
+      }),
+    );
+  // Every command that prints JSON can indent it.
+  const withPretty = (cmd: Command) => {
+    if (cmd.options.some((o) => o.long === '--json')) cmd.option('--pretty', 'indent JSON output (compact by default: one line)');
+    cmd.commands.forEach(withPretty);
+  };
+  withPretty(program);
+  program.hook('preAction', (_program, action) => setPrettyJson(action.opts()['pretty'] === true));
   return program;
 }

@@ -1,0 +1,91 @@
+/**
+ * `gogrid job ID --output FILE [--raw [TENSOR]]` and compact `--json`: a real
+ * job's output written where a script wants it, as JSON or one tensor's
+ * bytes, through the CLI process.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobInfo } from '../../src/protocol/api.js';
+import { mlpAnswer, writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { within } from '../helpers/within.js';
+
+let c: TestCoordinator;
+let worker: Awaited<ReturnType<typeof startTestWorker>>;
+let done: JobInfo;
+let failed: JobInfo;
+let dir: string;
+
+beforeAll(async () => {
+  c = await startTestCoordinator();
+  worker = await startTestWorker(c, { token: await c.createToken() });
+  await within(20_000, 'the worker online', worker.agent.waitFor('online'));
+  dir = await tempDir();
+  const sha256 = await c.addModel(writeOnnxFixtures(dir).mlp);
+  const submit = async (x: Record<string, unknown>) => JobInfo.parse(await c.api('POST', '/v1/jobs', { model: { sha256 }, input: { inputs: x }, maxAttempts: 1 }));
+  done = await c.finished((await submit({ x: { dtype: 'float32', dims: [2, 4], data: [1, 2, 3, 4, -1, 0, 0.5, 2] } })).id);
+  failed = await c.finished((await submit({ z: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } })).id);
+}, 60_000);
+afterAll(async () => {
+  await worker.agent.stop();
+  await worker.closed;
+  await c.stop();
+  await removeTempDirs();
+});
+
+async function gogrid(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = runCli([...args, '--data', c.dataDir]);
+  const code = await p.exited;
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+const expected = [...mlpAnswer([1, 2, 3, 4]), ...mlpAnswer([-1, 0, 0.5, 2])];
+
+describe('gogrid job --output', () => {
+  it('writes the output as compact JSON, and says where on stderr', async () => {
+    expect(done.state).toBe('succeeded');
+    const file = join(dir, 'y.json');
+    const r = await gogrid('job', done.id, '--output', file);
+    expect(r).toMatchObject({ code: 0, stdout: '' });
+    expect(r.stderr).toMatch(/^gogrid: wrote .*y\.json \(\d+ bytes\)\n$/);
+    const text = await readFile(file, 'utf8');
+    expect(text.split('\n')).toHaveLength(2);
+    expect(JSON.parse(text)).toEqual(done.output);
+  });
+
+  it("writes one tensor's raw float32 bytes, named or the only one, to a file or stdout", async () => {
+    const file = join(dir, 'y.f32');
+    expect((await gogrid('job', done.id, '--output', file, '--raw', 'y')).code).toBe(0);
+    const bytes = await readFile(file);
+    expect(bytes.byteLength).toBe(6 * 4);
+    const values = [...new Float32Array(bytes.buffer, bytes.byteOffset, 6)];
+    values.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    const piped = runCli(['job', done.id, '--output', '-', '--raw', '--data', c.dataDir], {}, { pipeInto: 'od -An -tx1 | tr -d " \\n"' });
+    expect(await piped.exited).toBe(0);
+    expect(piped.stdout()).toBe(bytes.toString('hex'));
+  });
+
+  it.each([
+    [['--raw', 'y'], 'gogrid: GG_ERR_BAD_REQUEST: --raw goes with --output FILE: where the bytes go\n'],
+    [['--output', '/tmp/x', '--raw', 'nope'], 'gogrid: GG_ERR_BAD_REQUEST: --raw: no output tensor "nope"; there are y\n'],
+    [['--output', '/nonexistent-dir/y.json'], 'gogrid: GG_ERR_BAD_REQUEST: --output: cannot write /nonexistent-dir/y.json: ENOENT\n'],
+  ])('refuses %j in one line', async (args, message) => {
+    expect(await gogrid('job', done.id, ...args)).toMatchObject({ code: 1, stderr: message });
+  });
+
+  it('refuses a job that has no output, saying its state', async () => {
+    expect(failed.state).toBe('failed');
+    expect(await gogrid('job', failed.id, '--output', join(dir, 'f.json'))).toMatchObject({ code: 1, stderr: `gogrid: GG_ERR_BAD_REQUEST: job ${failed.id} is failed: it has no output to write\n` });
+  });
+});
+
+describe('--json', () => {
+  it('is one line unless --pretty', async () => {
+    const compact = await gogrid('job', done.id, '--json');
+    expect(compact.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const pretty = await gogrid('job', done.id, '--json', '--pretty');
+    expect(pretty.stdout.split('\n').length).toBeGreaterThan(10);
+    expect(JSON.parse(pretty.stdout)).toEqual(JSON.parse(compact.stdout));
+  });
+});
