@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type HardwareReport, type LlmRuntimeReport, workingGpuBackends } from '../protocol/index.js';
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
-import { parseDurationSecs } from './duration.js';
+import { ago, parseDurationSecs } from './duration.js';
 import { printJson, table } from './output.js';
 import { registerPolicyCommands } from './policy-commands.js';
 
@@ -48,10 +48,11 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
         const api = await AdminClient.resolve(flags);
         const tokens = await api.call('GET', '/v1/tokens', TokenList);
         if (flags.json) return printJson(tokens);
+        const now = Date.now();
         process.stdout.write(
           table(
             ['ID', 'STATUS', 'USES', 'EXPIRES', 'DESCRIPTION'],
-            tokens.map((t) => [t.id, t.status, `${t.uses}/${t.maxUses}`, t.expiresAt, t.description]),
+            tokens.map((t) => [t.id, t.status, `${t.uses}/${t.maxUses}`, ago(t.expiresAt, now), t.description]),
           ),
         );
       }),
@@ -76,6 +77,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       const api = await AdminClient.resolve(flags);
       const list = await api.call('GET', '/v1/workers', WorkerList);
       if (flags.json) return printJson(list);
+      const now = Date.now();
       process.stdout.write(
         table(
           ['ID', 'NAME', 'STATE', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'ONNX ON', 'LLM ON'],
@@ -84,7 +86,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
             w.name,
             w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state,
             w.appVersion ?? '-',
-            w.lastSeen ?? '-',
+            ago(w.lastSeen, now),
             w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
             w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-',
             w.hardware ? String(w.hardware.gpus.length) : '-',
@@ -151,10 +153,11 @@ function registerKeyCommands(program: Command, run: (fn: () => Promise<void>) =>
       const api = await AdminClient.resolve(flags);
       const list = await api.call('GET', '/v1/keys', ApiKeyList);
       if (flags.json) return printJson(list);
+      const now = Date.now();
       process.stdout.write(
         table(
           ['ID', 'NAME', 'SCOPE', 'STATUS', 'CREATED', 'LAST USED'],
-          list.map((k) => [k.id, k.name, k.scope, k.status, k.createdAt, k.lastUsedAt ?? '-']),
+          list.map((k) => [k.id, k.name, k.scope, k.status, ago(k.createdAt, now), ago(k.lastUsedAt, now)]),
         ),
       );
     }),

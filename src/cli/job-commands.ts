@@ -23,7 +23,7 @@ import {
 } from '../protocol/index.js';
 import { AdminClient } from './admin-client.js';
 import { addTargetOptions } from './admin-commands.js';
-import { parseDurationSecs } from './duration.js';
+import { ago, formatDuration, parseDurationSecs } from './duration.js';
 import { jobModelSha256 } from './model-commands.js';
 import { jsonText, printJson, table } from './output.js';
 import { decodeTensor } from '../worker/executors/tensor-codec.js';
@@ -120,9 +120,12 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         if (flags.raw !== undefined && flags.output === undefined) throw new GridError('GG_ERR_BAD_REQUEST', '--raw goes with --output FILE: where the bytes go');
         if (flags.output !== undefined) return writeOutput(job, flags.output, flags.raw);
         if (flags.json) return printJson(job);
+        const now = Date.now();
+        const { waited, ran } = timesOf(job, now);
         const lines = [
           `job ${job.id} (${job.kind}, model ${job.model.name} ${job.model.sha256.slice(0, 12)}…)`,
           `  state:     ${job.state}${job.progress !== null && job.state === 'running' ? ` ${Math.round(job.progress * 100)} %` : ''}`,
+          `  submitted: ${job.submittedAt} (${ago(job.submittedAt, now)}), priority ${job.priority}; waited ${waited}, ran ${ran}`,
           `  attempts:  ${job.attempt} of ${job.maxAttempts}${job.workerId ? `, last on ${job.workerId}` : ''}`,
           ...(job.waitingReason ? [`  waiting:   ${job.waitingReason}`] : []),
           ...(job.error ? [`  error:     ${job.error.code}: ${job.error.message}`] : []),
@@ -149,18 +152,25 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       const q = new URLSearchParams({ limit: flags.limit, ...(flags.state ? { state: flags.state } : {}) });
       const jobs = await api.call('GET', `/v1/jobs?${q}`, JobList);
       if (flags.json) return printJson(jobs);
+      const now = Date.now();
       process.stdout.write(
         table(
-          ['ID', 'STATE', 'KIND', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'NOTE'],
-          jobs.map((j) => [
-            j.id,
-            j.state,
-            j.kind,
-            `${j.attempt}/${j.maxAttempts}`,
-            j.workerId ?? '-',
-            j.submittedAt,
-            j.waitingReason ?? (j.error && j.state !== 'succeeded' ? j.error.code : ''),
-          ]),
+          ['ID', 'STATE', 'KIND', 'PRIORITY', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'WAITED', 'RAN', 'NOTE'],
+          jobs.map((j) => {
+            const { waited, ran } = timesOf(j, now);
+            return [
+              j.id,
+              j.state,
+              j.kind,
+              String(j.priority),
+              `${j.attempt}/${j.maxAttempts}`,
+              j.workerId ?? '-',
+              ago(j.submittedAt, now),
+              waited,
+              ran,
+              j.waitingReason ?? (j.error && j.state !== 'succeeded' ? j.error.code : ''),
+            ];
+          }),
         ),
       );
     }),
@@ -275,4 +285,13 @@ async function writeOutput(job: JobInfo, file: string, raw: string | true | unde
     throw new GridError('GG_ERR_BAD_REQUEST', `--output: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   process.stderr.write(`gogrid: wrote ${file} (${bytes.byteLength} bytes)\n`);
+}
+
+/** How long a job waited for a worker and ran (its last attempt), so far if it still does: "-" for what has not begun. */
+function timesOf(j: Pick<JobInfo, 'submittedAt' | 'startedAt' | 'finishedAt'>, now: number): { waited: string; ran: string } {
+  const submitted = Date.parse(j.submittedAt);
+  const started = j.startedAt === null ? null : Date.parse(j.startedAt);
+  const finished = j.finishedAt === null ? null : Date.parse(j.finishedAt);
+  const waited = formatDuration((started ?? finished ?? now) - submitted);
+  return { waited, ran: started === null ? '-' : formatDuration((finished ?? now) - started) };
 }

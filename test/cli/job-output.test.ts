@@ -89,3 +89,19 @@ describe('--json', () => {
     expect(JSON.parse(pretty.stdout)).toEqual(JSON.parse(compact.stdout));
   });
 });
+
+describe('listings a person can read', () => {
+  it('jobs: priority, when submitted ("… ago"), how long each waited and ran', async () => {
+    const r = await gogrid('jobs');
+    expect(r.code).toBe(0);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    expect(header!.split(/\s{2,}/)).toEqual(['ID', 'STATE', 'KIND', 'PRIORITY', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'WAITED', 'RAN', 'NOTE']);
+    const row = rows.find((l) => l.startsWith(done.id))!;
+    expect(row).toMatch(/ succeeded +onnx +0 +1\/1 +w-\S+ +(now|\d+ sec\. ago) +\d+ (ms|s) +\d+ (ms|s)/);
+  });
+
+  it('job: when it was submitted, its priority, how long it waited and ran', async () => {
+    const r = await gogrid('job', done.id);
+    expect(r.stdout).toMatch(new RegExp(`  submitted: ${done.submittedAt} \\((now|\\d+ sec\\. ago)\\), priority 0; waited \\d+ (ms|s), ran \\d+ (ms|s)\\n`));
+  });
+});
