@@ -149,7 +149,7 @@ describe('the desktop app under the Electron stand-in', () => {
     const done = await c.finished(job.id);
     expect(done).toMatchObject({ state: 'succeeded', attempt: 1 });
     expect(Date.parse(done.finishedAt!)).toBeGreaterThan(quitAt);
-  });
+  }, 60_000);
 
   it("quits at once when a machine-wide login entry starts it for a user who switched Start at login off, and runs when they did not", async () => {
     const home = await tempDir();
