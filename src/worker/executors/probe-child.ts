@@ -26,7 +26,10 @@ export function askProbe(name: 'llm-probe-process' | 'runtime-probe-process' | '
       clearTimeout(timer);
       resolve(raw);
     });
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': a child that answers and exits at once can be reported gone before its
+    // answer is read ('exit' may come before the last 'message'); 'close' comes after the IPC
+    // channel and stderr are drained. Starting from dist/ the probes answer fast enough to lose that race.
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
       // After its message this settles nothing; before it, the child died (a runtime that crashes on load).
       reject(new Error(`${what} ended without an answer (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
