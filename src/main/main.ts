@@ -57,8 +57,10 @@ if (!app.requestSingleInstanceLock()) {
 }
 
 async function start(): Promise<void> {
+  // The owner's start-at-login choice, read once (local test mode registers nothing at login).
+  const savedLogin = LOCAL ? undefined : (await loadHostSettings(defaultDataDir())).startAtLogin;
   // Started at login by a machine-wide entry (per-machine MSI, MDM) for a user who switched it off.
-  if (!LOCAL && startedOnlyToQuit(process.argv, (await loadHostSettings(defaultDataDir())).startAtLogin)) return app.quit();
+  if (startedOnlyToQuit(process.argv, savedLogin)) return app.quit();
   // A tray utility: no Dock icon on macOS (app.dock exists only there). Packaged builds
   // say so in Info.plist too (LSUIElement), before any code runs, so nothing bounces at login.
   app.dock?.hide();
@@ -97,9 +99,8 @@ async function start(): Promise<void> {
   // Started at login, the app's stdout goes nowhere: its log is a file a person can open from the tray.
   logFile = await openLogFile(join(dataDir, 'logs', 'worker'));
   logger = pino({ level: LOG_LEVEL }, pino.multistream([{ level: LOG_LEVEL, stream: process.stdout }, { level: LOG_LEVEL, stream: logFile.stream }]));
-  const saved = (await loadHostSettings(dataDir)).startAtLogin;
-  const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath, argv: process.argv, saved });
-  const persistLogin = login ? await applyLoginItem(login, saved) : false;
+  const login = local ? null : loginItem(app, process.platform, { env: process.env, home: homedir(), execPath: process.execPath, argv: process.argv, saved: savedLogin });
+  const persistLogin = login ? await applyLoginItem(login, savedLogin) : false;
 
   const signals = pushedSignals({
     base: headlessSignals({ ownPids: () => [process.pid, ...(host?.worker?.jobPids() ?? [])] }),

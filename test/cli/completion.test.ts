@@ -3,14 +3,17 @@
  * check, and bash and fish complete real command lines with it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { commandSpecs, completionScript, SHELLS } from '../../src/cli/completion.js';
 import { buildProgram } from '../../src/cli/program.js';
 
 const program = buildProgram();
+/** The scripts checked, and the folder fish completes in (no file there starts like a command word). */
+const scratch = mkdtempSync(join(tmpdir(), 'gogrid-completion-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const has = (shell: string) => spawnSync('sh', ['-c', `command -v ${shell}`], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 /** A shell missing on a developer's machine skips its checks; in CI (.ci/run installs all three) it fails. */
 const available = (shell: string) => has(shell) || process.env['CI'] !== undefined;
@@ -25,8 +28,8 @@ function bashCompletes(line: string): string[] {
 }
 
 function fishCompletes(line: string): string[] {
-  // In an empty folder: fish offers file names beside the words (a model or input file may come next).
-  const result = spawnSync('fish', ['--no-config', '-c', `${completionScript('fish', program)}\ncomplete -C '${line}'`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000, cwd: mkdtempSync(join(tmpdir(), 'gogrid-fish-')) });
+  // fish offers file names beside the words (a model or input file may come next): none match here.
+  const result = spawnSync('fish', ['--no-config', '-c', `${completionScript('fish', program)}\ncomplete -C '${line}'`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000, cwd: scratch });
   expect(result.stderr).toBe('');
   return result.stdout
     .split('\n')
@@ -37,7 +40,7 @@ function fishCompletes(line: string): string[] {
 describe('gogrid completion', () => {
   it.each(SHELLS)('%s: passes the shell\'s syntax check', (shell) => {
     if (!available(shell)) return void console.warn(`skipped: ${shell} is not installed here`);
-    const file = join(mkdtempSync(join(tmpdir(), 'gogrid-completion-')), `gogrid.${shell}`);
+    const file = join(scratch, `gogrid.${shell}`);
     writeFileSync(file, completionScript(shell, program));
     const result = spawnSync(shell, ['-n', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
     expect(result.stderr).toBe('');

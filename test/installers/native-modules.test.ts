@@ -161,7 +161,12 @@ describe("the .deb's C library", () => {
  * platform's; @matrixai/quic's and node-llama-cpp's other platforms are stubs
  * above), which covers the binaries #14 found broken.
  */
-const installedHere = (target: Target) => keptNodeModuleFiles(config, target, packages).filter((f) => NATIVE_BINARY.test(f) && existsSync(path.join(ROOT, f)));
+const installed = new Map<Target, string[]>();
+/** Walked once per target: keptNodeModuleFiles reads the whole production tree. */
+const installedHere = (target: Target): string[] => {
+  if (!installed.has(target)) installed.set(target, keptNodeModuleFiles(config, target, packages).filter((f) => NATIVE_BINARY.test(f) && existsSync(path.join(ROOT, f))));
+  return installed.get(target)!;
+};
 
 /**
  * DLLs every Windows 10 and 11 has: Win32 system libraries and the API sets
