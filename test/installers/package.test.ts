@@ -8,7 +8,8 @@
  * packaged files run: main.js starts under the Electron stand-in in local
  * mode, goes online, and its own job process runs samples/mlp.onnx.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { chmod, copyFile, link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { mlpAnswer } from '../fixtures/make-onnx.js';
+import { procStatFields } from '../../src/common/proc-stat.js';
 import { startStandInApp, trayState, type StandInApp } from '../helpers/electron-app.js';
 import { removeTempDirs, runCli, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { WorkerList } from '../../src/protocol/api.js';
@@ -175,7 +177,8 @@ describe('the packaged app, run under the Electron stand-in', () => {
     const expected = [...mlpAnswer([1, 2, 3, 4]), ...mlpAnswer([-1, 0, 0.5, 2])];
     job.output.outputs.y.data.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
     // It ran in a job process started from the packaged files (the pool keeps it warm).
-    const children = spawnSync('pgrep', ['-P', String(app.child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    // Its children, from /proc (field 4 of stat is the parent pid): no procps needed.
+    const children = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && procStatFields(Number(pid))?.[1] === String(app.child.pid));
     const commands = await Promise.all(children.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
     expect(commands.some((c) => c.includes(path.join(root, 'dist/worker/executors/job-process.js')))).toBe(true);
 
