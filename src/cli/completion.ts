@@ -11,6 +11,7 @@
  *   gogrid completion fish > ~/.config/fish/completions/gogrid.fish
  */
 import type { Command } from 'commander';
+import { GridError } from '../protocol/index.js';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -84,6 +85,12 @@ function fish(specs: CommandSpec[]): string {
     for (const o of s.options) lines.push(`complete -c gogrid -n '${at}' -l ${words([o.replace(/^--/, '')])}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The `<shell>` argument, checked: a name the user typed, quoted back if it is none of ours. */
+export function parseShell(text: string): Shell {
+  if ((SHELLS as readonly string[]).includes(text)) return text as Shell;
+  throw new GridError('GG_ERR_BAD_REQUEST', `no completion for ${JSON.stringify(text)}: choose ${SHELLS.join(', ')}`);
 }
 
 export function completionScript(shell: Shell, program: Command): string {

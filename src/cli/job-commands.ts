@@ -258,7 +258,7 @@ function ranOn(output: unknown): string | undefined {
 }
 
 /** `job --output`: the output as JSON, or one tensor's bytes (--raw), to a file or stdout. */
-async function writeOutput(job: JobInfo, file: string, raw: string | true | undefined): Promise<void> {
+export async function writeOutput(job: Pick<JobInfo, 'id' | 'kind' | 'state' | 'output'>, file: string, raw: string | true | undefined): Promise<void> {
   if (job.state !== 'succeeded') throw new GridError('GG_ERR_BAD_REQUEST', `job ${job.id} is ${job.state}: it has no output to write`);
   let bytes: Uint8Array;
   if (raw === undefined) bytes = Buffer.from(jsonText(job.output));

@@ -12,8 +12,7 @@ import { registerJobCommands } from './job-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerWorkerCommands } from './worker-commands.js';
 import { failAndExit, setPrettyJson } from './output.js';
-import { completionScript, SHELLS, type Shell } from './completion.js';
-import { GridError } from '../protocol/index.js';
+import { completionScript, parseShell, SHELLS } from './completion.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -57,8 +56,7 @@ export function buildProgram(): Command {
     )
     .action((shell: string) =>
       run(async () => {
-        if (!(SHELLS as readonly string[]).includes(shell)) throw new GridError('GG_ERR_BAD_REQUEST', `no completion for ${JSON.stringify(shell)}: choose ${SHELLS.join(', ')}`);
-        process.stdout.write(completionScript(shell as Shell, program));
+        process.stdout.write(completionScript(parseShell(shell), program));
       }),
     );
   // Every command that prints JSON can indent it.

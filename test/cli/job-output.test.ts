@@ -1,12 +1,17 @@
 /**
  * `gogrid job ID --output FILE [--raw [TENSOR]]` and compact `--json`: a real
  * job's output written where a script wants it, as JSON or one tensor's
- * bytes, through the CLI process.
+ * bytes, through the CLI process; and the new flags' bad input, fuzzed.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { parseShell } from '../../src/cli/completion.js';
+import { writeOutput } from '../../src/cli/job-commands.js';
 import { JobInfo } from '../../src/protocol/api.js';
+import { GridError, printable } from '../../src/protocol/index.js';
+import { hostileString } from '../helpers/hostile.js';
 import { mlpAnswer, writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 import { within } from '../helpers/within.js';
@@ -103,5 +108,33 @@ describe('listings a person can read', () => {
   it('job: when it was submitted, its priority, how long it waited and ran', async () => {
     const r = await gogrid('job', done.id);
     expect(r.stdout).toMatch(new RegExp(`  submitted: ${done.submittedAt} \\((now|\\d+ sec\\. ago)\\), priority 0; waited \\d+ (ms|s), ran \\d+ (ms|s)\\n`));
+  });
+});
+
+describe('what a user types into the new flags, fuzzed (in process)', () => {
+  // Refused in one line, GG_ERR_BAD_REQUEST, nothing a terminal would obey in what is printed, nothing written.
+  const refusedCleanly = async (attempt: Promise<unknown>) => {
+    const e: unknown = await attempt.then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(GridError);
+    expect((e as GridError).code).toBe('GG_ERR_BAD_REQUEST');
+    // eslint-disable-next-line no-control-regex
+    expect(printable((e as GridError).message)).not.toMatch(/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069\n]/);
+  };
+
+  it('--raw TENSOR: any name but the output\'s own is refused', async () => {
+    await fc.assert(fc.asyncProperty(hostileString.filter((s) => s !== 'y'), async (name) => refusedCleanly(writeOutput(done, '/nonexistent-gogrid/out', name))), { numRuns: 200 });
+  });
+
+  it('--output FILE: a path that cannot be written is refused (NUL, lone surrogates, control characters, 4 KiB names)', async () => {
+    await fc.assert(fc.asyncProperty(fc.oneof(hostileString, fc.string({ minLength: 4096, maxLength: 5000 })), async (name) => refusedCleanly(writeOutput(done, `/nonexistent-gogrid/${name}`, undefined))), { numRuns: 200 });
+  });
+
+  it('completion <shell>: anything but bash, zsh or fish is refused', () => {
+    fc.assert(
+      fc.property(hostileString.filter((s) => !['bash', 'zsh', 'fish'].includes(s)), (shell) => {
+        expect(() => parseShell(shell)).toThrow(GridError);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
