@@ -268,7 +268,8 @@ export async function writeOutput(job: Pick<JobInfo, 'id' | 'kind' | 'state' | '
     const names = Object.keys(parsed.data.outputs);
     const name = raw === true ? (names.length === 1 ? names[0]! : null) : raw;
     if (name === null) throw new GridError('GG_ERR_BAD_REQUEST', `--raw: the output has ${names.length} tensors (${names.join(', ')}); name one: --raw NAME`);
-    const tensor = parsed.data.outputs[name];
+    // Own names only: `--raw __proto__` or `--raw constructor` must not find Object's.
+    const tensor = Object.hasOwn(parsed.data.outputs, name) ? parsed.data.outputs[name] : undefined;
     if (!tensor) throw new GridError('GG_ERR_BAD_REQUEST', `--raw: no output tensor ${JSON.stringify(name)}; there are ${names.join(', ')}`);
     if (tensor.dtype === 'string') throw new GridError('GG_ERR_BAD_REQUEST', `--raw: ${name} is a string tensor, which has no raw form; write its JSON without --raw`);
     // The typed array's own bytes: little-endian on every platform the worker and CLI run on.

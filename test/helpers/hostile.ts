@@ -15,6 +15,8 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.array(fc.oneof(fc.constantFrom(...AWKWARD), fc.string({ maxLength: 4 })), { maxLength: 8 }).map((parts) => parts.join('')),
   fc.constantFrom('', ' ', 'x'.repeat(300), 'x'.repeat(5000), '../../etc/passwd', '%00', 'null', '{}'),
+  // Names every plain object answers to: a lookup by a user's name must not find them.
+  fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'prototype'),
 );
 
 export const hostileNumber: fc.Arbitrary<number> = fc.oneof(

@@ -151,6 +151,10 @@ function parseInput(raw: unknown): OnnxJobInput {
 
 function refuseNonTensors(session: Ort.InferenceSession): void {
   for (const [side, list] of [['input', session.inputMetadata], ['output', session.outputMetadata]] as const) {
+    // A job's tensors travel as a JSON object keyed by name, and a parsed object drops this key.
+    if (list.some((m) => m.name === '__proto__')) {
+      throw new GridError('GG_ERR_MODEL_UNSUPPORTED', `the model has an ${side} named "__proto__", which a job's JSON cannot carry; rename it in the model`);
+    }
     const bad = list.filter((m) => !m.isTensor).map((m) => `"${m.name}"`);
     if (bad.length > 0) {
       throw new GridError(
@@ -171,7 +175,8 @@ export function checkInputs(metadata: readonly Ort.InferenceSession.ValueMetadat
   const out: Record<string, RawTensor> = {};
   for (const meta of declared.values()) {
     const what = `input "${meta.name}"`;
-    const tensor = inputs[meta.name];
+    // Own names only: a model's input named "toString" must not find Object's.
+    const tensor = Object.hasOwn(inputs, meta.name) ? inputs[meta.name] : undefined;
     if (!tensor) throw new GridError('GG_ERR_INPUT_INVALID', `${what}: missing (the model's inputs: ${names()})`);
     if (!meta.isTensor) continue; // refused earlier
     if (tensor.dtype !== meta.type) throw new GridError('GG_ERR_INPUT_INVALID', `${what}: the model takes ${meta.type}, got ${tensor.dtype}`);

@@ -12,7 +12,7 @@ import { checkTensorJson, type TensorJson } from '../../../src/protocol/tensor.j
 import { decodeTensor } from '../../../src/worker/executors/tensor-codec.js';
 import type { RunJobOptions } from '../../../src/worker/executors/index.js';
 import { onnxExecutor } from '../../../src/worker/executors/onnx.js';
-import { MLP } from '../../fixtures/make-onnx.js';
+import { identityNamedModel, MLP } from '../../fixtures/make-onnx.js';
 import { closeJobProcesses, isAlive, makeJob, onnxFixtures, pidRecorder, runJob } from './helpers.js';
 
 const models = onnxFixtures();
@@ -165,6 +165,15 @@ describe('ONNX executor', () => {
       await failure(inProcess(models.mlp, input), 'GG_ERR_INPUT_INVALID', ...parts);
     });
 
+    it('an input named like an Object method ("toString", "constructor") is missing when not given, and runs when given', async () => {
+      const file = path.join(models.dir, 'named-tostring.onnx');
+      writeFileSync(file, identityNamedModel('toString', 'constructor'));
+      await failure(inProcess(file, { inputs: {} }), 'GG_ERR_INPUT_INVALID', 'input "toString": missing');
+      const out = (await inProcess(file, { inputs: { toString: { dtype: 'float32', dims: [2], data: [1, 2] } } })) as { outputs: Record<string, TensorJson> };
+      expect(Object.hasOwn(out.outputs, 'constructor')).toBe(true);
+      expect(out.outputs.constructor).toMatchObject({ dims: [2], data: [1, 2] });
+    });
+
     it('comes back from a job process with its code and message intact; the process stays warm for the next job', async () => {
       const log = pidRecorder();
       await failure(viaRunJob(models.mlp, x({ dtype: 'int32', data: [1, 2, 3, 4] }), log), 'GG_ERR_INPUT_INVALID', 'input "x": the model takes float32, got int32');
@@ -178,6 +187,14 @@ describe('ONNX executor', () => {
   describe('models it cannot run: GG_ERR_MODEL_UNSUPPORTED', () => {
     it('refuses a model whose input is a sequence, naming it', async () => {
       await failure(inProcess(models.sequenceInput, { inputs: {} }), 'GG_ERR_MODEL_UNSUPPORTED', 'input "seq" is not a tensor', 'sequence');
+    });
+
+    it('refuses a model with an input or output named "__proto__", which a job\'s JSON cannot carry', async () => {
+      for (const [input, output, side] of [['__proto__', 'y', 'input'], ['x', '__proto__', 'output']] as const) {
+        const file = path.join(models.dir, `named-${side}.onnx`);
+        writeFileSync(file, identityNamedModel(input, output));
+        await failure(inProcess(file, { inputs: { x: { dtype: 'float32', dims: [1], data: [1] } } }), 'GG_ERR_MODEL_UNSUPPORTED', `an ${side} named "__proto__"`);
+      }
     });
 
     it('refuses a file the runtime cannot load', async () => {
