@@ -80,11 +80,13 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
       const now = Date.now();
       process.stdout.write(
         table(
-          ['ID', 'NAME', 'STATE', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'ONNX ON', 'LLM ON'],
+          ['ID', 'NAME', 'STATE', 'VIA', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'ONNX ON', 'LLM ON', 'LABELS'],
           list.map((w) => [
             w.id,
             w.name,
             w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state,
+            // TCP: its network drops UDP, so it connects over TLS on TCP (or was told to).
+            w.transport ?? '-',
             w.appVersion ?? '-',
             ago(w.lastSeen, now),
             w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
@@ -92,6 +94,7 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
             w.hardware ? String(w.hardware.gpus.length) : '-',
             onnxOn(w.hardware),
             llmOn(w.hardware?.llm),
+            w.labels.length > 0 ? w.labels.join(',') : '-',
           ]),
         ),
       );

@@ -7,6 +7,7 @@
  *   console.log(h.statusUrl);
  *   await h.stop();
  */
+import type { TransportMode } from '../worker/dial.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -38,6 +39,8 @@ export async function startHeadless(opts: {
   reEnroll?: boolean;
   name?: string;
   jobs?: WorkerJobOptions;
+  /** How the worker reaches the coordinator (worker/dial.ts). @default auto */
+  transport?: TransportMode;
   controlPort?: number;
   /** Gives up a start still waiting to enroll (Ctrl+C before the coordinator answered). */
   signal?: AbortSignal;
@@ -57,6 +60,7 @@ export async function startHeadless(opts: {
       reEnroll: opts.reEnroll,
       name: opts.name,
       jobs: opts.jobs,
+      agent: { transport: opts.transport },
       signal: opts.signal,
     });
     const view = host.view();

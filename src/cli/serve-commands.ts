@@ -3,6 +3,7 @@
  * `gogrid local` (both in one process, zero configuration). Each runs until
  * SIGINT/SIGTERM and then shuts down cleanly.
  */
+import { TRANSPORT_MODES, type TransportMode } from '../worker/dial.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -106,9 +107,10 @@ export function registerServeCommands(program: Command, version: string, run: (f
       .option('--label <label>', 'a label jobs can require, e.g. --label lab --label fast (repeatable)', (v: string, all: string[]) => [...all, v], [])
       .option('--model-cache-gib <n>', 'size cap of the model cache', Number, WORKER_DEFAULTS.modelCacheBytes / 2 ** 30)
       .option('--preset <name>', "when to run, until changed in the status window: dedicated (always) or desktop (only while this computer's user is away)", toPreset, 'dedicated')
-      .option('--control-port <port>', 'port of the local status window and control API on 127.0.0.1 (default: any free port)', toInt),
+      .option('--control-port <port>', 'port of the local status window and control API on 127.0.0.1 (default: any free port)', toInt)
+      .option('--transport <how>', 'quic, tcp (TLS on TCP, through HTTPS_PROXY if set), or auto: QUIC, and TCP when UDP does not get through', toTransport, 'auto'),
   ).action(
-    (flags: LogFlags & { coordinator?: string; token?: string; tokenFile?: string; reEnroll?: boolean; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number }) =>
+    (flags: LogFlags & { coordinator?: string; token?: string; tokenFile?: string; reEnroll?: boolean; name?: string; data?: string; slots: number; threads?: number; label: string[]; modelCacheGib: number; preset: 'desktop' | 'dedicated'; controlPort?: number; transport: TransportMode }) =>
     run(async () => {
       const logger = await loggerFor(flags);
       const dataDir = flags.data ?? defaultDataDir();
@@ -128,6 +130,7 @@ export function registerServeCommands(program: Command, version: string, run: (f
         logger,
         preset: flags.preset,
         controlPort: flags.controlPort,
+        transport: flags.transport,
         jobs: { slots: flags.slots, threads: flags.threads, labels: flags.label, modelCacheBytes: Math.round(flags.modelCacheGib * 2 ** 30) },
       }).catch((e: unknown) => {
         // Stopped while still waiting to enroll: a clean stop, not a failure.
@@ -251,6 +254,11 @@ function toPositiveInt(value: string): number {
 function toPreset(value: string): 'desktop' | 'dedicated' {
   if (value !== 'desktop' && value !== 'dedicated') throw new InvalidArgumentError(`"${value}" is not desktop or dedicated`);
   return value;
+}
+
+function toTransport(value: string): TransportMode {
+  if (!(TRANSPORT_MODES as readonly string[]).includes(value)) throw new InvalidArgumentError(`"${value}" is not ${TRANSPORT_MODES.join(', ')}`);
+  return value as TransportMode;
 }
 
 function toInt(value: string): number {

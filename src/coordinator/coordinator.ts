@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { addressUnavailable, startQuicServer } from '../transport/quic.js';
+import { acceptControlOverTls, type TlsControlHandle } from '../transport/tls.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import { loadApiCert, type ApiCert } from './api-cert.js';
@@ -97,7 +98,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
       JSON.stringify({ apiUrl, port: listening.port, caFingerprint: ca.fingerprint, pid: process.pid } satisfies ApiInfo, null, 2),
       0o600,
     );
-    logger.info({ port: listening.port, apiUrl, fingerprint: displayFingerprint(ca.fingerprint) }, 'coordinator listening (QUIC on UDP, HTTPS on TCP)');
+    logger.info({ port: listening.port, apiUrl, fingerprint: displayFingerprint(ca.fingerprint) }, 'coordinator listening (QUIC on UDP; HTTPS and TLS control on TCP)');
 
     let stopped = false;
     return {
@@ -121,7 +122,8 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
         };
         await step(() => listening.sessions.stop());
         await step(() => listening.dispatcher.stop());
-        await Promise.allSettled([listening.quic.stop({ force: true }), listening.http.close()]);
+        await Promise.allSettled([listening.quic.stop({ force: true }), listening.tcp.stop({ force: true })]);
+        await listening.http.close().catch(() => undefined);
         await step(async () => cluster?.close());
         await step(() => db.close());
         await step(() => lock.release());
@@ -151,6 +153,7 @@ async function listenBoth(args: {
   sessions: SessionManager;
   dispatcher: Dispatcher;
   quic: Awaited<ReturnType<typeof startQuicServer>>;
+  tcp: TlsControlHandle;
   http: Awaited<ReturnType<typeof buildHttpApi>>;
 }> {
   const { config, ca, db, cluster, serverCert, logger } = args;
@@ -160,9 +163,10 @@ async function listenBoth(args: {
   const attempts = config.server.port === 0 ? 5 : 1;
   for (let attempt = 1; ; attempt++) {
     let quic: Awaited<ReturnType<typeof startQuicServer>> | undefined;
+    let tcp: TlsControlHandle | undefined;
     let sessions: SessionManager | undefined;
     try {
-      const connectionCount = () => quic?.connectionCount() ?? 0;
+      const connectionCount = () => (quic?.connectionCount() ?? 0) + (tcp?.connectionCount() ?? 0);
       // New QUIC handshakes per client address (the seed's 100 connections/s per IP).
       const handshakes = new Throttle({ burst: 2 * args.runtime.quicPerIpPerSec, perSecond: args.runtime.quicPerIpPerSec });
       const told = new Throttle({ burst: 1, perSecond: 1 / 60 });
@@ -221,6 +225,13 @@ async function listenBoth(args: {
         metrics,
         logger: logger.child({ component: 'http' }),
       });
+      // The same control protocol on the HTTPS port, for workers whose network drops UDP.
+      tcp = acceptControlOverTls(http.server, {
+        // A backstop: the session's own heartbeat timeout closes a silent worker first, with an error frame that says so.
+        maxIdleTimeoutMs: 2 * timing.heartbeatTimeoutSecs * 1000,
+        onConnection: (peer) => s.handlePeer(peer),
+        logger: logger.child({ component: 'tls-control' }),
+      });
       await http.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {
         // With port 0 a taken TCP port is tried again below with another number.
         if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < attempts) throw e;
@@ -238,7 +249,7 @@ async function listenBoth(args: {
       cluster.on('resync', () => push());
       sessions.start();
       await dispatcher.start();
-      return { port: quic.port, sessions, dispatcher, quic, http };
+      return { port: quic.port, sessions, dispatcher, quic, tcp, http };
     } catch (e) {
       await quic?.stop({ force: true }).catch(() => undefined);
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw e;

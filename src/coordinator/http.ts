@@ -21,6 +21,7 @@ import {
   type TokenInfo,
   type WorkerInfo,
 } from '../protocol/index.js';
+import { HTTPS_ALPN } from '../transport/tls.js';
 import { apiTlsOptions, reloadApiCert, type ApiCert } from './api-cert.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
@@ -84,6 +85,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
+      // `gogrid/1` is the control protocol for workers whose UDP is dropped (transport/tls-server.ts).
+      ALPNProtocols: HTTPS_ALPN,
       handshakeTimeout: opts.limits.firstRequestMs,
     },
   });
@@ -196,6 +199,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       appVersion: row.appVersion,
       hardware: row.hardware,
       certNotAfter: row.certNotAfter.toISOString(),
+      transport: row.transport,
+      labels: row.labels,
     };
   }
 }

@@ -234,7 +234,7 @@ export class SessionManager extends EventEmitter<SessionEvents> {
       throw new GridError('GG_ERR_TOO_MANY_CONNECTIONS', `coordinator is at max_connections (${this.opts.maxConnections}); try again later`);
     }
     const certDer = peer.peerCertificate;
-    if (!certDer) throw new GridError('GG_ERR_UNAUTHENTICATED', 'a client certificate is required; enroll with `gogrid worker --token`');
+    if (!certDer) throw new GridError('GG_ERR_UNAUTHENTICATED', "a client certificate from this coordinator's CA is required; enroll with `gogrid worker --token`");
     const workerId = readCert(certDer).subjectCommonName;
     if (!workerId) throw new GridError('GG_ERR_UNAUTHENTICATED', 'client certificate has no subject common name');
     return { workerId, certDer };
@@ -310,13 +310,15 @@ export class SessionManager extends EventEmitter<SessionEvents> {
         name: hello.name,
         hardware: hello.hardware,
         appVersion: hello.appVersion,
+        transport: peer.transport,
+        labels: hello.capabilities.labels,
         instanceId: this.opts.instanceId,
         now: new Date(),
       });
       if (!online) throw new GridError('GG_ERR_WORKER_REVOKED', revokedMessage(workerId));
       const previous = this.sessions.get(workerId);
       this.sessions.set(workerId, session);
-      this.opts.logger.info({ workerId, name: hello.name, remote: peer.remoteAddress }, 'worker online');
+      this.opts.logger.info({ workerId, name: hello.name, remote: peer.remoteAddress, transport: peer.transport }, 'worker online');
       this.emit('online', workerId);
       if (previous) {
         this.opts.logger.warn({ workerId, old: previous.peer.remoteAddress, new: peer.remoteAddress }, 'same worker connected twice; the newest connection wins');

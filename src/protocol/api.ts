@@ -111,6 +111,10 @@ export const WorkerInfo = z.object({
   appVersion: z.string().nullable(),
   hardware: HardwareReport.nullable(),
   certNotAfter: isoDate,
+  /** What carried its last session: `quic`, or `tcp` where its network drops UDP; null before its first since version 12 of the store. */
+  transport: z.enum(['quic', 'tcp']).nullable().default(null),
+  /** The labels its owner set, as of its last session (jobs can require them). */
+  labels: z.array(z.string()).default([]),
 });
 
 export const WorkerList = z.array(WorkerInfo);

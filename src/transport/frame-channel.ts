@@ -1,14 +1,15 @@
 /**
- * A FrameChannel over one bidirectional QUIC stream: length-prefixed JSON
- * frames (frame.ts) out through `send`, in through `frames()`.
+ * A FrameChannel over one bidirectional byte stream (a QUIC stream, or a TLS
+ * socket through `Duplex.toWeb`): length-prefixed JSON frames (frame.ts) out
+ * through `send`, in through `frames()`.
  *
  *   const channel = openFrameChannel(stream, { maxFrameBytes });
  *   await channel.send({ type: 'hello', … });
  *   for await (const frame of channel.frames()) handle(frame);
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ReadableStreamReadResult } from 'node:stream/web';
-import { errors as quicErrors, type QUICStream } from '@matrixai/quic';
+import type { ReadableStream, ReadableStreamReadResult, WritableStream } from 'node:stream/web';
+import { errors as quicErrors } from '@matrixai/quic';
 import { GridError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
 
@@ -26,15 +27,18 @@ export interface FrameChannel {
   close(): Promise<void>;
 }
 
+/** What carries a control connection: QUIC on UDP, or TLS on TCP where UDP does not get through. */
+export type TransportKind = 'quic' | 'tcp';
+
 /**
  * One worker's connection as the session layer sees it, whatever carries it
- * (QUIC today; an in-memory pair in tests). Only peers that presented a
- * certificate chaining to the coordinator's CA get this far.
+ * (QUIC, TLS on TCP; an in-memory pair in tests).
  */
 export interface ControlPeer {
+  readonly transport: TransportKind;
   /** "host:port" ("[v6]:port" for IPv6). */
   readonly remoteAddress: string;
-  /** DER of the client's leaf certificate. */
+  /** DER of the client's leaf certificate; null unless it chains to the coordinator's CA. */
   readonly peerCertificate: Uint8Array | null;
   /** The control channel the client opens first. Rejects with GG_ERR_CONNECTION_CLOSED if the connection closes first. */
   acceptChannel(): Promise<FrameChannel>;
@@ -48,6 +52,17 @@ export interface ControlPeer {
   readonly closed: Promise<void>;
 }
 
+/** A worker's connection to the coordinator, whatever carries it. */
+export interface ControlConnection {
+  readonly transport: TransportKind;
+  /** The control channel. Nothing reaches the server until the first `send`. */
+  channel: FrameChannel;
+  /** Ends the control channel (briefly waiting for the server to end its half), then closes the connection. */
+  close(): Promise<void>;
+  /** Resolves when the connection is gone for any reason. */
+  closed: Promise<void>;
+}
+
 /** The extra the connection wrappers need to close without losing the last frame. */
 export interface ControlChannel extends FrameChannel {
   /** close(), then wait up to `graceMs` for the peer to end its half too. */
@@ -56,11 +71,17 @@ export interface ControlChannel extends FrameChannel {
 
 /**
  * Frames read ahead of the consumer. Past this the pump stops reading, so
- * QUIC flow control pushes back on a peer that sends faster than we handle.
+ * flow control (QUIC's, TCP's window) pushes back on a peer that sends faster than we handle.
  */
 const READ_AHEAD_FRAMES = 64;
 
-export function openFrameChannel(stream: QUICStream, opts: { maxFrameBytes: number }): ControlChannel {
+/** The two halves of a byte stream, as web streams. */
+export interface ByteStream {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+}
+
+export function openFrameChannel(stream: ByteStream, opts: { maxFrameBytes: number }): ControlChannel {
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   const inbox = new Inbox();

@@ -11,7 +11,7 @@
 import { QUICClient, errors as quicErrors, type QUICSocket, type QUICStream } from '@matrixai/quic';
 import type { Logger as PinoLogger } from 'pino';
 import { GridError } from '../protocol/errors.js';
-import { openFrameChannel, type FrameChannel } from './frame-channel.js';
+import { openFrameChannel, type ControlConnection } from './frame-channel.js';
 import { baseConfig, clientCrypto, CLOSE_GRACE_MS, compileTiming, quicLogger, type QuicTimingOptions } from './quic-config.js';
 
 /** TLS alert 120, as a QUIC crypto error: the server speaks no protocol we offered (ALPN). */
@@ -39,14 +39,7 @@ export interface QuicConnectOptions extends QuicTimingOptions {
   socket?: QUICSocket;
 }
 
-export interface QuicClientConnection {
-  /** The control stream. Nothing reaches the server until the first `send`. */
-  channel: FrameChannel;
-  /** Ends the control stream (briefly waiting for the server to end its half), then closes the connection. */
-  close(): Promise<void>;
-  /** Resolves when the connection is gone for any reason. */
-  closed: Promise<void>;
-}
+export type QuicClientConnection = ControlConnection;
 
 /**
  * Rejects with GG_ERR_COORDINATOR_UNREACHABLE (no answer in time),
@@ -95,6 +88,7 @@ export async function connectQuic(opts: QuicConnectOptions): Promise<QuicClientC
     await client.destroy({ isApp: true, errorCode: 0, force: true });
   };
   return {
+    transport: 'quic',
     channel,
     close: () => (closing ??= shutdown()),
     closed: client.closedP,

@@ -110,6 +110,7 @@ export async function startQuicServer(opts: QuicServerOptions): Promise<QuicServ
 }
 
 class ServerPeer implements QuicPeer {
+  readonly transport = 'quic';
   readonly remoteAddress: string;
   readonly peerCertificate: Uint8Array | null;
   readonly closed: Promise<void>;

@@ -19,7 +19,7 @@
  *   await conn.channel.send({ type: 'hello', … });
  *   await conn.close();
  */
-export type { ControlPeer, FrameChannel } from './frame-channel.js';
+export type { ControlPeer, FrameChannel, TransportKind } from './frame-channel.js';
 export type { QuicTimingOptions } from './quic-config.js';
 export { startQuicServer, type QuicPeer, type QuicServerHandle, type QuicServerOptions } from './quic-server.js';
 export { connectQuic, type QuicClientConnection, type QuicConnectOptions } from './quic-client.js';

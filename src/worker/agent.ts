@@ -1,7 +1,8 @@
 /**
  * The worker's phone-home agent: an explicit state machine that holds one
- * mTLS QUIC connection to the coordinator, says hello, heartbeats at the
- * interval the coordinator chose, and reconnects with backoff.
+ * mTLS connection to the coordinator (QUIC, or TLS on TCP where UDP does not
+ * get through: dial.ts), says hello, heartbeats at the interval the
+ * coordinator chose, and reconnects with backoff.
  *
  *   const agent = new WorkerAgent({ dataDir, identity, appVersion, logger, probes });
  *   agent.on('state', (s) => console.log(s.state, s.detail));
@@ -33,6 +34,9 @@ import {
   type WorkerStatus,
 } from '../protocol/index.js';
 import { connectQuic, type FrameChannel, type QuicConnectOptions } from '../transport/quic.js';
+import { connectTls, proxyFor } from '../transport/tls.js';
+import type { ControlConnection } from '../transport/frame-channel.js';
+import { dialPlan, dialRace, networkKey, TransportMemory, type TransportMode } from './dial.js';
 import { backoffDelayMs } from './backoff.js';
 import { saveCertificate, type WorkerIdentity } from './identity.js';
 import { SilenceWatch, silenceDeadlineMs } from './silence-watch.js';
@@ -79,6 +83,12 @@ export interface AgentOptions {
   backoff?: { baseMs: number; capMs: number };
   /** Passed to connectQuic: one UDP socket shared by many agents in one process (bench/). @default none */
   socket?: QuicConnectOptions['socket'];
+  /** QUIC, TLS on TCP, or QUIC with TCP raced in when UDP does not get through (dial.ts). @default auto */
+  transport?: TransportMode;
+  /** How long QUIC has to connect before TCP is raced in. @default WORKER_DEFAULTS.quicHeadStartMs */
+  quicHeadStartMs?: number;
+  /** While on TCP in auto mode, how often a QUIC handshake is tried to move back. @default WORKER_DEFAULTS.quicRetryMs */
+  quicRetryMs?: number;
   /**
    * Whether the worker takes jobs now and why not, sent in `hello` and every
    * heartbeat (and at once on a change: call `statusChanged()`).
@@ -123,6 +133,10 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   private closeConnection: (() => Promise<void>) | undefined;
   private loop: Promise<void> | undefined;
   private identity: WorkerIdentity;
+  /** What worked per coordinator and network (dial.ts), loaded at the first dial. */
+  private transports: TransportMemory | undefined;
+  /** Set when a TCP session is closed on purpose because QUIC works again: reconnect at once. */
+  private movingToQuic = false;
   /** The cached-model list as last sent, to send it again only when it changes. */
   private reportedModels = '';
   /** The same for loaded models. */
@@ -216,6 +230,12 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
           saidMoved = false;
         });
         if (this.abort.signal.aborted) break;
+        if (this.movingToQuic) {
+          this.movingToQuic = false;
+          this.transition('waiting', 'moving to QUIC');
+          this.transition('connecting', `connecting to ${this.address()}`);
+          continue;
+        }
         logger.warn('connection to the coordinator was lost');
       } catch (e) {
         if (this.abort.signal.aborted) break;
@@ -246,10 +266,9 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     this.transition('stopped', null);
   }
 
-  /** One connection, from connect to loss. Resolves when the connection ends; throws on errors. */
-  private async session(hardware: HardwareReport, onWelcome: () => void): Promise<void> {
+  private dialQuic(): Promise<ControlConnection> {
     const { identity } = this;
-    const conn = await connectQuic({
+    return connectQuic({
       host: identity.coordinator.host,
       port: identity.coordinator.port,
       serverName: COORDINATOR_SERVER_NAME,
@@ -260,7 +279,73 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
       logger: this.opts.logger,
       socket: this.opts.socket,
     });
+  }
+
+  private dialTcp(): Promise<ControlConnection> {
+    const { identity } = this;
+    const { host, port } = identity.coordinator;
+    return connectTls({
+      host,
+      port,
+      serverName: COORDINATOR_SERVER_NAME,
+      tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? WORKER_DEFAULTS.connectTimeoutMs,
+      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? WORKER_DEFAULTS.maxIdleTimeoutMs,
+      proxy: proxyFor(host, port),
+    });
+  }
+
+  /** The key what worked is remembered under: this coordinator, on this network. */
+  private transportKey(): string {
+    return `${this.address()}|${networkKey()}`;
+  }
+
+  /** A connection by the transport plan (dial.ts); in auto mode, what won is remembered. */
+  private async dial(): Promise<ControlConnection> {
+    const mode = this.opts.transport ?? 'auto';
+    const memory = (this.transports ??= await TransportMemory.load(this.opts.dataDir));
+    const key = this.transportKey();
+    const plan = dialPlan(mode, mode === 'auto' ? memory.get(key) : null, this.opts.quicHeadStartMs ?? WORKER_DEFAULTS.quicHeadStartMs);
+    const conn = await dialRace(plan, (kind) => (kind === 'quic' ? this.dialQuic() : this.dialTcp()));
+    if (mode === 'auto') {
+      if (conn.transport === 'tcp') this.opts.logger.warn(`no QUIC (UDP) connection to ${this.address()}; connected over TCP instead`);
+      await memory.set(key, conn.transport);
+    }
+    return conn;
+  }
+
+  /**
+   * On TCP in auto mode: every `quicRetryMs`, while no job runs (a reconnect
+   * hands running jobs back), try a QUIC handshake; once one succeeds, close
+   * this connection so the next one goes over QUIC.
+   */
+  private watchForQuic(conn: ControlConnection): () => void {
+    if (conn.transport !== 'tcp' || (this.opts.transport ?? 'auto') !== 'auto') return () => undefined;
+    let trying = false;
+    const timer = setInterval(() => {
+      if (trying || (this.opts.jobs?.runner.busy ?? 0) > 0) return;
+      trying = true;
+      this.dialQuic()
+        .then(async (probe) => {
+          await probe.close();
+          await this.transports?.set(this.transportKey(), 'quic');
+          this.opts.logger.info(`UDP gets through to ${this.address()} again: moving to QUIC`);
+          this.movingToQuic = true;
+          await conn.close();
+        })
+        .catch(() => undefined)
+        .finally(() => (trying = false));
+    }, this.opts.quicRetryMs ?? WORKER_DEFAULTS.quicRetryMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** One connection, from connect to loss. Resolves when the connection ends; throws on errors. */
+  private async session(hardware: HardwareReport, onWelcome: () => void): Promise<void> {
+    const { identity } = this;
+    const conn = await this.dial();
     this.closeConnection = () => conn.close();
+    const stopWatching = this.watchForQuic(conn);
     let heartbeat: NodeJS.Timeout | undefined;
     let silence: SilenceWatch | undefined;
     const jobs = this.opts.jobs;
@@ -296,13 +381,14 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
             });
           }
           heartbeat = this.startHeartbeat(conn.channel, msg.heartbeatIntervalSecs, msg.busyHeartbeatIntervalSecs, silence);
-          this.transition('online', `connected to ${this.address()}`);
+          this.transition('online', `connected to ${this.address()}${conn.transport === 'tcp' ? ' over TCP' : ''}`);
           this.emit('welcome', { heartbeatIntervalSecs: msg.heartbeatIntervalSecs });
         } else {
           await this.handle(msg, (m) => send(conn.channel, m));
         }
       }
     } finally {
+      stopWatching();
       clearInterval(heartbeat);
       silence?.stop();
       this.beatNow = null;

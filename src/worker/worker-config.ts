@@ -43,8 +43,16 @@ export const WORKER_DEFAULTS = {
   labels: [] as readonly string[],
   /** Size cap of the model cache. */
   modelCacheBytes: 10 * 2 ** 30,
-  /** How long a QUIC handshake with the coordinator may take. */
+  /** How long a QUIC handshake with the coordinator may take (a TLS one over TCP too). */
   connectTimeoutMs: 10_000,
+  /**
+   * How long QUIC has to connect before TCP is raced in (dial.ts): a QUIC
+   * handshake takes 1–2 round trips plus a stateless retry, well under a
+   * second on any working network; past this, UDP is most likely dropped.
+   */
+  quicHeadStartMs: 1500,
+  /** While on TCP, how often a QUIC handshake is tried to move back. */
+  quicRetryMs: 5 * 60_000,
   /** Upper bound on how long a silent coordinator goes unnoticed: the seed's heartbeat_timeout_secs. */
   maxIdleTimeoutMs: 90_000,
   /** QUIC pings on top of heartbeats; none: the heartbeats alone keep the connection alive. */

@@ -40,7 +40,9 @@ export interface StartWorkerOptions {
   name?: string;
   appVersion: string;
   logger: Logger;
-  agent?: Partial<Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes' | 'status' | 'accepting'>>;
+  agent?: Partial<
+    Pick<AgentOptions, 'connectTimeoutMs' | 'maxIdleTimeoutMs' | 'keepAliveIntervalMs' | 'backoff' | 'probes' | 'status' | 'accepting' | 'transport' | 'quicHeadStartMs' | 'quicRetryMs'>
+  >;
   jobs?: WorkerJobOptions;
   /** Gives up a start still waiting to enroll (a coordinator not reachable yet); the start then rejects with an AbortError. */
   signal?: AbortSignal;

@@ -82,6 +82,9 @@ const WRITTEN_AT: Record<number, string> = {
       ('j-v10-pieces', 'output', 0, '{"outputs":{"y":"\\u0000'), ('j-v10-pieces', 'output', 1, '\u00e9"}}');`,
   11: `
     INSERT INTO api_keys (id, key_sha256, name, scope, created_at) VALUES ('k-v11', '${hex('1')}', 'prometheus', 'metrics', '${T}');`,
+  12: `
+    INSERT INTO workers (id, name, state, app_version, cert_fingerprint, cert_not_after, enrolled_at, state_changed_at, transport, labels)
+      VALUES ('w-v12', 'behind a firewall', 'offline', '0.2.0', '${hex('2')}', '2027-01-01T00:00:00Z', '${T}', '${T}', 'tcp', '["gpu", "rack-4"]');`,
 };
 
 /** What today's store reads of the rows each version wrote, and that it can still work on them. */
@@ -141,6 +144,11 @@ const READ_BACK: Record<number, (db: Db) => Promise<void>> = {
   },
   11: async (db) => {
     expect(await findApiKeyBySha256(db, hex('1'))).toMatchObject({ id: 'k-v11', name: 'prometheus', scope: 'metrics' });
+  },
+  12: async (db) => {
+    // A worker from before: how it connects is not known until it does, and it has no labels.
+    expect(await getWorker(db, 'w-v1')).toMatchObject({ transport: null, labels: [] });
+    expect(await getWorker(db, 'w-v12')).toMatchObject({ transport: 'tcp', labels: ['gpu', 'rack-4'] });
   },
 };
 

@@ -54,7 +54,7 @@ const hardware: HardwareReport = {
   gpus: [{ vendor: 'NVIDIA', model: 'H100', vramMiB: 81_559, backends: ['cuda'] }],
   os: { platform: 'linux', distro: 'Debian', release: '12', arch: 'x64', hostname: 'w1' },
 };
-const online = (instanceId: string, now: Date, name = 'w'): OnlineInfo => ({ name, hardware, appVersion: '0.1.0', instanceId, now });
+const online = (instanceId: string, now: Date, name = 'w'): OnlineInfo => ({ name, hardware, appVersion: '0.1.0', transport: 'quic', labels: [], instanceId, now });
 
 async function newWorker(db: Db, id: string, now = T0) {
   return insertWorker(db, { id, name: id, certFingerprint: sha256(`cert-${id}`), certNotAfter: later(86_400_000, now), tokenId: null, now });

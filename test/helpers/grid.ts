@@ -2,6 +2,7 @@
  * Test fixtures for a real grid on loopback: a coordinator (real QUIC, HTTPS,
  * PGlite), in-process workers, and the `gogrid` CLI as a child process.
  */
+import type { TransportMode } from '../../src/worker/dial.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,6 +137,9 @@ export async function startTestWorker(
     jobs?: WorkerJobOptions;
     /** The QUIC idle timeout, 1.5 s unless a test's own work may stall this process for longer. */
     maxIdleTimeoutMs?: number;
+    /** How it connects (worker/dial.ts); `auto` with a short QUIC head start. @default quic */
+    transport?: TransportMode;
+    quicRetryMs?: number;
   } = {},
 ): Promise<RunningWorker & { dataDir: string }> {
   const dataDir = opts.dataDir ?? (await tempDir('gogrid-worker-'));
@@ -146,7 +150,15 @@ export async function startTestWorker(
     name: opts.name,
     appVersion: '0.0.0-test',
     logger: silent,
-    agent: { maxIdleTimeoutMs: opts.maxIdleTimeoutMs ?? 1500, backoff: { baseMs: 50, capMs: 300 }, ...(opts.probes ? { probes: opts.probes } : {}), ...(opts.status ? { status: opts.status } : {}) },
+    agent: {
+      maxIdleTimeoutMs: opts.maxIdleTimeoutMs ?? 1500,
+      backoff: { baseMs: 50, capMs: 300 },
+      transport: opts.transport ?? 'quic',
+      quicHeadStartMs: 300,
+      ...(opts.quicRetryMs !== undefined && { quicRetryMs: opts.quicRetryMs }),
+      ...(opts.probes ? { probes: opts.probes } : {}),
+      ...(opts.status ? { status: opts.status } : {}),
+    },
     // One runtime thread per job: the test machine has two cores for everything.
     jobs: { threads: 1, ...opts.jobs },
   });

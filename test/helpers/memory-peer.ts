@@ -12,7 +12,7 @@
  */
 import { GridError } from '../../src/protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
-import type { ControlPeer, FrameChannel } from '../../src/transport/quic.js';
+import type { ControlPeer, FrameChannel, TransportKind } from '../../src/transport/quic.js';
 
 /** One direction of a pair: frames in order, then its end. */
 class Pipe {
@@ -91,7 +91,7 @@ export interface MemoryConnection {
  * the coordinator ends the control channel (after a fatal error), so the
  * coordinator's close grace is not waited out.
  */
-export function memoryConnection(opts: { certDer: Uint8Array | null; remoteAddress?: string; maxFrameBytes?: number }): MemoryConnection {
+export function memoryConnection(opts: { certDer: Uint8Array | null; remoteAddress?: string; maxFrameBytes?: number; transport?: TransportKind }): MemoryConnection {
   const [server, client] = framePair(opts.maxFrameBytes);
   let closeWith: (how: { reason?: string }) => void = () => undefined;
   const closed = new Promise<{ reason?: string }>((resolve) => (closeWith = resolve));
@@ -110,6 +110,7 @@ export function memoryConnection(opts: { certDer: Uint8Array | null; remoteAddre
   };
   return {
     peer: {
+      transport: opts.transport ?? 'quic',
       remoteAddress: opts.remoteAddress ?? '127.0.0.1:50000',
       peerCertificate: opts.certDer,
       acceptChannel: async () => serverSide,

@@ -9,13 +9,15 @@
  *   expect((await w.next('error')).code).toBe('GG_ERR_FRAME_INVALID');
  */
 import { COORDINATOR_SERVER_NAME, PROTOCOL_VERSION, type CoordinatorMessage } from '../../src/protocol/index.js';
-import { connectQuic, type FrameChannel, type QuicClientConnection } from '../../src/transport/quic.js';
+import type { ControlConnection, TransportKind } from '../../src/transport/frame-channel.js';
+import { connectQuic, type FrameChannel } from '../../src/transport/quic.js';
+import { connectTls } from '../../src/transport/tls.js';
 import { collectHardware } from '../../src/worker/hardware.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
 import { within } from './within.js';
 
 export interface RawWorker {
-  conn: QuicClientConnection;
+  conn: ControlConnection;
   send(frame: unknown): Promise<void>;
   /** The next frame of that type the coordinator sends (earlier ones of other types are skipped); rejects if the connection ends first. */
   next<T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>>;
@@ -24,16 +26,13 @@ export interface RawWorker {
   close(): Promise<void>;
 }
 
-export function connectRaw(port: number, tls: { caPem: string; certPem?: string; keyPem?: string }, opts: { maxFrameBytes?: number } = {}): Promise<QuicClientConnection> {
-  return connectQuic({
-    host: '127.0.0.1',
-    port,
-    serverName: COORDINATOR_SERVER_NAME,
-    tls,
-    connectTimeoutMs: 3000,
-    maxIdleTimeoutMs: 3000,
-    maxFrameBytes: opts.maxFrameBytes,
-  });
+export function connectRaw(
+  port: number,
+  tls: { caPem: string; certPem?: string; keyPem?: string },
+  opts: { maxFrameBytes?: number; transport?: TransportKind } = {},
+): Promise<ControlConnection> {
+  const common = { host: '127.0.0.1', port, serverName: COORDINATOR_SERVER_NAME, tls, connectTimeoutMs: 3000, maxIdleTimeoutMs: 3000, maxFrameBytes: opts.maxFrameBytes };
+  return opts.transport === 'tcp' ? connectTls(common) : connectQuic(common);
 }
 
 let hardware: ReturnType<typeof collectHardware> | undefined;
@@ -75,8 +74,13 @@ export function frameReader(channel: FrameChannel): Pick<RawWorker, 'next' | 'fr
 }
 
 /** Connects as `identity`, says hello with `capabilities`, and waits for `welcome`. */
-export async function rawWorker(c: { port: number }, identity: WorkerIdentity, capabilities: { executors: string[]; slots: number }): Promise<RawWorker> {
-  const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
+export async function rawWorker(
+  c: { port: number },
+  identity: WorkerIdentity,
+  capabilities: { executors: string[]; slots: number },
+  transport: TransportKind = 'quic',
+): Promise<RawWorker> {
+  const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem }, { transport });
   const w: RawWorker = {
     conn,
     send: (frame) => conn.channel.send(frame as never),

@@ -80,7 +80,7 @@ describe.runIf(PG_URL !== undefined)('two coordinator instances on one PostgreSQ
     // As an instance that died would leave it: online, on an instance nobody runs, last heard of long ago.
     const now = new Date();
     await insertWorker(a.parts.db, { id: 'w-left-behind', name: 'ghost', certFingerprint: 'f'.repeat(64), certNotAfter: new Date(now.getTime() + 86_400_000), tokenId: null, now });
-    await markOnline(a.parts.db, 'w-left-behind', { name: 'ghost', hardware: w.hardware, appVersion: 'test', instanceId: 'c-dead', now: new Date(now.getTime() - 3_600_000) });
+    await markOnline(a.parts.db, 'w-left-behind', { name: 'ghost', hardware: w.hardware, appVersion: 'test', transport: 'quic', labels: [], instanceId: 'c-dead', now: new Date(now.getTime() - 3_600_000) });
     const listed = WorkerList.parse(await a.api('GET', '/v1/workers'));
     expect(listed.find((x) => x.id === w.identity.workerId)?.state).toBe('online');
     expect(listed.find((x) => x.id === 'w-left-behind')?.state).toBe('offline');

@@ -232,6 +232,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('admin', 'inference', 'metrics'));
     `,
   },
+  {
+    version: 12,
+    name: 'how each worker connects, and its labels',
+    // Workers on networks that drop UDP connect over TLS on TCP; `gogrid workers`
+    // says which. Labels were only in a live session's hello, so an offline
+    // worker's were shown nowhere. NULL transport: not connected since this version.
+    up: `
+      ALTER TABLE workers ADD COLUMN transport text CHECK (transport IN ('quic', 'tcp')),
+        ADD COLUMN labels jsonb NOT NULL DEFAULT '[]';
+    `,
+  },
 ];
 
 // Any fixed number, the same in every instance: serializes concurrent migrate() calls.

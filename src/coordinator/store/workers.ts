@@ -4,7 +4,7 @@
  * this table gets transitions and, in batches, last-seen times.
  *
  *   await insertWorker(db, { id, name, certFingerprint, certNotAfter, tokenId, now });
- *   await markOnline(db, id, { name, hardware, appVersion, instanceId, now });
+ *   await markOnline(db, id, { name, hardware, appVersion, transport, labels, instanceId, now });
  *   await touchLastSeen(db, [{ id, at: now }, …]); // one statement per batch
  */
 import { z } from 'zod';
@@ -24,6 +24,8 @@ export const WorkerRow = z
     // reads as unknown until the worker's next hello overwrites it.
     hardware: HardwareReport.nullable().catch(null),
     app_version: z.string().nullable(),
+    transport: z.enum(['quic', 'tcp']).nullable(),
+    labels: z.array(z.string()).catch([]),
     cert_fingerprint: z.string(),
     cert_not_after: z.date(),
     enrolled_at: z.date(),
@@ -40,6 +42,8 @@ export const WorkerRow = z
     pausedReason: r.paused_reason,
     hardware: r.hardware,
     appVersion: r.app_version,
+    transport: r.transport,
+    labels: r.labels,
     certFingerprint: r.cert_fingerprint,
     certNotAfter: r.cert_not_after,
     enrolledAt: r.enrolled_at,
@@ -90,6 +94,10 @@ export interface OnlineInfo {
   name: string;
   hardware: HardwareReport;
   appVersion: string;
+  /** What carries its session. */
+  transport: 'quic' | 'tcp';
+  /** The labels it offers (hello's capabilities), kept for listings while it is offline too. */
+  labels: readonly string[];
   /** The coordinator instance that now holds the session. */
   instanceId: string;
   now: Date;
@@ -102,9 +110,9 @@ export async function markOnline(db: Db, id: string, o: OnlineInfo): Promise<Wor
       `UPDATE workers SET
          state_changed_at = CASE WHEN state = 'online' THEN state_changed_at ELSE $6 END,
          state = 'online', name = $2, hardware = $3::jsonb, app_version = $4, instance_id = $5,
-         last_seen = GREATEST(last_seen, $6)
+         last_seen = GREATEST(last_seen, $6), transport = $7, labels = $8::jsonb
        WHERE id = $1 AND state <> 'revoked' RETURNING *`,
-      [id, o.name, JSON.stringify(o.hardware), o.appVersion, o.instanceId, o.now],
+      [id, o.name, JSON.stringify(o.hardware), o.appVersion, o.instanceId, o.now, o.transport, JSON.stringify(o.labels)],
     ),
   );
 }
