@@ -12,8 +12,16 @@ export const SimCommand = z.discriminatedUnion('type', [
   StatsCommand,
   /** Enroll one worker per dir (a dir keeps its worker id across enrollments); identities stay in memory. */
   z.object({ type: z.literal('enroll'), coordinator: Address, token: z.string(), dirs: z.array(z.string()), concurrency: z.number().int().positive() }),
-  /** A WorkerAgent per identity, all on one UDP socket; `concurrency` bounds how many are connecting at once. */
-  z.object({ type: z.literal('quic'), keepAliveMs: z.number().positive().nullable(), concurrency: z.number().int().positive() }),
+  /**
+   * A WorkerAgent per identity: over QUIC all on one UDP socket, or over the
+   * TLS-on-TCP transport (a socket each); `concurrency` bounds how many are connecting at once.
+   */
+  z.object({
+    type: z.literal('quic'),
+    keepAliveMs: z.number().positive().nullable(),
+    concurrency: z.number().int().positive(),
+    transport: z.enum(['quic', 'tcp']).default('quic'),
+  }),
   /** The baseline: a node:tls connection per identity carrying the agent's hello and heartbeat frames. */
   z.object({ type: z.literal('tls'), server: Address, concurrency: z.number().int().positive() }),
   /** Closes every connection (agents stopped, sockets destroyed), at most `concurrency` at once. */

@@ -15,6 +15,7 @@
 import dgram from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import tls from 'node:tls';
 import { countMessageIn, fullGcStats, ownStats, serveRpc } from '../lib/rpc.js';
 import { HookCommand } from './commands.js';
 
@@ -25,6 +26,14 @@ const emit = dgram.Socket.prototype.emit;
 dgram.Socket.prototype.emit = function (this: dgram.Socket, event: string | symbol, ...args: unknown[]): boolean {
   if (event === 'message') countMessageIn();
   return Reflect.apply(emit, this, [event, ...args]) as boolean;
+};
+
+// The same for the control protocol over TLS on TCP: one per chunk read, which for
+// frames as small as heartbeats, one exchange at a time, is one per frame.
+const tlsEmit = tls.TLSSocket.prototype.emit;
+tls.TLSSocket.prototype.emit = function (this: tls.TLSSocket, event: string | symbol, ...args: unknown[]): boolean {
+  if (event === 'data') countMessageIn();
+  return Reflect.apply(tlsEmit, this, [event, ...args]) as boolean;
 };
 
 let cpu: Session | undefined;

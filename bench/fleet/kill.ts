@@ -49,7 +49,7 @@ export async function armKill(opts: KillOptions): Promise<{ noticed: Promise<Kil
     const token = await createToken(dataDir, opts.workers);
     const dirs = Array.from({ length: opts.workers }, (_, i) => join(dataDir, 'workers', String(i)));
     await probe.call({ type: 'enroll', coordinator: { host: '127.0.0.1', port: c.port }, token, dirs, concurrency: opts.workers }, Enrolled);
-    const { welcomeAt } = await probe.call({ type: 'quic', keepAliveMs: null, concurrency: opts.workers }, Online);
+    const { welcomeAt } = await probe.call({ type: 'quic', keepAliveMs: null, transport: 'quic', concurrency: opts.workers }, Online);
     const killedAt = Date.now();
     await procs.stop(probe.child, 'SIGKILL', 0);
     const ids = await Promise.all(dirs.map(async (d) => (JSON.parse(await readFile(join(d, 'worker.json'), 'utf8')) as { workerId: string }).workerId));

@@ -62,6 +62,13 @@ function table(cfg: FleetConfig, r: FleetResult): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const lines = rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
   const out = [`heartbeat ${cfg.heartbeatIntervalSecs} s, idle window ${cfg.windowSecs} s${cfg.quick ? ' (QUICK: shortened heartbeat, not comparable with a full run)' : ''}`, ...lines];
+  out.push('', 'the same workers over TLS on TCP (the fallback for networks that drop UDP), same coordinator:');
+  for (const x of r.rows) {
+    out.push(
+      `  N=${x.n}: ${fmt(x.tcp.cpuUsPerWorkerSec)} µs/w/s (${fmt(x.ratio.tcpCpu, 2)}× QUIC), ${fmt(x.tcp.rssKiBPerWorker)} KiB/w (${fmt(x.ratio.tcpRss, 2)}× QUIC), ` +
+        `${fmt(x.tcp.cpuUsPerMessage)} µs/msg, online in ${fmt(x.tcp.connectSecs, 1)} s`,
+    );
+  }
   const v = r.variants;
   if (v) {
     const def = r.rows.find((x) => x.n === v.n)!.quic;

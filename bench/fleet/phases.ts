@@ -9,8 +9,10 @@
  * an idle window of whole heartbeat intervals. Its own CPU (process.cpuUsage,
  * all threads) and settled RSS (measure.ts, minus the same reading with 0
  * workers) are divided by N, and a line fitted over the sizes splits each
- * into a fixed and a per-worker part. The baseline, in the same run: the same
- * N identities over node:tls with the same frames to tls-server.ts.
+ * into a fixed and a per-worker part. Then the same workers reconnect over
+ * the coordinator's TLS-on-TCP transport and the window is measured again.
+ * The baseline, in the same run: the same N identities over node:tls with
+ * the same frames to tls-server.ts.
  *
  * At one size (1000 by default) the same coordinator then runs
  * Error.stackTraceLimit = 0, a CPU profile of the idle window, and a 10 s
@@ -98,9 +100,11 @@ export interface FleetRow {
   /** The coordinator's CPU with every worker enrolled and none connected. */
   idleCpuUsPerSecAt0: number;
   quic: Measure & { warnings: number };
+  /** The same coordinator and identities over its TLS-on-TCP transport (for networks that drop UDP). */
+  tcp: Measure;
   tls: Measure;
-  /** QUIC coordinator / TLS baseline, per worker, same run. */
-  ratio: { cpu: number; rss: number };
+  /** QUIC coordinator / TLS baseline, and TCP coordinator / QUIC coordinator, per worker, same run. */
+  ratio: { cpu: number; rss: number; tcpCpu: number; tcpRss: number };
 }
 
 export interface Variants {
@@ -132,7 +136,7 @@ export interface FleetResult {
   profiles: Profiles | null;
   kill: KillResult[];
   /** Over all sizes (null with one): what each server costs with 0 workers and per added worker. */
-  fit: { quic: CostFit | null; tls: CostFit | null };
+  fit: { quic: CostFit | null; tcp: CostFit | null; tls: CostFit | null };
 }
 
 const SIM_WORKER = join(import.meta.dirname, 'sim-worker.ts');
@@ -155,7 +159,7 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
     const root = await procs.tempDir('fleet');
     const sims = Array.from({ length: cfg.sims }, (_, i) => procs.fork<SimCommand>(SIM_WORKER, `sim ${i + 1}`));
     const ctx: Ctx = { cfg, procs, root, coordDir: join(root, 'coordinator'), sims, log, artifactBase };
-    const result: FleetResult = { rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tls: null } };
+    const result: FleetResult = { rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tcp: null, tls: null } };
     // A killed worker takes heartbeat_timeout_secs (90 s) to be noticed. Each
     // kill test has a small coordinator of its own, armed (started, its
     // workers killed) between two measurements and awaited at the end: an
@@ -183,13 +187,19 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
         enrollSecs: q.enrollSecs,
         idleCpuUsPerSecAt0: q.idleCpuUsPerSecAt0,
         quic: q.measure,
+        tcp: q.tcp,
         tls,
-        ratio: { cpu: q.measure.cpuUsPerWorkerSec / tls.cpuUsPerWorkerSec, rss: q.measure.rssKiBPerWorker / tls.rssKiBPerWorker },
+        ratio: {
+          cpu: q.measure.cpuUsPerWorkerSec / tls.cpuUsPerWorkerSec,
+          rss: q.measure.rssKiBPerWorker / tls.rssKiBPerWorker,
+          tcpCpu: q.tcp.cpuUsPerWorkerSec / q.measure.cpuUsPerWorkerSec,
+          tcpRss: q.tcp.rssKiBPerWorker / q.measure.rssKiBPerWorker,
+        },
       });
     }
     for (const k of kills) armed.push((await armKill({ ...killCtx(ctx), ...k })).noticed);
     result.kill = await Promise.all(armed);
-    result.fit = { quic: costFit(result.rows.map((r) => r.quic)), tls: costFit(result.rows.map((r) => r.tls)) };
+    result.fit = { quic: costFit(result.rows.map((r) => r.quic)), tcp: costFit(result.rows.map((r) => r.tcp)), tls: costFit(result.rows.map((r) => r.tls)) };
     return result;
   } finally {
     undo();
@@ -211,14 +221,14 @@ function costFit(rows: Measure[]): CostFit | null {
 // ---------------------------------------------------------------- QUIC: the coordinator under test
 
 interface Fleet {
-  connect(keepAliveMs: number | null): Promise<number>;
+  connect(keepAliveMs: number | null, transport?: 'quic' | 'tcp'): Promise<number>;
   disconnect(): Promise<void>;
 }
 
 async function quicPhase(
   ctx: Ctx,
   n: number,
-): Promise<{ enrollSecs: number; idleCpuUsPerSecAt0: number; measure: FleetRow['quic']; extras: { variants: Variants; profiles: Profiles } | null }> {
+): Promise<{ enrollSecs: number; idleCpuUsPerSecAt0: number; measure: FleetRow['quic']; tcp: Measure; extras: { variants: Variants; profiles: Profiles } | null }> {
   const { cfg, procs, sims, log } = ctx;
   const label = `quic N=${n}`;
   log(`${label}: starting the coordinator`);
@@ -249,7 +259,18 @@ async function quicPhase(
 
     const extras = n === cfg.variantN ? await variantsAndProfiles(ctx, c, fleet, n, connectSecs) : null;
     await fleet.disconnect();
-    return { enrollSecs, idleCpuUsPerSecAt0: zero.cpuUs / zero.wallSecs, measure, extras };
+
+    // The same workers again, over TLS on TCP, against the same coordinator and 0-worker reading.
+    const tcpLabel = `tcp N=${n}`;
+    await c.gc();
+    const tcpConnect = await fleet.connect(null, 'tcp');
+    log(`${tcpLabel}: ${n} workers online in ${tcpConnect.toFixed(1)} s; idle window ${cfg.windowSecs} s`);
+    await steady(c, cfg);
+    const wt = await measureWindow(c, sims, cfg.windowSecs);
+    const tcp = { ...perWorker(n, tcpConnect, wt), ...memoryPerWorker(n, base, { sampledKiB: wt.rssMedianKiB, settled: await settledMemory(c, cfg.memorySettle) }) };
+    log(`${tcpLabel}: ${fmt(tcp.cpuUsPerWorkerSec)} µs/worker/s, ${fmt(tcp.rssKiBPerWorker)} KiB/worker`);
+    await fleet.disconnect();
+    return { enrollSecs, idleCpuUsPerSecAt0: zero.cpuUs / zero.wallSecs, measure, tcp, extras };
   } finally {
     await c.stop();
   }
@@ -308,9 +329,9 @@ function fleetOf(ctx: Ctx, c: FleetCoordinator, n: number): Fleet {
   let online = 0;
   let offline = 0;
   return {
-    async connect(keepAliveMs) {
+    async connect(keepAliveMs, transport = 'quic') {
       const t0 = Date.now();
-      await Promise.all(ctx.sims.map((s) => s.call({ type: 'quic', keepAliveMs, concurrency: ctx.cfg.connectConcurrency }, Online)));
+      await Promise.all(ctx.sims.map((s) => s.call({ type: 'quic', keepAliveMs, concurrency: ctx.cfg.connectConcurrency, transport }, Online)));
       online += n;
       return ((await c.onlineAt(online)) - t0) / 1000;
     },

@@ -7,8 +7,8 @@
  *   await sim.call({ type: 'quic', keepAliveMs: null, concurrency: 16 }, Online);
  *   await sim.call({ type: 'stop', concurrency: 32 }, Done);
  *
- * QUIC workers are the shipped WorkerAgent with its defaults, sharing one UDP
- * socket (AgentOptions.socket); only the probes
+ * Workers are the shipped WorkerAgent with its defaults, over QUIC sharing
+ * one UDP socket (AgentOptions.socket) or over TLS on TCP; only the probes
  * are fixed (one hardware report per process, a constant load) so that the
  * simulator spends its CPU on the protocol, not on systeminformation. The TLS
  * mode is the baseline: the same hello and heartbeat frames over node:tls.
@@ -72,8 +72,8 @@ async function runQuic(cmd: Extract<SimCommand, { type: 'quic' }>): Promise<{ co
   // One socket for all: the coordinator sees the same packets either way
   // (measured: no difference in its CPU), and the simulator needs no file
   // descriptor per worker.
-  const socket = new QUICSocket({ logger: quicLogger(undefined) });
-  await socket.start({ host: '127.0.0.1', port: 0 });
+  const socket = cmd.transport === 'quic' ? new QUICSocket({ logger: quicLogger(undefined) }) : undefined;
+  await socket?.start({ host: '127.0.0.1', port: 0 });
   const agents: WorkerAgent[] = [];
   const welcomeAt = new Array<number>(enrolled.length).fill(0);
   stopAll = async (concurrency) => {
@@ -81,7 +81,7 @@ async function runQuic(cmd: Extract<SimCommand, { type: 'quic' }>): Promise<{ co
     // coordinator's UDP receive buffer; a lost close is only noticed at the
     // idle timeout (heartbeat_timeout_secs) and the next phase would wait for it.
     await pool(agents, concurrency, (a) => a.stop());
-    await socket.stop({ force: true });
+    await socket?.stop({ force: true });
   };
   await pool(enrolled, cmd.concurrency, async ({ dir, identity }, i) => {
     const agent = new WorkerAgent({
@@ -94,6 +94,7 @@ async function runQuic(cmd: Extract<SimCommand, { type: 'quic' }>): Promise<{ co
       // Under a connection storm on two shared cores a handshake can take seconds.
       connectTimeoutMs: 30_000,
       socket,
+      transport: cmd.transport,
     });
     agents.push(agent);
     agent.on('welcome', () => (welcomeAt[i] = Date.now()));

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { addressUnavailable, startQuicServer } from '../transport/quic.js';
-import { acceptControlOverTls, type TlsControlHandle } from '../transport/tls.js';
+import type { TlsControlHandle } from '../transport/tls.js';
 import { ensurePrivateDir, writeFileAtomic } from '../common/files.js';
 import { lockDataDir, type DataDirLock } from '../common/lock.js';
 import { loadApiCert, type ApiCert } from './api-cert.js';
@@ -123,7 +123,7 @@ async function start(opts: StartCoordinatorOptions, lock: DataDirLock): Promise<
         await step(() => listening.sessions.stop());
         await step(() => listening.dispatcher.stop());
         await Promise.allSettled([listening.quic.stop({ force: true }), listening.tcp.stop({ force: true })]);
-        await listening.http.close().catch(() => undefined);
+        await listening.http.app.close().catch(() => undefined);
         await step(async () => cluster?.close());
         await step(() => db.close());
         await step(() => lock.release());
@@ -222,17 +222,12 @@ async function listenBoth(args: {
         certValidityDays: timing.certValidityDays,
         keepLlmText: config.llm.keepText,
         limits: args.runtime.https,
+        heartbeatTimeoutSecs: timing.heartbeatTimeoutSecs,
         metrics,
         logger: logger.child({ component: 'http' }),
       });
-      // The same control protocol on the HTTPS port, for workers whose network drops UDP.
-      tcp = acceptControlOverTls(http.server, {
-        // A backstop: the session's own heartbeat timeout closes a silent worker first, with an error frame that says so.
-        maxIdleTimeoutMs: 2 * timing.heartbeatTimeoutSecs * 1000,
-        onConnection: (peer) => s.handlePeer(peer),
-        logger: logger.child({ component: 'tls-control' }),
-      });
-      await http.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {
+      tcp = http.control;
+      await http.app.listen({ host: config.server.bindAddr, port: quic.port }).catch((e: unknown) => {
         // With port 0 a taken TCP port is tried again below with another number.
         if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < attempts) throw e;
         throw addressUnavailable('TCP', config.server.bindAddr, quic!.port, e);

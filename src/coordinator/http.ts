@@ -2,11 +2,13 @@
  * The coordinator's HTTPS server (TCP, same port number as QUIC): enrollment,
  * which a token authorizes, and the admin API, which an API key authorizes
  * (an admin key every route; an inference key only INFERENCE_ROUTES, http-auth.ts).
+ * Connections that ask for ALPN `gogrid/1` are workers' control sessions
+ * instead (transport/tls-server.ts), handed to the same session manager as QUIC's.
  * Every body is parsed with the shared schemas in protocol/api.ts, and every
  * failure answers `{ error: { code, message } }` with the code's HTTP status.
  *
- *   const app = await buildHttpApi({ db, ca, sessions, tls, logger });
- *   await app.listen({ host, port });
+ *   const { app, control } = await buildHttpApi({ db, ca, sessions, tls, logger, … });
+ *   await app.listen({ host, port });   // control: the same port's control connections over TLS (gogrid/1)
  */
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController } from 'fastify';
@@ -21,7 +23,7 @@ import {
   type TokenInfo,
   type WorkerInfo,
 } from '../protocol/index.js';
-import { HTTPS_ALPN } from '../transport/tls.js';
+import { acceptControlOverTls, HTTPS_ALPN } from '../transport/tls.js';
 import { apiTlsOptions, reloadApiCert, type ApiCert } from './api-cert.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
@@ -65,6 +67,8 @@ export interface HttpApiOptions {
   keepLlmText: boolean;
   /** What one client address may cost (ip-limits.ts). */
   limits: ConnectionLimits;
+  /** The sessions' heartbeat timeout: control connections over TCP silent for twice this are closed. */
+  heartbeatTimeoutSecs: number;
   metrics: CoordinatorMetrics;
   logger: Logger;
 }
@@ -89,6 +93,13 @@ export async function buildHttpApi(opts: HttpApiOptions) {
       ALPNProtocols: HTTPS_ALPN,
       handshakeTimeout: opts.limits.firstRequestMs,
     },
+  });
+  // First, so that the listeners added below (the connection guard) see control connections too.
+  const control = acceptControlOverTls(app.server, {
+    // A backstop: the session's own heartbeat timeout closes a silent worker first, with an error frame that says so.
+    maxIdleTimeoutMs: 2 * opts.heartbeatTimeoutSecs * 1000,
+    onConnection: (peer) => sessions.handlePeer(peer),
+    logger: opts.logger.child({ component: 'tls-control' }),
   });
   guardConnections(app.server, opts.limits, opts.logger, (reason) => opts.metrics.refused(reason));
   if (opts.apiCert) {
@@ -184,7 +195,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
     });
   });
 
-  return app;
+  // Not the app alone: a Fastify instance is a thenable, so an async function's `await` would unwrap it to the bare instance.
+  return { app, control };
 
   function toWorkerInfo(row: WorkerRow): WorkerInfo {
     const online = sessions.isOnline(row);

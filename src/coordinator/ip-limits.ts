@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import { GridError } from '../protocol/index.js';
+import { ALPN, GridError } from '../protocol/index.js';
 import type { RefusalReason } from './metrics.js';
 
 /** The key a client address is counted under: an IPv4 address itself (also IPv4-mapped IPv6), an IPv6 address's /64. */
@@ -98,11 +98,25 @@ export interface ConnectionLimits {
  * its TLS handshake: the cheapest answer, and all a client that floods gets.
  * Refusals are logged once per address per minute, so a flood does not flood
  * the log too.
+ *
+ * A worker's control connection over TCP (ALPN `gogrid/1`, a certificate from
+ * the grid CA) stops counting towards `perIp` once its handshake is done: it
+ * is held for days, an office's workers share one NAT address, and QUIC
+ * sessions are not counted per address either (`max_connections` bounds
+ * both). It still paid the per-address rate to get there, and it sends no
+ * HTTP request, so the first-request timeout is not for it.
  */
 export function guardConnections(server: Server, limits: ConnectionLimits, logger: Logger, refused: (reason: RefusalReason) => void = () => {}): void {
   const open = new Map<string, number>();
   const opening = new Throttle({ burst: 2 * limits.perIpPerSec, perSecond: limits.perIpPerSec });
   const told = new Throttle({ burst: 1, perSecond: 1 / 60 });
+  // By "address port", which the TLS socket shares with the TCP socket it wraps.
+  const counted = new Map<string, { key: string; released: boolean }>();
+  const release = (key: string) => {
+    const n = (open.get(key) ?? 1) - 1;
+    if (n === 0) open.delete(key);
+    else open.set(key, n);
+  };
   server.on('connection', (socket: Socket) => {
     const key = ipKey(socket.remoteAddress);
     const held = open.get(key) ?? 0;
@@ -119,10 +133,12 @@ export function guardConnections(server: Server, limits: ConnectionLimits, logge
       return;
     }
     open.set(key, held + 1);
+    const id = `${socket.remoteAddress} ${socket.remotePort}`;
+    const entry = { key, released: false };
+    counted.set(id, entry);
     socket.once('close', () => {
-      const n = (open.get(key) ?? 1) - 1;
-      if (n === 0) open.delete(key);
-      else open.set(key, n);
+      counted.delete(id);
+      if (!entry.released) release(key);
     });
   });
   // Node closes a connection whose handshake stalls (handshakeTimeout) and a
@@ -130,6 +146,14 @@ export function guardConnections(server: Server, limits: ConnectionLimits, logge
   // its handshake and never sends a request for as long as the client likes.
   const waiting = new WeakMap<TLSSocket, NodeJS.Timeout>();
   server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === ALPN) {
+      const entry = counted.get(`${socket.remoteAddress} ${socket.remotePort}`);
+      if (socket.authorized && entry && !entry.released) {
+        entry.released = true;
+        release(entry.key);
+      }
+      return;
+    }
     const timer = setTimeout(() => {
       refused('https_first_request_timeout');
       socket.destroy();

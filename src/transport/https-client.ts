@@ -6,7 +6,11 @@
  *
  *   const body = await requestJson({ url: 'https://127.0.0.1:8443/v1/workers', ca: caPem, headers: { authorization } });
  */
+import type { ClientRequestArgs } from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { proxyFor, proxyTunnel } from './proxy.js';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ApiErrorBody, COORDINATOR_SERVER_NAME, GridError, isGridError, type ErrorCode, ERROR_CODES } from '../protocol/index.js';
 
@@ -20,11 +24,30 @@ export interface WorkerTls {
 /**
  * The TLS options of every `https.request` to the coordinator: its CA pinned,
  * its certificate checked for COORDINATOR_SERVER_NAME whatever address was
- * dialled, and the worker's client certificate when given. No shared agent:
- * a pooled connection would go on presenting a certificate renewed since.
+ * dialled, and the worker's client certificate when given; through the
+ * HTTP proxy that HTTPS_PROXY names for it, if any (proxy.ts). No agent: a
+ * pooled connection would go on presenting a certificate renewed since.
  */
 export function coordinatorTls(tls: Partial<WorkerTls>): https.RequestOptions {
-  return { servername: COORDINATOR_SERVER_NAME, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, agent: false };
+  return { servername: COORDINATOR_SERVER_NAME, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, agent: undefined, createConnection: connectMaybeProxied };
+}
+
+/** A request's TLS socket, straight or through the proxy; Node calls this with the request's options when it has no agent. */
+function connectMaybeProxied(args: ClientRequestArgs, done: (err: Error | null, socket: Duplex) => void): Duplex | undefined {
+  // The TLS options set above and by the caller; Node passes them through untyped. Picked, not spread:
+  // a request's `path` would make tls.connect dial a Unix socket of that name.
+  const { servername, ca, cert, key, rejectUnauthorized } = args as ClientRequestArgs & ConnectionOptions;
+  const host = args.hostname ?? args.host ?? 'localhost';
+  const port = Number(args.port ?? 443);
+  const tlsOptions: ConnectionOptions = { host, port, servername, ca, cert, key, rejectUnauthorized, ALPNProtocols: ['http/1.1'] };
+  const proxy = proxyFor(host, port);
+  if (proxy === null) return tlsConnect(tlsOptions);
+  // The request's own timeout covers the rest; this bounds a proxy that never answers CONNECT.
+  proxyTunnel(proxy, host, port, AbortSignal.timeout(30_000)).then(
+    (raw) => done(null, tlsConnect({ ...tlsOptions, socket: raw })),
+    (e: unknown) => done(e instanceof Error ? e : new Error(String(e)), undefined as never),
+  );
+  return undefined;
 }
 
 export interface HttpsRequest {

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ipKey, Throttle } from '../../src/coordinator/ip-limits.js';
 import { COORDINATOR_SERVER_NAME, parseEnrollmentToken } from '../../src/protocol/index.js';
 import { removeTempDirs, startTestCoordinator, tempDir, type TestCoordinator } from '../helpers/grid.js';
-import { connectRaw } from '../helpers/raw-worker.js';
+import { connectRaw, rawWorker, type RawWorker } from '../helpers/raw-worker.js';
 import { enroll } from '../../src/worker/enroll.js';
 import { rawRequest } from '../helpers/https-raw.js';
 
@@ -112,6 +112,24 @@ describe('a coordinator on loopback', () => {
     expect(again).not.toBeNull();
     again!.destroy();
     for (const s of held) s.destroy();
+  });
+
+  it("does not count workers' control connections over TCP against max_https_connections_per_ip (an office behind one NAT), nor close them for sending no request", async () => {
+    c = await startTestCoordinator({ toml: '[server]\nmax_https_connections_per_ip = 2\n', httpsFirstRequestMs: 300 });
+    // One at a time: a connection counts until its handshake is done, as every connection does.
+    const workers: RawWorker[] = [];
+    for (let i = 0; i < 4; i++) {
+      const identity = await enroll({ dataDir: await tempDir(), coordinator: { host: '127.0.0.1', port: c.port }, token: await c.createToken() });
+      workers.push(await rawWorker(c, identity, { executors: [], slots: 0 }, 'tcp'));
+    }
+    // Past the first-request deadline, and the cap still leaves room for HTTPS.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const held = await Promise.all([1, 2].map(() => handshake(c!.port)));
+    await expect(handshake(c.port)).rejects.toThrow();
+    for (const w of workers) await w.send({ type: 'heartbeat', status: 'idle', pausedReason: null, load: { cpu: 0, freeMemoryBytes: 0 }, runningJobs: [] });
+    expect(c.parts.sessions.onlineCount).toBe(4);
+    for (const s of held) s.destroy();
+    await Promise.all(workers.map((w) => w.close()));
   });
 
   it('closes connections an address opens faster than connections_per_ip_per_sec, after a burst of twice that', async () => {

@@ -137,6 +137,8 @@ export async function startTestWorker(
     jobs?: WorkerJobOptions;
     /** The QUIC idle timeout, 1.5 s unless a test's own work may stall this process for longer. */
     maxIdleTimeoutMs?: number;
+    /** HOST:PORT it enrolls with and dials. @default 127.0.0.1:<c.port> */
+    coordinatorAddress?: string;
     /** How it connects (worker/dial.ts); `auto` with a short QUIC head start. @default quic */
     transport?: TransportMode;
     quicRetryMs?: number;
@@ -145,7 +147,7 @@ export async function startTestWorker(
   const dataDir = opts.dataDir ?? (await tempDir('gogrid-worker-'));
   const w = await startWorker({
     dataDir,
-    coordinator: `127.0.0.1:${c.port}`,
+    coordinator: opts.coordinatorAddress ?? `127.0.0.1:${c.port}`,
     token: opts.token,
     name: opts.name,
     appVersion: '0.0.0-test',
@@ -196,11 +198,16 @@ export interface CliProcess {
 /**
  * `pipeInto`: a shell command the CLI's stdout is piped into (a real pipe, as people use one); the exit code is still the CLI's.
  * `via`: a command that execs the CLI (e.g. `nsenter … --`), so the child is the CLI itself.
+ * `tty`: on a pseudo-terminal (util-linux `script`, Linux only), as a person at a terminal runs it; stdout and stderr then both arrive as stdout.
  */
-export function runCli(args: string[], env: Record<string, string> = {}, opts: { pipeInto?: string; via?: readonly string[] } = {}): CliProcess {
+export function runCli(args: string[], env: Record<string, string> = {}, opts: { pipeInto?: string; via?: readonly string[]; tty?: boolean } = {}): CliProcess {
   const argv = [...(opts.via ?? []), process.execPath, ...CLI, ...args];
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-  const [file, fileArgs] = opts.pipeInto === undefined ? [argv[0]!, argv.slice(1)] : ['bash', ['-c', `set -o pipefail; ${argv.map(quote).join(' ')} | ${opts.pipeInto}`]];
+  const [file, fileArgs] = opts.tty
+    ? ['script', ['--quiet', '--flush', '--return', '--command', argv.map(quote).join(' '), '/dev/null']]
+    : opts.pipeInto === undefined
+      ? [argv[0]!, argv.slice(1)]
+      : ['bash', ['-c', `set -o pipefail; ${argv.map(quote).join(' ')} | ${opts.pipeInto}`]];
   const child = spawn(file, fileArgs, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

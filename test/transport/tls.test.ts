@@ -4,14 +4,15 @@
  * real HTTP CONNECT proxy.
  */
 import { once } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, get as httpsGet, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GridError } from '../../src/protocol/errors.js';
 import type { ControlConnection, ControlPeer } from '../../src/transport/frame-channel.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
+import { connectProxy } from '../helpers/connect-proxy.js';
 import { acceptControlOverTls, connectTls, HTTPS_ALPN, proxyFor, type TlsConnectOptions, type TlsControlHandle } from '../../src/transport/tls.js';
 
 const SERVER_NAME = 'gogrid-coordinator';
@@ -189,44 +190,18 @@ describe('the control protocol over TLS on the HTTPS port', () => {
   });
 });
 
-/** An HTTP CONNECT proxy that records what it was asked, and refuses without the right credentials when given some. */
-async function connectProxy(opts: { credentials?: string } = {}) {
-  const asked: string[] = [];
-  const proxy: HttpServer = createHttpServer((_req, res) => res.writeHead(405).end());
-  proxy.on('connect', (req, client) => {
-    asked.push(req.url ?? '');
-    const auth = req.headers['proxy-authorization'];
-    if (opts.credentials && auth !== `Basic ${Buffer.from(opts.credentials).toString('base64')}`) {
-      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
-      return;
-    }
-    const [host, port] = (req.url ?? '').split(':');
-    const upstream = netConnect(Number(port), host!, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.pipe(client).pipe(upstream);
-    });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  proxy.listen(0, '127.0.0.1');
-  await once(proxy, 'listening');
-  cleanups.push(async () => {
-    proxy.closeAllConnections();
-    await new Promise((resolve) => proxy.close(resolve));
-  });
-  return { asked, url: (auth = '') => new URL(`http://${auth}127.0.0.1:${(proxy.address() as AddressInfo).port}`) };
-}
-
 describe('through an HTTP CONNECT proxy', () => {
   it('connects through it, with user and password when the URL has them; a refusal names the proxy and its answer', async () => {
     const s = await httpsServer();
     const open = await connectProxy();
+    cleanups.push(() => open.close());
     const conn = await connect(s.port, { proxy: open.url() });
     await conn.channel.send({ type: 'hello' });
     expect((await s.nextPeer()).peerCertificate).not.toBeNull();
     expect(open.asked).toEqual([`127.0.0.1:${s.port}`]);
 
     const guarded = await connectProxy({ credentials: 'ann:p@ss w' });
+    cleanups.push(() => guarded.close());
     await connect(s.port, { proxy: guarded.url('ann:p%40ss%20w@') });
     const e = await failure(connect(s.port, { proxy: guarded.url('ann:wrong@') }));
     expect(e).toMatchObject({ code: 'GG_ERR_COORDINATOR_UNREACHABLE', message: expect.stringMatching(/the proxy 127\.0\.0\.1:\d+ would not connect to 127\.0\.0\.1:\d+: HTTP 407/) });
