@@ -7,7 +7,8 @@
  */
 import type { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   ERROR_CODES,
   GPU_BACKENDS,
@@ -22,6 +23,7 @@ import {
   type JobRequirements,
 } from '../protocol/index.js';
 import { AdminClient } from './admin-client.js';
+import { batchSummary, BatchProblems, parseBatchLines, progressLine, queueBatch, requestsOf, waitForBatch } from './batch.js';
 import { addTargetOptions } from './admin-commands.js';
 import { ago, formatDuration, parseDurationSecs } from './duration.js';
 import { jobModelSha256 } from './model-commands.js';
@@ -31,8 +33,10 @@ import { decodeTensor } from '../worker/executors/tensor-codec.js';
 type Target = { data?: string; api?: string; ca?: string; json?: boolean };
 
 interface SubmitFlags extends Target {
-  model: string;
-  input: string;
+  model?: string;
+  input?: string;
+  batch?: string;
+  results?: string;
   kind: string;
   timeout: string;
   attempts: string;
@@ -53,9 +57,11 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
   addTargetOptions(
     program
       .command('submit')
-      .description('submit a job; prints its id (with --wait: its output)')
-      .requiredOption('--model <model|file>', "a stored model's sha256, name or alias, or a file (uploaded unless already stored)")
-      .requiredOption('--input <file.json>', 'the job input, e.g. {"inputs": {"x": {"dtype": "float32", "dims": [1, 4], "data": [1, 2, 3, 4]}}}; - for stdin')
+      .description('submit a job, or one per line of a file (--batch); prints its id (with --wait: its output)')
+      .option('--model <model|file>', "a stored model's sha256, name or alias, or a file (uploaded unless already stored)")
+      .option('--input <file.json>', 'the job input, e.g. {"inputs": {"x": {"dtype": "float32", "dims": [1, 4], "data": [1, 2, 3, 4]}}}; - for stdin')
+      .option('--batch <jobs.jsonl>', 'one job per line: the fields of POST /v1/jobs ({"model": "mlp", "input": {…}, "priority": 5}); flags fill in what a line leaves out; every line is checked before any is queued')
+      .option('--results <dir>', 'with --batch: wait, and write each job\'s output to DIR/<line>-<id>.json')
       .option('--kind <kind>', 'executor kind', 'onnx')
       .option('--timeout <duration>', 'run time limit per attempt (90s, 30m, 2h)', '60s')
       .option('--queue-timeout <duration>', 'fail the job if no worker takes it within this (2h, 7d; default 7d)')
@@ -69,23 +75,29 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .option('--arch <arch>', 'needs this CPU architecture (x64, arm64)')
       .option('--min-memory-gib <n>', 'needs this much free memory')
       .option('--idempotency-key <key>', 'the same key again within a day queues nothing and prints the job it queued first (default: a new UUID, kept across this command\'s own retries)')
-      .option('--wait', 'wait for the job to finish and print its output')
-      .option('--json', 'print the job (with --wait: when finished) as JSON'),
+      .option('--wait', 'wait for the job (or every job of the batch) to finish and print its output (a batch: a summary)')
+      .option('--json', 'print the job (with --wait: when finished) as JSON; a batch: an array')
+      .addHelpText(
+        'after',
+        [
+          '',
+          'Examples:',
+          '  gogrid submit --model mlp.onnx --input input.json --wait',
+          '  gogrid submit --model mlp --input - --priority 5 < input.json',
+          '  gogrid submit --batch jobs.jsonl --model mlp --results out/',
+        ].join('\n'),
+      ),
   ).action((flags: SubmitFlags) =>
     run(async () => {
       const api = await AdminClient.resolve(flags);
+      if (flags.batch !== undefined) return submitBatch(api, { ...flags, batch: flags.batch });
+      if (flags.results !== undefined) throw new GridError('GG_ERR_BAD_REQUEST', '--results DIR goes with --batch FILE; for one job, gogrid job ID --output FILE');
+      if (flags.model === undefined || flags.input === undefined) {
+        throw new GridError('GG_ERR_BAD_REQUEST', `${flags.model === undefined ? '--model' : '--input'} is required (or --batch FILE, one job per line)`);
+      }
       const input = await readInput(flags.input);
       const sha256 = await jobModelSha256(api, flags.model);
-      const request = {
-        kind: flags.kind,
-        model: { sha256 },
-        input,
-        requirements: requirementsOf(flags),
-        timeoutMs: parseDurationSecs(flags.timeout, '--timeout') * 1000,
-        ...(flags.queueTimeout !== undefined && { queueTimeoutMs: parseDurationSecs(flags.queueTimeout, '--queue-timeout') * 1000 }),
-        maxAttempts: Number(flags.attempts),
-        priority: Number(flags.priority),
-      };
+      const request = { ...requestFields(flags), model: { sha256 }, input };
       const key = flags.idempotencyKey ?? randomUUID();
       const job = await api.postOnce('/v1/jobs', JobInfo, request, key, (note) => process.stderr.write(`gogrid: ${printable(note)}\n`));
       if (!flags.wait) {
@@ -187,6 +199,82 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
   );
 }
 
+/** What the flags say of a job but its model and input: all of a single submit, the defaults under each line of a batch. */
+function requestFields(flags: SubmitFlags) {
+  return {
+    kind: flags.kind,
+    requirements: requirementsOf(flags),
+    timeoutMs: parseDurationSecs(flags.timeout, '--timeout') * 1000,
+    ...(flags.queueTimeout !== undefined && { queueTimeoutMs: parseDurationSecs(flags.queueTimeout, '--queue-timeout') * 1000 }),
+    maxAttempts: Number(flags.attempts),
+    priority: Number(flags.priority),
+  };
+}
+
+/** `submit --batch`: batch.ts's steps, with what a person sees on the way. */
+async function submitBatch(api: AdminClient, flags: SubmitFlags & { batch: string }): Promise<void> {
+  let text: string;
+  try {
+    text = flags.batch === '-' ? await readStdin() : await readFile(flags.batch, 'utf8');
+  } catch (e) {
+    throw new GridError('GG_ERR_BAD_REQUEST', `--batch: cannot read ${flags.batch}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const wait = flags.wait === true || flags.results !== undefined;
+  const listing = (e: unknown): never => {
+    if (e instanceof BatchProblems) for (const p of e.problems.slice(0, 50)) process.stderr.write(`${printable(e.file)}:${p.line}: ${printable(p.problem)}\n`);
+    if (e instanceof BatchProblems && e.problems.length > 50) process.stderr.write(`… and ${e.problems.length - 50} more\n`);
+    throw e;
+  };
+  const lines = (() => {
+    try {
+      return parseBatchLines(text, flags.batch, { model: flags.model, fields: requestFields(flags) });
+    } catch (e) {
+      return listing(e);
+    }
+  })();
+  // Each model once; one that cannot be found is a problem of every line that names it.
+  const shas = new Map<string, string>();
+  const missing: { line: number; problem: string }[] = [];
+  for (const model of new Set(lines.map((l) => l.model))) {
+    try {
+      shas.set(model, await jobModelSha256(api, model));
+    } catch (e) {
+      if (!(e instanceof GridError)) throw e;
+      for (const l of lines.filter((x) => x.model === model)) missing.push({ line: l.line, problem: `model: ${e.message.replace(/^--model: /, '')}` });
+    }
+  }
+  if (missing.length > 0) listing(new BatchProblems(flags.batch, missing, lines.length));
+  let requests: ReturnType<typeof requestsOf>;
+  try {
+    requests = requestsOf(lines, shas, flags.batch);
+  } catch (e) {
+    return listing(e);
+  }
+  const jobs = await queueBatch(api, requests, flags.idempotencyKey ?? randomUUID(), (note) => process.stderr.write(`gogrid: ${printable(note)}\n`));
+  if (!wait) {
+    if (flags.json) printJson(jobs);
+    else process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
+    return;
+  }
+  // Progress only for a person at a terminal: never in --json, never into a pipe or file.
+  const live = process.stderr.isTTY && !flags.json;
+  process.stderr.write(`queued ${jobs.length} jobs (${jobs[0]!.id} … ${jobs.at(-1)!.id})\n`);
+  const done = await waitForBatch(api, jobs, (p) => live && process.stderr.write(`\r\x1b[2K${progressLine(p)}`));
+  if (live) process.stderr.write('\n');
+  if (flags.results !== undefined) {
+    await mkdir(flags.results, { recursive: true });
+    await Promise.all(done.map((j, i) => (j.state === 'succeeded' ? writeFile(join(flags.results!, `${lines[i]!.line}-${j.id}.json`), jsonText(j.output)) : undefined)));
+  }
+  if (flags.json) printJson(done);
+  process.stderr.write(batchSummary(done, lines.map((l) => l.line)));
+  const bad = done.filter((j) => j.state !== 'succeeded');
+  if (bad.length > 0) {
+    const first = bad[0]!;
+    const code = first.error && first.error.code in ERROR_CODES ? (first.error.code as ErrorCode) : 'GG_ERR_JOB_CANCELED';
+    throw new GridError(code, `${bad.length} of ${done.length} jobs did not succeed (listed above)`);
+  }
+}
+
 async function readInput(file: string): Promise<unknown> {
   let text: string;
   try {
@@ -224,7 +312,6 @@ function gpuOf(f: SubmitFlags): NonNullable<JobRequirements['gpu']> {
   return { ...(f.gpu !== undefined && { backend: f.gpu }), ...(vram !== undefined && { minVramMiB: vram }), ...(f.gpuFallback && { fallback: true }) };
 }
 
-/** Long-polls until the job is final. */
 /**
  * The job once it is final. On the way, each change of its state, worker or
  * waiting reason is a line on stderr (`tell`), so a person sees why it waits;
