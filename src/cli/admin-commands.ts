@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { ApiKeyInfo, ApiKeyList, ApiKeyScope, CreatedApiKey, CreatedToken, TokenInfo, TokenList, WorkerInfo, WorkerList, type HardwareReport, type LlmRuntimeReport, workingGpuBackends } from '../protocol/index.js';
 import { AdminClient, type AdminTargetOptions } from './admin-client.js';
 import { ago, parseDurationSecs } from './duration.js';
-import { printJson, table } from './output.js';
+import { addListingOptions, listingFormat, printJson, printListing, type ListingFlags } from './output.js';
 import { registerPolicyCommands } from './policy-commands.js';
 
 type TargetFlags = AdminTargetOptions & { json?: boolean };
@@ -42,19 +42,21 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
     }),
   );
 
-  addTargetOptions(token.command('list').description('list enrollment tokens (secrets are never shown again)').option('--json', 'print JSON')).action(
-    (flags: TargetFlags) =>
+  addTargetOptions(addListingOptions(token.command('list').description('list enrollment tokens (secrets are never shown again)').option('--json', 'print JSON'))).action(
+    (flags: TargetFlags & ListingFlags) =>
       run(async () => {
+        const format = listingFormat(flags);
         const api = await AdminClient.resolve(flags);
         const tokens = await api.call('GET', '/v1/tokens', TokenList);
-        if (flags.json) return printJson(tokens);
         const now = Date.now();
-        process.stdout.write(
-          table(
-            ['ID', 'STATUS', 'USES', 'EXPIRES', 'DESCRIPTION'],
-            tokens.map((t) => [t.id, t.status, `${t.uses}/${t.maxUses}`, ago(t.expiresAt, now), t.description]),
-          ),
-        );
+        printListing(format, tokens, [
+          { header: 'ID', cell: (t) => t.id },
+          { header: 'STATUS', cell: (t) => t.status },
+          { header: 'USES', cell: (t) => `${t.uses}/${t.maxUses}` },
+          { header: 'EXPIRES', cell: (t) => ago(t.expiresAt, now) },
+          { header: 'CREATED', cell: (t) => ago(t.createdAt, now), wide: true },
+          { header: 'DESCRIPTION', cell: (t) => t.description },
+        ]);
       }),
   );
 
@@ -71,33 +73,31 @@ export function registerAdminCommands(program: Command, run: (fn: () => Promise<
   registerKeyCommands(program, run);
 
   const workers = addTargetOptions(
-    program.command('workers').description('list enrolled workers; pause, resume, set the policy of, or revoke one').option('--json', 'print JSON'),
-  ).action((flags: TargetFlags) =>
+    addListingOptions(program.command('workers').description('list enrolled workers; pause, resume, set the policy of, or revoke one').option('--json', 'print JSON')),
+  ).action((flags: TargetFlags & ListingFlags) =>
     run(async () => {
+      const format = listingFormat(flags);
       const api = await AdminClient.resolve(flags);
       const list = await api.call('GET', '/v1/workers', WorkerList);
-      if (flags.json) return printJson(list);
       const now = Date.now();
-      process.stdout.write(
-        table(
-          ['ID', 'NAME', 'STATE', 'VIA', 'VERSION', 'LAST SEEN', 'CPU', 'MEMORY', 'GPUS', 'ONNX ON', 'LLM ON', 'LABELS'],
-          list.map((w) => [
-            w.id,
-            w.name,
-            w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state,
-            // TCP: its network drops UDP, so it connects over TLS on TCP (or was told to).
-            w.transport ?? '-',
-            w.appVersion ?? '-',
-            ago(w.lastSeen, now),
-            w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-',
-            w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-',
-            w.hardware ? String(w.hardware.gpus.length) : '-',
-            onnxOn(w.hardware),
-            llmOn(w.hardware?.llm),
-            w.labels.length > 0 ? w.labels.join(',') : '-',
-          ]),
-        ),
-      );
+      printListing(format, list, [
+        { header: 'ID', cell: (w) => w.id },
+        { header: 'NAME', cell: (w) => w.name },
+        { header: 'STATE', cell: (w) => (w.state === 'paused' && w.pausedReason ? `paused (${w.pausedReason})` : w.state) },
+        // TCP: its network drops UDP, so it connects over TLS on TCP (or was told to).
+        { header: 'VIA', cell: (w) => w.transport ?? '-' },
+        { header: 'VERSION', cell: (w) => w.appVersion ?? '-', wide: true },
+        { header: 'LAST SEEN', cell: (w) => ago(w.lastSeen, now) },
+        { header: 'CPU', cell: (w) => (w.hardware ? `${w.hardware.cpu.threads ?? '?'} threads` : '-'), wide: true },
+        { header: 'MEMORY', cell: (w) => (w.hardware?.memory.totalBytes ? `${(w.hardware.memory.totalBytes / 2 ** 30).toFixed(1)} GiB` : '-'), wide: true },
+        { header: 'GPUS', cell: (w) => (w.hardware ? String(w.hardware.gpus.length) : '-') },
+        { header: 'ONNX ON', cell: (w) => onnxOn(w.hardware) },
+        { header: 'LLM ON', cell: (w) => llmOn(w.hardware?.llm) },
+        { header: 'OS', cell: (w) => (w.hardware ? `${w.hardware.os.platform}/${w.hardware.os.arch}` : '-'), wide: true },
+        { header: 'ENROLLED', cell: (w) => ago(w.enrolledAt, now), wide: true },
+        { header: 'CERT EXPIRES', cell: (w) => ago(w.certNotAfter, now), wide: true },
+        { header: 'LABELS', cell: (w) => (w.labels.length > 0 ? w.labels.join(',') : '-') },
+      ]);
     }),
   );
 
@@ -151,19 +151,23 @@ function registerKeyCommands(program: Command, run: (fn: () => Promise<void>) =>
     }),
   );
 
-  addTargetOptions(keys.command('list').description('list API keys (a key is never shown again)').option('--json', 'print JSON')).action((flags: TargetFlags) =>
-    run(async () => {
-      const api = await AdminClient.resolve(flags);
-      const list = await api.call('GET', '/v1/keys', ApiKeyList);
-      if (flags.json) return printJson(list);
-      const now = Date.now();
-      process.stdout.write(
-        table(
-          ['ID', 'NAME', 'SCOPE', 'STATUS', 'CREATED', 'LAST USED'],
-          list.map((k) => [k.id, k.name, k.scope, k.status, ago(k.createdAt, now), ago(k.lastUsedAt, now)]),
-        ),
-      );
-    }),
+  addTargetOptions(addListingOptions(keys.command('list').description('list API keys (a key is never shown again)').option('--json', 'print JSON'))).action(
+    (flags: TargetFlags & ListingFlags) =>
+      run(async () => {
+        const format = listingFormat(flags);
+        const api = await AdminClient.resolve(flags);
+        const list = await api.call('GET', '/v1/keys', ApiKeyList);
+        const now = Date.now();
+        printListing(format, list, [
+          { header: 'ID', cell: (k) => k.id },
+          { header: 'NAME', cell: (k) => k.name },
+          { header: 'SCOPE', cell: (k) => k.scope },
+          { header: 'STATUS', cell: (k) => k.status },
+          { header: 'CREATED', cell: (k) => ago(k.createdAt, now) },
+          { header: 'LAST USED', cell: (k) => ago(k.lastUsedAt, now) },
+          { header: 'REVOKED', cell: (k) => ago(k.revokedAt, now), wide: true },
+        ]);
+      }),
   );
 
   addTargetOptions(

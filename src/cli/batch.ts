@@ -175,11 +175,9 @@ export async function waitForBatch(api: AdminClient, jobs: JobInfo[], progress: 
   }
 }
 
-/** "n of N done (f failed)": what a terminal's progress line says. */
-export function progressLine(p: BatchProgress): string {
-  const done = p.succeeded + p.failed + p.canceled;
-  const bad = [p.failed && `${p.failed} failed`, p.canceled && `${p.canceled} canceled`].filter(Boolean).join(', ');
-  return `${done} of ${p.total} done${bad ? ` (${bad})` : ''}`;
+/** "2 failed, 1 canceled", or '' while all went well: the note beside a batch's progress. */
+export function failedNote(p: BatchProgress): string {
+  return [p.failed && `${p.failed} failed`, p.canceled && `${p.canceled} canceled`].filter(Boolean).join(', ');
 }
 
 /** The closing summary: counts, run-time percentiles, and each job that did not succeed with its line. */

@@ -23,11 +23,12 @@ import {
   type JobRequirements,
 } from '../protocol/index.js';
 import { AdminClient } from './admin-client.js';
-import { batchSummary, BatchProblems, parseBatchLines, progressLine, queueBatch, requestsOf, waitForBatch } from './batch.js';
+import { batchSummary, BatchProblems, failedNote, parseBatchLines, queueBatch, requestsOf, waitForBatch } from './batch.js';
+import { countBar, jobBar, progressShown } from './progress.js';
 import { addTargetOptions } from './admin-commands.js';
 import { ago, formatDuration, parseDurationSecs } from './duration.js';
 import { jobModelSha256 } from './model-commands.js';
-import { jsonText, printJson, table } from './output.js';
+import { addListingOptions, jsonText, listingFormat, printJson, printListing, type ListingFlags } from './output.js';
 import { decodeTensor } from '../worker/executors/tensor-codec.js';
 
 type Target = { data?: string; api?: string; ca?: string; json?: boolean };
@@ -76,17 +77,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .option('--min-memory-gib <n>', 'needs this much free memory')
       .option('--idempotency-key <key>', 'the same key again within a day queues nothing and prints the job it queued first (default: a new UUID, kept across this command\'s own retries)')
       .option('--wait', 'wait for the job (or every job of the batch) to finish and print its output (a batch: a summary)')
-      .option('--json', 'print the job (with --wait: when finished) as JSON; a batch: an array')
-      .addHelpText(
-        'after',
-        [
-          '',
-          'Examples:',
-          '  gogrid submit --model mlp.onnx --input input.json --wait',
-          '  gogrid submit --model mlp --input - --priority 5 < input.json',
-          '  gogrid submit --batch jobs.jsonl --model mlp --results out/',
-        ].join('\n'),
-      ),
+      .option('--json', 'print the job (with --wait: when finished) as JSON; a batch: an array'),
   ).action((flags: SubmitFlags) =>
     run(async () => {
       const api = await AdminClient.resolve(flags);
@@ -96,7 +87,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         throw new GridError('GG_ERR_BAD_REQUEST', `${flags.model === undefined ? '--model' : '--input'} is required (or --batch FILE, one job per line)`);
       }
       const input = await readInput(flags.input);
-      const sha256 = await jobModelSha256(api, flags.model);
+      const sha256 = await jobModelSha256(api, flags.model, { progress: progressShown(flags.json) });
       const request = { ...requestFields(flags), model: { sha256 }, input };
       const key = flags.idempotencyKey ?? randomUUID();
       const job = await api.postOnce('/v1/jobs', JobInfo, request, key, (note) => process.stderr.write(`gogrid: ${printable(note)}\n`));
@@ -105,7 +96,11 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
         else process.stdout.write(`${job.id}\n`);
         return;
       }
-      const done = await waitFor(api, job.id, flags.json ? null : (line) => process.stderr.write(`${line}\n`));
+      const bar = jobBar(flags.json);
+      const done = await waitFor(api, job.id, flags.json ? null : (line, progress, changed) => (bar ? bar.update(line, progress) : changed && process.stderr.write(`${line}\n`)));
+      // The last word on the bar: how the job ended.
+      bar?.update(`job ${done.id}: ${done.state}${done.workerId ? ` on ${done.workerId}` : ''}`, done.state === 'succeeded' ? 1 : done.progress);
+      bar?.stop();
       if (flags.json) printJson(done);
       else if (done.state === 'succeeded') printJson(done.output);
       if (done.state !== 'succeeded') {
@@ -123,8 +118,7 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
       .argument('<id>', 'job id')
       .option('--json', 'print JSON')
       .option('--output <file>', "write the job's output to FILE (- for stdout): its JSON, or with --raw one tensor's bytes")
-      .option('--raw [tensor]', "with --output: the named output tensor's raw little-endian bytes (the name may be left out when there is one)")
-      .addHelpText('after', ['', 'Examples:', '  gogrid job j-0123abcd', '  gogrid job j-0123abcd --output y.json', '  gogrid job j-0123abcd --output y.f32 --raw y'].join('\n')),
+      .option('--raw [tensor]', "with --output: the named output tensor's raw little-endian bytes (the name may be left out when there is one)"),
   ).action((id: string, flags: Target & { output?: string; raw?: string | true }) =>
       run(async () => {
         const api = await AdminClient.resolve(flags);
@@ -152,39 +146,38 @@ export function registerJobCommands(program: Command, run: (fn: () => Promise<vo
   );
 
   addTargetOptions(
-    program
-      .command('jobs')
-      .description('list jobs, newest first')
-      .option('--state <state>', `only this state (${JobState.options.join(', ')})`)
-      .option('--limit <n>', 'at most this many', '100')
-      .option('--json', 'print JSON'),
-  ).action((flags: Target & { state?: string; limit: string }) =>
+    addListingOptions(
+      program
+        .command('jobs')
+        .description('list jobs, newest first')
+        .option('--state <state>', `only this state (${JobState.options.join(', ')})`)
+        .option('--limit <n>', 'at most this many', '100')
+        .option('--json', 'print JSON'),
+    ),
+  ).action((flags: Target & ListingFlags & { state?: string; limit: string }) =>
     run(async () => {
+      const format = listingFormat(flags);
       const api = await AdminClient.resolve(flags);
       const q = new URLSearchParams({ limit: flags.limit, ...(flags.state ? { state: flags.state } : {}) });
       const jobs = await api.call('GET', `/v1/jobs?${q}`, JobList);
-      if (flags.json) return printJson(jobs);
       const now = Date.now();
-      process.stdout.write(
-        table(
-          ['ID', 'STATE', 'KIND', 'PRIORITY', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'WAITED', 'RAN', 'NOTE'],
-          jobs.map((j) => {
-            const { waited, ran } = timesOf(j, now);
-            return [
-              j.id,
-              j.state,
-              j.kind,
-              String(j.priority),
-              `${j.attempt}/${j.maxAttempts}`,
-              j.workerId ?? '-',
-              ago(j.submittedAt, now),
-              waited,
-              ran,
-              j.waitingReason ?? (j.error && j.state !== 'succeeded' ? j.error.code : ''),
-            ];
-          }),
-        ),
-      );
+      const times = new Map(jobs.map((j) => [j.id, timesOf(j, now)]));
+      printListing(format, jobs, [
+        { header: 'ID', cell: (j) => j.id },
+        { header: 'STATE', cell: (j) => j.state },
+        { header: 'KIND', cell: (j) => j.kind },
+        { header: 'MODEL', cell: (j) => j.model.name || `${j.model.sha256.slice(0, 12)}…`, wide: true },
+        { header: 'PRIORITY', cell: (j) => String(j.priority) },
+        { header: 'ATTEMPT', cell: (j) => `${j.attempt}/${j.maxAttempts}` },
+        { header: 'WORKER', cell: (j) => j.workerId ?? '-' },
+        { header: 'LABELS', cell: (j) => j.requirements.labels?.join(',') || '-', wide: true },
+        { header: 'GPU', cell: (j) => j.requirements.gpu?.backend ?? (j.requirements.gpu ? 'any' : '-'), wide: true },
+        { header: 'SUBMITTED', cell: (j) => ago(j.submittedAt, now) },
+        { header: 'WAITED', cell: (j) => times.get(j.id)!.waited },
+        { header: 'RAN', cell: (j) => times.get(j.id)!.ran },
+        { header: 'QUEUE DEADLINE', cell: (j) => ago(j.queueDeadline ?? null, now), wide: true },
+        { header: 'NOTE', cell: (j) => j.waitingReason ?? (j.error && j.state !== 'succeeded' ? j.error.code : '') },
+      ]);
     }),
   );
 
@@ -237,7 +230,7 @@ async function submitBatch(api: AdminClient, flags: SubmitFlags & { batch: strin
   const missing: { line: number; problem: string }[] = [];
   for (const model of new Set(lines.map((l) => l.model))) {
     try {
-      shas.set(model, await jobModelSha256(api, model));
+      shas.set(model, await jobModelSha256(api, model, { progress: progressShown(flags.json) }));
     } catch (e) {
       if (!(e instanceof GridError)) throw e;
       for (const l of lines.filter((x) => x.model === model)) missing.push({ line: l.line, problem: `model: ${e.message.replace(/^--model: /, '')}` });
@@ -256,11 +249,10 @@ async function submitBatch(api: AdminClient, flags: SubmitFlags & { batch: strin
     else process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
     return;
   }
-  // Progress only for a person at a terminal: never in --json, never into a pipe or file.
-  const live = process.stderr.isTTY && !flags.json;
   process.stderr.write(`queued ${jobs.length} jobs (${jobs[0]!.id} … ${jobs.at(-1)!.id})\n`);
-  const done = await waitForBatch(api, jobs, (p) => live && process.stderr.write(`\r\x1b[2K${progressLine(p)}`));
-  if (live) process.stderr.write('\n');
+  const bar = countBar('jobs', jobs.length, flags.json);
+  const done = await waitForBatch(api, jobs, (p) => bar?.update(p.succeeded + p.failed + p.canceled, failedNote(p)));
+  bar?.stop();
   if (flags.results !== undefined) {
     await mkdir(flags.results, { recursive: true });
     await Promise.all(done.map((j, i) => (j.state === 'succeeded' ? writeFile(join(flags.results!, `${lines[i]!.line}-${j.id}.json`), jsonText(j.output)) : undefined)));
@@ -317,7 +309,7 @@ function gpuOf(f: SubmitFlags): NonNullable<JobRequirements['gpu']> {
  * waiting reason is a line on stderr (`tell`), so a person sees why it waits;
  * Ctrl+C leaves the job as it is and says how to follow it.
  */
-async function waitFor(api: AdminClient, id: string, tell: ((line: string) => void) | null): Promise<JobInfo> {
+async function waitFor(api: AdminClient, id: string, tell: ((line: string, progress: number | null, changed: boolean) => void) | null): Promise<JobInfo> {
   const interrupted = () => {
     process.stderr.write(`gogrid: stopped waiting; job ${id} goes on (follow it: gogrid job ${id}; stop it: gogrid cancel ${id})\n`);
     process.exit(130);
@@ -330,7 +322,8 @@ async function waitFor(api: AdminClient, id: string, tell: ((line: string) => vo
       const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(id)}?wait=2`, JobInfo);
       if (TERMINAL_JOB_STATES.includes(job.state)) return job;
       const now = `job ${job.id}: ${job.state}${job.workerId ? ` on ${job.workerId}` : ''}${job.waitingReason ? ` (${job.waitingReason})` : ''}`;
-      if (now !== last) tell?.(printable(now));
+      // Every poll: a bar shows the progress the job reports; lines are printed per change only.
+      tell?.(printable(now), job.progress, now !== last);
       last = now;
     }
   } finally {

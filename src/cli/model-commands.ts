@@ -12,12 +12,13 @@
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { byteBar, progressShown, type ByteBar } from './progress.js';
 import { stat } from 'node:fs/promises';
-import { parse } from 'node:path';
+import { basename, parse } from 'node:path';
 import { GridError, isGridError, MODEL_SHA256_HEADER, ModelInfo, ModelList, ModelName, printable, sameModelName, type GgufInfo } from '../protocol/index.js';
 import { AdminClient } from './admin-client.js';
 import { addTargetOptions } from './admin-commands.js';
-import { printJson, table } from './output.js';
+import { addListingOptions, listingFormat, printJson, printListing, type ListingFlags } from './output.js';
 
 type Target = { data?: string; api?: string; ca?: string; json?: boolean };
 
@@ -25,18 +26,21 @@ const SHA256 = /^[0-9a-f]{64}$/;
 
 export function registerModelCommands(program: Command, run: (fn: () => Promise<void>) => Promise<void>): void {
   const models = addTargetOptions(
-    program.command('models').description('models stored on the coordinator; `models add FILE` stores one').option('--json', 'print JSON'),
-  ).action((flags: Target) =>
+    addListingOptions(program.command('models').description('models stored on the coordinator; `models add FILE` stores one').option('--json', 'print JSON')),
+  ).action((flags: Target & ListingFlags) =>
     run(async () => {
+      const format = listingFormat(flags);
       const api = await AdminClient.resolve(flags);
       const list = (await api.call('GET', '/v1/models', ModelList)).data;
-      if (flags.json) return printJson(list);
-      process.stdout.write(
-        table(
-          ['SHA256', 'SIZE', 'NAME', 'ALIASES', 'FORMAT', 'DETAILS', 'ADDED'],
-          list.map((m) => [m.sha256, String(m.size), m.name, m.aliases.join(', '), m.format ?? '?', m.gguf ? ggufDetails(m.gguf) : '', m.addedAt]),
-        ),
-      );
+      printListing(format, list, [
+        { header: 'SHA256', cell: (m) => m.sha256 },
+        { header: 'SIZE', cell: (m) => String(m.size) },
+        { header: 'NAME', cell: (m) => m.name },
+        { header: 'ALIASES', cell: (m) => m.aliases.join(', ') },
+        { header: 'FORMAT', cell: (m) => m.format ?? '?' },
+        { header: 'DETAILS', cell: (m) => (m.gguf ? ggufDetails(m.gguf) : '') },
+        { header: 'ADDED', cell: (m) => m.addedAt },
+      ]);
     }),
   );
 
@@ -51,7 +55,7 @@ export function registerModelCommands(program: Command, run: (fn: () => Promise<
   ).action((file: string, flags: Target & { name?: string; alias: string[] }) =>
     run(async () => {
       const api = await AdminClient.resolve(flags);
-      const info = await addModelFile(api, file, { name: flags.name, aliases: flags.alias });
+      const info = await addModelFile(api, file, { name: flags.name, aliases: flags.alias, progress: progressShown(flags.json) });
       if (flags.json) printJson(info);
       else process.stdout.write(`${info.sha256}\n`);
     }),
@@ -91,9 +95,9 @@ export function registerModelCommands(program: Command, run: (fn: () => Promise<
  * The sha256 of `--model`: as given, a file's (uploaded unless stored, named
  * after the file when that name is free), or a stored model's by name or alias.
  */
-export async function jobModelSha256(api: AdminClient, model: string): Promise<string> {
+export async function jobModelSha256(api: AdminClient, model: string, opts: { progress?: boolean } = {}): Promise<string> {
   if (SHA256.test(model)) return model;
-  if (await isPresent(model)) return (await addModelFile(api, model, { nameless: 'when-taken' })).sha256;
+  if (await isPresent(model)) return (await addModelFile(api, model, { nameless: 'when-taken', progress: opts.progress })).sha256;
   const found = await findModel(api, model);
   if (!found) throw new GridError('GG_ERR_MODEL_NOT_FOUND', `--model: ${model} is neither a file nor the name of a stored model; \`gogrid models\` lists them`);
   return found.sha256;
@@ -104,6 +108,8 @@ interface AddFileOptions {
   aliases?: string[];
   /** `when-taken`: a default name another model holds is left out instead of refused. */
   nameless?: 'when-taken';
+  /** Bars for hashing and uploading (progress.ts): only where a person watches. @default false */
+  progress?: boolean;
 }
 
 /**
@@ -112,7 +118,7 @@ interface AddFileOptions {
  * extension). A name another model holds fails before the upload.
  */
 async function addModelFile(api: AdminClient, file: string, opts: AddFileOptions): Promise<ModelInfo> {
-  const { sha256, size } = await hashFile(file);
+  const { sha256, size } = await hashFile(file, opts.progress === true);
   const aliases = opts.aliases ?? [];
   const stored = await findModel(api, sha256);
   if (stored) return nameStored(api, stored, opts.name, aliases);
@@ -129,7 +135,14 @@ async function addModelFile(api: AdminClient, file: string, opts: AddFileOptions
   }
   const q = new URLSearchParams(name === undefined ? {} : { name });
   for (const alias of aliases) q.append('alias', alias);
-  return api.call('POST', `/v1/models?${q}`, ModelInfo, createReadStream(file), { [MODEL_SHA256_HEADER]: sha256 }, size);
+  const body = createReadStream(file);
+  const bar = opts.progress ? byteBar(`uploading ${basename(file)}`, size) : null;
+  if (bar) body.on('data', (chunk) => bar.add(chunk.length));
+  try {
+    return await api.call('POST', `/v1/models?${q}`, ModelInfo, body, { [MODEL_SHA256_HEADER]: sha256 }, size);
+  } finally {
+    bar?.stop();
+  }
 }
 
 /** Gives a model already stored the names asked for (a `models add` of the same bytes again). */
@@ -150,15 +163,23 @@ function defaultName(file: string): string | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
+async function hashFile(file: string, progress: boolean): Promise<{ sha256: string; size: number }> {
+  let bar: ByteBar | null = null;
   try {
     const st = await stat(file);
     if (st.isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    // A multi-GiB GGUF takes seconds to hash before its upload starts.
+    bar = progress ? byteBar(`hashing ${basename(file)}`, st.size) : null;
+    for await (const chunk of createReadStream(file)) {
+      hash.update(chunk as Buffer);
+      bar?.add((chunk as Buffer).length);
+    }
     return { sha256: hash.digest('hex'), size: st.size };
   } catch (e) {
     throw new GridError('GG_ERR_BAD_REQUEST', `cannot read the model file ${file}: ${fileProblem(e)}`);
+  } finally {
+    bar?.stop();
   }
 }
 

@@ -5,10 +5,12 @@
  *   const logger = await createLogger({ level: 'info', format: 'auto', file: '/var/log/gogrid/worker' }); // file: also JSON lines there
  *   failAndExit(err); // prints "gogrid: GG_ERR_TOKEN_EXPIRED: …" and exits 1
  */
+import { InvalidArgumentError, type Command } from 'commander';
+import { dump as yamlText } from 'js-yaml';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { openLogFile } from '../common/log-file.js';
-import { isGridError, printable } from '../protocol/index.js';
+import { GridError, isGridError, printable } from '../protocol/index.js';
 
 export type LogFormat = 'auto' | 'pretty' | 'json';
 
@@ -61,4 +63,49 @@ export function jsonText(value: unknown): string {
 
 export function printJson(value: unknown): void {
   process.stdout.write(jsonText(value));
+}
+
+/** How a listing prints: a table (`wide`: every column), or the API's objects as JSON or YAML. */
+export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** A listing's column: its header, its cell, and whether only `wide` shows it. */
+export interface Column<T> {
+  header: string;
+  cell: (row: T) => string;
+  wide?: true;
+}
+
+/** What a listing's format flags parse to. */
+export interface ListingFlags {
+  json?: boolean;
+  output?: string;
+  wide?: boolean;
+}
+
+/** `-o json|yaml|wide` (as kubectl has it) and `--wide` beside a listing's `--json`. */
+export function addListingOptions(cmd: Command): Command {
+  return cmd
+    .option('-o, --output <format>', 'json, yaml, or wide (a table with every column)', (value: string) => {
+      if (!(['json', 'yaml', 'wide'] as const).includes(value as never)) throw new InvalidArgumentError(`"${value}" is not json, yaml or wide`);
+      return value;
+    })
+    .option('--wide', 'a table with every column (the same as -o wide)');
+}
+
+/** The format the flags ask for; GG_ERR_BAD_REQUEST when two of them disagree. */
+export function listingFormat(flags: ListingFlags): OutputFormat {
+  const asked = [flags.json ? 'json' : null, flags.output ?? null, flags.wide ? 'wide' : null].filter((f): f is OutputFormat => f !== null);
+  const distinct = [...new Set(asked)];
+  if (distinct.length > 1) throw new GridError('GG_ERR_BAD_REQUEST', `${distinct.join(' and ')} output were both asked for; choose one`);
+  return distinct[0] ?? 'table';
+}
+
+/** Prints `rows` as the format says: JSON and YAML are the API's objects, stable for scripts; tables are for people. */
+export function printListing<T>(format: OutputFormat, rows: T[], columns: Column<T>[]): void {
+  if (format === 'json') return printJson(rows);
+  // YAML of the same objects; no anchors for repeated values, no folded long lines (a reader pastes them back).
+  if (format === 'yaml') return void process.stdout.write(yamlText(rows, { noRefs: true, lineWidth: -1 }));
+  const shown = columns.filter((c) => format === 'wide' || !c.wide);
+  process.stdout.write(table(shown.map((c) => c.header), rows.map((r) => shown.map((c) => c.cell(r)))));
 }

@@ -13,6 +13,7 @@ import { registerModelCommands } from './model-commands.js';
 import { registerWorkerCommands } from './worker-commands.js';
 import { failAndExit, setPrettyJson } from './output.js';
 import { completionScript, parseShell, SHELLS } from './completion.js';
+import { addExamples } from './examples.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -50,10 +51,6 @@ export function buildProgram(): Command {
     .command('completion')
     .description('print a shell completion script: eval "$(gogrid completion bash)", or see --help')
     .argument('<shell>', SHELLS.join(' | '))
-    .addHelpText(
-      'after',
-      ['', 'Examples:', '  eval "$(gogrid completion bash)"          # in ~/.bashrc', '  eval "$(gogrid completion zsh)"           # in ~/.zshrc', '  gogrid completion fish > ~/.config/fish/completions/gogrid.fish'].join('\n'),
-    )
     .action((shell: string) =>
       run(async () => {
         process.stdout.write(completionScript(parseShell(shell), program));
@@ -65,6 +62,7 @@ export function buildProgram(): Command {
     cmd.commands.forEach(withPretty);
   };
   withPretty(program);
+  addExamples(program);
   program.hook('preAction', (_program, action) => setPrettyJson(action.opts()['pretty'] === true));
   return program;
 }

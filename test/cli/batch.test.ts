@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GridError, MAX_SUBMIT_BATCH, type JobInfo, type SubmitJobRequest } from '../../src/protocol/index.js';
-import { batchSummary, BatchProblems, chunksOf, parseBatchLines, progressLine, requestsOf } from '../../src/cli/batch.js';
+import { batchSummary, BatchProblems, chunksOf, failedNote, parseBatchLines, requestsOf } from '../../src/cli/batch.js';
 import { hostileJson, hostileString } from '../helpers/hostile.js';
 
 const SHA = 'a'.repeat(64);
@@ -96,9 +96,9 @@ describe('what it prints', () => {
   const done = (state: JobInfo['state'], ms: number, error: JobInfo['error'] = null) =>
     ({ id: `j-${state}-${ms}`, state, startedAt: '2026-12-08T00:00:00.000Z', finishedAt: new Date(Date.parse('2026-12-08T00:00:00.000Z') + ms).toISOString(), error }) as JobInfo;
 
-  it('progress: n of N done, and how many failed or were canceled', () => {
-    expect(progressLine({ total: 200, succeeded: 10, failed: 0, canceled: 0 })).toBe('10 of 200 done');
-    expect(progressLine({ total: 200, succeeded: 10, failed: 2, canceled: 1 })).toBe('13 of 200 done (2 failed, 1 canceled)');
+  it("progress: how many failed or were canceled, beside the bar's n of N", () => {
+    expect(failedNote({ total: 200, succeeded: 10, failed: 0, canceled: 0 })).toBe('');
+    expect(failedNote({ total: 200, succeeded: 10, failed: 2, canceled: 1 })).toBe('2 failed, 1 canceled');
   });
 
   it('summary: counts, p50 and p95 of the run times, and each job that did not succeed with its line', () => {

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { load as loadYaml } from 'js-yaml';
 import { parseShell } from '../../src/cli/completion.js';
 import { writeOutput } from '../../src/cli/job-commands.js';
 import { JobInfo } from '../../src/protocol/api.js';
@@ -103,6 +104,23 @@ describe('listings a person can read', () => {
     expect(header!.split(/\s{2,}/)).toEqual(['ID', 'STATE', 'KIND', 'PRIORITY', 'ATTEMPT', 'WORKER', 'SUBMITTED', 'WAITED', 'RAN', 'NOTE']);
     const row = rows.find((l) => l.startsWith(done.id))!;
     expect(row).toMatch(/ succeeded +onnx +0 +1\/1 +w-\S+ +(now|\d+ sec\. ago) +\d+ (ms|s) +\d+ (ms|s)/);
+  });
+
+  it('-o yaml is the --json objects; --wide (or -o wide) adds columns; two formats at once are refused', async () => {
+    const [json, yaml, wide, o, both] = await Promise.all([
+      gogrid('jobs', '--json'),
+      gogrid('jobs', '-o', 'yaml'),
+      gogrid('jobs', '--wide'),
+      gogrid('jobs', '-o', 'wide'),
+      gogrid('jobs', '--json', '-o', 'yaml'),
+    ]);
+    expect(loadYaml(yaml.stdout)).toEqual(JSON.parse(json.stdout));
+    expect(wide.stdout.split('\n')[0]!.split(/\s{2,}/)).toEqual(['ID', 'STATE', 'KIND', 'MODEL', 'PRIORITY', 'ATTEMPT', 'WORKER', 'LABELS', 'GPU', 'SUBMITTED', 'WAITED', 'RAN', 'QUEUE DEADLINE', 'NOTE']);
+    expect(o.stdout.split('\n')[0]).toBe(wide.stdout.split('\n')[0]);
+    expect([both.code, both.stderr]).toEqual([1, 'gogrid: GG_ERR_BAD_REQUEST: json and yaml output were both asked for; choose one\n']);
+    const bad = await gogrid('jobs', '-o', 'xml');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('"xml" is not json, yaml or wide');
   });
 
   it('job: when it was submitted, its priority, how long it waited and ran', async () => {

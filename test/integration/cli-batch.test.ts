@@ -1,16 +1,16 @@
 /**
  * `gogrid submit --batch` end to end: a file of 200 jobs with two bad lines is
  * refused with both line numbers and queues nothing; fixed, its 200 jobs run
- * on a worker, `--results` holds each output, and the summary counts them;
- * the progress line shows on a terminal (a real pseudo-terminal) and never
- * when piped.
+ * on a worker, `--results` holds each output, and the summary counts them.
+ * Progress bars (a batch's, a model upload's, one job's) show on a terminal
+ * (a real pseudo-terminal) and never when piped.
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listJobs } from '../../src/coordinator/store/index.js';
 import type { RunningWorker } from '../../src/worker/worker.js';
-import { mlpAnswer, writeOnnxFixtures } from '../fixtures/make-onnx.js';
+import { mlpAnswer, wideMlpModel, writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, runCli, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
 
 let c: TestCoordinator;
@@ -60,7 +60,8 @@ describe('submit --batch', () => {
     const out = cli.stdout() + cli.stderr();
     expect(out).toMatch(/^queued 200 jobs \(j-\S+ … j-\S+\)\r?$/m);
     expect(out).toMatch(/^200 jobs: 200 succeeded, 0 failed, 0 canceled; run time p50 \d+ m?s, p95 \d+ m?s\r?$/m);
-    if (process.platform === 'linux') expect(out).toContain('\r\x1b[2K200 of 200 done');
+    // cli-progress's bar, redrawn in place.
+    if (process.platform === 'linux') expect(out).toMatch(/jobs \[█+\] 200 of 200 done/);
     const files = (await readdir(results)).sort((a, b) => parseInt(a) - parseInt(b));
     expect(files).toHaveLength(200);
     expect(files[0]).toMatch(/^1-j-\S+\.json$/);
@@ -73,10 +74,33 @@ describe('submit --batch', () => {
     const piped = runCli(['submit', '--batch', few, '--data', c.dataDir, '--wait'], {}, { pipeInto: 'cat' });
     expect(await piped.exited).toBe(0);
     expect(piped.stderr()).not.toContain('\x1b');
-    expect(piped.stderr()).not.toMatch(/ of 3 done/);
+    expect(piped.stderr()).not.toMatch(/ of 3 done|█/);
     expect(piped.stderr()).toMatch(/^3 jobs: 3 succeeded/m);
     const idsOnly = runCli(['submit', '--batch', few, '--data', c.dataDir]);
     expect(await idsOnly.exited).toBe(0);
     expect(idsOnly.stdout()).toMatch(/^(j-\S+\n){3}$/);
+  });
+});
+
+describe.runIf(process.platform === 'linux')('progress on a terminal', () => {
+  it('models add: hashing and uploading with bytes, rate and time left; submit --wait: the job\'s state on a bar; nothing of it piped', { timeout: 60_000 }, async () => {
+    const file = join(dir, 'wide.onnx');
+    await writeFile(file, wideMlpModel(1024, 4));
+    const add = runCli(['models', 'add', file, '--data', c.dataDir], {}, { tty: true });
+    expect(await add.exited, add.stdout()).toBe(0);
+    expect(add.stdout()).toMatch(/hashing wide\.onnx \[█+\] 100% \| 16\.0\/16\.0 MiB \| [\d.]+ MiB\/s/);
+    expect(add.stdout()).toMatch(/uploading wide\.onnx \[█+\] 100% \| 16\.0\/16\.0 MiB \| [\d.]+ MiB\/s \| \S+ left/);
+
+    const input = join(dir, 'input.json');
+    await writeFile(input, JSON.stringify({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }));
+    const wait = runCli(['submit', '--model', 'mlp.onnx', '--input', input, '--wait', '--data', c.dataDir], {}, { tty: true });
+    expect(await wait.exited, wait.stdout()).toBe(0);
+    expect(wait.stdout()).toMatch(/job j-\S+: succeeded on w-\S+ \[█+\] 100%/);
+
+    const small = join(dir, 'again.onnx');
+    await writeFile(small, wideMlpModel(64, 1));
+    const piped = runCli(['models', 'add', small, '--data', c.dataDir]);
+    expect(await piped.exited).toBe(0);
+    expect(piped.stderr()).toBe('');
   });
 });
