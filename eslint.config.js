@@ -42,6 +42,7 @@ export default tseslint.config(
   // preload/ and renderer/ run in the sandboxed page: no Node, nothing of ours but the protocol.
   layer(['src/preload/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'renderer', 'node:*'], 'preload/ is the bridge: electron and protocol/ only'),
   layer(['src/renderer/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'preload', 'electron', 'node:*'], 'renderer/ runs in a browser page: protocol/ and its own files only'),
+  layer(['src/dashboard/**'], ['transport', 'coordinator', 'worker', 'cli', 'common', 'main', 'preload', 'electron', 'node:*'], 'dashboard/ runs in a browser page: protocol/, renderer/dom.ts and its own files only'),
   // The renderer bundles protocol/, so it may use only what a browser page has.
   {
     files: ['src/protocol/**'],

@@ -4,6 +4,7 @@
 //                   script: file:// pages cannot load ES modules, and the CSP allows
 //                   only 'self' scripts, nothing inline)
 //   dist/preload/preload.cjs  (sandboxed preloads must be CommonJS; only `electron` stays external)
+//   dist/dashboard/ the coordinator's fleet dashboard: index.html, dashboard.js, dashboard.css
 //
 //   node scripts/build-renderer.mjs            # into dist/
 //   node scripts/build-renderer.mjs /tmp/x     # into /tmp/x/renderer and /tmp/x/preload (tests)
@@ -51,6 +52,20 @@ await Promise.all([
     external: ['electron'],
     logLevel: 'warning',
   }),
+  // The coordinator's fleet dashboard (coordinator/http-dashboard.ts serves dist/dashboard/).
+  build({
+    entryPoints: { dashboard: `${root}src/dashboard/main.ts` },
+    outdir: `${dist}/dashboard`,
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: ['chrome120', 'firefox120', 'safari17'],
+    minify: true,
+    plugins: [noZodLocales],
+    logLevel: 'warning',
+  }),
+  build({ entryPoints: { dashboard: `${root}src/dashboard/styles.css` }, outdir: `${dist}/dashboard`, bundle: true, minify: true, logLevel: 'warning' }),
+  mkdir(`${dist}/dashboard`, { recursive: true }).then(() => copyFile(`${root}src/dashboard/index.html`, `${dist}/dashboard/index.html`)),
   copyFile(`${root}src/renderer/index.html`, `${out}index.html`),
   copyFile(`${root}src/renderer/styles.css`, `${out}styles.css`),
   copyFile(`${root}assets/tray/idle-32.png`, `${out}icon.png`),

@@ -69,6 +69,11 @@ function table(cfg: FleetConfig, r: FleetResult): string {
         `${fmt(x.tcp.cpuUsPerMessage)} µs/msg, online in ${fmt(x.tcp.connectSecs, 1)} s`,
     );
   }
+  out.push('', 'what the operator\'s views cost, the QUIC fleet connected (median of 5 reads; coordinator CPU per read):');
+  for (const x of r.rows) {
+    const view = (name: string, c: { ms: number; bytes: number; cpuUs: number }) => `${name} ${fmt(c.ms)} ms, ${fmt(c.bytes / 1024, 1)} KiB, ${fmt(c.cpuUs / 1000, 1)} ms CPU`;
+    out.push(`  N=${x.n}: ${view('dashboard summary', x.views.fleet)}; ${view('a page of workers', x.views.workersPage)}; ${view('/metrics', x.views.metrics)}`);
+  }
   const v = r.variants;
   if (v) {
     const def = r.rows.find((x) => x.n === v.n)!.quic;

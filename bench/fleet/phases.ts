@@ -30,6 +30,7 @@ import { Done, type RpcChild, type Stats } from '../lib/rpc.js';
 import { fitLine, fmt } from '../lib/stats.js';
 import { Enrolled, HellosAt, Listening, Online, type SimCommand, type TlsServerCommand } from './commands.js';
 import { createToken, fleetCoordinator, type FleetCoordinator } from './coordinator.js';
+import { operatorViews } from './dashboard.js';
 import { armKill, type KillOptions, type KillResult } from './kill.js';
 import { measureWindow, memoryPerWorker, perWorker, settledMemory, type Measure, type SettleWait, type WindowOnly } from './measure.js';
 import { summarizeHeapProfile, summarizeProfile, type HeapSummary, type ProfileSummary } from './profile.js';
@@ -102,6 +103,8 @@ export interface FleetRow {
   quic: Measure & { warnings: number };
   /** The same coordinator and identities over its TLS-on-TCP transport (for networks that drop UDP). */
   tcp: Measure;
+  /** The dashboard's summary, a page of its worker list, and a /metrics scrape, with the QUIC fleet connected. */
+  views: Awaited<ReturnType<typeof operatorViews>>;
   tls: Measure;
   /** QUIC coordinator / TLS baseline, and TCP coordinator / QUIC coordinator, per worker, same run. */
   ratio: { cpu: number; rss: number; tcpCpu: number; tcpRss: number };
@@ -188,6 +191,7 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
         idleCpuUsPerSecAt0: q.idleCpuUsPerSecAt0,
         quic: q.measure,
         tcp: q.tcp,
+        views: q.views,
         tls,
         ratio: {
           cpu: q.measure.cpuUsPerWorkerSec / tls.cpuUsPerWorkerSec,
@@ -228,7 +232,7 @@ interface Fleet {
 async function quicPhase(
   ctx: Ctx,
   n: number,
-): Promise<{ enrollSecs: number; idleCpuUsPerSecAt0: number; measure: FleetRow['quic']; tcp: Measure; extras: { variants: Variants; profiles: Profiles } | null }> {
+): Promise<{ enrollSecs: number; idleCpuUsPerSecAt0: number; measure: FleetRow['quic']; tcp: Measure; views: FleetRow['views']; extras: { variants: Variants; profiles: Profiles } | null }> {
   const { cfg, procs, sims, log } = ctx;
   const label = `quic N=${n}`;
   log(`${label}: starting the coordinator`);
@@ -256,6 +260,9 @@ async function quicPhase(
     const after = { sampledKiB: w.rssMedianKiB, settled: await settledMemory(c, cfg.memorySettle) };
     const measure = { ...perWorker(n, connectSecs, w), ...memoryPerWorker(n, base, after), warnings: c.warnings.count };
     log(`${label}: ${fmt(measure.cpuUsPerWorkerSec)} µs/worker/s, ${fmt(measure.rssKiBPerWorker)} KiB/worker`);
+    // After the window, so the reads do not land in it.
+    const views = await operatorViews(c, ctx.coordDir);
+    log(`${label}: dashboard summary ${fmt(views.fleet.ms)} ms (${views.fleet.bytes} B), /metrics ${fmt(views.metrics.ms)} ms (${views.metrics.bytes} B)`);
 
     const extras = n === cfg.variantN ? await variantsAndProfiles(ctx, c, fleet, n, connectSecs) : null;
     await fleet.disconnect();
@@ -270,7 +277,7 @@ async function quicPhase(
     const tcp = { ...perWorker(n, tcpConnect, wt), ...memoryPerWorker(n, base, { sampledKiB: wt.rssMedianKiB, settled: await settledMemory(c, cfg.memorySettle) }) };
     log(`${tcpLabel}: ${fmt(tcp.cpuUsPerWorkerSec)} µs/worker/s, ${fmt(tcp.rssKiBPerWorker)} KiB/worker`);
     await fleet.disconnect();
-    return { enrollSecs, idleCpuUsPerSecAt0: zero.cpuUs / zero.wallSecs, measure, tcp, extras };
+    return { enrollSecs, idleCpuUsPerSecAt0: zero.cpuUs / zero.wallSecs, measure, tcp, views, extras };
   } finally {
     await c.stop();
   }

@@ -44,6 +44,7 @@ import { guardConnections, type ConnectionLimits } from './ip-limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { registerKeyRoutes } from './http-keys.js';
 import { registerOpenAiRoutes } from './http-openai.js';
+import { registerDashboardRoutes } from './http-dashboard.js';
 import { resolveModel } from './models.js';
 
 /** How long /readyz waits for the database. */
@@ -153,6 +154,8 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   await app.register(updateRoutes, { dir: updatesDir(dirname(opts.modelsDir)), requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
 
   // ---------------------------------------------------------------- admin
+  app.register(async (scope) => registerDashboardRoutes(scope, { db, requireApiKey, workers: async () => (await listWorkers(db)).map(toWorkerInfo) }));
+
   app.register(async (admin) => {
     admin.addHook('onRequest', requireApiKey);
 

@@ -212,6 +212,26 @@ export const JobInfo = z.object({
   events: z.array(JobEvent).optional(),
 });
 export const JobList = z.array(JobInfo);
+
+// ---------------------------------------------------------------- the fleet at a glance (dashboard)
+
+const count = z.number().int().nonnegative();
+
+/** GET /v1/fleet and each event of GET /v1/fleet/events: what the dashboard shows, computed once for every viewer. */
+export const FleetSummary = z.object({
+  at: isoDate,
+  workers: z.object({ online: count, paused: count, offline: count, revoked: count }),
+  jobs: z.object({ queued: count, leased: count, running: count, succeeded: count, failed: count, canceled: count }),
+  /** Jobs finished per minute over the last hour, oldest first; minutes without any are left out. */
+  throughput: z.array(z.object({ minute: isoDate, succeeded: count, failed: count })),
+  /** Run time (start to finish) of the jobs that succeeded in the last hour. */
+  runTimeMs: z.object({ p50: z.number().nullable(), p95: z.number().nullable(), jobs: count }),
+  /** The latest failures, newest first. */
+  failures: z.array(z.object({ id: z.string(), finishedAt: isoDate.nullable(), workerId: z.string().nullable(), code: z.string(), message: z.string() })),
+});
+
+/** GET /v1/fleet/workers?offset=&limit=: one page of the workers, and how many there are. */
+export const WorkerPage = z.object({ total: count, offset: count, workers: z.array(WorkerInfo) });
 /** The answer to a batch submit: the jobs in the order submitted. */
 export const SubmitJobsResponse = z.object({ jobs: JobList });
 
@@ -302,6 +322,8 @@ export type SubmitJobsResponse = z.infer<typeof SubmitJobsResponse>;
 export type JobError = z.infer<typeof JobError>;
 export type JobEvent = z.infer<typeof JobEvent>;
 export type JobInfo = z.infer<typeof JobInfo>;
+export type FleetSummary = z.infer<typeof FleetSummary>;
+export type WorkerPage = z.infer<typeof WorkerPage>;
 export type ModelFormat = z.infer<typeof ModelFormat>;
 export type GgufInfo = z.infer<typeof GgufInfo>;
 export type ModelInfo = z.infer<typeof ModelInfo>;

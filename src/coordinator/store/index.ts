@@ -17,4 +17,5 @@ export * from './apiKeys.js';
 export * from './jobs.js';
 export * from './policies.js';
 export * from './submitKeys.js';
+export * from './fleet.js';
 export { payloadPieces } from './payloads.js';
