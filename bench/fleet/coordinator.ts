@@ -62,6 +62,8 @@ export async function fleetCoordinator(procs: Procs, opts: FleetCoordinatorOptio
     heartbeat: { intervalSecs: opts.heartbeatIntervalSecs, timeoutSecs: opts.heartbeatTimeoutSecs },
     ipc: true,
     onLog: (line) => events.take(line),
+    // Every simulated worker dials from 127.0.0.1; a real fleet spreads over many addresses, each within the default 100 a second.
+    toml: '[server]\nconnections_per_ip_per_sec = 100000\n',
   });
   const rpc = new RpcChild<HookCommand>(c.child, `coordinator ${opts.label}`);
   return {

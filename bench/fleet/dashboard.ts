@@ -48,3 +48,33 @@ export async function operatorViews(c: FleetCoordinator, dataDir: string): Promi
   }
   return out;
 }
+
+/**
+ * The dashboard's first paint in Chromium (playwright-core, Debian's
+ * chromium), the admin key already in the tab: from navigation to the
+ * workers' count on screen, and the bytes the page and its first data took.
+ */
+export async function firstPaint(c: FleetCoordinator, dataDir: string): Promise<{ ms: number; pageBytes: number }> {
+  const { chromium } = await import('playwright-core');
+  const key = (await readFile(adminKeyPath(dataDir), 'utf8')).trim();
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await context.addInitScript(`sessionStorage.setItem('gogrid.adminKey', ${JSON.stringify(key)})`);
+    const page = await context.newPage();
+    const bodies: Promise<number>[] = [];
+    page.on('response', (res) => {
+      // The event stream never ends; its first event is the summary measured above.
+      if (!res.url().includes('/events')) bodies.push(res.body().then((b) => b.length, () => 0));
+    });
+    const t0 = performance.now();
+    await page.goto(`https://127.0.0.1:${c.port}/dashboard/`);
+    await page.locator('.card .n').first().waitFor();
+    await page.locator('tbody tr').first().waitFor();
+    const ms = performance.now() - t0;
+    const pageBytes = (await Promise.all(bodies)).reduce((a, b) => a + b, 0);
+    return { ms, pageBytes };
+  } finally {
+    await browser.close();
+  }
+}

@@ -6,6 +6,7 @@
  *   npm run bench:fleet                    # N = 100, 500, 1000, 2000 at the default 30 s heartbeat (~17 min)
  *   npm run bench:fleet -- --quick         # smoke run: N = 50, 1 s heartbeat (< 1 min)
  *   npm run bench:fleet -- --sizes 100,500 # other fleet sizes
+ *   npm run bench:fleet -- --views 0       # without the operator's views at 10,000 enrolled workers (~4 min)
  *
  * It is a benchmark, not a test: nothing fails on slow numbers. See BENCHMARKS.md.
  */
@@ -74,6 +75,13 @@ function table(cfg: FleetConfig, r: FleetResult): string {
     const view = (name: string, c: { ms: number; bytes: number; cpuUs: number }) => `${name} ${fmt(c.ms)} ms, ${fmt(c.bytes / 1024, 1)} KiB, ${fmt(c.cpuUs / 1000, 1)} ms CPU`;
     out.push(`  N=${x.n}: ${view('dashboard summary', x.views.fleet)}; ${view('a page of workers', x.views.workersPage)}; ${view('/metrics', x.views.metrics)}`);
   }
+  const sv = r.scaleViews;
+  if (sv) {
+    const view = (c: { ms: number; bytes: number; cpuUs: number }) => `${fmt(c.ms)} ms, ${fmt(c.bytes / 1024, 1)} KiB, ${fmt(c.cpuUs / 1000, 1)} ms CPU`;
+    out.push(
+      `  N=${sv.n} enrolled (not connected): dashboard first paint ${fmt(sv.firstPaint.ms)} ms (${fmt(sv.firstPaint.pageBytes / 1024)} KiB); summary ${view(sv.views.fleet)}; a page of workers ${view(sv.views.workersPage)}; /metrics ${view(sv.views.metrics)}`,
+    );
+  }
   const v = r.variants;
   if (v) {
     const def = r.rows.find((x) => x.n === v.n)!.quic;
@@ -101,8 +109,9 @@ function table(cfg: FleetConfig, r: FleetResult): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' } } });
-  const cfg = fleetConfig({ quick: values.quick ?? false, sizes: parseSizes(values.sizes) });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, views: { type: 'string' } } });
+  const views = values.views === undefined ? undefined : values.views === '0' ? null : parseSizes(values.views)![0];
+  const cfg = fleetConfig({ quick: values.quick ?? false, sizes: parseSizes(values.sizes), viewsAt: views });
   const startedAt = new Date();
   const info = machine();
   const base = resultBase('fleet', startedAt, cfg.quick);

@@ -30,7 +30,7 @@ import { Done, type RpcChild, type Stats } from '../lib/rpc.js';
 import { fitLine, fmt } from '../lib/stats.js';
 import { Enrolled, HellosAt, Listening, Online, type SimCommand, type TlsServerCommand } from './commands.js';
 import { createToken, fleetCoordinator, type FleetCoordinator } from './coordinator.js';
-import { operatorViews } from './dashboard.js';
+import { firstPaint, operatorViews } from './dashboard.js';
 import { armKill, type KillOptions, type KillResult } from './kill.js';
 import { measureWindow, memoryPerWorker, perWorker, settledMemory, type Measure, type SettleWait, type WindowOnly } from './measure.js';
 import { summarizeHeapProfile, summarizeProfile, type HeapSummary, type ProfileSummary } from './profile.js';
@@ -65,9 +65,11 @@ export interface FleetConfig {
   shortTimeout: { intervalSecs: number; timeoutSecs: number } | null;
   profileIntervalUs: number;
   heapSamplingBytes: number;
+  /** Workers enrolled (not connected) for the operator's views at scale; null: skipped. */
+  viewsAt: number | null;
 }
 
-export function fleetConfig(opts: { quick: boolean; sizes?: number[] }): FleetConfig {
+export function fleetConfig(opts: { quick: boolean; sizes?: number[]; viewsAt?: number | null }): FleetConfig {
   const sizes = [...new Set(opts.sizes ?? (opts.quick ? [50] : [100, 500, 1000, 2000]))].sort((a, b) => a - b);
   const variantN = sizes.includes(1000) ? 1000 : ([...sizes].reverse().find((n) => n <= 1000) ?? sizes[0]!);
   const interval = opts.quick ? 1 : 30;
@@ -92,6 +94,7 @@ export function fleetConfig(opts: { quick: boolean; sizes?: number[] }): FleetCo
     shortTimeout: opts.quick ? null : { intervalSecs: 1, timeoutSecs: 3 },
     profileIntervalUs: 1000,
     heapSamplingBytes: 16 * 1024,
+    viewsAt: opts.viewsAt !== undefined ? opts.viewsAt : opts.quick ? 200 : 10_000,
   };
 }
 
@@ -133,7 +136,16 @@ export interface CostFit {
   kiBPerWorker: number;
 }
 
+/** The operator's views with many workers enrolled (not connected), and the dashboard's first paint in Chromium. */
+export interface ScaleViews {
+  n: number;
+  enrollSecs: number;
+  views: FleetRow['views'];
+  firstPaint: { ms: number; pageBytes: number };
+}
+
 export interface FleetResult {
+  scaleViews: ScaleViews | null;
   rows: FleetRow[];
   variants: Variants | null;
   profiles: Profiles | null;
@@ -162,7 +174,7 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
     const root = await procs.tempDir('fleet');
     const sims = Array.from({ length: cfg.sims }, (_, i) => procs.fork<SimCommand>(SIM_WORKER, `sim ${i + 1}`));
     const ctx: Ctx = { cfg, procs, root, coordDir: join(root, 'coordinator'), sims, log, artifactBase };
-    const result: FleetResult = { rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tcp: null, tls: null } };
+    const result: FleetResult = { scaleViews: null, rows: [], variants: null, profiles: null, kill: [], fit: { quic: null, tcp: null, tls: null } };
     // A killed worker takes heartbeat_timeout_secs (90 s) to be noticed. Each
     // kill test has a small coordinator of its own, armed (started, its
     // workers killed) between two measurements and awaited at the end: an
@@ -203,6 +215,8 @@ export async function runFleet(cfg: FleetConfig, log: (line: string) => void, ar
     }
     for (const k of kills) armed.push((await armKill({ ...killCtx(ctx), ...k })).noticed);
     result.kill = await Promise.all(armed);
+    // Last: it enrolls the simulators' identities anew, elsewhere.
+    if (cfg.viewsAt !== null) result.scaleViews = await viewsAtScale(ctx, cfg.viewsAt);
     result.fit = { quic: costFit(result.rows.map((r) => r.quic)), tcp: costFit(result.rows.map((r) => r.tcp)), tls: costFit(result.rows.map((r) => r.tls)) };
     return result;
   } finally {
@@ -350,9 +364,31 @@ function fleetOf(ctx: Ctx, c: FleetCoordinator, n: number): Fleet {
   };
 }
 
-async function enrollFleet(ctx: Ctx, port: number, token: string, n: number): Promise<number> {
+/**
+ * The dashboard and /metrics with `n` workers enrolled on a coordinator of
+ * their own. Enrolled, not connected: two cores cannot hold 10,000 simulated
+ * workers; the views read the registry either way (an online worker costs
+ * them one more lookup in the sessions).
+ */
+async function viewsAtScale(ctx: Ctx, n: number): Promise<ScaleViews> {
+  const dataDir = join(ctx.root, `views-${n}`);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const c = await fleetCoordinator(ctx.procs, { dataDir, label: `views N=${n}`, heartbeatIntervalSecs: ctx.cfg.heartbeatIntervalSecs, heartbeatTimeoutSecs: ctx.cfg.heartbeatTimeoutSecs });
+  try {
+    const enrollSecs = await enrollFleet(ctx, c.port, await createToken(dataDir, n), n, `views-${n}`);
+    ctx.log(`views N=${n}: enrolled in ${enrollSecs.toFixed(1)} s`);
+    const views = await operatorViews(c, dataDir);
+    const paint = await firstPaint(c, dataDir);
+    ctx.log(`views N=${n}: dashboard first paint ${fmt(paint.ms)} ms (${fmt(paint.pageBytes / 1024)} KiB), summary ${fmt(views.fleet.ms)} ms, /metrics ${fmt(views.metrics.ms)} ms`);
+    return { n, enrollSecs, views, firstPaint: paint };
+  } finally {
+    await c.stop();
+  }
+}
+
+async function enrollFleet(ctx: Ctx, port: number, token: string, n: number, under = 'workers'): Promise<number> {
   const started = performance.now();
-  const dirs = Array.from({ length: n }, (_, i) => join(ctx.root, 'workers', String(i)));
+  const dirs = Array.from({ length: n }, (_, i) => join(ctx.root, under, String(i)));
   await Promise.all(
     ctx.sims.map((s, j) =>
       s.call(

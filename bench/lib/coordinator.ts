@@ -7,6 +7,7 @@
  *   const c = await startCoordinator(procs, { label: 'N=100', node: ['--import', 'tsx', CLI], dataDir, database: 'memory://' });
  *   c.port; c.warnings.count; await c.stop();
  */
+import { writeFile } from 'node:fs/promises';
 import type { ChildProcess } from 'node:child_process';
 import { ROOT } from './machine.js';
 import { lines, type Procs } from './procs.js';
@@ -26,6 +27,8 @@ export interface CoordinatorOptions {
   ipc?: boolean;
   /** Each line the coordinator writes on stderr (its JSON log). */
   onLog?: (line: string) => void;
+  /** coordinator.toml text, written beside the data dir and passed with --config. */
+  toml?: string;
 }
 
 export interface CoordinatorChild {
@@ -43,6 +46,11 @@ export async function startCoordinator(procs: Procs, opts: CoordinatorOptions): 
   const args = ['coordinator', '--data', opts.dataDir, '--bind', '127.0.0.1', '--port', '0', '--database', opts.database, '--log-format', 'json'];
   if (opts.logLevel) args.push('--log-level', opts.logLevel);
   if (opts.heartbeat) args.push('--heartbeat-interval', String(opts.heartbeat.intervalSecs), '--heartbeat-timeout', String(opts.heartbeat.timeoutSecs));
+  if (opts.toml !== undefined) {
+    const file = `${opts.dataDir.replace(/\/+$/, '')}.toml`;
+    await writeFile(file, opts.toml);
+    args.push('--config', file);
+  }
   const child = procs.spawn(process.execPath, [...opts.node, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },

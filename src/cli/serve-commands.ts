@@ -205,6 +205,7 @@ async function runLocal(opts: { dataDir: string; port: number; version: string; 
         `  status:       ${h.statusUrl}`,
         `  data:         ${opts.dataDir}`,
         `  admin key:    ${join(coordinatorDir, 'admin.key')}`,
+        `  dashboard:    ${c.apiUrl}/dashboard/ (paste the admin key; the certificate is from ${join(coordinatorDir, 'ca.crt')})`,
         `Sample job ${sample.id}: samples/mlp.onnx on samples/mlp-input.json ran on ${sample.workerId} in ${sample.ms} ms:`,
         `  y = ${JSON.stringify(sample.y)}`,
         `Try, in another terminal:`,

@@ -37,8 +37,10 @@ const PageQuery = z.object({
 export interface DashboardDeps {
   db: Db;
   requireApiKey: onRequestHookHandler;
-  /** Every worker as the API shows it (online as the sessions see it). */
-  workers(): Promise<WorkerInfo[]>;
+  /** Every worker's id and state as the API shows it, cheaply (no hardware reports), in the API's order. */
+  workerStates(): Promise<{ id: string; state: WorkerInfo['state'] }[]>;
+  /** These workers as the API shows them, in the order given. */
+  workers(ids: readonly string[]): Promise<WorkerInfo[]>;
 }
 
 export function registerDashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void {
@@ -64,8 +66,9 @@ export function registerDashboardRoutes(app: FastifyInstance, deps: DashboardDep
     admin.get('/v1/fleet', async (): Promise<FleetSummary> => summary());
     admin.get('/v1/fleet/workers', async (req) => {
       const q = parseBody(PageQuery, req.query, 'query');
-      const all = (await deps.workers()).filter((w) => q.state === undefined || w.state === q.state);
-      return { total: all.length, offset: q.offset, workers: all.slice(q.offset, q.offset + q.limit) };
+      // States for all (cheap), full rows for one page only.
+      const all = (await deps.workerStates()).filter((w) => q.state === undefined || w.state === q.state);
+      return { total: all.length, offset: q.offset, workers: await deps.workers(all.slice(q.offset, q.offset + q.limit).map((w) => w.id)) };
     });
     admin.get('/v1/fleet/events', async (req, reply) => {
       reply.hijack();
@@ -80,7 +83,7 @@ async function fleetSummary(deps: DashboardDeps): Promise<FleetSummary> {
   const now = Date.now();
   const hourAgo = new Date(now - HOUR_MS);
   const [workers, jobs, minutes, runTimeMs, failed] = await Promise.all([
-    deps.workers(),
+    deps.workerStates(),
     jobCounts(deps.db),
     jobsPerMinute(deps.db, hourAgo),
     runTimePercentiles(deps.db, hourAgo),

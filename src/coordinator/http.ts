@@ -27,7 +27,7 @@ import { acceptControlOverTls, HTTPS_ALPN } from '../transport/tls.js';
 import { apiTlsOptions, reloadApiCert, type ApiCert } from './api-cert.js';
 import type { CoordinatorCa } from './ca.js';
 import type { Db } from './store/db.js';
-import { getWorker, listTokens, listWorkers, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
+import { getWorker, getWorkers, listTokens, listWorkers, listWorkerStates, revokeToken, revokeWorker, getToken, type WorkerRow } from './store/index.js';
 import { createEnrollmentToken, enrollWorker, toTokenInfo } from './enrollment.js';
 import { revokedMessage, type SessionManager } from './sessions.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -154,7 +154,14 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   await app.register(updateRoutes, { dir: updatesDir(dirname(opts.modelsDir)), requireApiKey, isWorkerAllowed: activeWorkerCheck(db) });
 
   // ---------------------------------------------------------------- admin
-  app.register(async (scope) => registerDashboardRoutes(scope, { db, requireApiKey, workers: async () => (await listWorkers(db)).map(toWorkerInfo) }));
+  app.register(async (scope) =>
+    registerDashboardRoutes(scope, {
+      db,
+      requireApiKey,
+      workerStates: async () => (await listWorkerStates(db)).map((r) => ({ id: r.id, state: stateOf(r) })),
+      workers: async (ids) => (await getWorkers(db, ids)).map(toWorkerInfo),
+    }),
+  );
 
   app.register(async (admin) => {
     admin.addHook('onRequest', requireApiKey);
@@ -201,9 +208,13 @@ export async function buildHttpApi(opts: HttpApiOptions) {
   // Not the app alone: a Fastify instance is a thenable, so an async function's `await` would unwrap it to the bare instance.
   return { app, control };
 
+  /** The state the API shows: stored revoked, else online as the sessions (of any instance) see it, paused by its reason. */
+  function stateOf(row: Pick<WorkerRow, 'id' | 'state' | 'pausedReason' | 'instanceId' | 'lastSeen'>): WorkerInfo['state'] {
+    return row.state === 'revoked' ? 'revoked' : !sessions.isOnline(row) ? 'offline' : row.pausedReason ? 'paused' : 'online';
+  }
+
   function toWorkerInfo(row: WorkerRow): WorkerInfo {
-    const online = sessions.isOnline(row);
-    const state = row.state === 'revoked' ? 'revoked' : !online ? 'offline' : row.pausedReason ? 'paused' : 'online';
+    const state = stateOf(row);
     return {
       id: row.id,
       name: row.name,

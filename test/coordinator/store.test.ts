@@ -19,6 +19,8 @@ import {
   getApiKey,
   getToken,
   getWorker,
+  getWorkers,
+  listWorkerStates,
   insertWorker,
   listApiKeys,
   listTokens,
@@ -144,6 +146,14 @@ describe.each(backends)('store on $name', (backend) => {
       const ids = (await listWorkers(db)).map((w) => w.id).filter((id) => id.startsWith('list-'));
       expect(ids).toEqual(['list-a', 'list-b']);
       expect(await getWorker(db, 'no-such-worker')).toBeNull();
+      // The dashboard's cheap reads: states in the same order, and a page of full rows by id.
+      const states = (await listWorkerStates(db)).filter((w) => w.id.startsWith('list-'));
+      expect(states).toEqual([
+        { id: 'list-a', state: 'offline', pausedReason: null, instanceId: null, lastSeen: null },
+        { id: 'list-b', state: 'offline', pausedReason: null, instanceId: null, lastSeen: null },
+      ]);
+      expect((await getWorkers(db, ['list-b', 'nobody', 'list-a'])).map((w) => w.id)).toEqual(['list-b', 'list-a']);
+      expect(await getWorkers(db, [])).toEqual([]);
     });
 
     it('moves between online and offline', async () => {

@@ -90,6 +90,31 @@ export async function listWorkers(db: Db): Promise<WorkerRow[]> {
   return rows.map((r) => WorkerRow.parse(r));
 }
 
+const WorkerStateRow = z
+  .object({ id: z.string(), state: WorkerState, paused_reason: z.string().nullable(), instance_id: z.string().nullable(), last_seen: z.date().nullable() })
+  .transform((r) => ({ id: r.id, state: r.state, pausedReason: r.paused_reason, instanceId: r.instance_id, lastSeen: r.last_seen }));
+export type WorkerStateRow = z.output<typeof WorkerStateRow>;
+
+/**
+ * Every worker's id and what says whether it is online, without the
+ * hardware reports: what counting a fleet by state needs (the dashboard's
+ * summary, every 2 s), at a fraction of listWorkers' cost. In listWorkers' order.
+ */
+export async function listWorkerStates(db: Db): Promise<WorkerStateRow[]> {
+  const rows = await db.query('SELECT id, state, paused_reason, instance_id, last_seen FROM workers ORDER BY enrolled_at, id');
+  return rows.map((r) => WorkerStateRow.parse(r));
+}
+
+/** The workers with these ids, in the order given (unknown ids left out). */
+export async function getWorkers(db: Db, ids: readonly string[]): Promise<WorkerRow[]> {
+  if (ids.length === 0) return [];
+  const byId = new Map((await db.query('SELECT * FROM workers WHERE id = ANY($1)', [ids])).map((r) => {
+    const row = WorkerRow.parse(r);
+    return [row.id, row] as const;
+  }));
+  return ids.flatMap((id) => byId.get(id) ?? []);
+}
+
 export interface OnlineInfo {
   name: string;
   hardware: HardwareReport;
