@@ -94,7 +94,7 @@ async function fleetSummary(deps: DashboardDeps): Promise<FleetSummary> {
     at: new Date(now).toISOString(),
     workers: { online: by('online'), paused: by('paused'), offline: by('offline'), revoked: by('revoked') },
     jobs,
-    throughput: minutes.map((m) => ({ minute: m.minute.toISOString(), succeeded: m.succeeded, failed: m.failed })),
+    throughput: minutes.map((m) => ({ minute: m.minute.toISOString(), succeeded: m.succeeded, failed: m.failed, runMsP50: m.p50 })),
     runTimeMs,
     failures: failed.map((j) => ({ id: j.id, finishedAt: j.finishedAt?.toISOString() ?? null, workerId: j.workerId, code: j.error?.code ?? 'GG_ERR_INTERNAL', message: j.error?.message ?? '' })),
   };

@@ -66,6 +66,7 @@ const ms = (v: number | null): string => (v === null ? '-' : v < 1000 ? `${Math.
 interface View {
   cards: HTMLElement;
   chart: uPlot;
+  latency: uPlot;
   failures: HTMLElement;
   workers: HTMLElement;
   pager: HTMLElement;
@@ -94,6 +95,7 @@ async function start(): Promise<void> {
 function layout(): View {
   const cards = h('div', { class: 'cards', 'aria-label': 'Fleet at a glance' });
   const plotBox = h('div', { class: 'plot' });
+  const latencyBox = h('div', { class: 'plot' });
   const failures = h('div', { class: 'scroll' });
   const workers = h('div', { class: 'scroll' });
   const pager = h('div', { class: 'pager' });
@@ -105,6 +107,7 @@ function layout(): View {
       'div',
       { class: 'panels' },
       h('section', { 'aria-label': 'Throughput' }, h('h2', {}, 'Jobs finished per minute (last hour)'), plotBox),
+      h('section', { 'aria-label': 'Latency' }, h('h2', {}, 'Median run time per minute (last hour)'), latencyBox),
       h('section', { 'aria-label': 'Failures' }, h('h2', {}, 'Latest failures'), failures),
     ),
     h('div', { class: 'panels' }, h('section', { 'aria-label': 'Workers' }, h('h2', {}, 'Workers'), workers, pager), h('section', { 'aria-label': 'Worker' }, h('h2', {}, 'Worker'), detail)),
@@ -120,16 +123,26 @@ function layout(): View {
     [[], [], []],
     plotBox,
   );
-  new ResizeObserver(() => chart.setSize({ width: Math.max(280, plotBox.clientWidth), height: 180 })).observe(plotBox);
-  return { cards, chart, failures, workers, pager, detail };
+  const latency = new uPlot(
+    { width: Math.max(280, latencyBox.clientWidth || 360), height: 180, series: [{}, { label: 'p50 run time', stroke: '#1565c0', spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => (v == null ? '-' : ms(v)) }], axes: [{}, { label: 'ms' }] },
+    [[], []],
+    latencyBox,
+  );
+  const fit = (plot: uPlot, box: HTMLElement) => new ResizeObserver(() => plot.setSize({ width: Math.max(280, box.clientWidth), height: 180 })).observe(box);
+  fit(chart, plotBox);
+  fit(latency, latencyBox);
+  return { cards, chart, latency, failures, workers, pager, detail };
 }
 
-/** The last hour as 60 minutes, the ones without jobs as zeros (the API leaves them out), for the chart. */
-function perMinute(s: FleetSummary): [number[], number[], number[]] {
+/** The last hour as 60 minutes, the ones without jobs as zeros (the API leaves them out) and no run time, for the charts. */
+function perMinute(s: FleetSummary): { counts: uPlot.AlignedData; latency: uPlot.AlignedData } {
   const last = Math.floor(Date.parse(s.at) / 60_000) * 60;
   const minutes = Array.from({ length: 60 }, (_, i) => last - (59 - i) * 60);
   const at = new Map(s.throughput.map((m) => [Date.parse(m.minute) / 1000, m]));
-  return [minutes, minutes.map((t) => at.get(t)?.succeeded ?? 0), minutes.map((t) => at.get(t)?.failed ?? 0)];
+  return {
+    counts: [minutes, minutes.map((t) => at.get(t)?.succeeded ?? 0), minutes.map((t) => at.get(t)?.failed ?? 0)],
+    latency: [minutes, minutes.map((t) => at.get(t)?.runMsP50 ?? null)],
+  };
 }
 
 function card(label: string, value: string | number, note?: string): HTMLElement {
@@ -148,7 +161,9 @@ function show(s: FleetSummary): void {
     card('Failed', j.failed, j.canceled ? `${j.canceled} canceled` : undefined),
     card('Run time p50', ms(s.runTimeMs.p50), `p95 ${ms(s.runTimeMs.p95)} (${s.runTimeMs.jobs} job${s.runTimeMs.jobs === 1 ? '' : 's'}, last hour)`),
   );
-  view.chart.setData(perMinute(s));
+  const { counts, latency } = perMinute(s);
+  view.chart.setData(counts);
+  view.latency.setData(latency);
   fill(
     view.failures,
     s.failures.length === 0

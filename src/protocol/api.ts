@@ -222,8 +222,8 @@ export const FleetSummary = z.object({
   at: isoDate,
   workers: z.object({ online: count, paused: count, offline: count, revoked: count }),
   jobs: z.object({ queued: count, leased: count, running: count, succeeded: count, failed: count, canceled: count }),
-  /** Jobs finished per minute over the last hour, oldest first; minutes without any are left out. */
-  throughput: z.array(z.object({ minute: isoDate, succeeded: count, failed: count })),
+  /** Jobs finished per minute over the last hour, oldest first, with the median run time of those that succeeded; minutes without any are left out. */
+  throughput: z.array(z.object({ minute: isoDate, succeeded: count, failed: count, runMsP50: z.number().nullable() })),
   /** Run time (start to finish) of the jobs that succeeded in the last hour. */
   runTimeMs: z.object({ p50: z.number().nullable(), p95: z.number().nullable(), jobs: count }),
   /** The latest failures, newest first. */

@@ -76,6 +76,9 @@ describe('the fleet dashboard', () => {
     await expect.poll(() => card('Workers online').textContent()).toBe('1');
     expect(await card('Succeeded').textContent()).toBe('1');
     expect(await card('Failed').textContent()).toBe('1');
+    // Both charts drawn (uPlot's canvases).
+    expect(await page.getByRole('region', { name: 'Throughput' }).locator('canvas').count()).toBe(1);
+    expect(await page.getByRole('region', { name: 'Latency' }).locator('canvas').count()).toBe(1);
     const failures = page.getByRole('region', { name: 'Failures' });
     expect(await failures.textContent()).toContain('GG_ERR_INPUT_INVALID');
     // The name is text: no element was made of it.
@@ -103,7 +106,12 @@ describe('the fleet dashboard', () => {
     for (const query of ['', '?x=%00', '?offset=-1&limit=99999']) {
       const first = await firstEvent(`/v1/fleet/events${query}`, c.adminKey);
       expect(first.type).toBe('text/event-stream');
-      expect(FleetSummary.parse(first.data).workers.online).toBe(1);
+      const summary = FleetSummary.parse(first.data);
+      expect(summary.workers.online).toBe(1);
+      // The minute the jobs ran in: counted, with the median run time of those that succeeded.
+      const minute = summary.throughput.at(-1)!;
+      expect(minute.succeeded + minute.failed).toBeGreaterThanOrEqual(1);
+      expect(minute.runMsP50).toBeGreaterThan(0);
     }
     expect((await rawRequest({ url: `${c.apiUrl}/v1/fleet/events`, ca: c.ca.material.certPem })).status).toBe(401);
     const page2 = await rawRequest({ url: `${c.apiUrl}/v1/fleet/workers?offset=1&limit=1`, ca: c.ca.material.certPem, headers: { authorization: `Bearer ${c.adminKey}` } });

@@ -21,14 +21,16 @@ export async function jobCounts(db: Db): Promise<Record<JobState, number>> {
   return counts;
 }
 
-const MinuteRow = z.object({ minute: z.date(), succeeded: z.coerce.number(), failed: z.coerce.number() });
+const MinuteRow = z.object({ minute: z.date(), succeeded: z.coerce.number(), failed: z.coerce.number(), p50: z.coerce.number().nullable() });
 
-/** Jobs that finished since `since`, per minute, oldest first. */
+/** Jobs that finished since `since`, per minute, oldest first, with the median run time (ms) of those that succeeded. */
 export async function jobsPerMinute(db: Db, since: Date): Promise<z.output<typeof MinuteRow>[]> {
   const r = await db.query(
     `SELECT date_trunc('minute', finished_at) AS minute,
             count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
-            count(*) FILTER (WHERE state = 'failed') AS failed
+            count(*) FILTER (WHERE state = 'failed') AS failed,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
+              FILTER (WHERE state = 'succeeded' AND started_at IS NOT NULL) AS p50
      FROM jobs WHERE finished_at >= $1 AND state IN ('succeeded', 'failed')
      GROUP BY 1 ORDER BY 1`,
     [since],
