@@ -213,36 +213,17 @@ async function submitBatch(api: AdminClient, flags: SubmitFlags & { batch: strin
     throw new GridError('GG_ERR_BAD_REQUEST', `--batch: cannot read ${flags.batch}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   const wait = flags.wait === true || flags.results !== undefined;
-  const listing = (e: unknown): never => {
-    if (e instanceof BatchProblems) for (const p of e.problems.slice(0, 50)) process.stderr.write(`${printable(e.file)}:${p.line}: ${printable(p.problem)}\n`);
-    if (e instanceof BatchProblems && e.problems.length > 50) process.stderr.write(`… and ${e.problems.length - 50} more\n`);
-    throw e;
-  };
-  const lines = (() => {
-    try {
-      return parseBatchLines(text, flags.batch, { model: flags.model, fields: requestFields(flags) });
-    } catch (e) {
-      return listing(e);
-    }
-  })();
-  // Each model once; one that cannot be found is a problem of every line that names it.
-  const shas = new Map<string, string>();
-  const missing: { line: number; problem: string }[] = [];
-  for (const model of new Set(lines.map((l) => l.model))) {
-    try {
-      shas.set(model, await jobModelSha256(api, model, { progress: progressShown(flags.json) }));
-    } catch (e) {
-      if (!(e instanceof GridError)) throw e;
-      for (const l of lines.filter((x) => x.model === model)) missing.push({ line: l.line, problem: `model: ${e.message.replace(/^--model: /, '')}` });
-    }
-  }
-  if (missing.length > 0) listing(new BatchProblems(flags.batch, missing, lines.length));
-  let requests: ReturnType<typeof requestsOf>;
+  let checked: Awaited<ReturnType<typeof checkedRequests>>;
   try {
-    requests = requestsOf(lines, shas, flags.batch);
+    checked = await checkedRequests(api, text, flags);
   } catch (e) {
-    return listing(e);
+    if (e instanceof BatchProblems) {
+      for (const p of e.problems.slice(0, 50)) process.stderr.write(`${printable(e.file)}:${p.line}: ${printable(p.problem)}\n`);
+      if (e.problems.length > 50) process.stderr.write(`… and ${e.problems.length - 50} more\n`);
+    }
+    throw e;
   }
+  const { lines, requests } = checked;
   const jobs = await queueBatch(api, requests, flags.idempotencyKey ?? randomUUID(), (note) => process.stderr.write(`gogrid: ${printable(note)}\n`));
   if (!wait) {
     if (flags.json) printJson(jobs);
@@ -265,6 +246,24 @@ async function submitBatch(api: AdminClient, flags: SubmitFlags & { batch: strin
     const code = first.error && first.error.code in ERROR_CODES ? (first.error.code as ErrorCode) : 'GG_ERR_JOB_CANCELED';
     throw new GridError(code, `${bad.length} of ${done.length} jobs did not succeed (listed above)`);
   }
+}
+
+/** Every line of a batch (with its number) as a request, or BatchProblems naming every bad line: the lines, then the models they name (each once), then the API's schema. */
+async function checkedRequests(api: AdminClient, text: string, flags: SubmitFlags & { batch: string }) {
+  const lines = parseBatchLines(text, flags.batch, { model: flags.model, fields: requestFields(flags) });
+  const shas = new Map<string, string>();
+  const missing: { line: number; problem: string }[] = [];
+  for (const model of new Set(lines.map((l) => l.model))) {
+    try {
+      shas.set(model, await jobModelSha256(api, model, { progress: progressShown(flags.json) }));
+    } catch (e) {
+      if (!(e instanceof GridError)) throw e;
+      // A model that cannot be found is a problem of every line that names it.
+      for (const l of lines.filter((x) => x.model === model)) missing.push({ line: l.line, problem: `model: ${e.message.replace(/^--model: /, '')}` });
+    }
+  }
+  if (missing.length > 0) throw new BatchProblems(flags.batch, missing, lines.length);
+  return { lines, requests: requestsOf(lines, shas, flags.batch) };
 }
 
 async function readInput(file: string): Promise<unknown> {

@@ -155,10 +155,13 @@ function isByteStream(body: unknown): body is NodeJS.ReadableStream {
   return typeof body === 'object' && body !== null && typeof (body as NodeJS.ReadableStream).pipe === 'function';
 }
 
+/** Socket error codes that mean "not reachable now" (retryable), not "reached, and refused". */
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT']);
+
 function toNetworkError(e: Error, url: URL): Error {
   if (isGridError(e)) return e;
   const code = (e as NodeJS.ErrnoException).code ?? '';
-  if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(code)) {
+  if (UNREACHABLE_CODES.has(code)) {
     return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${url.host}: ${code}`, { cause: e });
   }
   if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'EPROTO') {

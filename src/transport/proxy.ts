@@ -14,10 +14,12 @@ import type { Duplex } from 'node:stream';
 import { getProxyForUrl } from 'proxy-from-env';
 import { GridError } from '../protocol/errors.js';
 
+/** host:port as a URL or a CONNECT line writes it (an IPv6 address in brackets). */
+const authority = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 /** The proxy for an HTTPS connection to host:port, or null for a direct one. */
 export function proxyFor(host: string, port: number): URL | null {
-  const bracketed = host.includes(':') ? `[${host}]` : host;
-  const found = getProxyForUrl(`https://${bracketed}:${port}/`);
+  const found = getProxyForUrl(`https://${authority(host, port)}/`);
   if (found === '') return null;
   let url: URL;
   try {
@@ -33,7 +35,7 @@ export function proxyFor(host: string, port: number): URL | null {
 
 /** A byte stream to host:port through the proxy's CONNECT; GG_ERR_COORDINATOR_UNREACHABLE when the proxy says no. */
 export function proxyTunnel(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Duplex> {
-  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const target = authority(host, port);
   const auth = proxy.username === '' ? {} : { 'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` };
   return new Promise<Duplex>((resolve, reject) => {
     const req = request({ host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, method: 'CONNECT', path: target, headers: { host: target, ...auth }, signal });

@@ -8,13 +8,13 @@
  * as the session layer's error frame, not as a TLS alert.
  */
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { GridError } from '../protocol/errors.js';
 import { ALPN } from '../protocol/messages.js';
-import { DEFAULT_MAX_FRAME_BYTES } from './frame.js';
-import { openFrameChannel, type ByteStream, type ControlConnection } from './frame-channel.js';
+import type { ControlConnection } from './frame-channel.js';
+import { UNREACHABLE_CODES } from './https-client.js';
 import { proxyTunnel } from './proxy.js';
-import { CLOSE_GRACE_MS } from './quic-config.js';
+import { socketChannel } from './tls-channel.js';
 
 export interface TlsConnectOptions {
   host: string;
@@ -55,22 +55,7 @@ export async function connectTls(opts: TlsConnectOptions): Promise<ControlConnec
       `${where} answers on TCP but does not speak the GoGrid control protocol there (ALPN ${ALPN}): a coordinator too old for the TCP transport, or another server; use --transport quic`,
     );
   }
-  socket.setTimeout(opts.maxIdleTimeoutMs, () => socket.destroy());
-  socket.setNoDelay(true);
-  socket.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  const channel = openFrameChannel(Duplex.toWeb(socket) as ByteStream, { maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES });
-  let closing: Promise<void> | null = null;
-  return {
-    transport: 'tcp',
-    channel,
-    close: () =>
-      (closing ??= (async () => {
-        await channel.finish(CLOSE_GRACE_MS);
-        socket.destroy();
-      })()),
-    closed,
-  };
+  return { transport: 'tcp', ...socketChannel(socket, opts) };
 }
 
 function handshake(opts: TlsConnectOptions, raw: Duplex | undefined, deadline: AbortSignal): Promise<TLSSocket> {
@@ -98,14 +83,12 @@ function handshake(opts: TlsConnectOptions, raw: Duplex | undefined, deadline: A
   });
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE']);
-
 function connectError(e: unknown, opts: TlsConnectOptions, timedOut: boolean): GridError {
   const where = `${opts.host}:${opts.port}`;
   if (timedOut) return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `no TLS answer from ${where} over TCP within ${opts.connectTimeoutMs} ms`, { cause: e });
   if (e instanceof GridError) return e;
   const code = (e as NodeJS.ErrnoException).code ?? '';
-  if (UNREACHABLE.has(code)) return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `could not connect to ${where} over TCP: ${code}`, { cause: e });
+  if (UNREACHABLE_CODES.has(code) || code === 'EPIPE') return new GridError('GG_ERR_COORDINATOR_UNREACHABLE', `could not connect to ${where} over TCP: ${code}`, { cause: e });
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
     return new GridError(
       'GG_ERR_CLOCK_SKEW',

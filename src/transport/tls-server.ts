@@ -10,13 +10,11 @@
  * `peerCertificate: null`, and the session layer refuses it in words.
  */
 import { isIPv6 } from 'node:net';
-import { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { ALPN } from '../protocol/messages.js';
-import { DEFAULT_MAX_FRAME_BYTES } from './frame.js';
-import { openFrameChannel, type ByteStream, type ControlChannel, type ControlPeer, type FrameChannel } from './frame-channel.js';
-import { CLOSE_GRACE_MS } from './quic-config.js';
+import type { ControlPeer, FrameChannel } from './frame-channel.js';
+import { socketChannel, type SocketChannel } from './tls-channel.js';
 
 /** What the HTTPS server offers in ALPN: HTTP first, so a client offering both gets HTTP. */
 export const HTTPS_ALPN = ['http/1.1', ALPN];
@@ -85,8 +83,7 @@ class TlsPeer implements ControlPeer {
   readonly remoteAddress: string;
   readonly peerCertificate: Uint8Array | null;
   readonly closed: Promise<void>;
-  private readonly channel: ControlChannel;
-  private closing: Promise<void> | null = null;
+  private readonly connection: SocketChannel;
 
   constructor(
     private readonly socket: TLSSocket,
@@ -95,26 +92,16 @@ class TlsPeer implements ControlPeer {
     const host = socket.remoteAddress ?? 'unknown';
     this.remoteAddress = isIPv6(host) ? `[${host}]:${socket.remotePort}` : `${host}:${socket.remotePort}`;
     this.peerCertificate = socket.authorized ? (socket.getPeerX509Certificate()?.raw ?? null) : null;
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    // Any byte either way resets it; the worker's heartbeats are the traffic.
-    socket.setTimeout(opts.maxIdleTimeoutMs, () => socket.destroy());
-    socket.setNoDelay(true);
-    // A reset or a half-open socket ends the channel through its streams; the event itself must not go unhandled.
-    socket.on('error', () => undefined);
-    this.channel = openFrameChannel(Duplex.toWeb(socket) as ByteStream, { maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES });
+    this.connection = socketChannel(socket, opts);
+    this.closed = this.connection.closed;
   }
 
   acceptChannel(): Promise<FrameChannel> {
-    return Promise.resolve(this.channel);
+    return Promise.resolve(this.connection.channel);
   }
 
-  /** TCP has no close code of its own: the session layer's error frame says why, before this. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.channel.finish(CLOSE_GRACE_MS);
-      this.socket.destroy();
-    })();
-    return this.closing;
+    return this.connection.close();
   }
 
   async destroy(): Promise<void> {

@@ -266,15 +266,22 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
     this.transition('stopped', null);
   }
 
-  private dialQuic(): Promise<ControlConnection> {
+  /** What a connection to the coordinator takes over either transport: where, the pinned CA, our identity, the deadlines. */
+  private dialOptions() {
     const { identity } = this;
-    return connectQuic({
+    return {
       host: identity.coordinator.host,
       port: identity.coordinator.port,
       serverName: COORDINATOR_SERVER_NAME,
       tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
       connectTimeoutMs: this.opts.connectTimeoutMs ?? WORKER_DEFAULTS.connectTimeoutMs,
       maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? WORKER_DEFAULTS.maxIdleTimeoutMs,
+    };
+  }
+
+  private dialQuic(): Promise<ControlConnection> {
+    return connectQuic({
+      ...this.dialOptions(),
       keepAliveIntervalMs: this.opts.keepAliveIntervalMs ?? WORKER_DEFAULTS.keepAliveIntervalMs,
       logger: this.opts.logger,
       socket: this.opts.socket,
@@ -282,17 +289,8 @@ export class WorkerAgent extends EventEmitter<AgentEvents> {
   }
 
   private dialTcp(): Promise<ControlConnection> {
-    const { identity } = this;
-    const { host, port } = identity.coordinator;
-    return connectTls({
-      host,
-      port,
-      serverName: COORDINATOR_SERVER_NAME,
-      tls: { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem },
-      connectTimeoutMs: this.opts.connectTimeoutMs ?? WORKER_DEFAULTS.connectTimeoutMs,
-      maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? WORKER_DEFAULTS.maxIdleTimeoutMs,
-      proxy: proxyFor(host, port),
-    });
+    const o = this.dialOptions();
+    return connectTls({ ...o, proxy: proxyFor(o.host, o.port) });
   }
 
   /** The key what worked is remembered under: this coordinator, on this network. */
