@@ -6,6 +6,7 @@
  * Screenshots land in test/artifacts/dashboard/.
  */
 import { mkdir } from 'node:fs/promises';
+import fc from 'fast-check';
 import { get as httpsGet } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -14,6 +15,7 @@ import { COORDINATOR_SERVER_NAME, FleetSummary, JobInfo } from '../../src/protoc
 import type { RunningWorker } from '../../src/worker/worker.js';
 import { writeOnnxFixtures } from '../fixtures/make-onnx.js';
 import { removeTempDirs, startTestCoordinator, startTestWorker, tempDir, type TestCoordinator } from '../helpers/grid.js';
+import { hostileNumber, hostileString } from '../helpers/hostile.js';
 import { rawRequest } from '../helpers/https-raw.js';
 import { launchChromium } from '../renderer/window.js';
 
@@ -103,7 +105,8 @@ describe('the fleet dashboard', () => {
   });
 
   it('streams the summary as server-sent events, whatever the query; only to an admin key', async () => {
-    for (const query of ['', '?x=%00', '?offset=-1&limit=99999']) {
+    const hostileQueries = fc.sample(fc.tuple(fc.constantFrom('offset', 'limit', 'state', 'x'), fc.oneof(hostileString, hostileNumber.map(String))), { numRuns: 12, seed: 17 });
+    for (const query of ['', '?x=%00', '?offset=-1&limit=99999', ...hostileQueries.map(([k, v]) => `?${k}=${encodeURIComponent(v.replace(/[\ud800-\udfff]/g, '\ufffd'))}`)]) {
       const first = await firstEvent(`/v1/fleet/events${query}`, c.adminKey);
       expect(first.type).toBe('text/event-stream');
       const summary = FleetSummary.parse(first.data);

@@ -13,9 +13,11 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiErrorBody, JobInfo } from '../../src/protocol/api.js';
+import { COORDINATOR_SERVER_NAME } from '../../src/protocol/messages.js';
 import { TENSOR_DTYPES } from '../../src/protocol/tensor.js';
 import { enroll } from '../../src/worker/enroll.js';
 import type { WorkerIdentity } from '../../src/worker/identity.js';
@@ -201,12 +203,12 @@ describe('control frames from an enrolled worker', () => {
     return { taken, stop: () => c.parts.sessions.off('heartbeat', on) };
   }
 
-  it('are taken, or answered with an error frame; the coordinator and the other worker carry on', async () => {
+  it.each(['quic', 'tcp'] as const)('are taken, or answered with an error frame; the coordinator and the other worker carry on (over %s)', async (transport) => {
     const frame = fc.oneof(...FRAMES.map(([base, paths]) => withHostileField(base, paths)), hostileJson);
     const hello = await helloFrame(identity.workerId);
     await fc.assert(
       fc.asyncProperty(frame, async (f) => {
-        const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem });
+        const conn = await connectRaw(c.port, { caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem }, { transport });
         try {
           const frames = conn.channel.frames()[Symbol.asyncIterator]();
           await conn.channel.send(hello);
@@ -227,6 +229,44 @@ describe('control frames from an enrolled worker', () => {
     );
     expect(await c.api('GET', '/healthz')).toMatchObject({ ok: true });
     // A QUIC handshake per run: about 0.2 s each alone, several times that beside the rest of the suite.
+  }, 120_000);
+});
+
+describe('bytes on the control protocol over TCP (ALPN gogrid/1), from anyone', () => {
+  it('half a frame, a huge length, noise, with or without a certificate, then the peer gone: the coordinator and its HTTPS carry on', async () => {
+    const noise = fc.oneof(
+      fc.uint8Array({ maxLength: 3000 }),
+      // A length prefix past the frame limit, or one that promises more than ever comes.
+      fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 64 })).map(([n, rest]) => {
+        const head = Buffer.alloc(4);
+        head.writeUInt32BE(n);
+        return Buffer.concat([head, rest]);
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(noise, fc.boolean(), fc.boolean(), async (bytes, withCert, hangUp) => {
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port: c.port,
+          servername: COORDINATOR_SERVER_NAME,
+          ca: identity.caPem,
+          ALPNProtocols: ['gogrid/1'],
+          ...(withCert ? { cert: identity.certPem, key: identity.keyPem } : {}),
+        });
+        await once(socket, 'secureConnect');
+        socket.on('error', () => undefined);
+        socket.write(bytes);
+        // The peer dies halfway (a reset), or ends its half and waits for the coordinator to close.
+        if (hangUp) socket.destroy();
+        else {
+          socket.end();
+          socket.resume();
+          await once(socket, 'close');
+        }
+      }),
+      { numRuns: 30 },
+    );
+    expect(await c.api('GET', '/healthz')).toMatchObject({ ok: true });
   }, 120_000);
 });
 

@@ -9,7 +9,10 @@ import { createServer as createHttpsServer, get as httpsGet, type RequestOptions
 import type { TLSSocket } from 'node:tls';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { GridError } from '../../src/protocol/errors.js';
+import { printable } from '../../src/protocol/index.js';
+import { hostileString } from '../helpers/hostile.js';
 import type { ControlConnection, ControlPeer } from '../../src/transport/frame-channel.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr, type CaMaterial } from '../../src/transport/pki.js';
 import { connectProxy } from '../helpers/connect-proxy.js';
@@ -221,6 +224,22 @@ describe('through an HTTP CONNECT proxy', () => {
       expect(proxyFor('grid.example.org', 8443)).not.toBeNull();
       process.env.HTTPS_PROXY = 'socks5://proxy.corp:1080';
       expect(() => proxyFor('grid.example.org', 8443)).toThrow(/socks5:\/\/ proxies are not supported/);
+      // Whatever the variable holds: a proxy URL, or GG_ERR_CONFIG_INVALID in one clean line, never another error.
+      delete process.env.NO_PROXY;
+      fc.assert(
+        fc.property(hostileString, (value) => {
+          process.env.HTTPS_PROXY = value.replace(/\0/g, '');
+          try {
+            expect(proxyFor('grid.example.org', 8443) ?? new URL('http://none')).toBeInstanceOf(URL);
+          } catch (e) {
+            expect(e).toBeInstanceOf(GridError);
+            expect((e as GridError).code).toBe('GG_ERR_CONFIG_INVALID');
+            // eslint-disable-next-line no-control-regex
+            expect(printable((e as GridError).message)).not.toMatch(/[\u0000-\u001f\u007f\n]/);
+          }
+        }),
+        { numRuns: 300 },
+      );
     } finally {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
